@@ -1,0 +1,76 @@
+# Enclave: `make run` serves it on SQLite, `make test` runs every test.
+# Both install what is missing first (idempotent), so a fresh machine of the
+# project's kind needs nothing else. The recipe below is the one proven on
+# these offline-but-for-registries machines; see README "Toolchain".
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO_LEPTOS_VERSION := 0.3.11
+# Must equal the `wasm-bindgen` pinned in Cargo.toml.
+WASM_BINDGEN_VERSION := 0.2.130
+
+# One target directory outside the checkout, reused by every clone and run.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/enclave/target
+export PATH := $(HOME)/.cargo/bin:$(CURDIR)/end2end/node_modules/.bin:$(PATH)
+# cargo-leptos writes the site (WASM, JS, CSS) here; the server reads it.
+export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
+SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
+PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
+
+.PHONY: help run build test test-rust test-e2e setup setup-rust setup-e2e postgres clean-test-dbs fmt
+
+help:
+	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
+	@echo "make test   every test: unit, integration (SQLite + PostgreSQL), Playwright"
+	@echo "make setup  install the toolchain only"
+
+## ---- toolchain ---------------------------------------------------------
+
+setup: setup-rust setup-e2e
+
+setup-rust:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if ! cargo leptos --version 2>/dev/null | grep -q "$(CARGO_LEPTOS_VERSION)"; then \
+	  echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 25 min on 2 cores, once)"; \
+	  cargo install --locked --ignore-rust-version cargo-leptos@$(CARGO_LEPTOS_VERSION); \
+	fi
+	@# Without --locked: its lockfile names a crate version the registry lacks.
+	@if ! wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)"; then \
+	  cargo install wasm-bindgen-cli@$(WASM_BINDGEN_VERSION); \
+	fi
+
+setup-e2e:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -n1) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start"; exit 1
+
+## ---- run -------------------------------------------------------------
+
+build: setup-rust
+	cargo leptos build
+
+run: build
+	$(SERVER_BIN) serve
+
+## ---- test ------------------------------------------------------------
+
+test: setup postgres test-rust test-e2e
+	@echo "all tests passed"
+
+test-rust: postgres
+	cargo test --workspace
+
+test-e2e: setup build
+	cd end2end && SERVER_BIN=$(SERVER_BIN) npx playwright test
+
+# Drops registries that failed tests left behind (tests drop their own).
+clean-test-dbs: postgres
+	psql "$(PG_ADMIN_URL)" -Atc "select datname from pg_database where datname like 'enclave_test_%' or datname like 'tenant_%'" \
+	  | while read -r db; do psql "$(PG_ADMIN_URL)" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,18 @@
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_tenants;
+mod m20261126_000002_create_provisioning;
+mod m20261126_000003_create_platform_users;
+
+/// Migrates the central registry database.
+pub struct RegistryMigrator;
+
+impl MigratorTrait for RegistryMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_tenants::Migration),
+            Box::new(m20261126_000002_create_provisioning::Migration),
+            Box::new(m20261126_000003_create_platform_users::Migration),
+        ]
+    }
+}

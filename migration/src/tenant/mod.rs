@@ -1,0 +1,16 @@
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_users;
+mod m20261126_000002_create_audit_log;
+
+/// Migrates one company's database. Every tenant database runs the same list.
+pub struct TenantMigrator;
+
+impl MigratorTrait for TenantMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_users::Migration),
+            Box::new(m20261126_000002_create_audit_log::Migration),
+        ]
+    }
+}
