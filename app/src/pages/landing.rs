@@ -1,0 +1,55 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::domain::subdomain::Subdomain;
+use crate::site::Origin;
+
+/// The base domain's front page. The subdomain preview is live only once the
+/// WASM has hydrated the page, which the end-to-end test relies on.
+#[component]
+pub fn Landing(origin: Origin) -> impl IntoView {
+    let (wanted, set_wanted) = signal(String::new());
+    let preview = {
+        let origin = origin.clone();
+        move || {
+            let wanted = wanted.get();
+            if wanted.trim().is_empty() {
+                return (origin.tenant_url("your-company"), None);
+            }
+            match Subdomain::parse(&wanted) {
+                Ok(sub) => (origin.tenant_url(sub.as_str()), None),
+                Err(e) => (
+                    origin.tenant_url(&wanted.trim().to_lowercase()),
+                    Some(e.to_string()),
+                ),
+            }
+        }
+    };
+    let preview = Memo::new(move |_| preview());
+
+    view! {
+        <Title text="Enclave: a database for every company"/>
+        <section class="hero">
+            <h1>"Every company gets its own database."</h1>
+            <p class="lead">
+                "Enclave gives each company its own workspace at its own address, "
+                "backed by a database nobody else shares."
+            </p>
+            <label for="preview-subdomain">"Try an address"</label>
+            <input
+                id="preview-subdomain"
+                name="subdomain"
+                placeholder="your-company"
+                autocomplete="off"
+                on:input=move |ev| set_wanted.set(event_target_value(&ev))
+                prop:value=wanted
+            />
+            <p class="preview" data-testid="subdomain-preview">
+                {move || preview.get().0}
+            </p>
+            <p class="field-error" data-testid="subdomain-error">
+                {move || preview.get().1.unwrap_or_default()}
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,22 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::components::status::set_status;
+use crate::site::WithSite;
+
+/// No route matched: 404 (unknown and paused workspaces still show theirs).
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <WithSite view=|_| {
+            set_status(404);
+            view! {
+                <Title text="Not found · Enclave"/>
+                <section class="card">
+                    <h1>"Page not found"</h1>
+                    <p><a href="/">"Back to the start"</a></p>
+                </section>
+            }
+        }/>
+    }
+}

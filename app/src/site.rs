@@ -1,0 +1,95 @@
+//! Which site a request is for, decided once on the server by the tenant
+//! resolution layer and carried to the browser inside the SSR payload, so
+//! both render the same page.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::components::status::set_status;
+use crate::pages::{no_such_workspace::NoSuchWorkspace, paused::Paused};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Site {
+    /// The base domain: landing, signup, platform admin.
+    Root { origin: Origin },
+    /// An active company.
+    Tenant {
+        name: String,
+        subdomain: String,
+        origin: Origin,
+    },
+    /// A well-formed subdomain that no company holds.
+    UnknownTenant { subdomain: String, origin: Origin },
+    /// A company whose workspace is paused.
+    Paused { name: String, origin: Origin },
+}
+
+/// How the visitor reached us: scheme and base authority (base domain plus
+/// the port they used), so links to another subdomain keep working.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub scheme: String,
+    /// e.g. `localhost:3000` or `example.com`.
+    pub base: String,
+}
+
+impl Origin {
+    pub fn root_url(&self) -> String {
+        format!("{}://{}/", self.scheme, self.base)
+    }
+
+    pub fn tenant_url(&self, subdomain: &str) -> String {
+        format!("{}://{}.{}/", self.scheme, subdomain, self.base)
+    }
+}
+
+/// The request's site, from the context the server provides.
+#[server]
+pub async fn current_site() -> Result<Site, ServerFnError> {
+    crate::ssr::tenancy::site_from_context()
+}
+
+type SiteResource = Resource<Result<Site, ServerFnError>>;
+
+/// Loads the site once per page load: on the server from context, in the
+/// browser from the serialized SSR data (no extra request).
+pub fn provide_site() {
+    let site: SiteResource = Resource::new_blocking(|| (), |_| current_site());
+    provide_context(site);
+}
+
+/// Renders `view` for the request's site. Unknown and paused workspaces get
+/// their own pages whatever the path, so no page has to remember them.
+#[component]
+pub fn WithSite<F, V>(view: F) -> impl IntoView
+where
+    F: Fn(Site) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let site = expect_context::<SiteResource>();
+    view! {
+        <Suspense>
+            {move || {
+                let view = view.clone();
+                Suspend::new(async move {
+                    match site.await {
+                        Ok(Site::UnknownTenant { subdomain, origin }) => {
+                            view! { <NoSuchWorkspace subdomain origin/> }.into_any()
+                        }
+                        Ok(Site::Paused { name, .. }) => view! { <Paused name/> }.into_any(),
+                        Ok(site) => view(site).into_any(),
+                        Err(_) => {
+                            set_status(500);
+                            view! {
+                                <section class="card">
+                                    <h1>"Something went wrong"</h1>
+                                    <p>"Please try again in a moment."</p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}

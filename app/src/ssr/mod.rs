@@ -1,0 +1,23 @@
+//! Server-only code: everything here needs a database or the HTTP response
+//! and is compiled only with the `ssr` feature.
+//!
+//! * [`entities`]: SeaORM entities of the registry and of tenant databases.
+//! * [`registry`], [`directory`]: registry queries, and the cached
+//!   subdomain → tenant lookup the request path uses.
+//! * [`tenant_server`]: where tenant databases live (SQLite files or a
+//!   PostgreSQL server) — create, drop, connect.
+//! * [`provisioning`]: creating a company as a recorded state machine.
+//! * [`pools`]: per-tenant pools inside one connection budget.
+//! * [`tenancy`]: the per-request tenant context.
+//! * [`secrets`], [`passwords`]: credential encryption, argon2id.
+//! * [`http`]: response details set while rendering.
+pub mod directory;
+pub mod entities;
+pub mod http;
+pub mod passwords;
+pub mod pools;
+pub mod provisioning;
+pub mod registry;
+pub mod secrets;
+pub mod tenancy;
+pub mod tenant_server;

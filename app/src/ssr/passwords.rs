@@ -1,0 +1,48 @@
+//! Password hashing: argon2id with the crate's defaults, which are OWASP's
+//! recommended minimum (19 MiB, 2 iterations, 1 lane). Both functions are
+//! CPU-bound for tens of milliseconds: call them from `spawn_blocking`.
+use argon2::{
+    password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier},
+    Argon2,
+};
+
+use crate::domain::Password;
+
+pub fn hash(password: &Password) -> String {
+    Argon2::default()
+        .hash_password(password.expose().as_bytes())
+        .expect("argon2 with default parameters and an OS salt cannot fail")
+        .to_string()
+}
+
+pub fn verify(password: &str, stored_hash: &str) -> bool {
+    PasswordHash::new(stored_hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Hashes on the blocking pool, off the async workers.
+pub async fn hash_blocking(password: Password) -> String {
+    tokio::task::spawn_blocking(move || hash(&password))
+        .await
+        .expect("hashing does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_is_argon2id_and_verifies_only_its_password() {
+        let p = Password::parse("correct horse battery").unwrap();
+        let h = hash(&p);
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify("correct horse battery", &h));
+        assert!(!verify("correct horse battery!", &h));
+        assert!(!verify("x", "not a hash"));
+    }
+}

@@ -1,0 +1,330 @@
+//! The tenant connection cache: one small pool per tenant, inside a single
+//! budget of connections for the whole process.
+//!
+//! Each cached pool reserves `per_tenant` permits of a semaphore holding
+//! `budget` permits, and gives them back only once the pool is closed, so
+//! the connections this process holds to tenant databases never exceed the
+//! budget, however many tenants are hit. When the budget is spent, the
+//! least recently used pool that no request is using is closed to make
+//! room; a request that cannot get room within `acquire_timeout` fails
+//! with [`PoolError::Busy`] (503) instead of hanging.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// Connections one tenant's pool may open.
+    pub per_tenant: u32,
+    /// Connections all tenant pools together may open.
+    pub budget: u32,
+    /// How long a request waits for room or a connection before failing.
+    pub acquire_timeout: Duration,
+    /// A connection unused this long is closed (its pool stays cached).
+    pub idle_timeout: Duration,
+    /// A pool unused this long is closed and evicted by [`TenantPools::reap_idle`].
+    pub pool_ttl: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            per_tenant: 2,
+            budget: 64,
+            acquire_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            pool_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The budget is spent and nothing could be freed in time (503).
+    #[error("no tenant database connection became free in time")]
+    Busy,
+    #[error("cannot open the tenant database: {0}")]
+    Connect(sea_orm::DbErr),
+}
+
+/// Cheap to clone; all clones share one cache and one budget.
+#[derive(Clone)]
+pub struct TenantPools {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: PoolSettings,
+    permits: Arc<Semaphore>,
+    slots: Mutex<HashMap<Uuid, Arc<Slot>>>,
+    /// Requests waiting for room for a new pool.
+    waiting: AtomicU64,
+    /// Pools being closed to make room; each will free one pool's room.
+    closing: AtomicU64,
+    epoch: Instant,
+}
+
+struct Slot {
+    pool: OnceCell<DatabaseConnection>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Requests using this pool now; changed only under the `slots` lock.
+    leases: AtomicU64,
+    last_used_ms: AtomicU64,
+}
+
+/// A request's hold on one tenant's pool. While it lives the pool is not
+/// evicted; dropping it lets the pool be reused or closed.
+pub struct TenantDb {
+    slot: Arc<Slot>,
+    id: Uuid,
+    inner: Arc<Inner>,
+}
+
+impl TenantDb {
+    pub fn conn(&self) -> &DatabaseConnection {
+        self.slot
+            .pool
+            .get()
+            .expect("a lease is handed out only once its pool is open")
+    }
+}
+
+impl Drop for TenantDb {
+    fn drop(&mut self) {
+        let mut slots = self.inner.slots.lock().unwrap();
+        let left = self.slot.leases.fetch_sub(1, Ordering::SeqCst) - 1;
+        // A slot whose pool never opened (it timed out) is not kept around.
+        if left == 0 && !self.slot.pool.initialized() {
+            if let Some(s) = slots.get(&self.id) {
+                if Arc::ptr_eq(s, &self.slot) {
+                    slots.remove(&self.id);
+                }
+            }
+        }
+        // A pool just became idle: if someone waits for room, make it.
+        if left == 0 {
+            Inner::evict_for_waiters(&self.inner, &mut slots);
+        }
+    }
+}
+
+/// Figures for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub cached_pools: usize,
+    /// Permits reserved by open (or closing) pools: an upper bound on the
+    /// connections held.
+    pub reserved_connections: u32,
+    pub budget: u32,
+}
+
+impl TenantPools {
+    pub fn new(settings: PoolSettings) -> Self {
+        let budget = settings.budget.max(settings.per_tenant);
+        Self {
+            inner: Arc::new(Inner {
+                settings: PoolSettings { budget, ..settings },
+                permits: Arc::new(Semaphore::new(budget as usize)),
+                slots: Mutex::new(HashMap::new()),
+                waiting: AtomicU64::new(0),
+                closing: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        self.inner.settings
+    }
+
+    /// The pool of tenant `id` (reachable at `url`), opened if needed.
+    pub async fn get(&self, id: Uuid, url: &SecretString) -> Result<TenantDb, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
+        let slot = {
+            let mut slots = self.inner.slots.lock().unwrap();
+            let slot = slots
+                .entry(id)
+                .or_insert_with(|| {
+                    Arc::new(Slot {
+                        pool: OnceCell::new(),
+                        permit: Mutex::new(None),
+                        leases: AtomicU64::new(0),
+                        last_used_ms: AtomicU64::new(0),
+                    })
+                })
+                .clone();
+            slot.leases.fetch_add(1, Ordering::SeqCst);
+            slot.last_used_ms
+                .store(self.inner.now_ms(), Ordering::Relaxed);
+            slot
+        };
+        let lease = TenantDb {
+            slot,
+            id,
+            inner: self.inner.clone(),
+        };
+        lease
+            .slot
+            .pool
+            .get_or_try_init(|| async {
+                let permit = self.reserve(deadline).await?;
+                let pool = self.open(url, deadline).await?;
+                *lease.slot.permit.lock().unwrap() = Some(permit);
+                Ok::<_, PoolError>(pool)
+            })
+            .await?;
+        Ok(lease)
+    }
+
+    /// Reserves room for one pool. Waiters queue first come, first served
+    /// on the semaphore; idle pools are closed as long as there are more
+    /// waiters than pools already closing.
+    async fn reserve(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnedSemaphorePermit, PoolError> {
+        let n = self.inner.settings.per_tenant;
+        if let Ok(permit) = self.inner.permits.clone().try_acquire_many_owned(n) {
+            return Ok(permit);
+        }
+        let _waiting = WaitingGuard::enter(&self.inner);
+        Inner::evict_for_waiters(&self.inner, &mut self.inner.slots.lock().unwrap());
+        tokio::select! {
+            permit = self.inner.permits.clone().acquire_many_owned(n) => permit.map_err(|_| PoolError::Busy),
+            _ = tokio::time::sleep_until(deadline) => Err(PoolError::Busy),
+        }
+    }
+
+    async fn open(
+        &self,
+        url: &SecretString,
+        deadline: tokio::time::Instant,
+    ) -> Result<DatabaseConnection, PoolError> {
+        let s = self.inner.settings;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let mut opts = ConnectOptions::new(url.expose_secret().to_owned());
+        opts.max_connections(s.per_tenant)
+            .min_connections(0)
+            .connect_lazy(true)
+            .connect_timeout(remaining.max(Duration::from_millis(100)))
+            .acquire_timeout(s.acquire_timeout)
+            .idle_timeout(s.idle_timeout)
+            .sqlx_logging(false);
+        Database::connect(opts).await.map_err(PoolError::Connect)
+    }
+
+    /// Closes in the background; the room returns once every connection
+    /// of the pool is closed.
+    fn close_slot(&self, slot: Arc<Slot>) {
+        Inner::close_slot(&self.inner, slot, false);
+    }
+
+    /// Closes pools unused for longer than `pool_ttl`. `serve` calls it
+    /// periodically.
+    pub fn reap_idle(&self) -> usize {
+        let ttl = self.inner.settings.pool_ttl.as_millis() as u64;
+        let now = self.inner.now_ms();
+        let victims: Vec<_> = {
+            let mut slots = self.inner.slots.lock().unwrap();
+            let ids: Vec<Uuid> = slots
+                .iter()
+                .filter(|(_, s)| {
+                    s.leases.load(Ordering::SeqCst) == 0
+                        && s.pool.initialized()
+                        && now.saturating_sub(s.last_used_ms.load(Ordering::Relaxed)) >= ttl
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| slots.remove(id)).collect()
+        };
+        let n = victims.len();
+        victims.into_iter().for_each(|s| self.close_slot(s));
+        n
+    }
+
+    /// Closes a tenant's pool now (pause, delete). Waits for requests using
+    /// it to finish their queries.
+    pub async fn forget(&self, id: Uuid) {
+        let slot = self.inner.slots.lock().unwrap().remove(&id);
+        if let Some(slot) = slot {
+            if let Some(pool) = slot.pool.get() {
+                let _ = pool.close_by_ref().await;
+            }
+            drop(slot.permit.lock().unwrap().take());
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let s = self.inner.settings;
+        PoolStats {
+            cached_pools: self.inner.slots.lock().unwrap().len(),
+            reserved_connections: s.budget - self.inner.permits.available_permits() as u32,
+            budget: s.budget,
+        }
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// While more requests wait for room than pools are closing, closes the
+    /// least recently used pool that no request holds. Called with the
+    /// `slots` lock held.
+    fn evict_for_waiters(inner: &Arc<Inner>, slots: &mut HashMap<Uuid, Arc<Slot>>) {
+        while inner.waiting.load(Ordering::SeqCst) > inner.closing.load(Ordering::SeqCst) {
+            let victim = slots
+                .iter()
+                .filter(|(_, s)| s.leases.load(Ordering::SeqCst) == 0 && s.pool.initialized())
+                .min_by_key(|(_, s)| s.last_used_ms.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            match victim.and_then(|id| slots.remove(&id)) {
+                Some(slot) => Inner::close_slot(inner, slot, true),
+                None => return,
+            }
+        }
+    }
+
+    fn close_slot(inner: &Arc<Inner>, slot: Arc<Slot>, for_waiter: bool) {
+        if for_waiter {
+            inner.closing.fetch_add(1, Ordering::SeqCst);
+        }
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Some(pool) = slot.pool.get() {
+                let _ = pool.close_by_ref().await;
+            }
+            drop(slot.permit.lock().unwrap().take());
+            if for_waiter {
+                inner.closing.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+    }
+}
+
+/// Counts a request as waiting for room while it lives.
+struct WaitingGuard<'a>(&'a Inner);
+
+impl<'a> WaitingGuard<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,405 @@
+//! Creating a company, as a state machine recorded in the registry so that
+//! no crash leaves half a tenant:
+//!
+//! reserve the subdomain (tenant row `provisioning`) → create the database
+//! (and role) → run `TenantMigrator` → create the admin user → `active`.
+//!
+//! Any failure undoes what was done (drops database and role, deletes the
+//! row so the subdomain is free again). A process that died midway leaves a
+//! `provisioning` row; [`Provisioner::recover`] undoes those once they are
+//! older than any live provisioning could be. Two creations racing for one
+//! subdomain meet at the registry's unique index: one wins, the other gets
+//! [`ProvisionError::Taken`].
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use migration::{MigratorTrait, TenantMigrator};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use super::entities::{audit_log, provisioning, tenant_users, tenants, tenants::TenantStatus};
+use super::passwords;
+use super::secrets::Cipher;
+use super::tenant_server::{TenantServer, TenantServerError};
+use crate::domain::{CompanyName, Email, Password, Subdomain};
+
+pub struct NewTenant {
+    pub name: CompanyName,
+    pub subdomain: Subdomain,
+    pub admin_email: Email,
+    pub admin_password: Password,
+}
+
+/// The steps, in order; each names what has been completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Reserved,
+    Database,
+    Migrated,
+    Admin,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [Step::Reserved, Step::Database, Step::Migrated, Step::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Reserved => "reserved",
+            Step::Database => "database",
+            Step::Migrated => "migrated",
+            Step::Admin => "admin",
+        }
+    }
+}
+
+/// Test hook: fail right after `after`. With `crash`, nothing is undone,
+/// as if the process had died there.
+#[derive(Clone, Copy, Debug)]
+pub struct FailPoint {
+    pub after: Step,
+    pub crash: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// 409: someone holds (or is creating) this subdomain.
+    #[error("The subdomain '{0}' is taken.")]
+    Taken(String),
+    /// 500: something broke; everything done so far was undone.
+    #[error("creating the company failed after step '{step}': {cause}")]
+    Failed { step: &'static str, cause: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Server(#[from] TenantServerError),
+    #[error("injected failure")]
+    Injected { crash: bool },
+}
+
+#[derive(Clone)]
+pub struct Provisioner {
+    registry: DatabaseConnection,
+    server: TenantServer,
+    cipher: Cipher,
+    fail_point: Option<FailPoint>,
+}
+
+/// The tenant migration a freshly provisioned database is at.
+pub fn latest_tenant_schema() -> String {
+    TenantMigrator::migrations()
+        .last()
+        .map(|m| m.name().to_owned())
+        .unwrap_or_default()
+}
+
+impl Provisioner {
+    pub fn new(registry: DatabaseConnection, server: TenantServer, cipher: Cipher) -> Self {
+        Self {
+            registry,
+            server,
+            cipher,
+            fail_point: None,
+        }
+    }
+
+    pub fn with_fail_point(mut self, fail_point: FailPoint) -> Self {
+        self.fail_point = Some(fail_point);
+        self
+    }
+
+    pub fn server(&self) -> &TenantServer {
+        &self.server
+    }
+
+    pub async fn provision(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
+        let started = Instant::now();
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let reserved = tenants::ActiveModel {
+            id: Set(id),
+            name: Set(new.name.as_str().to_owned()),
+            subdomain: Set(new.subdomain.as_str().to_owned()),
+            db_name: Set(TenantServer::db_name(id)),
+            db_url: Set(None),
+            db_server: Set(None),
+            status: Set(TenantStatus::Provisioning),
+            admin_user_id: Set(None),
+            schema_version: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.registry)
+        .await;
+        match reserved {
+            Ok(_) => {}
+            // The id is fresh, so the subdomain's unique index is the only one
+            // this insert can violate.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(ProvisionError::Taken(new.subdomain.to_string()));
+            }
+            Err(e) => {
+                return Err(ProvisionError::Failed {
+                    step: "start",
+                    cause: e.to_string(),
+                });
+            }
+        }
+        let _ = self
+            .record(
+                id,
+                new.subdomain.as_str(),
+                Step::Reserved,
+                "running",
+                None,
+                None,
+            )
+            .await;
+
+        let mut done = None;
+        let result = self.build(id, &new, &mut done).await;
+        let elapsed = started.elapsed().as_millis() as i64;
+        match result {
+            Ok(model) => {
+                let _ = self
+                    .record(
+                        id,
+                        new.subdomain.as_str(),
+                        Step::Admin,
+                        "succeeded",
+                        None,
+                        Some(elapsed),
+                    )
+                    .await;
+                tracing::info!(tenant = %new.subdomain, ms = elapsed, "company provisioned");
+                Ok(model)
+            }
+            Err(StepError::Injected { crash: true }) => Err(ProvisionError::Failed {
+                step: done.map_or("start", Step::as_str),
+                cause: "injected crash".into(),
+            }),
+            Err(e) => {
+                let step = done.map_or("start", Step::as_str);
+                tracing::error!(tenant = %new.subdomain, step, error = %e, "provisioning failed; undoing");
+                if let Err(undo) = self.undo(id, &e.to_string()).await {
+                    tracing::error!(tenant = %new.subdomain, error = %undo, "undo failed; recovery will retry");
+                    let _ = self.set_status(id, TenantStatus::Failed).await;
+                }
+                Err(ProvisionError::Failed {
+                    step,
+                    cause: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn build(
+        &self,
+        id: Uuid,
+        new: &NewTenant,
+        done: &mut Option<Step>,
+    ) -> Result<tenants::Model, StepError> {
+        let sub = new.subdomain.as_str();
+        self.checkpoint(Step::Reserved, done)?;
+
+        let created = self.server.create(id).await?;
+        tenants::ActiveModel {
+            id: Set(id),
+            db_url: Set(Some(self.cipher.encrypt(&created.url))),
+            db_server: Set(Some(created.server.clone())),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        self.record(id, sub, Step::Database, "running", None, None)
+            .await?;
+        self.checkpoint(Step::Database, done)?;
+
+        let db = connect_once(&created.url).await?;
+        let outcome = async {
+            TenantMigrator::up(&db, None).await?;
+            self.record(id, sub, Step::Migrated, "running", None, None)
+                .await?;
+            self.checkpoint(Step::Migrated, done)?;
+
+            let admin_id = Uuid::new_v4();
+            let hash = passwords::hash_blocking(new.admin_password.clone()).await;
+            let now = Utc::now();
+            tenant_users::ActiveModel {
+                id: Set(admin_id),
+                email: Set(new.admin_email.as_str().to_owned()),
+                password_hash: Set(hash),
+                role: Set("admin".into()),
+                disabled: Set(false),
+                created_at: Set(now),
+            }
+            .insert(&db)
+            .await?;
+            audit_log::ActiveModel {
+                actor: Set(new.admin_email.as_str().to_owned()),
+                action: Set("company.created".into()),
+                detail: Set(format!("Company '{}' created", new.name.as_str())),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&db)
+            .await?;
+            Ok::<_, StepError>(admin_id)
+        }
+        .await;
+        let _ = db.close().await;
+        let admin_id = outcome?;
+        self.record(id, sub, Step::Admin, "running", None, None)
+            .await?;
+        self.checkpoint(Step::Admin, done)?;
+
+        let active = tenants::ActiveModel {
+            id: Set(id),
+            status: Set(TenantStatus::Active),
+            admin_user_id: Set(Some(admin_id)),
+            schema_version: Set(Some(latest_tenant_schema())),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        Ok(active)
+    }
+
+    fn checkpoint(&self, step: Step, done: &mut Option<Step>) -> Result<(), StepError> {
+        *done = Some(step);
+        match self.fail_point {
+            Some(fp) if fp.after == step => Err(StepError::Injected { crash: fp.crash }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops whatever exists of tenant `id` and frees its subdomain.
+    async fn undo(&self, id: Uuid, reason: &str) -> Result<(), StepError> {
+        self.server.drop(id).await?;
+        let row = tenants::Entity::find_by_id(id).one(&self.registry).await?;
+        tenants::Entity::delete_by_id(id)
+            .exec(&self.registry)
+            .await?;
+        if let Some(row) = row {
+            let step = provisioning::Entity::find_by_id(id)
+                .one(&self.registry)
+                .await?
+                .map(|r| r.step)
+                .unwrap_or_else(|| "reserved".into());
+            let _ = provisioning::ActiveModel {
+                tenant_id: Set(id),
+                subdomain: Set(row.subdomain),
+                step: Set(step),
+                outcome: Set("undone".into()),
+                error: Set(Some(reason.chars().take(2000).collect())),
+                updated_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .update(&self.registry)
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Undoes provisionings that have not moved for `stale_after`: their
+    /// process died. Returns how many were undone.
+    pub async fn recover(&self, stale_after: Duration) -> Result<usize, DbErr> {
+        let cutoff = Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
+        let stale = tenants::Entity::find()
+            .filter(
+                tenants::Column::Status.is_in([TenantStatus::Provisioning, TenantStatus::Failed]),
+            )
+            .filter(tenants::Column::UpdatedAt.lte(cutoff))
+            .all(&self.registry)
+            .await?;
+        let mut undone = 0;
+        for t in stale {
+            match self
+                .undo(t.id, "abandoned provisioning undone by recovery")
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(tenant = %t.subdomain, "undid an abandoned provisioning");
+                    undone += 1;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %t.subdomain, error = %e, "cannot undo abandoned provisioning")
+                }
+            }
+        }
+        Ok(undone)
+    }
+
+    async fn set_status(&self, id: Uuid, status: TenantStatus) -> Result<(), DbErr> {
+        tenants::ActiveModel {
+            id: Set(id),
+            status: Set(status),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await
+        .map(|_| ())
+    }
+
+    async fn record(
+        &self,
+        id: Uuid,
+        subdomain: &str,
+        step: Step,
+        outcome: &str,
+        error: Option<String>,
+        duration_ms: Option<i64>,
+    ) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let exists = provisioning::Entity::find_by_id(id)
+            .one(&self.registry)
+            .await?
+            .is_some();
+        let mut row = provisioning::ActiveModel {
+            tenant_id: Set(id),
+            subdomain: Set(subdomain.to_owned()),
+            step: Set(step.as_str().to_owned()),
+            outcome: Set(outcome.to_owned()),
+            error: Set(error),
+            updated_at: Set(now),
+            duration_ms: Set(duration_ms),
+            ..Default::default()
+        };
+        if exists {
+            row.update(&self.registry).await?;
+        } else {
+            row.started_at = Set(now);
+            row.insert(&self.registry).await?;
+        }
+        // Keeps `updated_at` of the tenant moving, so recovery leaves it be.
+        tenants::ActiveModel {
+            id: Set(id),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A single short-lived connection for provisioning and migration work.
+pub async fn connect_once(url: &secrecy::SecretString) -> Result<DatabaseConnection, DbErr> {
+    use secrecy::ExposeSecret;
+    let mut opts = ConnectOptions::new(url.expose_secret().to_owned());
+    opts.max_connections(1)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}

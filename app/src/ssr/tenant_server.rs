@@ -1,0 +1,202 @@
+//! Where tenant databases live, behind one interface: create a database
+//! (and its login role), drop it, say how to reach it.
+//!
+//! Names come from the tenant's UUID only (`tenant_<32 hex>`), so they are
+//! safe to place in DDL, which cannot take bind parameters.
+use std::{path::PathBuf, time::Duration};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::secrets::random_hex;
+
+/// A tenant database that exists and how to reach it.
+pub struct CreatedDatabase {
+    pub db_name: String,
+    /// Contains the role's password on PostgreSQL: store only encrypted.
+    pub url: SecretString,
+    /// Host and port (no credentials), for operators.
+    pub server: String,
+}
+
+#[derive(Clone)]
+pub enum TenantServer {
+    /// One file per tenant: `<dir>/<tenant id>.db`.
+    Sqlite { dir: PathBuf },
+    /// One database and one login role per tenant on this server; the
+    /// connection is an administrator's (CREATEDB and CREATEROLE).
+    Postgres {
+        admin: DatabaseConnection,
+        admin_url: url::Url,
+    },
+}
+
+impl std::fmt::Debug for TenantServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { dir } => f.debug_struct("Sqlite").field("dir", dir).finish(),
+            Self::Postgres { admin_url, .. } => f
+                .debug_struct("Postgres")
+                .field("host", &admin_url.host_str())
+                .field("port", &admin_url.port())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantServerError {
+    #[error("the tenant database server URL is not a valid postgres:// or sqlite:// URL")]
+    BadUrl,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TenantServer {
+    /// `postgres://admin@host:5432/postgres` or a directory for SQLite files.
+    pub async fn postgres(admin_url: &SecretString) -> Result<Self, TenantServerError> {
+        let parsed =
+            url::Url::parse(admin_url.expose_secret()).map_err(|_| TenantServerError::BadUrl)?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(TenantServerError::BadUrl);
+        }
+        let mut opts = ConnectOptions::new(admin_url.expose_secret().to_owned());
+        opts.max_connections(4)
+            .min_connections(0)
+            .connect_timeout(Duration::from_secs(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(60))
+            .sqlx_logging(false);
+        let admin = Database::connect(opts).await?;
+        Ok(Self::Postgres {
+            admin,
+            admin_url: parsed,
+        })
+    }
+
+    pub fn sqlite(dir: PathBuf) -> Self {
+        Self::Sqlite { dir }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
+    pub fn db_name(id: Uuid) -> String {
+        format!("tenant_{}", id.simple())
+    }
+
+    fn sqlite_path(dir: &std::path::Path, id: Uuid) -> PathBuf {
+        dir.join(format!("{id}.db"))
+    }
+
+    /// Creates the database (and, on PostgreSQL, a role that alone may
+    /// connect to it and owns it). Fails if it already exists.
+    pub async fn create(&self, id: Uuid) -> Result<CreatedDatabase, TenantServerError> {
+        let name = Self::db_name(id);
+        match self {
+            Self::Sqlite { dir } => {
+                std::fs::create_dir_all(dir)?;
+                let path = Self::sqlite_path(dir, id);
+                // create_new: an existing file is an error, never reused.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)?;
+                Ok(CreatedDatabase {
+                    db_name: name,
+                    url: SecretString::from(format!("sqlite://{}?mode=rw", path.display())),
+                    server: "sqlite".into(),
+                })
+            }
+            Self::Postgres { admin, admin_url } => {
+                let password = random_hex(24);
+                // `name` is `tenant_<hex>` and `password` is hex: nothing to escape.
+                admin
+                    .execute_unprepared(&format!(
+                        "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+                    ))
+                    .await?;
+                if let Err(e) = admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
+                    .await
+                {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{name}\""))
+                        .await;
+                    return Err(e.into());
+                }
+                admin
+                    .execute_unprepared(&format!("REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"))
+                    .await?;
+                let mut url = admin_url.clone();
+                let _ = url.set_username(&name);
+                let _ = url.set_password(Some(&password));
+                // The query (sslmode and the like) carries over as configured.
+                url.set_path(&name);
+                Ok(CreatedDatabase {
+                    db_name: name,
+                    url: SecretString::from(url.to_string()),
+                    server: format!(
+                        "{}:{}",
+                        admin_url.host_str().unwrap_or("localhost"),
+                        admin_url.port().unwrap_or(5432)
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Drops the database and role, ending open connections to it. Dropping
+    /// what does not exist is not an error, so undo can always be retried.
+    pub async fn drop(&self, id: Uuid) -> Result<(), TenantServerError> {
+        let name = Self::db_name(id);
+        match self {
+            Self::Sqlite { dir } => {
+                let path = Self::sqlite_path(dir, id);
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    match std::fs::remove_file(&p) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Self::Postgres { admin, .. } => {
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await?;
+                admin
+                    .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{name}\""))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the tenant's database exists (tests and recovery use it).
+    pub async fn exists(&self, id: Uuid) -> Result<bool, TenantServerError> {
+        match self {
+            Self::Sqlite { dir } => Ok(Self::sqlite_path(dir, id).exists()),
+            Self::Postgres { admin, .. } => {
+                let name = Self::db_name(id);
+                let row = admin
+                    .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                        admin.get_database_backend(),
+                        "SELECT count(*) AS n FROM pg_database WHERE datname = $1",
+                        [name.into()],
+                    ))
+                    .await?;
+                Ok(row
+                    .and_then(|r| r.try_get::<i64>("", "n").ok())
+                    .unwrap_or(0)
+                    > 0)
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import { test, expect } from '@playwright/test';
+import { createCompany, tenantUrl, uniqueSubdomain } from './helpers';
+
+test('the landing page hydrates: typing updates the address preview', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Every company gets its own database.');
+  const preview = page.getByTestId('subdomain-preview');
+  await expect(preview).toContainText('your-company.localhost');
+  // Only the hydrated WASM reacts to typing; retry until hydration is done.
+  await expect(async () => {
+    await page.getByLabel('Try an address').fill('');
+    await page.getByLabel('Try an address').pressSequentially('Globex');
+    await expect(preview).toContainText('globex.localhost', { timeout: 500 });
+  }).toPass({ timeout: 15_000 });
+  await page.getByLabel('Try an address').fill('ab');
+  await expect(page.getByTestId('subdomain-error')).toHaveText('A subdomain needs at least 3 characters.');
+});
+
+test('a known company has its page on its subdomain', async ({ page }) => {
+  const sub = uniqueSubdomain('acme');
+  createCompany('Acme Corp', sub);
+  const res = await page.goto(tenantUrl(sub));
+  expect(res?.status()).toBe(200);
+  await expect(page.getByTestId('company-name')).toHaveText('Acme Corp');
+});
+
+test('an unknown subdomain shows the 404 page', async ({ page }) => {
+  const res = await page.goto(tenantUrl(uniqueSubdomain('nobody')));
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('No such workspace');
+  await expect(page.getByRole('link', { name: 'Create a company' })).toBeVisible();
+});

@@ -1,0 +1,206 @@
+//! The command line: `serve` (the default) and operations subcommands.
+use std::{io::IsTerminal, process::ExitCode};
+
+use sea_orm::ActiveEnum;
+
+use app::domain::{CompanyName, Email, Password, Subdomain};
+use app::ssr::{provisioning::NewTenant, registry};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::{
+    config::Settings,
+    startup::{Application, Services},
+    telemetry,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "enclave",
+    version,
+    about = "Enclave: a database for every company"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the web app (the default).
+    Serve,
+    /// Manage companies (tenants).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a company: its database, schema and admin user.
+    Create {
+        /// Company name (1–100 characters).
+        #[arg(long)]
+        name: String,
+        /// Subdomain: 3–63 of a-z, 0-9 and '-'.
+        #[arg(long)]
+        subdomain: String,
+        /// The first admin's email.
+        #[arg(long)]
+        admin_email: String,
+        /// Read the admin's password from the first line of standard input
+        /// instead of prompting.
+        #[arg(long)]
+        admin_password_stdin: bool,
+    },
+    /// List companies.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one company.
+    Show { subdomain: String },
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn run(cli: Cli) -> ExitCode {
+    telemetry::init(cli.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(cli.settings).await,
+            Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> CliResult {
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
+    // Validate before touching any database.
+    let new = match &cmd {
+        TenantCommand::Create {
+            name,
+            subdomain,
+            admin_email,
+            admin_password_stdin,
+        } => Some(NewTenant {
+            name: CompanyName::parse(name)?,
+            subdomain: Subdomain::parse(subdomain)?,
+            admin_email: Email::parse(admin_email)?,
+            admin_password: Password::parse(&read_password(*admin_password_stdin)?)?,
+        }),
+        _ => None,
+    };
+    let services = Services::build(settings).await?;
+    match cmd {
+        TenantCommand::Create { .. } => {
+            let new = new.expect("parsed above");
+            let started = std::time::Instant::now();
+            let t = services.provisioner.provision(new).await?;
+            println!(
+                "created {} ({}) in {} ms: {}",
+                t.subdomain,
+                t.id,
+                started.elapsed().as_millis(),
+                tenant_url(&services, &t.subdomain)
+            );
+        }
+        TenantCommand::List { json } => {
+            let tenants = registry::list_tenants(&services.registry).await?;
+            if json {
+                let rows: Vec<_> = tenants.iter().map(tenant_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<24} {:<13} {:<32} {:<26} created",
+                    "subdomain", "status", "name", "schema"
+                );
+                for t in &tenants {
+                    println!(
+                        "{:<24} {:<13} {:<32} {:<26} {}",
+                        t.subdomain,
+                        t.status.to_value(),
+                        t.name,
+                        t.schema_version.as_deref().unwrap_or("-"),
+                        t.created_at.format("%Y-%m-%d %H:%M")
+                    );
+                }
+            }
+        }
+        TenantCommand::Show { subdomain } => {
+            let sub = Subdomain::parse(&subdomain)?;
+            let t = registry::find_tenant_by_subdomain(&services.registry, &sub)
+                .await?
+                .ok_or_else(|| format!("no company has the subdomain '{sub}'"))?;
+            println!("{}", serde_json::to_string_pretty(&tenant_json(&t))?);
+        }
+    }
+    Ok(())
+}
+
+fn tenant_url(services: &Services, sub: &str) -> String {
+    let s = &services.settings;
+    let port = match s.listen.port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    };
+    format!("http://{sub}.{}{port}/", s.base_domain)
+}
+
+/// What operators see of a tenant: never the database URL.
+fn tenant_json(t: &app::ssr::entities::tenants::Model) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "subdomain": t.subdomain,
+        "status": t.status.to_value(),
+        "db_name": t.db_name,
+        "db_server": t.db_server,
+        "schema_version": t.schema_version,
+        "admin_user_id": t.admin_user_id,
+        "created_at": t.created_at,
+    })
+}
+
+fn read_password(from_stdin: bool) -> Result<String, Box<dyn std::error::Error>> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "no terminal to prompt for the admin password: pass --admin-password-stdin".into(),
+        );
+    }
+    let first = rpassword::prompt_password("Admin password: ")?;
+    let again = rpassword::prompt_password("Again: ")?;
+    if first != again {
+        return Err("the passwords differ".into());
+    }
+    Ok(first)
+}

@@ -1,0 +1,172 @@
+//! Settings, each from a flag or an environment variable (a `.env` file in
+//! the working directory is read first). Nothing else reads the environment.
+use std::{net::SocketAddr, path::PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Settings {
+    /// Domain that companies live under: the landing page is served on it,
+    /// company `acme` on `acme.<base domain>`.
+    #[arg(long, global = true, env = "ENCLAVE_BASE_DOMAIN", default_value = "localhost", value_parser = parse_base_domain)]
+    pub base_domain: String,
+
+    /// Directory for the SQLite registry and tenant databases.
+    #[arg(long, global = true, env = "ENCLAVE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Registry database URL, `sqlite://…` or `postgres://…`
+    /// [default: sqlite file `<data dir>/registry.db`].
+    #[arg(long, global = true, env = "ENCLAVE_REGISTRY_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub registry_url: Option<SecretString>,
+
+    /// Where tenant databases are created: a PostgreSQL administrator URL
+    /// (`postgres://admin@host:5432/postgres`, needs CREATEDB and CREATEROLE)
+    /// [default: SQLite files in `<data dir>/tenants`].
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_DB_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub tenant_db_url: Option<SecretString>,
+
+    /// Key that encrypts stored database credentials: 64 hex characters
+    /// (`openssl rand -hex 32`). Required with PostgreSQL; with SQLite only,
+    /// one is generated into `<data dir>/secret.key` if unset.
+    #[arg(long, global = true, env = "ENCLAVE_SECRET_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub secret_key: Option<SecretString>,
+
+    /// Connections one tenant's pool may open.
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub tenant_pool_size: u32,
+
+    /// Connections all tenant pools of this process may hold together.
+    #[arg(long, global = true, env = "ENCLAVE_CONNECTION_BUDGET", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub connection_budget: u32,
+
+    /// Seconds a subdomain lookup is cached; changes made by other
+    /// instances are seen within this time.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_TENANT_CACHE_SECS",
+        default_value_t = 5
+    )]
+    pub tenant_cache_secs: u64,
+
+    /// A company creation that has not progressed for this many seconds is
+    /// presumed dead (its process crashed) and undone.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_PROVISIONING_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
+    pub provisioning_timeout_secs: u64,
+
+    /// Address the HTTP server listens on.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_LISTEN",
+        default_value = "127.0.0.1:3000"
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory with the built site (WASM, JS, CSS); cargo-leptos sets it.
+    #[arg(
+        long,
+        global = true,
+        env = "LEPTOS_SITE_ROOT",
+        default_value = "target/site"
+    )]
+    pub site_root: String,
+
+    /// Log format: `human` or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_LOG_FORMAT",
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Settings {
+    /// The registry URL, defaulting to a SQLite file in the data directory.
+    pub fn registry_url(&self) -> SecretString {
+        match &self.registry_url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("registry.db").display()
+            )),
+        }
+    }
+
+    pub fn registry_is_sqlite(&self) -> bool {
+        self.registry_url().expose_secret().starts_with("sqlite:")
+    }
+
+    /// Whether any database is on PostgreSQL (which then needs a real key).
+    pub fn uses_postgres(&self) -> bool {
+        !self.registry_is_sqlite() || self.tenant_db_url.is_some()
+    }
+
+    pub fn tenant_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
+/// Lower-cased, without a trailing dot; must look like a DNS name.
+fn parse_base_domain(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.is_empty() || d.len() > 200 || !d.split('.').all(valid_label) {
+        return Err(format!("'{s}' is not a domain name"));
+    }
+    if d.parse::<std::net::IpAddr>().is_ok()
+        || d.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("the base domain must be a name, not an IP address".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_domain_is_normalised_and_checked() {
+        assert_eq!(parse_base_domain("Example.COM.").unwrap(), "example.com");
+        assert!(parse_base_domain("127.0.0.1").is_err());
+        assert!(parse_base_domain("exa mple.com").is_err());
+        assert!(parse_base_domain("").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_the_registry_url() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            s: Settings,
+        }
+        let t = T::parse_from(["x", "--registry-url", "postgres://u:hunter2@db/reg"]);
+        let shown = format!("{:?}", t.s);
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,74 @@
+use app::{site::Site, ssr::tenancy::RequestSite};
+use axum::{
+    extract::State,
+    http::{header::RETRY_AFTER, StatusCode},
+    response::{IntoResponse, Response},
+    Extension, Json,
+};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// `GET /healthz` on the base domain: 200 when the registry answers.
+pub async fn healthz(
+    State(state): State<AppState>,
+    Extension(req): Extension<RequestSite>,
+) -> Response {
+    if !matches!(req.site, Site::Root { .. }) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response();
+    }
+    match state.services.registry.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "registry health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /api/health` on a company's host: one query on its own database.
+pub async fn tenant_health(Extension(req): Extension<RequestSite>) -> Response {
+    let tenant = match (&req.site, &req.tenant) {
+        (_, Some(tenant)) => tenant,
+        (Site::Paused { .. }, _) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "paused"})),
+            )
+                .into_response()
+        }
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no_such_workspace"})),
+            )
+                .into_response()
+        }
+    };
+    let sub = &tenant.entry.subdomain;
+    let checked = match tenant.db().await {
+        Ok(db) => db
+            .conn()
+            .execute_unprepared("SELECT 1")
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match checked {
+        Ok(_) => Json(json!({"tenant": sub, "status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(tenant = %sub, error = %e, "tenant health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "1")],
+                Json(json!({"tenant": sub, "status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}

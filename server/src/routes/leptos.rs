@@ -1,0 +1,29 @@
+use ::leptos::prelude::provide_context;
+use app::{shell, ssr::tenancy::RequestSite};
+use axum::{
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+    Extension,
+};
+
+use crate::startup::AppState;
+
+/// Every page (and the fallback): rendered asynchronously so a page can set
+/// the HTTP status while rendering.
+pub async fn render_page(
+    State(state): State<AppState>,
+    Extension(site): Extension<RequestSite>,
+    req: Request,
+) -> Response {
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_async_with_context(
+        move || provide_context(site.clone()),
+        move || shell(options.clone()),
+    );
+    handler(req).await.into_response()
+}
+
+/// `/api/{fn}`: Leptos server functions, with the same context as pages.
+pub async fn server_fn(Extension(site): Extension<RequestSite>, req: Request) -> impl IntoResponse {
+    leptos_axum::handle_server_fns_with_context(move || provide_context(site.clone()), req).await
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers. Pages and server functions go through Leptos with the
+//! resolved site provided as context; health checks are plain axum.
+pub mod health;
+pub mod leptos;
+
+pub use self::leptos::{render_page, server_fn};

@@ -1,0 +1,245 @@
+//! Builds a running application from `Settings`: registry connected and
+//! migrated, services assembled, router built, listener bound. No globals:
+//! a test can build as many as it likes in one process.
+use std::{sync::Arc, time::Duration};
+
+use ::leptos::config::LeptosOptions;
+use app::ssr::{
+    directory::Directory,
+    pools::{PoolSettings, TenantPools},
+    provisioning::Provisioner,
+    secrets::{Cipher, CipherError},
+    tenant_server::{TenantServer, TenantServerError},
+};
+use app::App;
+use axum::{
+    extract::FromRef,
+    middleware,
+    routing::{any, get},
+    Router,
+};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use migration::{MigratorTrait, RegistryMigrator};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::{config::Settings, routes, tenancy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot prepare the data directory: {0}")]
+    DataDir(std::io::Error),
+    #[error("cannot reach the registry database: {0}")]
+    Registry(DbErr),
+    #[error("cannot migrate the registry database: {0}")]
+    RegistryMigration(DbErr),
+    #[error("cannot reach the tenant database server: {0}")]
+    TenantServer(TenantServerError),
+    #[error("ENCLAVE_SECRET_KEY is required when PostgreSQL is used (64 hex characters, e.g. `openssl rand -hex 32`)")]
+    MissingKey,
+    #[error("ENCLAVE_SECRET_KEY: {0}")]
+    BadKey(CipherError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything the web app and the CLI share: one of each per process.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub registry: DatabaseConnection,
+    pub directory: Directory,
+    pub pools: TenantPools,
+    pub provisioner: Provisioner,
+}
+
+impl Services {
+    /// Connects and migrates the registry and reaches the tenant server.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let cipher = load_cipher(&settings)?;
+        let registry = connect_registry(&settings).await?;
+        RegistryMigrator::up(&registry, None)
+            .await
+            .map_err(StartupError::RegistryMigration)?;
+        let server = match &settings.tenant_db_url {
+            Some(url) => TenantServer::postgres(url)
+                .await
+                .map_err(StartupError::TenantServer)?,
+            None => TenantServer::sqlite(settings.tenant_dir()),
+        };
+        let pools = TenantPools::new(PoolSettings {
+            per_tenant: settings.tenant_pool_size,
+            budget: settings.connection_budget,
+            ..PoolSettings::default()
+        });
+        let directory = Directory::new(
+            registry.clone(),
+            cipher.clone(),
+            Duration::from_secs(settings.tenant_cache_secs),
+        );
+        let provisioner = Provisioner::new(registry.clone(), server, cipher);
+        Ok(Self {
+            settings: Arc::new(settings),
+            registry,
+            directory,
+            pools,
+            provisioner,
+        })
+    }
+
+    /// Undoes company creations whose process died midway.
+    pub async fn recover(&self) {
+        let stale = Duration::from_secs(self.settings.provisioning_timeout_secs);
+        if let Err(e) = self.provisioner.recover(stale).await {
+            tracing::error!(error = %e, "provisioning recovery failed");
+        }
+    }
+}
+
+/// The credential key: from settings, or with SQLite only, from (or newly
+/// into) `<data dir>/secret.key`.
+fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
+    let key = match &settings.secret_key {
+        Some(key) => key.clone(),
+        None if settings.uses_postgres() => return Err(StartupError::MissingKey),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(StartupError::DataDir)?;
+            let path = settings.data_dir.join("secret.key");
+            match std::fs::read_to_string(&path) {
+                Ok(k) => SecretString::from(k.trim().to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = Cipher::generate_hex_key();
+                    write_private(&path, key.expose_secret()).map_err(StartupError::DataDir)?;
+                    key
+                }
+                Err(e) => return Err(StartupError::DataDir(e)),
+            }
+        }
+    };
+    Cipher::from_hex_key(&key).map_err(StartupError::BadKey)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+/// Connects to the registry, failing within seconds when it is unreachable.
+pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    if settings.registry_is_sqlite() {
+        std::fs::create_dir_all(&settings.data_dir).map_err(StartupError::DataDir)?;
+    }
+    let mut opts = ConnectOptions::new(settings.registry_url().expose_secret().to_owned());
+    opts.max_connections(16)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(2))
+        .acquire_timeout(Duration::from_secs(2))
+        .sqlx_logging(false);
+    Database::connect(opts)
+        .await
+        .map_err(StartupError::Registry)
+}
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub services: Services,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    services: Services,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let services = Services::build(settings).await?;
+        services.recover().await;
+        Self::with_services(services).await
+    }
+
+    pub async fn with_services(services: Services) -> Result<Self, StartupError> {
+        let addr = services.settings.listen;
+        let listen_err = |source| StartupError::Listen {
+            addr: addr.to_string(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("enclave")
+            .site_root(services.settings.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(listener.local_addr().map_err(listen_err)?)
+            .build();
+        let state = AppState {
+            leptos_options,
+            services: services.clone(),
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+            services,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
+        let services = self.services.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                services.pools.reap_idle();
+                services.recover().await;
+            }
+        });
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        housekeeping.abort();
+        served
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes_with_handler(routes, get(routes::render_page))
+        .route("/api/health", get(routes::health::tenant_health))
+        .route("/api/{*fn_name}", any(routes::server_fn))
+        .route("/healthz", get(routes::health::healthz))
+        .fallback(routes::render_page)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            tenancy::resolve_site,
+        ))
+        // Static assets need no tenant: served before resolution.
+        .route_service(
+            "/pkg/{*path}",
+            leptos_axum::site_pkg_dir_service(&state.leptos_options),
+        )
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,91 @@
+use axum::{
+    extract::{Request, State},
+    http::{header::HOST, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use app::domain::Subdomain;
+use app::site::{Origin, Site};
+use app::ssr::entities::tenants::TenantStatus;
+use app::ssr::tenancy::{RequestSite, TenantContext};
+
+use super::host::{Host, HostError, HostKind};
+use crate::startup::AppState;
+
+/// Middleware: resolves the request's `Host` to a [`RequestSite`] and stores
+/// it in the request's extensions. Hosts outside the base domain answer 400
+/// here; an unknown or paused company is still rendered (404 / 503 pages).
+pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let raw = req
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let host = match Host::parse(raw) {
+        Ok(host) => host,
+        Err(e) => return bad_host(e),
+    };
+    let services = &state.services;
+    let base = &services.settings.base_domain;
+    let origin = Origin {
+        scheme: "http".into(),
+        base: match host.port {
+            Some(port) => format!("{base}:{port}"),
+            None => base.clone(),
+        },
+    };
+    let mut tenant = None;
+    let site = match host.kind(base) {
+        Err(e) => return bad_host(e),
+        Ok(HostKind::Root) => Site::Root { origin },
+        // A label no company may hold (too short, reserved, …) cannot exist.
+        Ok(HostKind::Sub(label)) => match Subdomain::parse(label) {
+            Err(_) => Site::UnknownTenant {
+                subdomain: label.to_owned(),
+                origin,
+            },
+            Ok(sub) => match services.directory.lookup(&sub).await {
+                Ok(Some(entry)) => match entry.status {
+                    TenantStatus::Active => {
+                        let site = Site::Tenant {
+                            name: entry.name.clone(),
+                            subdomain: entry.subdomain.clone(),
+                            origin,
+                        };
+                        tenant = Some(TenantContext::new(entry, services.pools.clone()));
+                        site
+                    }
+                    TenantStatus::Paused => Site::Paused {
+                        name: entry.name.clone(),
+                        origin,
+                    },
+                    // Being created, failed or being deleted: not served.
+                    _ => Site::UnknownTenant {
+                        subdomain: sub.to_string(),
+                        origin,
+                    },
+                },
+                Ok(None) => Site::UnknownTenant {
+                    subdomain: sub.to_string(),
+                    origin,
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "tenant lookup failed");
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service unavailable, try again shortly.\n",
+                    )
+                        .into_response();
+                }
+            },
+        },
+    };
+    req.extensions_mut().insert(RequestSite { site, tenant });
+    next.run(req).await
+}
+
+fn bad_host(e: HostError) -> Response {
+    (StatusCode::BAD_REQUEST, format!("Bad request: {e}.\n")).into_response()
+}

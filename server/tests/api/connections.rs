@@ -1,0 +1,298 @@
+//! Tenant connections: the budget, timeouts, isolation between tenants, and
+//! a registry that goes away and comes back.
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicI64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use app::domain::Subdomain;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::helpers::{spawn_app_with, Backend, PG_ADMIN_URL};
+use crate::on_both_backends;
+
+on_both_backends!(
+    three_hundred_tenants_hit_at_once_stay_inside_the_budget,
+    a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds,
+);
+
+async fn three_hundred_tenants_hit_at_once_stay_inside_the_budget(backend: Backend) {
+    const TENANTS: usize = 300;
+    // Below the default (64) so this test and its neighbours fit in
+    // PostgreSQL's 100 connections.
+    const BUDGET: u32 = 32;
+    let app = spawn_app_with(backend, |s| s.connection_budget = BUDGET).await;
+
+    // Provision four at a time.
+    let subs: Vec<String> = (0..TENANTS).map(|i| format!("load-{i:03}")).collect();
+    let mut names = Vec::new();
+    for chunk in subs.chunks(4) {
+        let made = chunk.iter().map(|s| {
+            let p = app.services.provisioner.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                p.provision(crate::helpers::new_tenant("Load", &s))
+                    .await
+                    .unwrap()
+            })
+        });
+        for h in made.collect::<Vec<_>>() {
+            names.push(h.await.unwrap().db_name);
+        }
+    }
+
+    // Sample the server's view of connections to these tenants' databases.
+    let peak = Arc::new(AtomicI64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = (backend == Backend::Postgres).then(|| {
+        let (peak, sampling, names) = (peak.clone(), sampling.clone(), names.clone());
+        tokio::spawn(async move {
+            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+            while sampling.load(Ordering::SeqCst) {
+                let row = admin
+                    .query_one_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = ANY($1)",
+                        [names.clone().into()],
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                peak.fetch_max(row.try_get::<i64>("", "n").unwrap(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            admin.close().await.ok();
+        })
+    });
+
+    // Every tenant at once; then again, so pools are evicted and reopened.
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for round in 1..=2 {
+        let round_started = Instant::now();
+        let requests = subs.iter().map(|sub| {
+            let (client, url, host) = (
+                app.client.clone(),
+                format!("{}/api/health", app.address),
+                format!("{sub}.localhost"),
+            );
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let res = client.get(url).header("host", host).send().await.unwrap();
+                let status = res.status().as_u16();
+                if status != 200 {
+                    eprintln!(
+                        "{status} after {:?}: {}",
+                        started.elapsed(),
+                        res.text().await.unwrap_or_default()
+                    );
+                }
+                status
+            })
+        });
+        for h in requests.collect::<Vec<_>>() {
+            statuses.push(h.await.unwrap());
+        }
+        eprintln!(
+            "{backend:?}: round {round}: {TENANTS} concurrent requests in {:?}",
+            round_started.elapsed()
+        );
+    }
+    let elapsed = started.elapsed();
+    sampling.store(false, Ordering::SeqCst);
+    if let Some(s) = sampler {
+        s.await.unwrap();
+    }
+
+    let errors = statuses.iter().filter(|s| **s != 200).count();
+    assert_eq!(
+        errors,
+        0,
+        "non-200 answers: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    let stats = app.services.pools.stats();
+    assert!(stats.reserved_connections <= BUDGET, "{stats:?}");
+    let peak = peak.load(Ordering::SeqCst);
+    if backend == Backend::Postgres {
+        assert!(peak > 0, "the sampler saw the load");
+        assert!(
+            peak <= BUDGET as i64,
+            "peak {peak} tenant connections > budget {BUDGET}"
+        );
+    }
+    eprintln!(
+        "{backend:?}: {} requests over {TENANTS} tenants in {elapsed:?}, peak tenant connections {peak}, budget {BUDGET}",
+        statuses.len()
+    );
+    app.teardown().await;
+}
+
+async fn a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds(backend: Backend) {
+    // Room for one tenant pool only.
+    let app = spawn_app_with(backend, |s| {
+        s.connection_budget = 2;
+        s.tenant_pool_size = 2;
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let acme = app
+        .services
+        .directory
+        .lookup(&Subdomain::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // A long request on acme holds the only room there is.
+    let held = app
+        .services
+        .pools
+        .get(acme.id, acme.url.as_ref().unwrap())
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let res = app.get("globex.localhost", "/api/health").await;
+    let waited = started.elapsed();
+    assert_eq!(res.status(), 503);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+
+    // Once acme's request ends, globex is served.
+    drop(held);
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        200
+    );
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_role_cannot_connect_to_another_tenants_database() {
+    let app = spawn_app_with(Backend::Postgres, |_| {}).await;
+    let a = app.create_company("Acme Corp", "acme").await;
+    let b = app.create_company("Globex", "globex").await;
+    let acme = app
+        .services
+        .directory
+        .lookup(&Subdomain::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let own = acme.url.clone().unwrap();
+    let own_db = Database::connect(own.expose_secret())
+        .await
+        .expect("a tenant reaches its own database");
+    own_db
+        .execute_unprepared("CREATE TABLE notes (body text)")
+        .await
+        .expect("and owns its schema");
+    own_db.close().await.ok();
+
+    let foreign = SecretString::from(
+        own.expose_secret()
+            .replace(&a.db_name, &b.db_name)
+            .replacen(&format!("{}:", b.db_name), &format!("{}:", a.db_name), 1),
+    );
+    assert!(foreign.expose_secret().contains(&format!("/{}", b.db_name)));
+    let err = Database::connect(foreign.expose_secret())
+        .await
+        .expect_err("must be refused");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    app.teardown().await;
+}
+
+/// A TCP forwarder to PostgreSQL that can be cut and restored.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                links2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
+                    }
+                }));
+            }
+        });
+        Self { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|l| l.abort());
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_answers_503_quickly_and_recovers_by_itself() {
+    let proxy = Proxy::start().await;
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        let direct = s.registry_url.as_ref().unwrap().expose_secret().to_owned();
+        s.registry_url = Some(SecretString::from(
+            direct.replace(":5432/", &format!(":{}/", proxy.port)),
+        ));
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    assert_eq!(app.get("localhost", "/healthz").await.status(), 200);
+
+    proxy.cut();
+    for (host, path) in [
+        ("localhost", "/healthz"),
+        ("globex.localhost", "/"),
+        ("localhost", "/"),
+    ] {
+        let started = Instant::now();
+        let status = app.get(host, path).await.status();
+        let waited = started.elapsed();
+        if path == "/healthz" || host.starts_with("globex") {
+            assert_eq!(status, 503, "{host}{path}");
+        }
+        assert!(
+            waited < Duration::from_millis(2500),
+            "{host}{path} took {waited:?}"
+        );
+    }
+
+    proxy.restore();
+    let started = Instant::now();
+    loop {
+        if app.get("localhost", "/healthz").await.status() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "registry did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    app.teardown().await;
+}

@@ -1,0 +1,210 @@
+//! `spawn_app`: a real server on a random port with its own registry, and
+//! on PostgreSQL its own tenant databases, all dropped by `teardown`.
+use std::path::PathBuf;
+
+use app::domain::{CompanyName, Email, Password, Subdomain};
+use app::ssr::{
+    entities::tenants::{self, TenantStatus},
+    provisioning::NewTenant,
+    registry,
+    secrets::Cipher,
+};
+use reqwest::header::HOST;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
+use secrecy::SecretString;
+use server::{
+    config::{LogFormat, Settings},
+    startup::{Application, Services},
+};
+use uuid::Uuid;
+
+/// Where the PostgreSQL tests make their databases (trust auth).
+/// TLS is pointless on loopback and costly in debug builds.
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one async test body once per backend, as two named tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub services: Services,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+    data_dir: PathBuf,
+    pg_registry: Option<String>,
+}
+
+/// Settings for a fresh, isolated app: its own data directory and, on
+/// PostgreSQL, its own registry database (created here).
+pub async fn test_settings(backend: Backend) -> Settings {
+    let id = Uuid::new_v4().simple().to_string();
+    let data_dir = std::env::temp_dir().join(format!("enclave-test-{id}"));
+    let (registry_url, tenant_db_url) = match backend {
+        Backend::Sqlite => (None, None),
+        Backend::Postgres => {
+            let name = format!("enclave_test_{id}");
+            let admin = Database::connect(PG_ADMIN_URL)
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432");
+            // `name` is built from a UUID above, never from input.
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test registry");
+            admin.close().await.ok();
+            (
+                Some(SecretString::from(format!(
+                    "postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable"
+                ))),
+                Some(SecretString::from(PG_ADMIN_URL)),
+            )
+        }
+    };
+    Settings {
+        base_domain: "localhost".into(),
+        data_dir,
+        registry_url,
+        tenant_db_url,
+        secret_key: Some(Cipher::generate_hex_key()),
+        tenant_pool_size: 2,
+        connection_budget: 64,
+        tenant_cache_secs: 5,
+        provisioning_timeout_secs: 120,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        site_root: "target/site".into(),
+        log_format: LogFormat::Human,
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(backend).await;
+    tweak(&mut settings);
+    start(settings).await
+}
+
+/// Starts an app on existing settings (a "restart" when another app used them).
+pub async fn start(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let services = app.services().clone();
+    tokio::spawn(app.run_until_stopped());
+    let pg_registry = settings.registry_url.as_ref().map(|u| {
+        secrecy::ExposeSecret::expose_secret(u)
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned()
+    });
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        services,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        data_dir: settings.data_dir.clone(),
+        settings,
+        pg_registry,
+    }
+}
+
+pub fn new_tenant(name: &str, subdomain: &str) -> NewTenant {
+    NewTenant {
+        name: CompanyName::parse(name).unwrap(),
+        subdomain: Subdomain::parse(subdomain).unwrap(),
+        admin_email: Email::parse(&format!("admin@{subdomain}.test")).unwrap(),
+        admin_password: Password::parse(ADMIN_PASSWORD).unwrap(),
+    }
+}
+
+impl TestApp {
+    /// GET `path` as if the browser asked for `host` (e.g. `acme.localhost:3000`).
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header(HOST, host)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A company made through the real provisioning path.
+    pub async fn create_company(&self, name: &str, subdomain: &str) -> tenants::Model {
+        self.services
+            .provisioner
+            .provision(new_tenant(name, subdomain))
+            .await
+            .expect("company created")
+    }
+
+    pub async fn set_status(&self, subdomain: &str, status: TenantStatus) {
+        let t = registry::find_tenant_by_subdomain(
+            &self.services.registry,
+            &Subdomain::parse(subdomain).unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("tenant exists");
+        tenants::ActiveModel {
+            id: Set(t.id),
+            status: Set(status),
+            ..Default::default()
+        }
+        .update(&self.services.registry)
+        .await
+        .unwrap();
+        self.services.directory.invalidate(subdomain);
+    }
+
+    /// Drops what this app created. Called at the end of each test; a
+    /// failed test leaves its databases for `make clean-test-dbs`.
+    pub async fn teardown(self) {
+        if let Ok(tenants) = registry::list_tenants(&self.services.registry).await {
+            for t in tenants {
+                self.services.pools.forget(t.id).await;
+                let _ = self.services.provisioner.server().drop(t.id).await;
+            }
+        }
+        self.services.registry.clone().close().await.ok();
+        if let Some(name) = self.pg_registry {
+            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await
+                .unwrap();
+            admin.close().await.ok();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
