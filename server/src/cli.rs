@@ -41,10 +41,10 @@ pub enum TenantCommand {
     /// Create a company: its database, schema and admin user.
     Create {
         /// Company name (1–100 characters).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         name: String,
         /// Subdomain: 3–63 of a-z, 0-9 and '-'.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         subdomain: String,
         /// The first admin's email.
         #[arg(long)]
@@ -120,7 +120,7 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
         TenantCommand::Create { .. } => {
             let new = new.expect("parsed above");
             let started = std::time::Instant::now();
-            let t = services.provisioner.provision(new).await?;
+            let t = services.create_tenant(new).await?;
             println!(
                 "created {} ({}) in {} ms: {}",
                 t.subdomain,

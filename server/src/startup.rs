@@ -6,8 +6,9 @@ use std::{sync::Arc, time::Duration};
 use ::leptos::config::LeptosOptions;
 use app::ssr::{
     directory::Directory,
+    entities::tenants,
     pools::{PoolSettings, TenantPools},
-    provisioning::Provisioner,
+    provisioning::{NewTenant, ProvisionError, Provisioner},
     secrets::{Cipher, CipherError},
     tenant_server::{TenantServer, TenantServerError},
 };
@@ -89,6 +90,15 @@ impl Services {
             pools,
             provisioner,
         })
+    }
+
+    /// Creates a company; this process sees it at once (other instances
+    /// within the lookup cache time).
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
+        let subdomain = new.subdomain.to_string();
+        let created = self.provisioner.provision(new).await;
+        self.directory.invalidate(&subdomain);
+        created
     }
 
     /// Undoes company creations whose process died midway.

@@ -1,7 +1,5 @@
 //! `spawn_app`: a real server on a random port with its own registry, and
 //! on PostgreSQL its own tenant databases, all dropped by `teardown`.
-use std::path::PathBuf;
-
 use app::domain::{CompanyName, Email, Password, Subdomain};
 use app::ssr::{
     entities::tenants::{self, TenantStatus},
@@ -52,8 +50,6 @@ pub struct TestApp {
     pub services: Services,
     pub settings: Settings,
     pub client: reqwest::Client,
-    data_dir: PathBuf,
-    pg_registry: Option<String>,
 }
 
 /// Settings for a fresh, isolated app: its own data directory and, on
@@ -116,16 +112,6 @@ pub async fn start(settings: Settings) -> TestApp {
     let port = app.port();
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped());
-    let pg_registry = settings.registry_url.as_ref().map(|u| {
-        secrecy::ExposeSecret::expose_secret(u)
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap()
-            .to_owned()
-    });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         services,
@@ -133,9 +119,7 @@ pub async fn start(settings: Settings) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        data_dir: settings.data_dir.clone(),
         settings,
-        pg_registry,
     }
 }
 
@@ -162,8 +146,7 @@ impl TestApp {
     /// A company made through the real provisioning path.
     pub async fn create_company(&self, name: &str, subdomain: &str) -> tenants::Model {
         self.services
-            .provisioner
-            .provision(new_tenant(name, subdomain))
+            .create_tenant(new_tenant(name, subdomain))
             .await
             .expect("company created")
     }
@@ -197,14 +180,27 @@ impl TestApp {
             }
         }
         self.services.registry.clone().close().await.ok();
-        if let Some(name) = self.pg_registry {
-            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await
-                .unwrap();
-            admin.close().await.ok();
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        drop_registry(&self.settings).await;
     }
+}
+
+/// Drops the registry database (PostgreSQL) and the data directory.
+pub async fn drop_registry(settings: &Settings) {
+    if let Some(url) = &settings.registry_url {
+        let name = secrecy::ExposeSecret::expose_secret(url)
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+    }
+    let _ = std::fs::remove_dir_all(&settings.data_dir);
 }

@@ -252,3 +252,29 @@ async fn tenant_health_runs_one_query_on_that_tenants_database(backend: Backend)
     );
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn postgresql_without_a_secret_key_refuses_to_start() {
+    let mut settings = crate::helpers::test_settings(Backend::Postgres).await;
+    settings.secret_key = None;
+    let err = server::startup::Services::build(settings.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("ENCLAVE_SECRET_KEY is required"),
+        "{err}"
+    );
+    // Nothing of the URL shows in the error.
+    assert!(!err.to_string().contains("postgres://"), "{err}");
+    crate::helpers::drop_registry(&settings).await;
+}
+
+#[tokio::test]
+async fn a_company_visited_before_it_existed_is_served_once_created() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_eq!(app.get("newco.localhost", "/").await.status(), 404);
+    app.create_company("NewCo", "newco").await;
+    assert_eq!(app.get("newco.localhost", "/").await.status(), 200);
+    app.teardown().await;
+}
