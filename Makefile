@@ -62,7 +62,7 @@ test: setup postgres test-rust test-e2e
 	@echo "all tests passed"
 
 test-rust: postgres
-	cargo test --workspace
+	cargo test
 
 test-e2e: setup build
 	cd end2end && SERVER_BIN=$(SERVER_BIN) npx playwright test

@@ -5,7 +5,10 @@ use leptos_router::{
     StaticSegment,
 };
 
-use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::pages::{
+    home::{AdminRoute, HomePage, LoginPage, ProfileRoute, SettingsRoute, SignupPage, UsersRoute},
+    not_found::NotFound,
+};
 use crate::site::provide_site;
 
 /// The HTML document around [`App`]; rendered on the server only.
@@ -39,6 +42,12 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("signup") view=SignupPage/>
+                    <Route path=StaticSegment("admin") view=AdminRoute/>
+                    <Route path=StaticSegment("login") view=LoginPage/>
+                    <Route path=StaticSegment("users") view=UsersRoute/>
+                    <Route path=StaticSegment("profile") view=ProfileRoute/>
+                    <Route path=StaticSegment("settings") view=SettingsRoute/>
                 </Routes>
             </main>
         </Router>

@@ -8,11 +8,13 @@
 //! * `ssr` (server only): entities, registry queries, tenancy and provisioning.
 #![recursion_limit = "256"]
 
+pub mod api;
 pub mod app;
 pub mod components;
 pub mod domain;
 pub mod pages;
 pub mod site;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;

@@ -43,7 +43,7 @@ impl Origin {
 }
 
 /// The request's site, from the context the server provides.
-#[server]
+#[server(endpoint = "site")]
 pub async fn current_site() -> Result<Site, ServerFnError> {
     crate::ssr::tenancy::site_from_context()
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{
     config::Settings,
-    startup::{Application, Services},
+    startup::{build_services, Application},
     telemetry,
 };
 
@@ -34,6 +34,22 @@ pub enum Command {
     /// Manage companies (tenants).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage platform admins.
+    #[command(subcommand)]
+    Superadmin(SuperadminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuperadminCommand {
+    /// Create a platform admin, who signs in at `/admin` on the base domain.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead
+        /// of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(cli.settings).await,
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
+            Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
         }
     });
     match result {
@@ -111,11 +128,14 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             name: CompanyName::parse(name)?,
             subdomain: Subdomain::parse(subdomain)?,
             admin_email: Email::parse(admin_email)?,
-            admin_password: Password::parse(&read_password(*admin_password_stdin)?)?,
+            admin_password: Password::parse(&read_password(
+                *admin_password_stdin,
+                "Admin password",
+            )?)?,
         }),
         _ => None,
     };
-    let services = Services::build(settings).await?;
+    let services = build_services(&settings).await?;
     match cmd {
         TenantCommand::Create { .. } => {
             let new = new.expect("parsed above");
@@ -126,7 +146,7 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 t.subdomain,
                 t.id,
                 started.elapsed().as_millis(),
-                tenant_url(&services, &t.subdomain)
+                tenant_url(&settings, &t.subdomain)
             );
         }
         TenantCommand::List { json } => {
@@ -162,8 +182,20 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
     Ok(())
 }
 
-fn tenant_url(services: &Services, sub: &str) -> String {
-    let s = &services.settings;
+async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
+    let SuperadminCommand::Create {
+        email,
+        password_stdin,
+    } = cmd;
+    let email = Email::parse(&email)?;
+    let password = Password::parse(&read_password(password_stdin, "Password")?)?;
+    let services = build_services(&settings).await?;
+    let user = app::ssr::platform::create_superadmin(&services.registry, &email, password).await?;
+    println!("created platform admin {} ({})", user.email, user.id);
+    Ok(())
+}
+
+fn tenant_url(s: &Settings, sub: &str) -> String {
     let port = match s.listen.port() {
         80 => String::new(),
         p => format!(":{p}"),
@@ -186,7 +218,7 @@ fn tenant_json(t: &app::ssr::entities::tenants::Model) -> serde_json::Value {
     })
 }
 
-fn read_password(from_stdin: bool) -> Result<String, Box<dyn std::error::Error>> {
+fn read_password(from_stdin: bool, prompt: &str) -> Result<String, Box<dyn std::error::Error>> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -194,10 +226,10 @@ fn read_password(from_stdin: bool) -> Result<String, Box<dyn std::error::Error>>
     }
     if !std::io::stdin().is_terminal() {
         return Err(
-            "no terminal to prompt for the admin password: pass --admin-password-stdin".into(),
+            "no terminal to prompt for the password: pass --admin-password-stdin or --password-stdin".into(),
         );
     }
-    let first = rpassword::prompt_password("Admin password: ")?;
+    let first = rpassword::prompt_password(format!("{prompt}: "))?;
     let again = rpassword::prompt_password("Again: ")?;
     if first != again {
         return Err("the passwords differ".into());

@@ -60,6 +60,15 @@ pub struct Settings {
     )]
     pub provisioning_timeout_secs: u64,
 
+    /// Mark session cookies `Secure` (set when served over https).
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_SECURE_COOKIES",
+        default_value_t = false
+    )]
+    pub secure_cookies: bool,
+
     /// Address the HTTP server listens on.
     #[arg(
         long,

@@ -6,10 +6,11 @@ use std::{sync::Arc, time::Duration};
 use ::leptos::config::LeptosOptions;
 use app::ssr::{
     directory::Directory,
-    entities::tenants,
     pools::{PoolSettings, TenantPools},
-    provisioning::{NewTenant, ProvisionError, Provisioner},
+    provisioning::Provisioner,
     secrets::{Cipher, CipherError},
+    services::Services,
+    sessions::DbSessionStore,
     tenant_server::{TenantServer, TenantServerError},
 };
 use app::App;
@@ -24,6 +25,9 @@ use migration::{MigratorTrait, RegistryMigrator};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tower_sessions::{
+    cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer,
+};
 
 use crate::{config::Settings, routes, tenancy};
 
@@ -48,66 +52,38 @@ pub enum StartupError {
     },
 }
 
-/// Everything the web app and the CLI share: one of each per process.
-#[derive(Clone)]
-pub struct Services {
-    pub settings: Arc<Settings>,
-    pub registry: DatabaseConnection,
-    pub directory: Directory,
-    pub pools: TenantPools,
-    pub provisioner: Provisioner,
-}
-
-impl Services {
-    /// Connects and migrates the registry and reaches the tenant server.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let cipher = load_cipher(&settings)?;
-        let registry = connect_registry(&settings).await?;
-        RegistryMigrator::up(&registry, None)
+/// Connects and migrates the registry, reaches the tenant server and
+/// assembles the services the web app and the CLI share.
+pub async fn build_services(settings: &Settings) -> Result<Services, StartupError> {
+    let cipher = load_cipher(settings)?;
+    let registry = connect_registry(settings).await?;
+    RegistryMigrator::up(&registry, None)
+        .await
+        .map_err(StartupError::RegistryMigration)?;
+    let server = match &settings.tenant_db_url {
+        Some(url) => TenantServer::postgres(url)
             .await
-            .map_err(StartupError::RegistryMigration)?;
-        let server = match &settings.tenant_db_url {
-            Some(url) => TenantServer::postgres(url)
-                .await
-                .map_err(StartupError::TenantServer)?,
-            None => TenantServer::sqlite(settings.tenant_dir()),
-        };
-        let pools = TenantPools::new(PoolSettings {
-            per_tenant: settings.tenant_pool_size,
-            budget: settings.connection_budget,
-            ..PoolSettings::default()
-        });
-        let directory = Directory::new(
-            registry.clone(),
-            cipher.clone(),
-            Duration::from_secs(settings.tenant_cache_secs),
-        );
-        let provisioner = Provisioner::new(registry.clone(), server, cipher);
-        Ok(Self {
-            settings: Arc::new(settings),
-            registry,
-            directory,
-            pools,
-            provisioner,
-        })
-    }
-
-    /// Creates a company; this process sees it at once (other instances
-    /// within the lookup cache time).
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
-        let subdomain = new.subdomain.to_string();
-        let created = self.provisioner.provision(new).await;
-        self.directory.invalidate(&subdomain);
-        created
-    }
-
-    /// Undoes company creations whose process died midway.
-    pub async fn recover(&self) {
-        let stale = Duration::from_secs(self.settings.provisioning_timeout_secs);
-        if let Err(e) = self.provisioner.recover(stale).await {
-            tracing::error!(error = %e, "provisioning recovery failed");
-        }
-    }
+            .map_err(StartupError::TenantServer)?,
+        None => TenantServer::sqlite(settings.tenant_dir()),
+    };
+    let pools = TenantPools::new(PoolSettings {
+        per_tenant: settings.tenant_pool_size,
+        budget: settings.connection_budget,
+        ..PoolSettings::default()
+    });
+    let directory = Directory::new(
+        registry.clone(),
+        cipher.clone(),
+        Duration::from_secs(settings.tenant_cache_secs),
+    );
+    let provisioner = Provisioner::new(registry.clone(), server, cipher);
+    Ok(Services {
+        registry,
+        directory,
+        pools,
+        provisioner,
+        provisioning_timeout: Duration::from_secs(settings.provisioning_timeout_secs),
+    })
 }
 
 /// The credential key: from settings, or with SQLite only, from (or newly
@@ -164,6 +140,7 @@ pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection,
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub services: Services,
+    pub settings: Arc<Settings>,
 }
 
 pub struct Application {
@@ -174,13 +151,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let services = Services::build(settings).await?;
+        let services = build_services(&settings).await?;
         services.recover().await;
-        Self::with_services(services).await
+        Self::with_services(settings, services).await
     }
 
-    pub async fn with_services(services: Services) -> Result<Self, StartupError> {
-        let addr = services.settings.listen;
+    pub async fn with_services(
+        settings: Settings,
+        services: Services,
+    ) -> Result<Self, StartupError> {
+        let addr = settings.listen;
         let listen_err = |source| StartupError::Listen {
             addr: addr.to_string(),
             source,
@@ -188,13 +168,14 @@ impl Application {
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("enclave")
-            .site_root(services.settings.site_root.as_str())
+            .site_root(settings.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(listener.local_addr().map_err(listen_err)?)
             .build();
         let state = AppState {
             leptos_options,
             services: services.clone(),
+            settings: Arc::new(settings),
         };
         Ok(Self {
             listener,
@@ -216,10 +197,14 @@ impl Application {
         let services = self.services.clone();
         let housekeeping = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let sessions = DbSessionStore::new(services.registry.clone());
             loop {
                 tick.tick().await;
                 services.pools.reap_idle();
                 services.recover().await;
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "cannot delete expired sessions");
+                }
             }
         });
         let served = axum::serve(self.listener, self.router)
@@ -237,7 +222,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(routes::health::tenant_health))
         .route("/api/{*fn_name}", any(routes::server_fn))
         .route("/healthz", get(routes::health::healthz))
+        .route("/auth/handoff", get(routes::auth::handoff))
+        .route("/logout", get(routes::auth::logout))
         .fallback(routes::render_page)
+        .layer(sessions(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             tenancy::resolve_site,
@@ -248,6 +236,19 @@ pub fn router(state: AppState) -> Router {
             leptos_axum::site_pkg_dir_service(&state.leptos_options),
         )
         .with_state(state)
+}
+
+/// Database-backed sessions with host-only cookies, so a session made on
+/// one subdomain is never even sent to another.
+fn sessions(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
+    SessionManagerLayer::new(DbSessionStore::new(state.services.registry.clone()))
+        .with_name("enclave_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.settings.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::days(7),
+        ))
 }
 
 async fn shutdown_signal() {

@@ -1,1 +1,3 @@
+pub mod guard;
+pub mod nav;
 pub mod status;

@@ -20,6 +20,8 @@ pub enum InputError {
     PasswordTooShort,
     #[error("A password can have at most {max} characters.", max = Password::MAX_CHARS)]
     PasswordTooLong,
+    #[error("A role is either admin or member.")]
+    RoleUnknown,
 }
 
 /// A company's display name: trimmed, 1–100 characters, no control characters.
@@ -172,5 +174,29 @@ mod tests {
         assert!(Password::parse(&"x".repeat(1025)).is_err());
         let p = Password::parse("correct horse battery").unwrap();
         assert_eq!(format!("{p:?}"), "Password([redacted])");
+    }
+}
+
+/// A company user's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(InputError::RoleUnknown),
+        }
     }
 }

@@ -4,5 +4,5 @@
 pub mod company;
 pub mod subdomain;
 
-pub use company::{CompanyName, Email, InputError, Password};
+pub use company::{CompanyName, Email, InputError, Password, Role};
 pub use subdomain::{Subdomain, SubdomainError};

@@ -1,18 +1,74 @@
 use leptos::prelude::*;
 
-use super::{landing::Landing, tenant_home::TenantHome};
+use super::{
+    admin::AdminPage, dashboard::DashboardPage, landing::Landing, login::LoginForm,
+    not_found::NotFoundCard, profile::ProfilePage, settings::SettingsPage, signup::SignupForm,
+    users::UsersPage,
+};
 use crate::site::{Site, WithSite};
 
-/// `/`: the landing page on the base domain, the company's home on a subdomain.
+/// `/`: the landing page on the base domain, the dashboard on a subdomain.
 #[component]
 pub fn HomePage() -> impl IntoView {
     view! {
         <WithSite view=|site| match site {
             Site::Root { origin } => view! { <Landing origin/> }.into_any(),
-            Site::Tenant { name, subdomain, .. } => {
-                view! { <TenantHome name subdomain/> }.into_any()
-            }
-            _ => ().into_any(),
+            _ => view! { <DashboardPage/> }.into_any(),
         }/>
     }
 }
+
+/// `/signup`, base domain only.
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Root { origin } => view! { <SignupForm origin/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/admin`, base domain only.
+#[component]
+pub fn AdminRoute() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Root { .. } => view! { <AdminPage/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/login`, company subdomains only.
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Tenant { name, .. } => view! { <LoginForm company=name/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+macro_rules! tenant_only {
+    ($(#[$doc:meta])* $name:ident => $page:ident) => {
+        $(#[$doc])*
+        #[component]
+        pub fn $name() -> impl IntoView {
+            view! {
+                <WithSite view=|site| match site {
+                    Site::Tenant { .. } => view! { <$page/> }.into_any(),
+                    _ => view! { <NotFoundCard/> }.into_any(),
+                }/>
+            }
+        }
+    };
+}
+
+tenant_only!(/// `/users`
+    UsersRoute => UsersPage);
+tenant_only!(/// `/profile`
+    ProfileRoute => ProfilePage);
+tenant_only!(/// `/settings`
+    SettingsRoute => SettingsPage);

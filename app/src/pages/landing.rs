@@ -50,6 +50,7 @@ pub fn Landing(origin: Origin) -> impl IntoView {
             <p class="field-error" data-testid="subdomain-error">
                 {move || preview.get().1.unwrap_or_default()}
             </p>
+            <p><a class="button" href="/signup">"Create your company"</a></p>
         </section>
     }
 }

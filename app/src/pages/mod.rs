@@ -1,6 +1,12 @@
+pub mod admin;
+pub mod dashboard;
 pub mod home;
 pub mod landing;
+pub mod login;
 pub mod no_such_workspace;
 pub mod not_found;
 pub mod paused;
-pub mod tenant_home;
+pub mod profile;
+pub mod settings;
+pub mod signup;
+pub mod users;

@@ -9,15 +9,25 @@
 //! * [`provisioning`]: creating a company as a recorded state machine.
 //! * [`pools`]: per-tenant pools inside one connection budget.
 //! * [`tenancy`]: the per-request tenant context.
+//! * [`auth`], [`sessions`], [`handoff`]: who is signed in, the session
+//!   store, and the signup → subdomain handoff.
+//! * [`users`]: a company's users and audit log.
 //! * [`secrets`], [`passwords`]: credential encryption, argon2id.
+//! * [`services`]: what one process shares between requests and commands.
 //! * [`http`]: response details set while rendering.
+pub mod auth;
 pub mod directory;
 pub mod entities;
+pub mod handoff;
 pub mod http;
 pub mod passwords;
+pub mod platform;
 pub mod pools;
 pub mod provisioning;
 pub mod registry;
 pub mod secrets;
+pub mod services;
+pub mod sessions;
 pub mod tenancy;
 pub mod tenant_server;
+pub mod users;

@@ -3,6 +3,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tenants;
 mod m20261126_000002_create_provisioning;
 mod m20261126_000003_create_platform_users;
+mod m20261126_000004_create_sessions;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261126_000001_create_tenants::Migration),
             Box::new(m20261126_000002_create_provisioning::Migration),
             Box::new(m20261126_000003_create_platform_users::Migration),
+            Box::new(m20261126_000004_create_sessions::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_users;
 mod m20261126_000002_create_audit_log;
+mod m20261126_000003_create_login_failures;
 
 /// Migrates one company's database. Every tenant database runs the same list.
 pub struct TenantMigrator;
@@ -11,6 +12,7 @@ impl MigratorTrait for TenantMigrator {
         vec![
             Box::new(m20261126_000001_create_users::Migration),
             Box::new(m20261126_000002_create_audit_log::Migration),
+            Box::new(m20261126_000003_create_login_failures::Migration),
         ]
     }
 }

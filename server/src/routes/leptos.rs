@@ -1,5 +1,8 @@
 use ::leptos::prelude::provide_context;
-use app::{shell, ssr::tenancy::RequestSite};
+use app::{
+    shell,
+    ssr::{services::Services, tenancy::RequestSite},
+};
 use axum::{
     extract::{Request, State},
     response::{IntoResponse, Response},
@@ -16,14 +19,27 @@ pub async fn render_page(
     req: Request,
 ) -> Response {
     let options = state.leptos_options.clone();
+    let services = state.services.clone();
     let handler = leptos_axum::render_app_async_with_context(
-        move || provide_context(site.clone()),
+        move || provide(&site, &services),
         move || shell(options.clone()),
     );
     handler(req).await.into_response()
 }
 
 /// `/api/{fn}`: Leptos server functions, with the same context as pages.
-pub async fn server_fn(Extension(site): Extension<RequestSite>, req: Request) -> impl IntoResponse {
-    leptos_axum::handle_server_fns_with_context(move || provide_context(site.clone()), req).await
+pub async fn server_fn(
+    State(state): State<AppState>,
+    Extension(site): Extension<RequestSite>,
+    req: Request,
+) -> impl IntoResponse {
+    let services = state.services.clone();
+    leptos_axum::handle_server_fns_with_context(move || provide(&site, &services), req).await
+}
+
+/// What pages and server functions find in context: the resolved site and
+/// the process's services. Nothing else chooses a database.
+fn provide(site: &RequestSite, services: &Services) {
+    provide_context(site.clone());
+    provide_context(services.clone());
 }

@@ -1,5 +1,6 @@
 //! HTTP handlers. Pages and server functions go through Leptos with the
 //! resolved site provided as context; health checks are plain axum.
+pub mod auth;
 pub mod health;
 pub mod leptos;
 

@@ -28,7 +28,7 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         Err(e) => return bad_host(e),
     };
     let services = &state.services;
-    let base = &services.settings.base_domain;
+    let base = &state.settings.base_domain;
     let origin = Origin {
         scheme: "http".into(),
         base: match host.port {

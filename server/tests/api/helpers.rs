@@ -6,13 +6,14 @@ use app::ssr::{
     provisioning::NewTenant,
     registry,
     secrets::Cipher,
+    services::Services,
 };
 use reqwest::header::HOST;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
 use secrecy::SecretString;
 use server::{
     config::{LogFormat, Settings},
-    startup::{Application, Services},
+    startup::Application,
 };
 use uuid::Uuid;
 
@@ -88,6 +89,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         connection_budget: 64,
         tenant_cache_secs: 5,
         provisioning_timeout_secs: 120,
+        secure_cookies: false,
         listen: "127.0.0.1:0".parse().unwrap(),
         site_root: "target/site".into(),
         log_format: LogFormat::Human,

@@ -38,10 +38,21 @@ async fn a_known_company_gets_its_own_page(backend: Backend) {
         "ACME.localhost:3000",
         "acme.localhost.",
     ] {
-        let res = app.get(host, "/").await;
+        // Signed out, the company's home sends a browser to its sign-in page.
+        let res = app
+            .client
+            .get(format!("{}/", app.address))
+            .header("host", host)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{host}");
+        assert_eq!(res.headers()["location"], "/login?next=/", "{host}");
+        let res = app.get(host, "/login").await;
         assert_eq!(res.status(), 200, "{host}");
         let body = res.text().await.unwrap();
-        assert!(body.contains("Acme Corp"), "{host}: {body}");
+        assert!(body.contains("Sign in to Acme Corp"), "{host}: {body}");
         assert!(!body.contains("No such workspace"), "{host}");
     }
     app.teardown().await;

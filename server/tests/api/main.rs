@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area. Each test builds its
 //! own app (fresh registry, port 0) on SQLite and on PostgreSQL.
+mod accounts;
 mod cli;
 mod connections;
 mod helpers;

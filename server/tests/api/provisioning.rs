@@ -257,7 +257,7 @@ async fn tenant_health_runs_one_query_on_that_tenants_database(backend: Backend)
 async fn postgresql_without_a_secret_key_refuses_to_start() {
     let mut settings = crate::helpers::test_settings(Backend::Postgres).await;
     settings.secret_key = None;
-    let err = server::startup::Services::build(settings.clone())
+    let err = server::startup::build_services(&settings)
         .await
         .err()
         .expect("refused");
@@ -273,8 +273,8 @@ async fn postgresql_without_a_secret_key_refuses_to_start() {
 #[tokio::test]
 async fn a_company_visited_before_it_existed_is_served_once_created() {
     let app = spawn_app(Backend::Sqlite).await;
-    assert_eq!(app.get("newco.localhost", "/").await.status(), 404);
+    assert_eq!(app.get("newco.localhost", "/login").await.status(), 404);
     app.create_company("NewCo", "newco").await;
-    assert_eq!(app.get("newco.localhost", "/").await.status(), 200);
+    assert_eq!(app.get("newco.localhost", "/login").await.status(), 200);
     app.teardown().await;
 }

@@ -1,6 +1,14 @@
 //! SeaORM entities, in the shape `sea-orm-cli generate entity` gives.
 //! Behaviour lives in the query modules beside them, not here.
+//!
+//! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
+//! `handoff_tokens`. Tenant databases: `tenant_users`, `audit_log`,
+//! `login_failures`.
 pub mod audit_log;
+pub mod handoff_tokens;
+pub mod login_failures;
+pub mod platform_users;
 pub mod provisioning;
+pub mod sessions;
 pub mod tenant_users;
 pub mod tenants;

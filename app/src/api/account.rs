@@ -1,0 +1,69 @@
+use leptos::prelude::*;
+
+use crate::wire::{AppError, Me};
+
+/// Only a local path may follow sign-in (no open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// Signs a company user in on this subdomain.
+#[server(endpoint = "login")]
+pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::ssr::auth::{db_error, session, sign_in, start_tenant_session, tenant};
+
+    let tenant = tenant()?;
+    let db = tenant.db().await.map_err(db_error)?;
+    let user = sign_in(&db, &email, &password).await?;
+    start_tenant_session(&session().await?, tenant.entry.id, user.id).await?;
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server(endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    use crate::ssr::auth::{end_session, session};
+
+    end_session(&session().await?).await?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// The signed-in user here, if any.
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<Me>, AppError> {
+    use crate::ssr::auth::current_user;
+
+    Ok(current_user().await?.map(|u| u.me()))
+}
+
+#[server(endpoint = "change_password")]
+pub async fn change_password(
+    current: String,
+    new: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    use crate::domain::Password;
+    use crate::ssr::{
+        auth::require_user,
+        http::{internal, reject},
+        users::{self, UserError},
+    };
+
+    let user = require_user().await?;
+    let new_password = Password::parse(&new).map_err(|e| reject(AppError::invalid("new", e)))?;
+    if new != confirm {
+        return Err(reject(AppError::invalid(
+            "confirm",
+            "The two new passwords differ.",
+        )));
+    }
+    match users::change_password(user.db.conn(), user.id, &current, new_password).await {
+        Ok(()) => Ok(()),
+        Err(e @ UserError::WrongPassword) => Err(reject(AppError::invalid("current", e))),
+        Err(e) => Err(internal(e)),
+    }
+}

@@ -1,0 +1,98 @@
+//! A company's dashboard and user management. Admin functions answer 403
+//! to members, whoever calls them and however.
+use leptos::prelude::*;
+
+use crate::wire::{AppError, Dashboard, UserRow};
+
+#[cfg(feature = "ssr")]
+fn user_error(e: crate::ssr::users::UserError) -> AppError {
+    use crate::ssr::{
+        http::{internal, reject},
+        users::UserError,
+    };
+    match e {
+        UserError::EmailTaken => reject(AppError::conflict("email", e)),
+        UserError::LastAdmin => reject(AppError::conflict("user", e)),
+        UserError::NotFound => reject(AppError::NotFound),
+        UserError::WrongPassword => reject(AppError::invalid("current", e)),
+        UserError::Db(e) => internal(e),
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn user_id(id: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(id).map_err(|_| crate::ssr::http::reject(AppError::NotFound))
+}
+
+#[server(endpoint = "load_dashboard")]
+pub async fn load_dashboard() -> Result<Dashboard, AppError> {
+    use crate::ssr::{auth::require_user, http::internal, users};
+
+    let user = require_user().await?;
+    let conn = user.db.conn();
+    let (users_n, admins, disabled) = users::counts(conn).await.map_err(internal)?;
+    Ok(Dashboard {
+        company: user.tenant.entry.name.clone(),
+        subdomain: user.tenant.entry.subdomain.clone(),
+        users: users_n,
+        admins,
+        disabled,
+        me: user.me(),
+        recent: users::recent_audit(conn, 10).await.map_err(internal)?,
+    })
+}
+
+#[server(endpoint = "list_users")]
+pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
+    use crate::ssr::{auth::require_admin, http::internal, users};
+
+    let admin = require_admin().await?;
+    users::list(admin.db.conn()).await.map_err(internal)
+}
+
+#[server(endpoint = "add_user")]
+pub async fn add_user(email: String, role: String, password: String) -> Result<UserRow, AppError> {
+    use crate::domain::{Email, Password, Role};
+    use crate::ssr::{auth::require_admin, http::reject, users};
+
+    let admin = require_admin().await?;
+    let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
+    let password =
+        Password::parse(&password).map_err(|e| reject(AppError::invalid("password", e)))?;
+    users::add(admin.db.conn(), &admin.email, &email, role, password)
+        .await
+        .map_err(user_error)
+}
+
+#[server(endpoint = "set_user_role")]
+pub async fn set_user_role(id: String, role: String) -> Result<UserRow, AppError> {
+    use crate::domain::Role;
+    use crate::ssr::{auth::require_admin, http::reject, users};
+
+    let admin = require_admin().await?;
+    let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
+    users::set_role(admin.db.conn(), &admin.email, user_id(&id)?, role)
+        .await
+        .map_err(user_error)
+}
+
+#[server(endpoint = "set_user_disabled")]
+pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, AppError> {
+    use crate::ssr::{auth::require_admin, users};
+
+    let admin = require_admin().await?;
+    users::set_disabled(admin.db.conn(), &admin.email, user_id(&id)?, disabled)
+        .await
+        .map_err(user_error)
+}
+
+#[server(endpoint = "remove_user")]
+pub async fn remove_user(id: String) -> Result<(), AppError> {
+    use crate::ssr::{auth::require_admin, users};
+
+    let admin = require_admin().await?;
+    users::remove(admin.db.conn(), &admin.email, user_id(&id)?)
+        .await
+        .map_err(user_error)
+}

@@ -1,0 +1,48 @@
+use leptos::{html, prelude::*};
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::account::Login;
+
+/// `/login` on a company's subdomain.
+#[component]
+pub fn LoginForm(company: String) -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_else(|| "/".into());
+    let expired = move || query.read().get("handoff").is_some();
+    let password = NodeRef::<html::Input>::new();
+    let error = move || {
+        login
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+    Effect::new(move |_| {
+        if error().is_some() {
+            if let Some(input) = password.get() {
+                input.set_value("");
+            }
+        }
+    });
+
+    view! {
+        <Title text=format!("Sign in · {company}")/>
+        <section class="card narrow">
+            <h1>{format!("Sign in to {company}")}</h1>
+            <Show when=expired>
+                <p class="notice">"That sign-in link has expired or was already used. Please sign in."</p>
+            </Show>
+            <ActionForm action=login>
+                <input type="hidden" name="next" prop:value=next/>
+                <label for="email">"Email"</label>
+                <input id="email" name="email" type="email" required autocomplete="username"/>
+                <label for="password">"Password"</label>
+                <input id="password" name="password" type="password" required autocomplete="current-password" node_ref=password/>
+                <p class="form-error" role="alert" data-testid="login-error">{error}</p>
+                <button type="submit" disabled=move || login.pending().get()>"Sign in"</button>
+            </ActionForm>
+        </section>
+    }
+}

@@ -1,0 +1,121 @@
+use std::time::Duration;
+
+use leptos::{html, prelude::*};
+use leptos_meta::Title;
+
+use crate::api::signup::{check_subdomain, Signup};
+use crate::domain::Subdomain;
+use crate::site::Origin;
+use crate::wire::SubdomainCheck;
+
+/// `/signup` on the base domain: create a company and its first admin.
+/// Works as a plain form without WASM; once hydrated, the subdomain is
+/// checked while typing.
+#[component]
+pub fn SignupForm(origin: Origin) -> impl IntoView {
+    let signup = ServerAction::<Signup>::new();
+    let (check, set_check) = signal(None::<SubdomainCheck>);
+    let typed = StoredValue::new(0u64);
+    let password = NodeRef::<html::Input>::new();
+
+    let on_subdomain = move |ev| {
+        let value = event_target_value(&ev);
+        let n = typed.get_value() + 1;
+        typed.set_value(n);
+        if value.trim().is_empty() {
+            set_check.set(None);
+            return;
+        }
+        if let Err(e) = Subdomain::parse(&value) {
+            set_check.set(Some(SubdomainCheck::Invalid(e.to_string())));
+            return;
+        }
+        // Ask the server only once typing pauses, and keep only the answer
+        // for what is in the box now.
+        set_timeout(
+            move || {
+                if typed.get_value() != n {
+                    return;
+                }
+                leptos::task::spawn_local(async move {
+                    if let Ok(answer) = check_subdomain(value).await {
+                        if typed.get_value() == n {
+                            set_check.set(Some(answer));
+                        }
+                    }
+                });
+            },
+            Duration::from_millis(300),
+        );
+    };
+
+    let error = move || signup.value().get().and_then(|r| r.err());
+    let field_error = move |field: &'static str| {
+        move || {
+            error()
+                .filter(|e| e.field() == Some(field))
+                .map(|e| e.to_string())
+        }
+    };
+    let form_error = move || {
+        error()
+            .filter(|e| e.field().is_none())
+            .map(|e| e.to_string())
+    };
+    // The password is never kept after a failed attempt.
+    Effect::new(move |_| {
+        if error().is_some() {
+            if let Some(input) = password.get() {
+                input.set_value("");
+            }
+        }
+    });
+
+    let suffix = format!(".{}", origin.base);
+    view! {
+        <Title text="Create your company · Enclave"/>
+        <section class="card">
+            <h1>"Create your company"</h1>
+            <ActionForm action=signup attr:novalidate=true>
+                <label for="company">"Company name"</label>
+                <input id="company" name="company" required maxlength="100" autocomplete="organization"/>
+                <p class="field-error" data-testid="company-error">{field_error("company")}</p>
+
+                <label for="subdomain">"Address"</label>
+                <div class="with-suffix">
+                    <input
+                        id="subdomain"
+                        name="subdomain"
+                        required
+                        autocomplete="off"
+                        spellcheck="false"
+                        on:input=on_subdomain
+                    />
+                    <span class="suffix">{suffix}</span>
+                </div>
+                <p class="field-status" data-testid="subdomain-status" aria-live="polite">
+                    {move || match check.get() {
+                        Some(SubdomainCheck::Available) => "Available".to_string(),
+                        Some(SubdomainCheck::Taken) => "Taken: choose another".to_string(),
+                        Some(SubdomainCheck::Invalid(message)) => message,
+                        None => String::new(),
+                    }}
+                </p>
+                <p class="field-error" data-testid="subdomain-error">{field_error("subdomain")}</p>
+
+                <label for="email">"Your email"</label>
+                <input id="email" name="email" type="email" required autocomplete="email"/>
+                <p class="field-error" data-testid="email-error">{field_error("email")}</p>
+
+                <label for="password">"Password (at least 10 characters)"</label>
+                <input id="password" name="password" type="password" required minlength="10" autocomplete="new-password" node_ref=password/>
+                <p class="field-error" data-testid="password-error">{field_error("password")}</p>
+
+                <p class="form-error" role="alert">{form_error}</p>
+                <button type="submit" disabled=move || signup.pending().get()>
+                    {move || if signup.pending().get() { "Creating…" } else { "Create company" }}
+                </button>
+            </ActionForm>
+        </section>
+    }
+}

@@ -1,0 +1,124 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::account::whoami;
+use crate::api::company::{list_users, AddUser, RemoveUser, SetUserDisabled, SetUserRole};
+use crate::components::{guard::guard, nav::TenantNav};
+use crate::domain::Role;
+use crate::site::{Site, WithSite};
+
+/// `/users`, admins only: add users, change roles, disable, remove.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let add = ServerAction::<AddUser>::new();
+    let role = ServerAction::<SetUserRole>::new();
+    let disable = ServerAction::<SetUserDisabled>::new();
+    let remove = ServerAction::<RemoveUser>::new();
+    let users = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                role.version().get(),
+                disable.version().get(),
+                remove.version().get(),
+            )
+        },
+        |_| list_users(),
+    );
+    let me = Resource::new(|| (), |_| whoami());
+    let last_error = move || {
+        [
+            add.value().get().map(|r| r.map(|_| ())),
+            role.value().get().map(|r| r.map(|_| ())),
+            disable.value().get().map(|r| r.map(|_| ())),
+            remove.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.err())
+        .map(|e| e.to_string())
+    };
+    let add_error = move || {
+        add.value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+
+    view! {
+        <WithSite view=move |site| {
+            let Site::Tenant { name, .. } = site else { return ().into_any() };
+            view! {
+                <Title text=format!("Users · {name}")/>
+                <Suspense>
+                    {move || {
+                        let name = name.clone();
+                        Suspend::new(async move {
+                            let me = me.await;
+                            let users = users.await;
+                            guard(users, "/users", move |users| {
+                                let me = me.ok().flatten();
+                                view! {
+                                    {me.map(|me| view! { <TenantNav company=name.clone() me/> })}
+                                    <section class="card">
+                                        <h1>"Users"</h1>
+                                        <p class="form-error" role="alert" data-testid="users-error">{last_error}</p>
+                                        <table class="users">
+                                            <thead><tr><th>"Email"</th><th>"Role"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                                            <tbody>
+                                                {users.into_iter().map(|u| {
+                                                    let other = if u.role == Role::Admin { Role::Member } else { Role::Admin };
+                                                    let (id_role, id_disable, id_remove) = (u.id.clone(), u.id.clone(), u.id.clone());
+                                                    view! {
+                                                        <tr data-email=u.email.clone()>
+                                                            <td>{u.email.clone()}</td>
+                                                            <td>{u.role.as_str()}</td>
+                                                            <td>{if u.disabled { "disabled" } else { "active" }}</td>
+                                                            <td class="actions">
+                                                                <ActionForm action=role>
+                                                                    <input type="hidden" name="id" value=id_role/>
+                                                                    <input type="hidden" name="role" value=other.as_str()/>
+                                                                    <button type="submit" class="small">{format!("Make {}", other.as_str())}</button>
+                                                                </ActionForm>
+                                                                <ActionForm action=disable>
+                                                                    <input type="hidden" name="id" value=id_disable/>
+                                                                    <input type="hidden" name="disabled" value=(!u.disabled).to_string()/>
+                                                                    <button type="submit" class="small">{if u.disabled { "Enable" } else { "Disable" }}</button>
+                                                                </ActionForm>
+                                                                <ActionForm action=remove>
+                                                                    <input type="hidden" name="id" value=id_remove/>
+                                                                    <button type="submit" class="small danger">"Remove"</button>
+                                                                </ActionForm>
+                                                            </td>
+                                                        </tr>
+                                                    }
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    </section>
+                                    <section class="card">
+                                        <h2>"Add a user"</h2>
+                                        <ActionForm action=add>
+                                            <label for="new-email">"Email"</label>
+                                            <input id="new-email" name="email" type="email" required/>
+                                            <label for="new-role">"Role"</label>
+                                            <select id="new-role" name="role">
+                                                <option value="member" selected>"Member"</option>
+                                                <option value="admin">"Admin"</option>
+                                            </select>
+                                            <label for="new-password">"Initial password (at least 10 characters)"</label>
+                                            <input id="new-password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
+                                            <p class="form-error" role="alert">{add_error}</p>
+                                            <button type="submit">"Add user"</button>
+                                        </ActionForm>
+                                    </section>
+                                }
+                            })
+                        })
+                    }}
+                </Suspense>
+            }
+            .into_any()
+        }/>
+    }
+}

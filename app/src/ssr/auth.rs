@@ -1,0 +1,257 @@
+//! Who is signed in, and signing in.
+//!
+//! A session records the tenant it was made on; presented on any other
+//! subdomain it counts as signed out (cookies are host-only too). The user
+//! row is read again on every request, so a disabled or demoted user loses
+//! access at once.
+use chrono::{TimeDelta, Utc};
+use leptos::prelude::use_context;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::entities::{login_failures, platform_users, tenant_users};
+use super::http::{internal, reject};
+use super::passwords;
+use super::pools::TenantDb;
+use super::services::Services;
+use super::tenancy::{RequestSite, TenantContext, TenantDbError};
+use crate::domain::{Email, Role};
+use crate::site::Site;
+use crate::wire::{AppError, Me};
+
+const TENANT_KEY: &str = "enclave.tenant_user";
+const PLATFORM_KEY: &str = "enclave.platform_user";
+
+/// Failed sign-ins allowed per email within [`THROTTLE_WINDOW`].
+pub const THROTTLE_LIMIT: u64 = 5;
+pub const THROTTLE_WINDOW: TimeDelta = TimeDelta::minutes(15);
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct TenantUser {
+    tenant_id: Uuid,
+    user_id: Uuid,
+}
+
+/// A signed-in company user, with a lease on the company's database.
+pub struct CurrentUser {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub tenant: TenantContext,
+    pub db: TenantDb,
+}
+
+impl CurrentUser {
+    pub fn me(&self) -> Me {
+        Me {
+            email: self.email.clone(),
+            role: self.role,
+        }
+    }
+}
+
+pub fn services() -> Result<Services, AppError> {
+    use_context::<Services>().ok_or_else(|| internal("no services in context"))
+}
+
+pub fn request_site() -> Result<RequestSite, AppError> {
+    use_context::<RequestSite>().ok_or_else(|| internal("request was not resolved to a site"))
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// This request's active company, or 404 on the base domain.
+pub fn tenant() -> Result<TenantContext, AppError> {
+    request_site()?
+        .tenant
+        .ok_or_else(|| reject(AppError::NotFound))
+}
+
+pub fn db_error(e: TenantDbError) -> AppError {
+    match e {
+        TenantDbError::Pool(super::pools::PoolError::Busy) => reject(AppError::Unavailable),
+        other => internal(other),
+    }
+}
+
+/// The signed-in user of this company, or 401.
+pub async fn require_user() -> Result<CurrentUser, AppError> {
+    current_user()
+        .await?
+        .ok_or_else(|| reject(AppError::Unauthenticated))
+}
+
+/// The signed-in user of this company, if any. A session made on another
+/// company, or whose user was disabled or removed, counts as none.
+pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+    let tenant = tenant()?;
+    let session = session().await?;
+    let auth = session
+        .get::<TenantUser>(TENANT_KEY)
+        .await
+        .map_err(internal)?;
+    let Some(auth) = auth.filter(|a| a.tenant_id == tenant.entry.id) else {
+        return Ok(None);
+    };
+    let db = tenant.db().await.map_err(db_error)?;
+    let user = tenant_users::Entity::find_by_id(auth.user_id)
+        .one(db.conn())
+        .await
+        .map_err(internal)?;
+    Ok(user.filter(|u| !u.disabled).map(|u| CurrentUser {
+        id: u.id,
+        email: u.email,
+        role: Role::parse(&u.role).unwrap_or(Role::Member),
+        tenant,
+        db,
+    }))
+}
+
+/// The signed-in user if they are an admin; 401 or 403 otherwise.
+pub async fn require_admin() -> Result<CurrentUser, AppError> {
+    let user = require_user().await?;
+    if user.role != Role::Admin {
+        return Err(reject(AppError::Forbidden));
+    }
+    Ok(user)
+}
+
+/// Starts a session for `user_id` of `tenant_id`, under a new session id.
+pub async fn start_tenant_session(
+    session: &Session,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    session
+        .insert(TENANT_KEY, TenantUser { tenant_id, user_id })
+        .await
+        .map_err(internal)
+}
+
+pub async fn end_session(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(internal)
+}
+
+/// A hash to verify against when the email is unknown, so that a wrong
+/// email takes as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        passwords::hash(
+            &crate::domain::Password::parse("decoy password, never valid").expect("valid"),
+        )
+    })
+}
+
+async fn verify_blocking(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// Checks a company user's email and password, throttled per email.
+pub async fn sign_in(
+    db: &TenantDb,
+    email: &str,
+    password: &str,
+) -> Result<tenant_users::Model, AppError> {
+    let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let conn = db.conn();
+    let now = Utc::now();
+    let since = now - THROTTLE_WINDOW;
+    let recent = login_failures::Entity::find()
+        .filter(login_failures::Column::Email.eq(email.as_str()))
+        .filter(login_failures::Column::At.gt(since))
+        .order_by_asc(login_failures::Column::At);
+    if recent.clone().count(conn).await.map_err(internal)? >= THROTTLE_LIMIT {
+        let oldest = recent
+            .one(conn)
+            .await
+            .map_err(internal)?
+            .map(|f| f.at)
+            .unwrap_or(now);
+        let retry = (oldest + THROTTLE_WINDOW - now).num_seconds().max(1) as u64;
+        return Err(reject(AppError::Throttled {
+            retry_after_secs: retry,
+        }));
+    }
+    let user = tenant_users::Entity::find()
+        .filter(tenant_users::Column::Email.eq(email.as_str()))
+        .one(conn)
+        .await
+        .map_err(internal)?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+    let valid = verify_blocking(password.to_owned(), hash).await;
+    match user {
+        Some(u) if valid && !u.disabled => {
+            login_failures::Entity::delete_many()
+                .filter(login_failures::Column::Email.eq(email.as_str()))
+                .exec(conn)
+                .await
+                .map_err(internal)?;
+            Ok(u)
+        }
+        _ => {
+            login_failures::ActiveModel {
+                email: Set(email.as_str().to_owned()),
+                at: Set(now),
+                ..Default::default()
+            }
+            .insert(conn)
+            .await
+            .map_err(internal)?;
+            Err(reject(AppError::BadCredentials))
+        }
+    }
+}
+
+/// The signed-in platform admin (base domain only), or 401.
+pub async fn require_platform_admin() -> Result<platform_users::Model, AppError> {
+    if !matches!(request_site()?.site, Site::Root { .. }) {
+        return Err(reject(AppError::NotFound));
+    }
+    let session = session().await?;
+    let Some(id) = session.get::<Uuid>(PLATFORM_KEY).await.map_err(internal)? else {
+        return Err(reject(AppError::Unauthenticated));
+    };
+    platform_users::Entity::find_by_id(id)
+        .one(&services()?.registry)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| reject(AppError::Unauthenticated))
+}
+
+/// Checks a platform admin's email and password and starts their session.
+pub async fn platform_sign_in(email: &str, password: &str) -> Result<(), AppError> {
+    if !matches!(request_site()?.site, Site::Root { .. }) {
+        return Err(reject(AppError::NotFound));
+    }
+    let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let user = platform_users::Entity::find()
+        .filter(platform_users::Column::Email.eq(email.as_str()))
+        .one(&services()?.registry)
+        .await
+        .map_err(internal)?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+    if !verify_blocking(password.to_owned(), hash).await {
+        return Err(reject(AppError::BadCredentials));
+    }
+    let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;
+    let session = session().await?;
+    session.cycle_id().await.map_err(internal)?;
+    session
+        .insert(PLATFORM_KEY, user.id)
+        .await
+        .map_err(internal)
+}

@@ -1,0 +1,110 @@
+//! A tower-sessions store on the registry database (SQLite or PostgreSQL),
+//! so several app instances share sessions. Published stores pin another
+//! sqlx than sea-orm's; this one goes through sea-orm.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::OnConflict, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr,
+};
+use tower_sessions::{
+    cookie::time::OffsetDateTime,
+    session::{Id, Record},
+    session_store::{self, ExpiredDeletion, SessionStore},
+};
+
+use super::entities::sessions;
+
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    db: DatabaseConnection,
+}
+
+impl DbSessionStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
+}
+
+fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
+    Ok(sessions::ActiveModel {
+        id: Set(record.id.to_string()),
+        data: Set(serde_json::to_string(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?),
+        expires_at: Set(to_chrono(record.expiry_date)),
+    })
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    /// Inserts under a fresh id, drawing another on the (unlikely) collision.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        loop {
+            match sessions::Entity::insert(row(record)?).exec(&self.db).await {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    record.id = Id::default();
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        sessions::Entity::insert(row(record)?)
+            .on_conflict(
+                OnConflict::column(sessions::Column::Id)
+                    .update_columns([sessions::Column::Data, sessions::Column::ExpiresAt])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let found = sessions::Entity::find_by_id(id.to_string())
+            .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?;
+        let Some(found) = found else { return Ok(None) };
+        let data = serde_json::from_str(&found.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = OffsetDateTime::from_unix_timestamp(found.expires_at.timestamp())
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        sessions::Entity::delete_by_id(id.to_string())
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for DbSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::ExpiresAt.lte(Utc::now()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+}

@@ -1,0 +1,257 @@
+//! A company's users and audit log, in its own database. Every change
+//! writes the audit log. The last active admin can be neither removed,
+//! disabled nor demoted: each such change is one conditional UPDATE or
+//! DELETE that counts the other active admins in the same statement.
+use chrono::Utc;
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use super::entities::{audit_log, tenant_users};
+use super::passwords;
+use crate::domain::{Email, Password, Role};
+use crate::wire::{AuditRow, UserRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("A user with this email already exists.")]
+    EmailTaken,
+    #[error("No such user.")]
+    NotFound,
+    #[error("The company needs at least one active admin.")]
+    LastAdmin,
+    #[error("The current password is wrong.")]
+    WrongPassword,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub async fn audit(
+    db: &impl ConnectionTrait,
+    actor: &str,
+    action: &str,
+    detail: String,
+) -> Result<(), DbErr> {
+    audit_log::ActiveModel {
+        actor: Set(actor.to_owned()),
+        action: Set(action.to_owned()),
+        detail: Set(detail),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub fn row(u: &tenant_users::Model) -> UserRow {
+    UserRow {
+        id: u.id.to_string(),
+        email: u.email.clone(),
+        role: Role::parse(&u.role).unwrap_or(Role::Member),
+        disabled: u.disabled,
+        created: u.created_at.format("%Y-%m-%d").to_string(),
+    }
+}
+
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<UserRow>, DbErr> {
+    Ok(tenant_users::Entity::find()
+        .order_by_asc(tenant_users::Column::Email)
+        .all(db)
+        .await?
+        .iter()
+        .map(row)
+        .collect())
+}
+
+pub async fn recent_audit(db: &impl ConnectionTrait, n: u64) -> Result<Vec<AuditRow>, DbErr> {
+    Ok(audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Id)
+        .limit(n)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| AuditRow {
+            actor: a.actor,
+            action: a.action,
+            detail: a.detail,
+            at: a.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        })
+        .collect())
+}
+
+/// (users, active admins, disabled users)
+pub async fn counts(db: &impl ConnectionTrait) -> Result<(u64, u64, u64), DbErr> {
+    let users = tenant_users::Entity::find().count(db).await?;
+    let admins = tenant_users::Entity::find()
+        .filter(tenant_users::Column::Role.eq(Role::Admin.as_str()))
+        .filter(tenant_users::Column::Disabled.eq(false))
+        .count(db)
+        .await?;
+    let disabled = tenant_users::Entity::find()
+        .filter(tenant_users::Column::Disabled.eq(true))
+        .count(db)
+        .await?;
+    Ok((users, admins, disabled))
+}
+
+pub async fn add(
+    db: &impl ConnectionTrait,
+    actor: &str,
+    email: &Email,
+    role: Role,
+    password: Password,
+) -> Result<UserRow, UserError> {
+    let hash = passwords::hash_blocking(password).await;
+    let user = tenant_users::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(hash),
+        role: Set(role.as_str().to_owned()),
+        disabled: Set(false),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => UserError::EmailTaken,
+        _ => UserError::Db(e),
+    })?;
+    audit(
+        db,
+        actor,
+        "user.added",
+        format!("Added {} as {}", email, role.as_str()),
+    )
+    .await?;
+    Ok(row(&user))
+}
+
+/// `other active admins >= 1`, as a condition on the target row `id`.
+fn another_active_admin(id: Uuid) -> Expr {
+    let others = Query::select()
+        .expr(Func::count(Expr::col(tenant_users::Column::Id)))
+        .from(tenant_users::Entity)
+        .and_where(tenant_users::Column::Role.eq(Role::Admin.as_str()))
+        .and_where(tenant_users::Column::Disabled.eq(false))
+        .and_where(tenant_users::Column::Id.ne(id))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(others))).gte(1)
+}
+
+async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<tenant_users::Model, UserError> {
+    tenant_users::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(UserError::NotFound)
+}
+
+/// Whether `user` counts as an active admin now.
+fn is_active_admin(user: &tenant_users::Model) -> bool {
+    user.role == Role::Admin.as_str() && !user.disabled
+}
+
+pub async fn set_role(
+    db: &impl ConnectionTrait,
+    actor: &str,
+    id: Uuid,
+    role: Role,
+) -> Result<UserRow, UserError> {
+    let user = find(db, id).await?;
+    let mut update = tenant_users::Entity::update_many()
+        .col_expr(tenant_users::Column::Role, Expr::value(role.as_str()))
+        .filter(tenant_users::Column::Id.eq(id));
+    if role != Role::Admin && is_active_admin(&user) {
+        update = update.filter(another_active_admin(id));
+    }
+    if update.exec(db).await?.rows_affected == 0 {
+        return Err(UserError::LastAdmin);
+    }
+    audit(
+        db,
+        actor,
+        "user.role",
+        format!("Made {} {}", user.email, role.as_str()),
+    )
+    .await?;
+    Ok(row(&find(db, id).await?))
+}
+
+pub async fn set_disabled(
+    db: &impl ConnectionTrait,
+    actor: &str,
+    id: Uuid,
+    disabled: bool,
+) -> Result<UserRow, UserError> {
+    let user = find(db, id).await?;
+    let mut update = tenant_users::Entity::update_many()
+        .col_expr(tenant_users::Column::Disabled, Expr::value(disabled))
+        .filter(tenant_users::Column::Id.eq(id));
+    if disabled && is_active_admin(&user) {
+        update = update.filter(another_active_admin(id));
+    }
+    if update.exec(db).await?.rows_affected == 0 {
+        return Err(UserError::LastAdmin);
+    }
+    let what = if disabled { "Disabled" } else { "Enabled" };
+    audit(
+        db,
+        actor,
+        if disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        },
+        format!("{what} {}", user.email),
+    )
+    .await?;
+    Ok(row(&find(db, id).await?))
+}
+
+pub async fn remove(db: &impl ConnectionTrait, actor: &str, id: Uuid) -> Result<(), UserError> {
+    let user = find(db, id).await?;
+    let mut delete = tenant_users::Entity::delete_many().filter(tenant_users::Column::Id.eq(id));
+    if is_active_admin(&user) {
+        delete = delete.filter(another_active_admin(id));
+    }
+    if delete.exec(db).await?.rows_affected == 0 {
+        return Err(UserError::LastAdmin);
+    }
+    audit(db, actor, "user.removed", format!("Removed {}", user.email)).await?;
+    Ok(())
+}
+
+pub async fn change_password(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    current: &str,
+    new: Password,
+) -> Result<(), UserError> {
+    let user = find(db, id).await?;
+    let (current, hash) = (current.to_owned(), user.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || passwords::verify(&current, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(UserError::WrongPassword);
+    }
+    let hash = passwords::hash_blocking(new).await;
+    tenant_users::ActiveModel {
+        id: Set(id),
+        password_hash: Set(hash),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    audit(
+        db,
+        &user.email,
+        "user.password",
+        "Changed their password".into(),
+    )
+    .await?;
+    Ok(())
+}

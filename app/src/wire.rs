@@ -1,0 +1,144 @@
+//! Types sent between server and browser. Never SeaORM entities, never a
+//! password hash or a credential.
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+
+/// Errors of every server function. Each variant names the HTTP status the
+/// server answers with; unexpected errors are logged on the server with
+/// their cause and reach the browser only as `Internal`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// 401: not signed in here. Pages send the person to the sign-in form.
+    #[error("Please sign in.")]
+    Unauthenticated,
+    /// 401: the email and password do not match an active account.
+    #[error("Wrong email or password.")]
+    BadCredentials,
+    /// 403: signed in, but not allowed.
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    /// 404
+    #[error("Not found.")]
+    NotFound,
+    /// 422: `field` broke a rule; `message` says which.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// 409: e.g. the subdomain or email is taken, or the last admin would go.
+    #[error("{message}")]
+    Conflict { field: String, message: String },
+    /// 429: too many failed sign-ins for this email.
+    #[error("Too many failed sign-ins. Try again in {} minute(s).", retry_after_secs.div_ceil(60))]
+    Throttled { retry_after_secs: u64 },
+    /// 503: no database connection came free in time.
+    #[error("The service is busy; please try again in a moment.")]
+    Unavailable,
+    /// 500: the cause is in the server's log.
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// The request or response itself failed (network, encoding).
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated | AppError::BadCredentials => 401,
+            AppError::Forbidden => 403,
+            AppError::NotFound => 404,
+            AppError::Conflict { .. } => 409,
+            AppError::Invalid { .. } => 422,
+            AppError::Throttled { .. } => 429,
+            AppError::Unavailable => 503,
+            AppError::Internal | AppError::Transport(_) => 500,
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl ToString) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn conflict(field: &str, message: impl ToString) -> Self {
+        AppError::Conflict {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The form field this error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::Invalid { field, .. } | AppError::Conflict { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+/// The signed-in person, as pages show them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub company: String,
+    pub subdomain: String,
+    pub users: u64,
+    pub admins: u64,
+    pub disabled: u64,
+    pub me: Me,
+    pub recent: Vec<AuditRow>,
+}
+
+/// The live answer while someone types a subdomain on the signup form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubdomainCheck {
+    Available,
+    Taken,
+    Invalid(String),
+}
+
+/// A company as the platform admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRow {
+    pub name: String,
+    pub subdomain: String,
+    pub status: String,
+    pub schema_version: String,
+    pub created: String,
+}

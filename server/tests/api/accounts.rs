@@ -1,0 +1,487 @@
+//! Accounts through the server functions, as the browser calls them:
+//! signup and handoff, sign-in, sessions per company, authorisation of
+//! admin functions, the sign-in throttle.
+use app::domain::{Email, Password, Role};
+use reqwest::{header, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::on_both_backends;
+
+on_both_backends!(
+    signup_lands_the_admin_signed_in_on_the_new_subdomain,
+    a_handoff_token_works_once_and_only_on_its_own_subdomain,
+    signup_refuses_bad_input_and_taken_subdomains_with_clear_errors,
+    a_member_calling_admin_functions_directly_gets_403,
+    a_session_from_one_company_is_signed_out_on_another,
+    five_failed_sign_ins_for_one_email_are_throttled,
+    the_last_admin_cannot_be_demoted_disabled_or_removed,
+);
+
+/// A browser's cookie jar for one host.
+#[derive(Default, Clone)]
+struct Jar(Option<String>);
+
+impl Jar {
+    fn take_from(&mut self, res: &reqwest::Response) {
+        if let Some(c) = res.headers().get(header::SET_COOKIE) {
+            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
+            self.0 = Some(pair);
+        }
+    }
+}
+
+/// Calls a server function as the hydrated app does. A redirect it asks
+/// for comes back as `Location` (with 200), as leptos does for fetches.
+async fn call(
+    app: &TestApp,
+    host: &str,
+    jar: &mut Jar,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let (status, body, _) = call_full(app, host, jar, endpoint, form).await;
+    (status, body)
+}
+
+async fn call_full(
+    app: &TestApp,
+    host: &str,
+    jar: &mut Jar,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value, Option<String>) {
+    let mut req = app
+        .client
+        .post(format!("{}/api/{endpoint}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "application/json")
+        .form(form);
+    if let Some(c) = &jar.0 {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    jar.take_from(&res);
+    let status = res.status();
+    let location = res
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned());
+    let body = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        location,
+    )
+}
+
+/// GETs a page as a browser does.
+async fn get(app: &TestApp, host: &str, jar: &mut Jar, path: &str) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "text/html");
+    if let Some(c) = &jar.0 {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    jar.take_from(&res);
+    res
+}
+
+async fn sign_in(
+    app: &TestApp,
+    host: &str,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Value, Jar) {
+    let mut jar = Jar::default();
+    let (status, body, location) = call_full(
+        app,
+        host,
+        &mut jar,
+        "login",
+        &[("email", email), ("password", password)],
+    )
+    .await;
+    if status == StatusCode::OK {
+        assert_eq!(
+            location.as_deref(),
+            Some("/"),
+            "sign-in goes on to the dashboard"
+        );
+    }
+    (status, body, jar)
+}
+
+async fn add_member(app: &TestApp, sub: &str, email: &str) {
+    let entry = app
+        .services
+        .directory
+        .lookup(&app::domain::Subdomain::parse(sub).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let db = app::ssr::provisioning::connect_once(entry.url.as_ref().unwrap())
+        .await
+        .unwrap();
+    app::ssr::users::add(
+        &db,
+        "test",
+        &Email::parse(email).unwrap(),
+        Role::Member,
+        Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    db.close().await.ok();
+}
+
+async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut root = Jar::default();
+    // From the hydrated page: the redirect comes back for the app to follow.
+    let (status, _, location) = call_full(
+        &app,
+        "localhost:3000",
+        &mut root,
+        "signup",
+        &[
+            ("company", "Acme Corp"),
+            ("subdomain", "Acme"),
+            ("email", "Boss@Acme.test"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(location
+        .unwrap()
+        .starts_with("http://acme.localhost:3000/auth/handoff?token="));
+    // As a plain HTML form (no JavaScript): a real 302.
+    let res = app
+        .client
+        .post(format!("{}/api/signup", app.address))
+        .header(header::HOST, "localhost:3000")
+        .header(header::ACCEPT, "text/html")
+        .form(&[
+            ("company", "Other"),
+            ("subdomain", "other"),
+            ("email", "x@other.test"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("http://other.localhost:3000/auth/handoff?token="),
+        "{location}"
+    );
+
+    let path = location.trim_start_matches("http://other.localhost:3000");
+    let mut jar = Jar::default();
+    let res = get(&app, "other.localhost:3000", &mut jar, path).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.to_lowercase().contains("domain="),
+        "host-only: {cookie}"
+    );
+
+    let res = get(&app, "other.localhost:3000", &mut jar, "/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("x@other.test") && body.contains("Other"),
+        "{body}"
+    );
+    app.teardown().await;
+}
+
+async fn a_handoff_token_works_once_and_only_on_its_own_subdomain(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Globex", "globex").await;
+    let signup = |sub: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .client
+                .post(format!("{}/api/signup", app.address))
+                .header(header::HOST, "localhost")
+                .form(&[
+                    ("company", "Acme"),
+                    ("subdomain", sub),
+                    ("email", "a@acme.test"),
+                    ("password", ADMIN_PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            location[location.find("/auth/").unwrap()..].to_owned()
+        }
+    };
+    let path = signup("acme").await;
+    // On another company's host the token is worthless, and not spent.
+    let res = get(&app, "globex.localhost", &mut Jar::default(), &path).await;
+    assert_eq!(res.headers()[header::LOCATION], "/login?handoff=expired");
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    let res = get(&app, "acme.localhost", &mut Jar::default(), &path).await;
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    // Never twice.
+    let res = get(&app, "acme.localhost", &mut Jar::default(), &path).await;
+    assert_eq!(res.headers()[header::LOCATION], "/login?handoff=expired");
+    let res = get(
+        &app,
+        "acme.localhost",
+        &mut Jar::default(),
+        "/auth/handoff?token=nonsense",
+    )
+    .await;
+    assert_eq!(res.headers()[header::LOCATION], "/login?handoff=expired");
+    app.teardown().await;
+}
+
+async fn signup_refuses_bad_input_and_taken_subdomains_with_clear_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let good = [
+        ("company", "NewCo"),
+        ("subdomain", "newco"),
+        ("email", "a@newco.test"),
+        ("password", ADMIN_PASSWORD),
+    ];
+    let cases: &[(&str, &str, u16, &str)] = &[
+        ("subdomain", "acme", 409, "The subdomain 'acme' is taken."),
+        ("subdomain", "ab", 422, "at least 3 characters"),
+        (
+            "subdomain",
+            "acme; DROP DATABASE x",
+            422,
+            "';' is not allowed",
+        ),
+        ("subdomain", "www", 422, "reserved"),
+        ("company", " ", 422, "Enter the company's name."),
+        ("email", "nope", 422, "email address like"),
+        ("password", "short", 422, "at least 10 characters"),
+    ];
+    for (field, value, status, message) in cases {
+        let form: Vec<(&str, &str)> = good
+            .iter()
+            .map(|(k, v)| (*k, if k == field { *value } else { *v }))
+            .collect();
+        let (got, body) = call(&app, "localhost", &mut Jar::default(), "signup", &form).await;
+        assert_eq!(got.as_u16(), *status, "{field}={value}: {body}");
+        let err = body.to_string();
+        assert!(err.contains(message), "{field}={value}: {err}");
+        assert!(err.contains(field), "the error names the field: {err}");
+    }
+    // Only the one company exists.
+    assert_eq!(
+        app::ssr::registry::list_tenants(&app.services.registry)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Signup is for the base domain only.
+    let (status, _) = call(&app, "acme.localhost", &mut Jar::default(), "signup", &good).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.teardown().await;
+}
+
+async fn a_member_calling_admin_functions_directly_gets_403(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    add_member(&app, "acme", "member@acme.test").await;
+    let (status, _, mut member) =
+        sign_in(&app, "acme.localhost", "member@acme.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    for (endpoint, form) in [
+        ("list_users", vec![]),
+        (
+            "add_user",
+            vec![
+                ("email", "x@acme.test"),
+                ("role", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ],
+        ),
+        (
+            "set_user_role",
+            vec![
+                ("id", "00000000-0000-0000-0000-000000000000"),
+                ("role", "admin"),
+            ],
+        ),
+        (
+            "remove_user",
+            vec![("id", "00000000-0000-0000-0000-000000000000")],
+        ),
+    ] {
+        let (status, body) = call(&app, "acme.localhost", &mut member, endpoint, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{endpoint}: {body}");
+    }
+    // The page answers 403 too; the member's own pages work.
+    assert_eq!(
+        get(&app, "acme.localhost", &mut member, "/users")
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&app, "acme.localhost", &mut member, "/profile")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Signed out, admin functions answer 401.
+    let (status, _) = call(
+        &app,
+        "acme.localhost",
+        &mut Jar::default(),
+        "list_users",
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The admin can.
+    let (_, _, mut admin) =
+        sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    let (status, body) = call(&app, "acme.localhost", &mut admin, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_array().unwrap().len(), 2);
+    app.teardown().await;
+}
+
+async fn a_session_from_one_company_is_signed_out_on_another(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let (_, _, mut acme) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    let (status, me) = call(&app, "acme.localhost", &mut acme, "whoami", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["email"], "admin@acme.test");
+
+    // The same cookie, copied to another company's host.
+    let mut copied = acme.clone();
+    let (status, me) = call(&app, "globex.localhost", &mut copied, "whoami", &[]).await;
+    assert_eq!((status, me), (StatusCode::OK, Value::Null));
+    let (status, _) = call(&app, "globex.localhost", &mut copied, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let res = get(&app, "globex.localhost", &mut copied, "/").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+
+    // Sign-out ends it where it was made.
+    let (status, _, location) = call_full(&app, "acme.localhost", &mut acme, "logout", &[]).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::OK, Some("/login"))
+    );
+    let (_, me) = call(&app, "acme.localhost", &mut acme, "whoami", &[]).await;
+    assert_eq!(me, Value::Null);
+    app.teardown().await;
+}
+
+async fn five_failed_sign_ins_for_one_email_are_throttled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    for _ in 0..5 {
+        let (status, body, _) =
+            sign_in(&app, "acme.localhost", "admin@acme.test", "wrong password!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.to_string().contains("BadCredentials"), "{body}");
+    }
+    let (status, body, _) =
+        sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry = body["Throttled"]["retry_after_secs"].as_u64().unwrap();
+    assert!(retry > 14 * 60 && retry <= 15 * 60, "{retry}");
+    // Another email is not affected; unknown emails fail the same way.
+    let (status, _, _) = sign_in(
+        &app,
+        "acme.localhost",
+        "nobody@acme.test",
+        "wrong password!",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.teardown().await;
+}
+
+async fn the_last_admin_cannot_be_demoted_disabled_or_removed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    let admin_id = t.admin_user_id.unwrap().to_string();
+    let (_, _, mut admin) =
+        sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    for (endpoint, form) in [
+        (
+            "set_user_role",
+            vec![("id", admin_id.as_str()), ("role", "member")],
+        ),
+        (
+            "set_user_disabled",
+            vec![("id", admin_id.as_str()), ("disabled", "true")],
+        ),
+        ("remove_user", vec![("id", admin_id.as_str())]),
+    ] {
+        let (status, body) = call(&app, "acme.localhost", &mut admin, endpoint, &form).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{endpoint}: {body}");
+        assert!(
+            body.to_string().contains("at least one active admin"),
+            "{body}"
+        );
+    }
+    // With a second admin, the first may step down.
+    let (status, body) = call(
+        &app,
+        "acme.localhost",
+        &mut admin,
+        "add_user",
+        &[
+            ("email", "second@acme.test"),
+            ("role", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &app,
+        "acme.localhost",
+        &mut admin,
+        "set_user_role",
+        &[("id", &admin_id), ("role", "member")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "Member");
+    // Every change is in the audit log.
+    let (_, mut second) = {
+        let (s, _, j) = sign_in(&app, "acme.localhost", "second@acme.test", ADMIN_PASSWORD).await;
+        (s, j)
+    };
+    let body = get(&app, "acme.localhost", &mut second, "/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("Added second@acme.test as admin")
+            && body.contains("Made admin@acme.test member"),
+        "{body}"
+    );
+    app.teardown().await;
+}
