@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { expect, type Page } from '@playwright/test';
 import { serverEnv } from '../playwright.config';
 
 export const port = Number(new URL(`http://${serverEnv.ENCLAVE_LISTEN}`).port);
@@ -23,10 +24,31 @@ export function cli(args: string[], input?: string): string {
   });
 }
 
-/** Creates a company through `tenant create`, the real provisioning path. */
+export const PASSWORD = 'correct horse battery staple';
+
+export function rootUrl(path = '/'): string {
+  return `http://localhost:${port}${path}`;
+}
+
+/** Creates a company through `tenant create`, the real provisioning path;
+ * its admin is `admin@<subdomain>.test` with PASSWORD. */
 export function createCompany(name: string, subdomain: string): void {
   cli(
     ['tenant', 'create', '--name', name, '--subdomain', subdomain, '--admin-email', `admin@${subdomain}.test`, '--admin-password-stdin'],
-    'correct horse battery staple\n',
+    `${PASSWORD}\n`,
   );
+}
+
+/** A platform admin, through `superadmin create`. */
+export function createSuperadmin(email: string): void {
+  cli(['superadmin', 'create', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
+}
+
+/** Signs in on a company's sign-in page and waits for the dashboard. */
+export async function signIn(page: Page, subdomain: string, email: string, password = PASSWORD): Promise<void> {
+  await page.goto(tenantUrl(subdomain, '/login'));
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('me')).toHaveText(email);
 }

@@ -19,9 +19,11 @@ test('the landing page hydrates: typing updates the address preview', async ({ p
 test('a known company has its page on its subdomain', async ({ page }) => {
   const sub = uniqueSubdomain('acme');
   createCompany('Acme Corp', sub);
+  // Signed out, the company's address leads to its own sign-in page.
   const res = await page.goto(tenantUrl(sub));
   expect(res?.status()).toBe(200);
-  await expect(page.getByTestId('company-name')).toHaveText('Acme Corp');
+  expect(page.url()).toBe(tenantUrl(sub, '/login?next=/'));
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Acme Corp');
 });
 
 test('an unknown subdomain shows the 404 page', async ({ page }) => {

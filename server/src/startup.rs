@@ -230,9 +230,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             tenancy::resolve_site,
         ))
-        // Static assets need no tenant: served before resolution.
+        // Static assets need no tenant: served before resolution, from the
+        // site root that cargo-leptos fills (`pkg/` and the `public/` files).
         .route_service(
             "/pkg/{*path}",
+            leptos_axum::site_pkg_dir_service(&state.leptos_options),
+        )
+        .route_service(
+            "/favicon.svg",
+            leptos_axum::site_pkg_dir_service(&state.leptos_options),
+        )
+        .route_service(
+            "/robots.txt",
             leptos_axum::site_pkg_dir_service(&state.leptos_options),
         )
         .with_state(state)

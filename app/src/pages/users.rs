@@ -44,6 +44,15 @@ pub fn UsersPage() -> impl IntoView {
             .and_then(|r| r.err())
             .map(|e| e.to_string())
     };
+    // A user added: the form starts over for the next one.
+    let add_form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            if let Some(form) = add_form.get() {
+                form.reset();
+            }
+        }
+    });
 
     view! {
         <WithSite view=move |site| {
@@ -98,7 +107,7 @@ pub fn UsersPage() -> impl IntoView {
                                     </section>
                                     <section class="card">
                                         <h2>"Add a user"</h2>
-                                        <ActionForm action=add>
+                                        <ActionForm action=add node_ref=add_form>
                                             <label for="new-email">"Email"</label>
                                             <input id="new-email" name="email" type="email" required/>
                                             <label for="new-role">"Role"</label>

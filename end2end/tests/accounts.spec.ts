@@ -1,0 +1,173 @@
+import { test, expect } from '@playwright/test';
+import {
+  PASSWORD,
+  createCompany,
+  createSuperadmin,
+  rootUrl,
+  signIn,
+  tenantUrl,
+  uniqueSubdomain,
+} from './helpers';
+
+async function fillSignup(page: import('@playwright/test').Page, sub: string, email: string) {
+  await page.getByLabel('Company name').fill('Initech');
+  await page.getByLabel('Address').fill(sub);
+  await page.getByLabel('Your email').fill(email);
+  await page.getByLabel('Password (at least 10 characters)').fill(PASSWORD);
+}
+
+test('signup lands the new admin signed in on the company dashboard', async ({ page }) => {
+  const sub = uniqueSubdomain('init');
+  await page.goto(rootUrl('/signup'));
+  await fillSignup(page, sub, `boss@${sub}.test`);
+  await page.getByRole('button', { name: 'Create company' }).click();
+  await page.waitForURL(tenantUrl(sub));
+  await expect(page.getByTestId('company-name')).toHaveText('Initech');
+  await expect(page.getByTestId('me')).toHaveText(`boss@${sub}.test`);
+  await expect(page.getByTestId('audit')).toContainText("Company 'Initech' created");
+});
+
+test('signup works with JavaScript disabled', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  const sub = uniqueSubdomain('nojs');
+  await page.goto(rootUrl('/signup'));
+  await fillSignup(page, sub, `boss@${sub}.test`);
+  await page.getByRole('button', { name: 'Create company' }).click();
+  await page.waitForURL(tenantUrl(sub));
+  await expect(page.getByTestId('me')).toHaveText(`boss@${sub}.test`);
+  await context.close();
+});
+
+test('the live subdomain check says taken for an existing company', async ({ page }) => {
+  const sub = uniqueSubdomain('taken');
+  createCompany('Taken Inc', sub);
+  await page.goto(rootUrl('/signup'));
+  const status = page.getByTestId('subdomain-status');
+  // Typing works only once hydrated: retry until the live check answers.
+  await expect(async () => {
+    await page.getByLabel('Address').fill('');
+    await page.getByLabel('Address').pressSequentially(sub);
+    await expect(status).toHaveText('Taken: choose another', { timeout: 1500 });
+  }).toPass({ timeout: 15_000 });
+  await page.getByLabel('Address').fill('');
+  await page.getByLabel('Address').pressSequentially('ab');
+  await expect(status).toHaveText('A subdomain needs at least 3 characters.');
+  await page.getByLabel('Address').fill('');
+  await page.getByLabel('Address').pressSequentially(uniqueSubdomain('free'));
+  await expect(status).toHaveText('Available');
+});
+
+test('a taken subdomain keeps the form filled in, password excepted', async ({ page }) => {
+  const sub = uniqueSubdomain('dup');
+  createCompany('Dup Inc', sub);
+  await page.goto(rootUrl('/signup'));
+  await page.waitForLoadState('networkidle');
+  await fillSignup(page, sub, `other@${sub}.test`);
+  await page.getByRole('button', { name: 'Create company' }).click();
+  await expect(page.getByTestId('subdomain-error')).toHaveText(`The subdomain '${sub}' is taken.`);
+  await expect(page.getByLabel('Company name')).toHaveValue('Initech');
+  await expect(page.getByLabel('Your email')).toHaveValue(`other@${sub}.test`);
+  await expect(page.getByLabel('Password (at least 10 characters)')).toHaveValue('');
+});
+
+test('sign out, then sign in again', async ({ page }) => {
+  const sub = uniqueSubdomain('io');
+  createCompany('In Out', sub);
+  await signIn(page, sub, `admin@${sub}.test`);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(tenantUrl(sub, '/login'));
+  await page.goto(tenantUrl(sub, '/users'));
+  await page.waitForURL(tenantUrl(sub, '/login?next=/users'));
+  await page.getByLabel('Email').fill(`admin@${sub}.test`);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // Back where they were going.
+  await page.waitForURL(tenantUrl(sub, '/users'));
+  await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+});
+
+test('a wrong password is refused with a message', async ({ page }) => {
+  const sub = uniqueSubdomain('wrong');
+  createCompany('Wrong Inc', sub);
+  await page.goto(tenantUrl(sub, '/login'));
+  await page.waitForLoadState('networkidle');
+  await page.getByLabel('Email').fill(`admin@${sub}.test`);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('Wrong email or password.');
+  await expect(page.getByLabel('Email')).toHaveValue(`admin@${sub}.test`);
+  await expect(page.getByLabel('Password')).toHaveValue('');
+});
+
+test('an admin adds a member, who signs in and is refused the admin pages', async ({ page, browser }) => {
+  const sub = uniqueSubdomain('team');
+  createCompany('Team Inc', sub);
+  await signIn(page, sub, `admin@${sub}.test`);
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByLabel('Email').fill(`member@${sub}.test`);
+  await page.getByLabel('Initial password (at least 10 characters)').fill('member password 1');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
+
+  const context = await browser.newContext();
+  const member = await context.newPage();
+  await signIn(member, sub, `member@${sub}.test`, 'member password 1');
+  await expect(member.getByRole('link', { name: 'Users' })).toHaveCount(0);
+  const res = await member.goto(tenantUrl(sub, '/users'));
+  expect(res?.status()).toBe(403);
+  await expect(member.getByRole('heading', { level: 1 })).toHaveText('Admins only');
+  await context.close();
+});
+
+test('the last admin cannot demote themself', async ({ page }) => {
+  const sub = uniqueSubdomain('solo');
+  createCompany('Solo Inc', sub);
+  await signIn(page, sub, `admin@${sub}.test`);
+  await page.goto(tenantUrl(sub, '/users'));
+  const row = page.locator(`tr[data-email="admin@${sub}.test"]`);
+  await row.getByRole('button', { name: 'Make member' }).click();
+  await expect(page.getByTestId('users-error')).toHaveText('The company needs at least one active admin.');
+  await expect(row).toContainText('admin');
+});
+
+test("a session cookie copied to another company's host is signed out there", async ({ page }) => {
+  const a = uniqueSubdomain('alpha');
+  const b = uniqueSubdomain('beta');
+  createCompany('Alpha', a);
+  createCompany('Beta', b);
+  await signIn(page, a, `admin@${a}.test`);
+  const cookies = await page.context().cookies(tenantUrl(a));
+  const session = cookies.find((c) => c.name === 'enclave_session');
+  expect(session).toBeTruthy();
+  await page.context().addCookies([{ ...session!, domain: `${b}.localhost` }]);
+  await page.goto(tenantUrl(b));
+  await page.waitForURL(tenantUrl(b, '/login?next=/'));
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Beta');
+});
+
+test('a paused company shows the paused page, and resumes', async ({ page, browser }) => {
+  const sub = uniqueSubdomain('pause');
+  const admin = `root-${sub}@platform.test`;
+  createCompany('Pausable', sub);
+  createSuperadmin(admin);
+  await page.goto(rootUrl('/admin'));
+  await page.getByLabel('Email').fill(admin);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const row = page.locator(`tr[data-subdomain="${sub}"]`);
+  await expect(row.getByTestId('status')).toHaveText('active');
+  await row.getByRole('button', { name: 'Pause' }).click();
+  await expect(row.getByTestId('status')).toHaveText('paused');
+
+  const visitor = await browser.newPage();
+  const res = await visitor.goto(tenantUrl(sub, '/login'));
+  expect(res?.status()).toBe(503);
+  await expect(visitor.getByRole('heading', { level: 1 })).toHaveText('This workspace is paused');
+
+  await row.getByRole('button', { name: 'Resume' }).click();
+  await expect(row.getByTestId('status')).toHaveText('active');
+  const again = await visitor.goto(tenantUrl(sub, '/login'));
+  expect(again?.status()).toBe(200);
+  await visitor.close();
+});
