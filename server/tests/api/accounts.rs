@@ -9,6 +9,8 @@ use crate::helpers::{spawn_app, Backend, TestApp, ADMIN_PASSWORD};
 use crate::on_both_backends;
 
 on_both_backends!(
+    signing_in_again_rotates_the_session_id,
+    the_platform_admin_deletes_a_company_only_with_typed_confirmation,
     signup_lands_the_admin_signed_in_on_the_new_subdomain,
     a_handoff_token_works_once_and_only_on_its_own_subdomain,
     signup_refuses_bad_input_and_taken_subdomains_with_clear_errors,
@@ -483,5 +485,112 @@ async fn the_last_admin_cannot_be_demoted_disabled_or_removed(backend: Backend) 
             && body.contains("Made admin@acme.test member"),
         "{body}"
     );
+    app.teardown().await;
+}
+
+async fn signing_in_again_rotates_the_session_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    add_member(&app, "acme", "member@acme.test").await;
+    let (_, _, mut jar) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    let first = jar.0.clone().unwrap();
+    let (status, _) = call(
+        &app,
+        "acme.localhost",
+        &mut jar,
+        "login",
+        &[("email", "member@acme.test"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let second = jar.0.clone().unwrap();
+    assert_ne!(first, second, "a new id at sign-in");
+    // The old id is worthless now.
+    let (_, me) = call(&app, "acme.localhost", &mut Jar(Some(first)), "whoami", &[]).await;
+    assert_eq!(me, Value::Null);
+    let (_, me) = call(&app, "acme.localhost", &mut jar, "whoami", &[]).await;
+    assert_eq!(me["email"], "member@acme.test");
+    app.teardown().await;
+}
+
+async fn the_platform_admin_deletes_a_company_only_with_typed_confirmation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    app::ssr::platform::create_superadmin(
+        &app.services.registry,
+        &Email::parse("root@platform.test").unwrap(),
+        Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut root = Jar::default();
+    // Not signed in: refused.
+    let (status, _) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "delete_tenant",
+        &[("subdomain", "acme"), ("confirm", "acme")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "admin_login",
+        &[
+            ("email", "root@platform.test"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A company admin's session is no platform session, and vice versa.
+    let (status, _) = call(&app, "acme.localhost", &mut root, "list_tenants", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "delete_tenant",
+        &[("subdomain", "acme"), ("confirm", "acm")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.to_string().contains("Type acme to confirm."), "{body}");
+    assert!(app
+        .services
+        .provisioner
+        .server()
+        .exists(t.id)
+        .await
+        .unwrap());
+
+    let (status, body) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "delete_tenant",
+        &[("subdomain", "acme"), ("confirm", "acme")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!app
+        .services
+        .provisioner
+        .server()
+        .exists(t.id)
+        .await
+        .unwrap());
+    assert_eq!(
+        get(&app, "acme.localhost", &mut Jar::default(), "/login")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = call(&app, "localhost", &mut root, "list_tenants", &[]).await;
+    assert_eq!(list, serde_json::json!([]));
     app.teardown().await;
 }

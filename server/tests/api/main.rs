@@ -6,3 +6,4 @@ mod connections;
 mod helpers;
 mod host_routing;
 mod provisioning;
+mod sessions;
