@@ -31,6 +31,18 @@ pub struct Cli {
 pub enum Command {
     /// Serve the web app (the default).
     Serve,
+    /// Migrate the registry, then every company's database (paused ones too).
+    Migrate {
+        /// Companies migrated at once [default: 8, at most the connection budget].
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Only this company.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// List pending migrations per company; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Manage companies (tenants).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -78,6 +90,17 @@ pub enum TenantCommand {
     },
     /// Show one company.
     Show { subdomain: String },
+    /// Stop serving a company (its data stays).
+    Pause { subdomain: String },
+    /// Serve a paused company again.
+    Resume { subdomain: String },
+    /// Delete a company: its database, its role, its subdomain.
+    Delete {
+        subdomain: String,
+        /// Required: deleting cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -94,9 +117,16 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
+    let result: CliResult = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(cli.settings).await,
+            Command::Migrate {
+                concurrency,
+                tenant,
+                dry_run,
+            } => {
+                return migrate(cli.settings, concurrency, tenant, dry_run).await;
+            }
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
         }
@@ -171,6 +201,30 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 }
             }
         }
+        TenantCommand::Pause { subdomain } => {
+            let t = services
+                .set_paused(&Subdomain::parse(&subdomain)?, true)
+                .await?;
+            println!("paused {}", t.subdomain);
+        }
+        TenantCommand::Resume { subdomain } => {
+            let t = services
+                .set_paused(&Subdomain::parse(&subdomain)?, false)
+                .await?;
+            println!("resumed {}", t.subdomain);
+        }
+        TenantCommand::Delete { subdomain, yes } => {
+            if !yes {
+                return Err(format!(
+                    "deleting '{subdomain}' drops its database for good: add --yes"
+                )
+                .into());
+            }
+            services
+                .delete_tenant(&Subdomain::parse(&subdomain)?)
+                .await?;
+            println!("deleted {subdomain}");
+        }
         TenantCommand::Show { subdomain } => {
             let sub = Subdomain::parse(&subdomain)?;
             let t = registry::find_tenant_by_subdomain(&services.registry, &sub)
@@ -181,6 +235,99 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
     }
     Ok(())
 }
+
+/// Exit code 0 when every tenant is current, 1 when any failed (or the
+/// migration could not run at all).
+async fn migrate(
+    settings: Settings,
+    concurrency: Option<usize>,
+    tenant: Option<String>,
+    dry_run: bool,
+) -> CliResult {
+    use app::ssr::migrate::{migrate_tenants, MigrateOptions, Outcome};
+    use indicatif::{ProgressBar, ProgressStyle};
+    use migration::TenantMigrator;
+
+    let only = tenant.as_deref().map(Subdomain::parse).transpose()?;
+    let budget = settings.connection_budget as usize;
+    let opts = MigrateOptions {
+        concurrency: concurrency.unwrap_or(8).clamp(1, budget),
+        only,
+        dry_run,
+    };
+    let services = build_services(&settings).await?; // migrates the registry first
+    println!("registry: up to date");
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {elapsed_precise} {msg}")
+                .expect("valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let summary = migrate_tenants::<TenantMigrator>(
+        &services,
+        &opts,
+        |n| {
+            if let Some(bar) = &bar {
+                bar.set_length(n as u64);
+            } else {
+                eprintln!("migrating {n} tenants, {} at a time", opts.concurrency);
+            }
+        },
+        |r| {
+            let line = match &r.outcome {
+                Outcome::Migrated(applied) => format!(
+                    "{}: migrated ({}) in {} ms",
+                    r.subdomain,
+                    applied.join(", "),
+                    r.elapsed.as_millis()
+                ),
+                Outcome::Current => format!("{}: current", r.subdomain),
+                Outcome::Pending(pending) => {
+                    format!("{}: pending {}", r.subdomain, pending.join(", "))
+                }
+                Outcome::Failed(e) => format!("{}: FAILED: {e}", r.subdomain),
+            };
+            match &bar {
+                Some(bar) => {
+                    if matches!(r.outcome, Outcome::Failed(_) | Outcome::Pending(_)) {
+                        bar.println(line);
+                    }
+                    bar.inc(1);
+                }
+                None => eprintln!("{line}"),
+            }
+        },
+    )
+    .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let failed: Vec<_> = summary.failed().collect();
+    println!(
+        "{} migrated, {} already current, {} pending, {} failed in {:.1} s",
+        summary.migrated(),
+        summary.current(),
+        summary.pending(),
+        failed.len(),
+        summary.elapsed.as_secs_f64()
+    );
+    for (sub, e) in &failed {
+        println!("  {sub}: {e}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateFailed(failed.len()).into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0} tenant(s) failed to migrate")]
+struct MigrateFailed(usize);
 
 async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
     let SuperadminCommand::Create {

@@ -86,6 +86,35 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     })
 }
 
+async fn migrate_sqlite_tenants(services: &Services) {
+    use app::ssr::migrate::{migrate_tenants, MigrateOptions};
+    let opts = MigrateOptions {
+        concurrency: 4,
+        only: None,
+        dry_run: false,
+    };
+    match migrate_tenants::<migration::TenantMigrator>(services, &opts, |_| {}, |_| {}).await {
+        Ok(summary) => {
+            let failed: Vec<_> = summary.failed().collect();
+            if summary.migrated() > 0 || !failed.is_empty() {
+                tracing::info!(
+                    migrated = summary.migrated(),
+                    failed = failed.len(),
+                    "company databases migrated"
+                );
+            }
+            for (sub, e) in failed {
+                tracing::error!(
+                    tenant = sub,
+                    error = e,
+                    "company database failed to migrate"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot migrate company databases"),
+    }
+}
+
 /// The credential key: from settings, or with SQLite only, from (or newly
 /// into) `<data dir>/secret.key`.
 fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
@@ -153,6 +182,11 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let services = build_services(&settings).await?;
         services.recover().await;
+        if !settings.uses_postgres() {
+            // The one-command SQLite setup must always run: bring company
+            // databases up to date too (PostgreSQL deployments run `migrate`).
+            migrate_sqlite_tenants(&services).await;
+        }
         Self::with_services(settings, services).await
     }
 

@@ -99,6 +99,14 @@ impl Directory {
         })
     }
 
+    /// The decrypted connection URL of a registry row.
+    pub fn connection_url(&self, t: &tenants::Model) -> Result<Option<SecretString>, CipherError> {
+        t.db_url
+            .as_deref()
+            .map(|u| self.cipher.decrypt(u))
+            .transpose()
+    }
+
     /// Forgets `subdomain`, so the next request reads the registry.
     pub fn invalidate(&self, subdomain: &str) {
         self.cache.lock().unwrap().remove(subdomain);

@@ -7,6 +7,7 @@
 //! * [`tenant_server`]: where tenant databases live (SQLite files or a
 //!   PostgreSQL server) — create, drop, connect.
 //! * [`provisioning`]: creating a company as a recorded state machine.
+//! * [`migrate`]: every tenant database to the latest schema.
 //! * [`pools`]: per-tenant pools inside one connection budget.
 //! * [`tenancy`]: the per-request tenant context.
 //! * [`auth`], [`sessions`], [`handoff`]: who is signed in, the session
@@ -20,6 +21,7 @@ pub mod directory;
 pub mod entities;
 pub mod handoff;
 pub mod http;
+pub mod migrate;
 pub mod passwords;
 pub mod platform;
 pub mod pools;

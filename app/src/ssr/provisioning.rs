@@ -134,6 +134,7 @@ impl Provisioner {
             schema_version: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            last_migration_error: Set(None),
         }
         .insert(&self.registry)
         .await;

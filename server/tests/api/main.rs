@@ -5,5 +5,6 @@ mod cli;
 mod connections;
 mod helpers;
 mod host_routing;
+mod operations;
 mod provisioning;
 mod sessions;

@@ -18,6 +18,8 @@ pub struct Model {
     pub schema_version: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The last error `migrate` met on this tenant; cleared on success.
+    pub last_migration_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

@@ -1,0 +1,221 @@
+//! `migrate`: every tenant database to the latest tenant schema.
+//!
+//! Tenants run in parallel (bounded), each on one short-lived connection.
+//! A failing tenant is recorded and skipped past; tenants whose recorded
+//! `schema_version` is already the latest are not even connected to, so a
+//! re-run touches only those still behind.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use migration::MigratorTrait;
+use sea_orm::{ActiveModelTrait, DbErr, Set};
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use super::entities::tenants::{self, TenantStatus};
+use super::provisioning::connect_once;
+use super::registry;
+use super::services::Services;
+use crate::domain::Subdomain;
+
+#[derive(Clone, Debug)]
+pub struct MigrateOptions {
+    /// Tenants migrated at once (each holds one connection).
+    pub concurrency: usize,
+    /// Only this tenant.
+    pub only: Option<Subdomain>,
+    /// List what is pending; change nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// These migrations were applied.
+    Migrated(Vec<String>),
+    /// Nothing to do.
+    Current,
+    /// Dry run: these would be applied.
+    Pending(Vec<String>),
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct TenantResult {
+    pub subdomain: String,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub results: Vec<TenantResult>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+    pub fn migrated(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Migrated(_)))
+    }
+    pub fn current(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Current))
+    }
+    pub fn pending(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Pending(_)))
+    }
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.results.iter().filter_map(|r| match &r.outcome {
+            Outcome::Failed(e) => Some((r.subdomain.as_str(), e.as_str())),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("registry: {0}")]
+    Registry(#[from] DbErr),
+    #[error("no company has the subdomain '{0}'")]
+    UnknownTenant(String),
+}
+
+/// The name of `M`'s newest migration: what an up-to-date tenant records.
+pub fn latest<M: MigratorTrait>() -> String {
+    M::migrations()
+        .last()
+        .map(|m| m.name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Migrates every active or paused tenant (or `opts.only`) with `M`,
+/// calling `progress` as each finishes. `total` is reported first.
+pub async fn migrate_tenants<M: MigratorTrait + 'static>(
+    services: &Services,
+    opts: &MigrateOptions,
+    mut total: impl FnMut(usize),
+    mut progress: impl FnMut(&TenantResult),
+) -> Result<Summary, MigrateError> {
+    let started = Instant::now();
+    let latest = latest::<M>();
+    let mut tenants: Vec<tenants::Model> = registry::list_tenants(&services.registry)
+        .await?
+        .into_iter()
+        .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Paused))
+        .collect();
+    if let Some(only) = &opts.only {
+        tenants.retain(|t| t.subdomain == only.as_str());
+        if tenants.is_empty() {
+            return Err(MigrateError::UnknownTenant(only.to_string()));
+        }
+    }
+    total(tenants.len());
+
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut running = JoinSet::new();
+    let mut summary = Summary::default();
+    for t in tenants {
+        if t.schema_version.as_deref() == Some(latest.as_str()) && t.last_migration_error.is_none()
+        {
+            let r = TenantResult {
+                subdomain: t.subdomain,
+                outcome: Outcome::Current,
+                elapsed: Duration::ZERO,
+            };
+            progress(&r);
+            summary.results.push(r);
+            continue;
+        }
+        let (services, permits, dry_run, latest) = (
+            services.clone(),
+            permits.clone(),
+            opts.dry_run,
+            latest.clone(),
+        );
+        running.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            let started = Instant::now();
+            let outcome = migrate_one::<M>(&services, &t, dry_run, &latest).await;
+            TenantResult {
+                subdomain: t.subdomain,
+                outcome,
+                elapsed: started.elapsed(),
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        let r = done.unwrap_or_else(|e| TenantResult {
+            subdomain: "?".into(),
+            outcome: Outcome::Failed(format!("task failed: {e}")),
+            elapsed: Duration::ZERO,
+        });
+        progress(&r);
+        summary.results.push(r);
+    }
+    summary
+        .results
+        .sort_by(|a, b| a.subdomain.cmp(&b.subdomain));
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+async fn migrate_one<M: MigratorTrait>(
+    services: &Services,
+    t: &tenants::Model,
+    dry_run: bool,
+    latest: &str,
+) -> Outcome {
+    let attempt = async {
+        let url = services
+            .directory
+            .connection_url(t)
+            .map_err(|e| e.to_string())?
+            .ok_or("no database URL recorded")?;
+        let db = connect_once(&url).await.map_err(|e| e.to_string())?;
+        let result = async {
+            let pending: Vec<String> = M::get_pending_migrations(&db)
+                .await?
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect();
+            if pending.is_empty() || dry_run {
+                return Ok(pending);
+            }
+            M::up(&db, None).await?;
+            Ok::<_, DbErr>(pending)
+        }
+        .await;
+        let _ = db.close().await;
+        result.map_err(|e| e.to_string())
+    };
+    let outcome = match attempt.await {
+        Ok(pending) if dry_run && !pending.is_empty() => return Outcome::Pending(pending),
+        Ok(pending) if pending.is_empty() => Outcome::Current,
+        Ok(applied) => Outcome::Migrated(applied),
+        Err(e) => Outcome::Failed(e),
+    };
+    if dry_run {
+        return outcome;
+    }
+    let mut row = tenants::ActiveModel {
+        id: Set(t.id),
+        updated_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    match &outcome {
+        Outcome::Failed(e) => row.last_migration_error = Set(Some(e.chars().take(2000).collect())),
+        _ => {
+            row.schema_version = Set(Some(latest.to_owned()));
+            row.last_migration_error = Set(None);
+        }
+    }
+    if let Err(e) = row.update(&services.registry).await {
+        return Outcome::Failed(format!(
+            "migrated, but the registry could not record it: {e}"
+        ));
+    }
+    outcome
+}

@@ -1,0 +1,330 @@
+//! Operations: `migrate` over every tenant, and the tenant lifecycle seen
+//! by other instances.
+use std::time::{Duration, Instant};
+
+use app::domain::Subdomain;
+use app::ssr::{
+    migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
+    provisioning::connect_once,
+    registry,
+};
+use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
+use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, Statement};
+use secrecy::ExposeSecret;
+
+use crate::helpers::{spawn_app, start, Backend, TestApp, PG_ADMIN_URL};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_new_tenant_migration_reaches_every_tenant_and_a_rerun_touches_none,
+    a_broken_tenant_fails_while_the_others_migrate,
+    pause_and_delete_are_seen_by_another_instance_within_five_seconds,
+);
+
+/// The real tenant migrations plus one more, as a release would add.
+struct NextRelease;
+
+struct AddNotes;
+
+impl MigrationName for AddNotes {
+    fn name(&self) -> &str {
+        "m29991231_000001_add_notes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddNotes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .await
+            .map(|_| ())
+    }
+}
+
+impl MigratorTrait for NextRelease {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = TenantMigrator::migrations();
+        all.push(Box::new(AddNotes));
+        all
+    }
+}
+
+fn opts() -> MigrateOptions {
+    MigrateOptions {
+        concurrency: 4,
+        only: None,
+        dry_run: false,
+    }
+}
+
+async fn notes_exist(app: &TestApp, sub: &str) -> bool {
+    let entry = app
+        .services
+        .directory
+        .lookup(&Subdomain::parse(sub).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let db = connect_once(entry.url.as_ref().unwrap()).await.unwrap();
+    let ok = db
+        .execute_unprepared("SELECT count(*) FROM notes")
+        .await
+        .is_ok();
+    db.close().await.ok();
+    ok
+}
+
+async fn break_database(app: &TestApp, backend: Backend, sub: &str) {
+    let t =
+        registry::find_tenant_by_subdomain(&app.services.registry, &Subdomain::parse(sub).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    match backend {
+        Backend::Sqlite => {
+            let path = app.settings.tenant_dir().join(format!("{}.db", t.id));
+            std::fs::write(
+                path,
+                b"this is not a database, it is a broken file of sixty-odd bytes!",
+            )
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE \"{}\" WITH (FORCE)", t.db_name))
+                .await
+                .unwrap();
+            admin.close().await.ok();
+        }
+    }
+}
+
+async fn a_new_tenant_migration_reaches_every_tenant_and_a_rerun_touches_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for sub in ["alpha", "bravo", "charlie"] {
+        app.create_company(sub, sub).await;
+    }
+    app.services
+        .set_paused(&Subdomain::parse("charlie").unwrap(), true)
+        .await
+        .unwrap();
+
+    let dry = MigrateOptions {
+        dry_run: true,
+        ..opts()
+    };
+    let summary = migrate_tenants::<NextRelease>(&app.services, &dry, |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.pending(), 3);
+    assert!(
+        !notes_exist(&app, "alpha").await,
+        "a dry run changes nothing"
+    );
+
+    let mut seen = 0;
+    let summary =
+        migrate_tenants::<NextRelease>(&app.services, &opts(), |n| assert_eq!(n, 3), |_| seen += 1)
+            .await
+            .unwrap();
+    assert_eq!(
+        (summary.migrated(), summary.failed().count(), seen),
+        (3, 0, 3)
+    );
+    for r in &summary.results {
+        assert_eq!(
+            r.outcome,
+            Outcome::Migrated(vec!["m29991231_000001_add_notes".into()]),
+            "{}",
+            r.subdomain
+        );
+    }
+    for sub in ["alpha", "bravo"] {
+        assert!(notes_exist(&app, sub).await, "{sub}");
+    }
+    for t in registry::list_tenants(&app.services.registry)
+        .await
+        .unwrap()
+    {
+        assert_eq!(
+            t.schema_version.as_deref(),
+            Some(latest::<NextRelease>().as_str()),
+            "{}",
+            t.subdomain
+        );
+        assert_eq!(t.last_migration_error, None);
+    }
+    // Nothing is behind: nothing is touched.
+    let summary = migrate_tenants::<NextRelease>(&app.services, &opts(), |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.current(), summary.migrated()), (3, 0));
+    assert!(summary.results.iter().all(|r| r.elapsed == Duration::ZERO));
+    app.teardown().await;
+}
+
+async fn a_broken_tenant_fails_while_the_others_migrate(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for sub in ["alpha", "broken", "charlie"] {
+        app.create_company(sub, sub).await;
+    }
+    break_database(&app, backend, "broken").await;
+    // Behind the binary's migrations, so `migrate` must reach it.
+    let broken = registry::find_tenant_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("broken").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    sea_orm::ActiveModelTrait::update(
+        app::ssr::entities::tenants::ActiveModel {
+            id: sea_orm::Set(broken.id),
+            schema_version: sea_orm::Set(None),
+            ..Default::default()
+        },
+        &app.services.registry,
+    )
+    .await
+    .unwrap();
+
+    // The command's exit status says so; the others are left alone.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    cmd.arg("migrate")
+        .env("ENCLAVE_DATA_DIR", &app.settings.data_dir)
+        .env(
+            "ENCLAVE_SECRET_KEY",
+            app.settings.secret_key.as_ref().unwrap().expose_secret(),
+        );
+    match (&app.settings.registry_url, &app.settings.tenant_db_url) {
+        (Some(r), Some(t)) => {
+            cmd.env("ENCLAVE_REGISTRY_URL", r.expose_secret())
+                .env("ENCLAVE_TENANT_DB_URL", t.expose_secret());
+        }
+        _ => {
+            cmd.env_remove("ENCLAVE_REGISTRY_URL")
+                .env_remove("ENCLAVE_TENANT_DB_URL");
+        }
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 failed") && stdout.contains("broken:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 migrated, 2 already current"), "{stdout}");
+
+    let summary = migrate_tenants::<NextRelease>(&app.services, &opts(), |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.migrated(), 2);
+    let failed: Vec<_> = summary.failed().map(|(s, _)| s.to_owned()).collect();
+    assert_eq!(failed, ["broken"]);
+    let broken = registry::find_tenant_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("broken").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(broken.last_migration_error.is_some());
+
+    // A re-run tries the broken one again, and only it.
+    let summary = migrate_tenants::<NextRelease>(&app.services, &opts(), |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.current(), summary.failed().count()), (2, 1));
+    let touched: Vec<_> = summary
+        .results
+        .iter()
+        .filter(|r| r.elapsed > Duration::ZERO)
+        .map(|r| r.subdomain.as_str())
+        .collect();
+    assert_eq!(touched, ["broken"]);
+
+    app.teardown().await;
+}
+
+async fn wait_for_status(app: &TestApp, host: &str, path: &str, want: u16) -> Duration {
+    let started = Instant::now();
+    loop {
+        if app.get(host, path).await.status().as_u16() == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{host}{path} never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn pause_and_delete_are_seen_by_another_instance_within_five_seconds(backend: Backend) {
+    let first = spawn_app(backend).await;
+    let t = first.create_company("Acme Corp", "acme").await;
+    let second = start(first.settings.clone()).await;
+    // The second instance has acme cached as active.
+    assert_eq!(second.get("acme.localhost", "/login").await.status(), 200);
+
+    first
+        .services
+        .set_paused(&Subdomain::parse("acme").unwrap(), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.get("acme.localhost", "/login").await.status(),
+        503,
+        "at once where it was changed"
+    );
+    let waited = wait_for_status(&second, "acme.localhost", "/login", 503).await;
+    assert!(waited <= Duration::from_millis(5500), "{waited:?}");
+
+    first
+        .services
+        .set_paused(&Subdomain::parse("acme").unwrap(), false)
+        .await
+        .unwrap();
+    wait_for_status(&second, "acme.localhost", "/api/health", 200).await;
+    first
+        .services
+        .delete_tenant(&Subdomain::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let waited = wait_for_status(&second, "acme.localhost", "/login", 404).await;
+    assert!(waited <= Duration::from_millis(5500), "{waited:?}");
+
+    // Nothing of it is left: no database, no role, no file.
+    assert!(!first
+        .services
+        .provisioner
+        .server()
+        .exists(t.id)
+        .await
+        .unwrap());
+    if backend == Backend::Postgres {
+        let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+        let row = admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_roles WHERE rolname = $1",
+                [t.db_name.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
+        admin.close().await.ok();
+    } else {
+        assert_eq!(
+            std::fs::read_dir(first.settings.tenant_dir())
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+    first.teardown().await;
+}
