@@ -20,7 +20,11 @@ pub enum Site {
     /// A well-formed subdomain that no company holds.
     UnknownTenant { subdomain: String, origin: Origin },
     /// A company whose workspace is paused.
-    Paused { name: String, origin: Origin },
+    Paused {
+        name: String,
+        subdomain: String,
+        origin: Origin,
+    },
 }
 
 /// How the visitor reached us: scheme and base authority (base domain plus

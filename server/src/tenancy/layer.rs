@@ -10,6 +10,8 @@ use app::site::{Origin, Site};
 use app::ssr::entities::tenants::TenantStatus;
 use app::ssr::tenancy::{RequestSite, TenantContext};
 
+use tracing::Instrument;
+
 use super::host::{Host, HostError, HostKind};
 use crate::startup::AppState;
 
@@ -59,6 +61,7 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
                     }
                     TenantStatus::Paused => Site::Paused {
                         name: entry.name.clone(),
+                        subdomain: entry.subdomain.clone(),
                         origin,
                     },
                     // Being created, failed or being deleted: not served.
@@ -82,8 +85,34 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
             },
         },
     };
+    // The path only: a query string can carry a handoff token.
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant = tenant_label(&site),
+    );
     req.extensions_mut().insert(RequestSite { site, tenant });
-    next.run(req).await
+    let started = std::time::Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "served"
+        )
+    });
+    response
+}
+
+/// How a request's tenant shows in logs: its subdomain, or `-` for the base domain.
+fn tenant_label(site: &Site) -> &str {
+    match site {
+        Site::Root { .. } => "-",
+        Site::Tenant { subdomain, .. }
+        | Site::UnknownTenant { subdomain, .. }
+        | Site::Paused { subdomain, .. } => subdomain,
+    }
 }
 
 fn bad_host(e: HostError) -> Response {

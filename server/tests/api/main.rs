@@ -5,6 +5,7 @@ mod cli;
 mod connections;
 mod helpers;
 mod host_routing;
+mod logs;
 mod operations;
 mod provisioning;
 mod sessions;
