@@ -52,7 +52,20 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a platform API token; it is printed once and stored hashed.
+    Create {
+        /// What the token is for.
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SuperadminCommand {
+    /// Platform API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Create a platform admin, who signs in at `/admin` on the base domain.
     Create {
         #[arg(long)]
@@ -330,10 +343,21 @@ async fn migrate(
 struct MigrateFailed(usize);
 
 async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
-    let SuperadminCommand::Create {
-        email,
-        password_stdin,
-    } = cmd;
+    let (email, password_stdin) = match cmd {
+        SuperadminCommand::Create {
+            email,
+            password_stdin,
+        } => (email, password_stdin),
+        SuperadminCommand::Token(TokenCommand::Create { label }) => {
+            let services = build_services(&settings).await?;
+            let token = app::ssr::platform::create_api_token(&services.registry, &label).await?;
+            println!("{token}");
+            eprintln!(
+                "Keep it safe: it is shown only now. Use it as `Authorization: Bearer <token>`."
+            );
+            return Ok(());
+        }
+    };
     let email = Email::parse(&email)?;
     let password = Password::parse(&read_password(password_stdin, "Password")?)?;
     let services = build_services(&settings).await?;

@@ -17,7 +17,7 @@ use app::App;
 use axum::{
     extract::FromRef,
     middleware,
-    routing::{any, get},
+    routing::{any, delete, get, post},
     Router,
 };
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -254,6 +254,22 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .leptos_routes_with_handler(routes, get(routes::render_page))
         .route("/api/health", get(routes::health::tenant_health))
+        .route(
+            "/api/admin/tenants",
+            get(routes::platform_api::list_tenants).post(routes::platform_api::create_tenant),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}",
+            delete(routes::platform_api::delete),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/pause",
+            post(routes::platform_api::pause),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/resume",
+            post(routes::platform_api::resume),
+        )
         .route("/api/{*fn_name}", any(routes::server_fn))
         .route("/healthz", get(routes::health::healthz))
         .route("/auth/handoff", get(routes::auth::handoff))

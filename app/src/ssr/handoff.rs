@@ -1,7 +1,6 @@
 //! Single-use, short-lived tokens that take a new company's admin from the
 //! signup page on the base domain to a session on the company's subdomain
 //! (cookies are per host, so the session cannot simply be shared).
-use blake2::{Blake2b512, Digest};
 use chrono::Utc;
 use sea_orm::{
     sea_query::Expr, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
@@ -9,17 +8,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::handoff_tokens;
-use super::secrets::random_hex;
+use super::secrets::{random_hex, token_digest as digest};
 
 /// How long a token can be redeemed.
 pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-
-fn digest(token: &str) -> String {
-    Blake2b512::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// A new token for `user_id` of `tenant_id`. Only its digest is stored.
 pub async fn issue(

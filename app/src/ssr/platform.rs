@@ -1,10 +1,11 @@
 //! Platform users (superadmins) in the registry.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, Set, SqlErr};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, SqlErr};
 use uuid::Uuid;
 
-use super::entities::platform_users;
+use super::entities::{api_tokens, platform_users};
 use super::passwords;
+use super::secrets::{random_hex, token_digest};
 use crate::domain::{Email, Password};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,4 +36,37 @@ pub async fn create_superadmin(
         Some(SqlErr::UniqueConstraintViolation(_)) => PlatformUserError::Exists(email.to_string()),
         _ => PlatformUserError::Db(e),
     })
+}
+
+/// A new platform API token, returned once; only its digest is kept.
+pub async fn create_api_token(registry: &DatabaseConnection, label: &str) -> Result<String, DbErr> {
+    let token = format!("enc_{}", random_hex(32));
+    api_tokens::ActiveModel {
+        token_hash: Set(token_digest(&token)),
+        label: Set(label.chars().take(100).collect()),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+    }
+    .insert(registry)
+    .await?;
+    Ok(token)
+}
+
+/// Whether `token` is a live platform API token (and notes its use).
+pub async fn check_api_token(registry: &DatabaseConnection, token: &str) -> Result<bool, DbErr> {
+    if !token.starts_with("enc_") || token.len() != 68 {
+        return Ok(false);
+    }
+    let digest = token_digest(token);
+    let Some(found) = api_tokens::Entity::find_by_id(digest).one(registry).await? else {
+        return Ok(false);
+    };
+    api_tokens::ActiveModel {
+        token_hash: Set(found.token_hash),
+        last_used_at: Set(Some(Utc::now())),
+        ..Default::default()
+    }
+    .update(registry)
+    .await?;
+    Ok(true)
 }

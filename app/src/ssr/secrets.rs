@@ -80,6 +80,15 @@ impl Cipher {
     }
 }
 
+/// BLAKE2b-512 of a bearer token, hex: what is stored instead of it.
+pub fn token_digest(token: &str) -> String {
+    use blake2::{Blake2b512, Digest};
+    Blake2b512::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `n` random bytes from the OS, hex-encoded.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];

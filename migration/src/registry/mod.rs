@@ -5,6 +5,7 @@ mod m20261126_000002_create_provisioning;
 mod m20261126_000003_create_platform_users;
 mod m20261126_000004_create_sessions;
 mod m20261126_000005_add_tenant_migration_error;
+mod m20261126_000006_create_api_tokens;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261126_000003_create_platform_users::Migration),
             Box::new(m20261126_000004_create_sessions::Migration),
             Box::new(m20261126_000005_add_tenant_migration_error::Migration),
+            Box::new(m20261126_000006_create_api_tokens::Migration),
         ]
     }
 }

@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod health;
 pub mod leptos;
+pub mod platform_api;
 
 pub use self::leptos::{render_page, server_fn};

@@ -7,5 +7,6 @@ mod helpers;
 mod host_routing;
 mod logs;
 mod operations;
+mod platform_api;
 mod provisioning;
 mod sessions;

@@ -2,8 +2,9 @@
 //! Behaviour lives in the query modules beside them, not here.
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
-//! `handoff_tokens`. Tenant databases: `tenant_users`, `audit_log`,
+//! `handoff_tokens`, `api_tokens`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`.
+pub mod api_tokens;
 pub mod audit_log;
 pub mod handoff_tokens;
 pub mod login_failures;
