@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build test test-rust test-e2e setup setup-rust setup-e2e postgres clean-test-dbs fmt
+.PHONY: help run build test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -27,7 +27,7 @@ help:
 
 ## ---- toolchain ---------------------------------------------------------
 
-setup: setup-rust setup-e2e
+setup: setup-rust setup-system setup-e2e
 
 setup-rust:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -40,8 +40,14 @@ setup-rust:
 	  cargo install wasm-bindgen-cli@$(WASM_BINDGEN_VERSION); \
 	fi
 
-setup-e2e:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# Debian packages the tests use: Chromium (Playwright) and nginx (proxy test).
+setup-system:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+setup-e2e: setup-system
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 
 postgres:
@@ -61,7 +67,7 @@ run: build
 test: setup postgres test-rust test-e2e
 	@echo "all tests passed"
 
-test-rust: postgres
+test-rust: postgres setup-system
 	cargo test
 
 test-e2e: setup build

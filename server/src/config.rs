@@ -60,6 +60,17 @@ pub struct Settings {
     )]
     pub provisioning_timeout_secs: u64,
 
+    /// Addresses of reverse proxies (comma-separated) whose
+    /// `X-Forwarded-Proto` and `X-Forwarded-For` are believed; from anyone
+    /// else those headers are ignored.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Mark session cookies `Secure` (set when served over https).
     #[arg(
         long,

@@ -241,9 +241,13 @@ impl Application {
                 }
             }
         });
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
         housekeeping.abort();
         served
     }

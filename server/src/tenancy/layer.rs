@@ -1,5 +1,7 @@
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{header::HOST, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -31,8 +33,9 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
     };
     let services = &state.services;
     let base = &state.settings.base_domain;
+    let forwarded = Forwarded::from(&req, &state.settings.trusted_proxies);
     let origin = Origin {
-        scheme: "http".into(),
+        scheme: forwarded.scheme.into(),
         base: match host.port {
             Some(port) => format!("{base}:{port}"),
             None => base.clone(),
@@ -91,6 +94,7 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         method = %req.method(),
         path = %req.uri().path(),
         tenant = tenant_label(&site),
+        client = %forwarded.client,
     );
     req.extensions_mut().insert(RequestSite { site, tenant });
     let started = std::time::Instant::now();
@@ -103,6 +107,45 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         )
     });
     response
+}
+
+/// What a trusted proxy says of the original request: its scheme and
+/// client. From anyone else the headers are ignored.
+struct Forwarded {
+    scheme: &'static str,
+    client: String,
+}
+
+impl Forwarded {
+    fn from(req: &Request, trusted: &[IpAddr]) -> Self {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let client = peer.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        if !peer.is_some_and(|ip| trusted.contains(&ip)) {
+            return Self {
+                scheme: "http",
+                client,
+            };
+        }
+        let scheme = match header("x-forwarded-proto").map(str::trim) {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        // The nearest untrusted hop is the client.
+        let client = header("x-forwarded-for")
+            .and_then(|chain| {
+                chain
+                    .rsplit(',')
+                    .map(str::trim)
+                    .filter_map(|s| s.parse::<IpAddr>().ok())
+                    .find(|ip| !trusted.contains(ip))
+            })
+            .map_or(client, |ip| ip.to_string());
+        Self { scheme, client }
+    }
 }
 
 /// How a request's tenant shows in logs: its subdomain, or `-` for the base domain.

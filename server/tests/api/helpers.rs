@@ -90,6 +90,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         tenant_cache_secs: 5,
         provisioning_timeout_secs: 120,
         secure_cookies: false,
+        trusted_proxies: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
         site_root: "target/site".into(),
         log_format: LogFormat::Human,

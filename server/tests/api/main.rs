@@ -9,4 +9,5 @@ mod logs;
 mod operations;
 mod platform_api;
 mod provisioning;
+mod proxy;
 mod sessions;

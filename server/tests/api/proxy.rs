@@ -1,0 +1,194 @@
+//! Behind a real nginx with `deploy/nginx.conf`, and which forwarded
+//! headers are believed.
+use std::{
+    net::{IpAddr, TcpStream},
+    path::PathBuf,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use reqwest::header;
+
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(two_companies_and_the_base_domain_work_through_nginx,);
+
+/// nginx running `deploy/nginx.conf` on a loopback port, in front of an app.
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // A graceful stop takes the workers down too (SIGKILL would orphan them).
+        let _ = Command::new("nginx")
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_nginx(app_port: u16) -> Nginx {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("enclave-nginx-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = include_str!("../../../deploy/nginx.conf");
+    let site = shipped
+        .replace("    listen 80;", &format!("    listen 127.0.0.1:{port};"))
+        .replace(
+            "    server 127.0.0.1:3000;",
+            &format!("    server 127.0.0.1:{app_port};"),
+        );
+    assert!(
+        site.contains(&format!(":{port};")) && site.contains(&format!(":{app_port};")),
+        "the shipped config changed shape"
+    );
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    let d = dir.display();
+    let main = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx is installed (make setup installs it)");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx did not start: {:?}",
+            std::fs::read_to_string(dir.join("error.log"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx { child, port, dir }
+}
+
+async fn via(app: &TestApp, nginx: &Nginx, host: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(format!("http://127.0.0.1:{}{path}", nginx.port))
+        .header(header::HOST, host)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn two_companies_and_the_base_domain_work_through_nginx(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.base_domain = "example.com".into();
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let port = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let nginx = start_nginx(port);
+
+    let res = via(&app, &nginx, "example.com", "/").await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("http://your-company.example.com/"));
+    assert_eq!(
+        via(&app, &nginx, "example.com", "/healthz").await.status(),
+        200
+    );
+    for (sub, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
+        let host = format!("{sub}.example.com");
+        let res = via(&app, &nginx, &host, "/api/health").await;
+        assert_eq!(res.status(), 200, "{host}");
+        assert_eq!(
+            res.json::<serde_json::Value>().await.unwrap()["tenant"],
+            sub
+        );
+        let page = via(&app, &nginx, &host, "/login")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&format!("Sign in to {name}")), "{host}");
+    }
+    assert_eq!(
+        via(&app, &nginx, "nobody.example.com", "/login")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        via(&app, &nginx, "a.b.example.com", "/").await.status(),
+        400
+    );
+    assert_eq!(via(&app, &nginx, "evil.com", "/").await.status(), 400);
+    drop(nginx);
+    app.teardown().await;
+}
+
+/// The landing page shows the scheme the app believes the visitor used.
+async fn scheme_seen(app: &TestApp, from: IpAddr) -> String {
+    let client = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    let body = client
+        .get(format!("{}/", app.address))
+        .header(header::HOST, "example.com")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if body.contains("https://your-company.example.com/") {
+        "https".into()
+    } else {
+        assert!(body.contains("http://your-company.example.com/"));
+        "http".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.base_domain = "example.com".into();
+        s.trusted_proxies = vec!["127.0.0.2".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(
+        scheme_seen(&app, "127.0.0.2".parse().unwrap()).await,
+        "https"
+    );
+    assert_eq!(
+        scheme_seen(&app, "127.0.0.1".parse().unwrap()).await,
+        "http"
+    );
+    app.teardown().await;
+}
