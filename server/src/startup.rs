@@ -83,6 +83,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         pools,
         provisioner,
         provisioning_timeout: Duration::from_secs(settings.provisioning_timeout_secs),
+        metrics: Default::default(),
     })
 }
 
@@ -276,6 +277,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/{*fn_name}", any(routes::server_fn))
         .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
         .route("/auth/handoff", get(routes::auth::handoff))
         .route("/logout", get(routes::auth::logout))
         .fallback(routes::render_page)

@@ -155,6 +155,14 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
         progress(&r);
         summary.results.push(r);
     }
+    for r in &summary.results {
+        services.metrics.migrated(match r.outcome {
+            Outcome::Migrated(_) => "migrated",
+            Outcome::Current => "current",
+            Outcome::Pending(_) => "pending",
+            Outcome::Failed(_) => "failed",
+        });
+    }
     summary
         .results
         .sort_by(|a, b| a.subdomain.cmp(&b.subdomain));

@@ -21,6 +21,7 @@ pub mod directory;
 pub mod entities;
 pub mod handoff;
 pub mod http;
+pub mod metrics;
 pub mod migrate;
 pub mod passwords;
 pub mod platform;

@@ -122,6 +122,10 @@ impl Drop for TenantDb {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolStats {
     pub cached_pools: usize,
+    /// Connections open now, across all cached pools.
+    pub open_connections: u32,
+    /// Of those, the ones serving a request now.
+    pub connections_in_use: u32,
     /// Permits reserved by open (or closing) pools: an upper bound on the
     /// connections held.
     pub reserved_connections: u32,
@@ -266,11 +270,34 @@ impl TenantPools {
 
     pub fn stats(&self) -> PoolStats {
         let s = self.inner.settings;
+        let slots = self.inner.slots.lock().unwrap();
+        let (open, idle) = slots
+            .values()
+            .filter_map(|slot| slot.pool.get())
+            .map(pool_usage)
+            .fold((0, 0), |(o, i), (po, pi)| (o + po, i + pi));
         PoolStats {
-            cached_pools: self.inner.slots.lock().unwrap().len(),
+            cached_pools: slots.len(),
+            open_connections: open,
+            connections_in_use: open.saturating_sub(idle),
             reserved_connections: s.budget - self.inner.permits.available_permits() as u32,
             budget: s.budget,
         }
+    }
+}
+
+/// (open, idle) connections of one pool.
+fn pool_usage(db: &DatabaseConnection) -> (u32, u32) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle() as u32)
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let p = db.get_sqlite_connection_pool();
+            (p.size(), p.num_idle() as u32)
+        }
+        _ => (0, 0),
     }
 }
 

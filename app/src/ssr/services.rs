@@ -8,6 +8,7 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set};
 
 use super::directory::Directory;
 use super::entities::{provisioning, tenants, tenants::TenantStatus};
+use super::metrics::Metrics;
 use super::pools::TenantPools;
 use super::provisioning::{NewTenant, ProvisionError, Provisioner};
 use super::registry;
@@ -34,6 +35,7 @@ pub struct Services {
     pub provisioner: Provisioner,
     /// A creation stalled this long is presumed dead and undone.
     pub provisioning_timeout: Duration,
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -41,8 +43,16 @@ impl Services {
     /// within the lookup cache time).
     pub async fn create_tenant(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
         let subdomain = new.subdomain.to_string();
+        let started = std::time::Instant::now();
         let created = self.provisioner.provision(new).await;
         self.directory.invalidate(&subdomain);
+        let outcome = match &created {
+            Ok(_) => "created",
+            Err(ProvisionError::Taken(_)) => "taken",
+            Err(_) => "failed",
+        };
+        self.metrics
+            .provisioned(outcome, started.elapsed().as_secs_f64());
         created
     }
 

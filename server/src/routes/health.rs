@@ -9,6 +9,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::startup::AppState;
+use crate::tenancy::layer::ClientIp;
 
 /// `GET /healthz` on the base domain: 200 when the registry answers.
 pub async fn healthz(
@@ -71,4 +72,42 @@ pub async fn tenant_health(Extension(req): Extension<RequestSite>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text format, for callers on this machine or
+/// with a platform API token.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientIp>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let local = client.0.is_some_and(|ip| ip.is_loopback());
+    if !local {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let allowed = match token {
+            Some(t) => app::ssr::platform::check_api_token(&state.services.registry, t.trim())
+                .await
+                .unwrap_or(false),
+            None => false,
+        };
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "Metrics are served to loopback callers or with a bearer token.\n",
+            )
+                .into_response();
+        }
+    }
+    let body = state.services.metrics.render(&state.services.pools.stats());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

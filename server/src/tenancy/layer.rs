@@ -94,11 +94,13 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         method = %req.method(),
         path = %req.uri().path(),
         tenant = tenant_label(&site),
-        client = %forwarded.client,
+        client = %forwarded.client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
     );
     req.extensions_mut().insert(RequestSite { site, tenant });
+    req.extensions_mut().insert(ClientIp(forwarded.client));
     let started = std::time::Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
+    services.metrics.request(response.status().as_u16());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
@@ -109,11 +111,15 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
     response
 }
 
+/// The client's address: the TCP peer, or what a trusted proxy forwarded.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
 /// What a trusted proxy says of the original request: its scheme and
 /// client. From anyone else the headers are ignored.
 struct Forwarded {
     scheme: &'static str,
-    client: String,
+    client: Option<IpAddr>,
 }
 
 impl Forwarded {
@@ -123,11 +129,10 @@ impl Forwarded {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let client = peer.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         if !peer.is_some_and(|ip| trusted.contains(&ip)) {
             return Self {
                 scheme: "http",
-                client,
+                client: peer,
             };
         }
         let scheme = match header("x-forwarded-proto").map(str::trim) {
@@ -143,7 +148,7 @@ impl Forwarded {
                     .filter_map(|s| s.parse::<IpAddr>().ok())
                     .find(|ip| !trusted.contains(ip))
             })
-            .map_or(client, |ip| ip.to_string());
+            .or(peer);
         Self { scheme, client }
     }
 }

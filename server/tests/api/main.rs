@@ -6,6 +6,7 @@ mod connections;
 mod helpers;
 mod host_routing;
 mod logs;
+mod metrics;
 mod operations;
 mod platform_api;
 mod provisioning;

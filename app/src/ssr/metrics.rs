@@ -1,0 +1,140 @@
+//! Prometheus metrics of one process, served at `/metrics`.
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use super::pools::PoolStats;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Cheap to clone; all clones count into one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<Labels, Counter>,
+    provisioning_seconds: Histogram,
+    provisionings: Family<Labels, Counter>,
+    migrations: Family<Labels, Counter>,
+    pools_open: Gauge,
+    connections_open: Gauge,
+    connections_in_use: Gauge,
+    connections_reserved: Gauge,
+    connections_budget: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("enclave");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status",
+            requests.clone(),
+        );
+        let provisioning_seconds = Histogram::new(exponential_buckets(0.025, 2.0, 10));
+        registry.register(
+            "provisioning_seconds",
+            "Time to create a company",
+            provisioning_seconds.clone(),
+        );
+        let provisionings = Family::<Labels, Counter>::default();
+        registry.register(
+            "provisionings",
+            "Company creations, by outcome",
+            provisionings.clone(),
+        );
+        let migrations = Family::<Labels, Counter>::default();
+        registry.register(
+            "tenant_migrations",
+            "Tenant database migrations, by outcome",
+            migrations.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let pools_open = gauge(
+            &mut registry,
+            "tenant_pools_open",
+            "Tenant connection pools open",
+        );
+        let connections_open = gauge(
+            &mut registry,
+            "tenant_connections_open",
+            "Connections open to tenant databases",
+        );
+        let connections_in_use = gauge(
+            &mut registry,
+            "tenant_connections_in_use",
+            "Connections to tenant databases serving a request now",
+        );
+        let connections_reserved = gauge(
+            &mut registry,
+            "tenant_connections_reserved",
+            "Connections reserved by open pools (an upper bound on those open)",
+        );
+        let connections_budget = gauge(
+            &mut registry,
+            "tenant_connections_budget",
+            "Connections all tenant pools may hold together",
+        );
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            provisioning_seconds,
+            provisionings,
+            migrations,
+            pools_open,
+            connections_open,
+            connections_in_use,
+            connections_reserved,
+            connections_budget,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, status: u16) {
+        self.requests
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    pub fn provisioned(&self, outcome: &'static str, seconds: f64) {
+        self.provisionings
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+        if outcome == "created" {
+            self.provisioning_seconds.observe(seconds);
+        }
+    }
+
+    pub fn migrated(&self, outcome: &'static str) {
+        self.migrations
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// The text exposition, with the pool gauges read now.
+    pub fn render(&self, pools: &PoolStats) -> String {
+        self.pools_open.set(pools.cached_pools as i64);
+        self.connections_open.set(pools.open_connections as i64);
+        self.connections_in_use.set(pools.connections_in_use as i64);
+        self.connections_reserved
+            .set(pools.reserved_connections as i64);
+        self.connections_budget.set(pools.budget as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,146 @@
+//! `/metrics`: what it counts, and who may read it.
+use app::ssr::migrate::{migrate_tenants, MigrateOptions};
+use reqwest::{header, StatusCode};
+
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    metrics_count_requests_pools_provisioning_and_migrations,
+    metrics_refuse_a_remote_caller_without_a_token,
+);
+
+async fn scrape(
+    app: &TestApp,
+    from: &str,
+    forwarded_for: Option<&str>,
+    token: Option<&str>,
+) -> (StatusCode, String) {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let mut req = client
+        .get(format!("{}/metrics", app.address))
+        .header(header::HOST, "localhost");
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let res = req.send().await.unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
+
+async fn metrics_count_requests_pools_provisioning_and_migrations(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.connection_budget = 40).await;
+    app.create_company("Acme Corp", "acme").await;
+    for _ in 0..3 {
+        assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    }
+    assert_eq!(
+        app.get("nobody.localhost", "/api/health").await.status(),
+        404
+    );
+    let opts = MigrateOptions {
+        concurrency: 2,
+        only: None,
+        dry_run: false,
+    };
+    migrate_tenants::<migration::TenantMigrator>(&app.services, &opts, |_| {}, |_| {})
+        .await
+        .unwrap();
+
+    let (status, text) = scrape(&app, "127.0.0.1", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        value(&text, "enclave_http_requests_total{status=\"200\"}").unwrap() >= 3.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_http_requests_total{status=\"404\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_tenant_pools_open"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_tenant_connections_budget"),
+        Some(40.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_tenant_connections_reserved"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_tenant_connections_in_use"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "enclave_tenant_connections_open").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_provisionings_total{outcome=\"created\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "enclave_provisioning_seconds_count"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "enclave_tenant_migrations_total{outcome=\"current\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    app.teardown().await;
+}
+
+async fn metrics_refuse_a_remote_caller_without_a_token(backend: Backend) {
+    // A proxy on 127.0.0.2 forwards a caller from elsewhere.
+    let app = spawn_app_with(backend, |s| {
+        s.trusted_proxies = vec!["127.0.0.2".parse().unwrap()]
+    })
+    .await;
+    let remote = Some("203.0.113.9");
+    assert_eq!(
+        scrape(&app, "127.0.0.2", remote, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = format!("enc_{}", "0".repeat(64));
+    assert_eq!(
+        scrape(&app, "127.0.0.2", remote, Some(&wrong)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let token = app::ssr::platform::create_api_token(&app.services.registry, "prometheus")
+        .await
+        .unwrap();
+    let (status, text) = scrape(&app, "127.0.0.2", remote, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("enclave_tenant_connections_budget"));
+    // An untrusted peer cannot pretend to be loopback, nor to be remote.
+    assert_eq!(
+        scrape(&app, "127.0.0.1", remote, None).await.0,
+        StatusCode::OK
+    );
+    app.teardown().await;
+}
