@@ -231,7 +231,9 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
         let housekeeping = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            // Startup has just recovered; the first check is a period away.
+            let period = Duration::from_secs(30);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             let sessions = DbSessionStore::new(services.registry.clone());
             loop {
                 tick.tick().await;

@@ -219,8 +219,9 @@ async fn a_restart_undoes_a_creation_that_died_midway(backend: Backend) {
         .exists(half.id)
         .await
         .unwrap());
-    // And the name can be had again.
-    restarted.create_company("Halfway", "halfway").await;
+    // And the name can be had again (on the first instance: the restarted
+    // one, with a timeout of 0, would take any creation for a dead one).
+    app.create_company("Halfway", "halfway").await;
     app.teardown().await;
 }
 
