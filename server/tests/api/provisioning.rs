@@ -279,3 +279,34 @@ async fn a_company_visited_before_it_existed_is_served_once_created() {
     assert_eq!(app.get("newco.localhost", "/login").await.status(), 200);
     app.teardown().await;
 }
+
+/// Benchmark, not a test: `cargo test -p server --test api -- --ignored
+/// --nocapture provisioning_benchmark` (ENCLAVE_BENCH_TENANTS, default 30).
+/// Prints the median and p90 time to create a company on PostgreSQL, one
+/// at a time, through the whole provisioning path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn provisioning_benchmark_on_postgres() {
+    let n: usize = std::env::var("ENCLAVE_BENCH_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let app = spawn_app(Backend::Postgres).await;
+    // One creation first, so one-time work (such as a template) is not counted.
+    app.create_company("Warm", "warm-up").await;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        app.create_company("Bench", &format!("prov-{i:04}")).await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "provisioning on PostgreSQL, {n} one at a time: median {} ms, p90 {} ms, min {} ms, max {} ms",
+        times[n / 2].as_millis(),
+        times[n * 9 / 10].as_millis(),
+        times[0].as_millis(),
+        times[n - 1].as_millis()
+    );
+    app.teardown().await;
+}
