@@ -256,13 +256,23 @@ impl TenantPools {
         n
     }
 
-    /// Closes a tenant's pool now (pause, delete). Waits for requests using
-    /// it to finish their queries.
+    /// Closes a tenant's pool now (pause, delete). Waits (a few seconds at
+    /// most) for requests using it to finish their queries.
     pub async fn forget(&self, id: Uuid) {
         let slot = self.inner.slots.lock().unwrap().remove(&id);
         if let Some(slot) = slot {
             if let Some(pool) = slot.pool.get() {
-                let _ = pool.close_by_ref().await;
+                let closing = pool.close_by_ref();
+                if tokio::time::timeout(Duration::from_secs(5), closing)
+                    .await
+                    .is_err()
+                {
+                    // Stop waiting, but keep its room reserved until it is
+                    // really closed, so the budget still holds.
+                    tracing::warn!(tenant = %id, "tenant pool still busy after 5 s; closing in the background");
+                    Inner::close_slot(&self.inner, slot, false);
+                    return;
+                }
             }
             drop(slot.permit.lock().unwrap().take());
         }
