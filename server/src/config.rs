@@ -40,6 +40,16 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_CONNECTION_BUDGET", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub connection_budget: u32,
 
+    /// Milliseconds a request waits for a tenant connection (or room for
+    /// one) before answering 503.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_TENANT_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub tenant_acquire_timeout_ms: u64,
+
     /// Seconds a subdomain lookup is cached; changes made by other
     /// instances are seen within this time.
     #[arg(

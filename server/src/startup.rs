@@ -69,6 +69,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     let pools = TenantPools::new(PoolSettings {
         per_tenant: settings.tenant_pool_size,
         budget: settings.connection_budget,
+        acquire_timeout: Duration::from_millis(settings.tenant_acquire_timeout_ms),
         ..PoolSettings::default()
     });
     let directory = Directory::new(

@@ -26,7 +26,15 @@ async fn three_hundred_tenants_hit_at_once_stay_inside_the_budget(backend: Backe
     // Below the default (64) so this test and its neighbours fit in
     // PostgreSQL's 100 connections.
     const BUDGET: u32 = 32;
-    let app = spawn_app_with(backend, |s| s.connection_budget = BUDGET).await;
+    // What this test checks is the budget under a burst. A debug build on
+    // 2 cores, sharing them with the other tests, cannot always clear 300
+    // fresh connections inside the default 2 s wait, so the wait is longer
+    // here; the 2 s answer itself is tested below.
+    let app = spawn_app_with(backend, |s| {
+        s.connection_budget = BUDGET;
+        s.tenant_acquire_timeout_ms = 15_000;
+    })
+    .await;
 
     // Provision four at a time.
     let subs: Vec<String> = (0..TENANTS).map(|i| format!("load-{i:03}")).collect();

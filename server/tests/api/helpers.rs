@@ -87,6 +87,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         secret_key: Some(Cipher::generate_hex_key()),
         tenant_pool_size: 2,
         connection_budget: 64,
+        tenant_acquire_timeout_ms: 2000,
         tenant_cache_secs: 5,
         provisioning_timeout_secs: 120,
         secure_cookies: false,
