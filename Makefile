@@ -73,10 +73,14 @@ test-rust: postgres setup-system
 test-e2e: setup build
 	cd end2end && SERVER_BIN=$(SERVER_BIN) npx playwright test
 
-# Drops registries that failed tests left behind (tests drop their own).
+# Drops what failed or interrupted test runs left on the local PostgreSQL:
+# test registries, tenant databases and their roles. For this machine's test
+# server only: tenant databases anywhere else are real companies.
 clean-test-dbs: postgres
-	psql "$(PG_ADMIN_URL)" -Atc "select datname from pg_database where datname like 'enclave_test_%' or datname like 'tenant_%'" \
+	@psql "$(PG_ADMIN_URL)" -Atc "select datname from pg_database where datname like 'enclave_test_%' or datname like 'tenant_%'" \
 	  | while read -r db; do psql "$(PG_ADMIN_URL)" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done
+	@psql "$(PG_ADMIN_URL)" -Atc "select rolname from pg_roles where rolname like 'tenant_%'" \
+	  | while read -r role; do psql "$(PG_ADMIN_URL)" -qc "DROP ROLE \"$$role\""; done
 
 fmt:
 	cargo fmt --all

@@ -179,7 +179,9 @@ impl TestApp {
     /// Drops what this app created. Called at the end of each test; a
     /// failed test leaves its databases for `make clean-test-dbs`.
     pub async fn teardown(self) {
-        let bounded = std::time::Duration::from_secs(15);
+        // Generous: dropping hundreds of PostgreSQL databases takes a while;
+        // the bound is only there so a stuck close cannot hang the run.
+        let bounded = std::time::Duration::from_secs(300);
         let cleanup = async {
             if let Ok(tenants) = registry::list_tenants(&self.services.registry).await {
                 for t in tenants {
