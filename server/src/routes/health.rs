@@ -83,12 +83,8 @@ pub async fn metrics(
 ) -> Response {
     let local = client.0.is_some_and(|ip| ip.is_loopback());
     if !local {
-        let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let allowed = match token {
-            Some(t) => app::ssr::platform::check_api_token(&state.services.registry, t.trim())
+        let allowed = match super::platform_api::bearer_token(&headers) {
+            Some(t) => app::ssr::platform::check_api_token(&state.services.registry, t)
                 .await
                 .unwrap_or(false),
             None => false,
