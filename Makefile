@@ -18,12 +18,14 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt
+.PHONY: help run build test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
 	@echo "make test   every test: unit, integration (SQLite + PostgreSQL), Playwright"
 	@echo "make setup  install the toolchain only"
+	@echo "make bench  the load benchmark on a release build (README, Performance)"
+	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
 
 ## ---- toolchain ---------------------------------------------------------
 
@@ -40,11 +42,14 @@ setup-rust:
 	  cargo install wasm-bindgen-cli@$(WASM_BINDGEN_VERSION); \
 	fi
 
-# Debian packages the tests use: Chromium (Playwright) and nginx (proxy test).
+# Debian packages the tests use: Chromium (Playwright), nginx (proxy test),
+# wrk and pgbench (load benchmark and its smoke test).
 setup-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 setup-e2e: setup-system
@@ -64,7 +69,7 @@ run: build
 
 ## ---- test ------------------------------------------------------------
 
-test: setup postgres test-rust test-e2e
+test: setup postgres test-rust test-e2e bench-smoke
 	@echo "all tests passed"
 
 test-rust: postgres setup-system
@@ -84,3 +89,25 @@ clean-test-dbs: postgres
 
 fmt:
 	cargo fmt --all
+
+## ---- benchmarks --------------------------------------------------------
+
+BENCH := server/benches/load.sh
+
+# The load benchmark (issue 6): release build, then pgbench, N = 10, 100,
+# 1000 companies on PostgreSQL and 10000 on SQLite, provisioning. About
+# 15 minutes the first time (creating the companies), 5 after. The table
+# lands in ~/.cache/enclave/bench/results.md.
+bench: setup-rust setup-system postgres
+	cargo leptos build --release
+	BIN=$(CARGO_TARGET_DIR)/release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
+
+bench-micro: postgres
+	cargo bench -p server --bench hot_path
+
+# The same script, tiny, on the debug build `make build` made: it fails if
+# a request fails or the tenant connections exceed the budget.
+bench-smoke: setup-system postgres build
+	BIN=$(SERVER_BIN) WORK=$(CARGO_TARGET_DIR)/bench-smoke BENCH_FRESH=1 \
+	  PG_NS="5 20" SQLITE_NS="20" DURATION=2 WARMUP=1 CONCURRENCY=8 BUDGET=8 \
+	  PROVISION_COUNT=2 SETUP_PARALLEL=2 REGISTRY_DB=enclave_bench_smoke PORT=3210 $(BENCH)

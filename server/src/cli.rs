@@ -331,6 +331,11 @@ async fn migrate(
     for (sub, e) in &failed {
         println!("  {sub}: {e}");
     }
+    // New companies are copied from a template at the latest migration:
+    // build it now rather than on the next signup.
+    if !dry_run && services.provisioner.server().prepare_template().await {
+        println!("tenant template: up to date");
+    }
     if failed.is_empty() {
         Ok(())
     } else {

@@ -60,6 +60,18 @@ pub struct Settings {
     )]
     pub tenant_cache_secs: u64,
 
+    /// PostgreSQL: copy new company databases from a template kept at the
+    /// latest tenant migration (`enclave_tpl_…`); `false` migrates each
+    /// one from empty.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_TENANT_TEMPLATE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub tenant_template: bool,
+
     /// A company creation that has not progressed for this many seconds is
     /// presumed dead (its process crashed) and undone.
     #[arg(

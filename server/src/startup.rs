@@ -61,7 +61,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         .await
         .map_err(StartupError::RegistryMigration)?;
     let server = match &settings.tenant_db_url {
-        Some(url) => TenantServer::postgres(url)
+        Some(url) => TenantServer::postgres(url, settings.tenant_template)
             .await
             .map_err(StartupError::TenantServer)?,
         None => TenantServer::sqlite(settings.tenant_dir()),
@@ -161,6 +161,7 @@ pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection,
         .min_connections(0)
         .connect_timeout(Duration::from_secs(2))
         .acquire_timeout(Duration::from_secs(2))
+        .test_before_acquire_if_idle_for(Duration::from_secs(5))
         .sqlx_logging(false);
     Database::connect(opts)
         .await
@@ -228,9 +229,18 @@ impl Application {
         &self.services
     }
 
+    /// The router, to drive in-process (benchmarks).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
+        // The first company after a deploy should not wait for the tenant
+        // template to be built (PostgreSQL only).
+        let server = self.services.provisioner.server().clone();
+        tokio::spawn(async move { server.prepare_template().await });
         let housekeeping = tokio::spawn(async move {
             // Startup has just recovered; the first check is a period away.
             let period = Duration::from_secs(30);

@@ -5,7 +5,8 @@
 //! * [`registry`], [`directory`]: registry queries, and the cached
 //!   subdomain → tenant lookup the request path uses.
 //! * [`tenant_server`]: where tenant databases live (SQLite files or a
-//!   PostgreSQL server) — create, drop, connect.
+//!   PostgreSQL server) — create, drop, connect; [`template`]: the
+//!   PostgreSQL database new tenants are copied from.
 //! * [`provisioning`]: creating a company as a recorded state machine.
 //! * [`migrate`]: every tenant database to the latest schema.
 //! * [`pools`]: per-tenant pools inside one connection budget.
@@ -31,6 +32,7 @@ pub mod registry;
 pub mod secrets;
 pub mod services;
 pub mod sessions;
+pub mod template;
 pub mod tenancy;
 pub mod tenant_server;
 pub mod users;

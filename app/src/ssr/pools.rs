@@ -223,6 +223,9 @@ impl TenantPools {
             .connect_timeout(remaining.max(Duration::from_millis(100)))
             .acquire_timeout(s.acquire_timeout)
             .idle_timeout(s.idle_timeout)
+            // A ping on every checkout would double the round trips of a
+            // one-query request; only a connection idle a while is checked.
+            .test_before_acquire_if_idle_for(Duration::from_secs(5))
             .sqlx_logging(false);
         Database::connect(opts).await.map_err(PoolError::Connect)
     }

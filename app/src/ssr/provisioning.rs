@@ -79,6 +79,8 @@ enum StepError {
     Db(#[from] DbErr),
     #[error(transparent)]
     Server(#[from] TenantServerError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
     #[error("injected failure")]
     Injected { crash: bool },
 }
@@ -167,7 +169,7 @@ impl Provisioner {
         let result = self.build(id, &new, &mut done).await;
         let elapsed = started.elapsed().as_millis() as i64;
         match result {
-            Ok(model) => {
+            Ok((model, from_template)) => {
                 let _ = self
                     .record(
                         id,
@@ -178,7 +180,7 @@ impl Provisioner {
                         Some(elapsed),
                     )
                     .await;
-                tracing::info!(tenant = %new.subdomain, ms = elapsed, "company provisioned");
+                tracing::info!(tenant = %new.subdomain, ms = elapsed, from_template, "company provisioned");
                 Ok(model)
             }
             Err(StepError::Injected { crash: true }) => Err(ProvisionError::Failed {
@@ -205,10 +207,13 @@ impl Provisioner {
         id: Uuid,
         new: &NewTenant,
         done: &mut Option<Step>,
-    ) -> Result<tenants::Model, StepError> {
+    ) -> Result<(tenants::Model, bool), StepError> {
         let sub = new.subdomain.as_str();
         self.checkpoint(Step::Reserved, done)?;
 
+        // The admin's password hash (tens of milliseconds of CPU) is made
+        // on the blocking pool while the database is being created.
+        let hashing = tokio::spawn(passwords::hash_blocking(new.admin_password.clone()));
         let created = self.server.create(id).await?;
         tenants::ActiveModel {
             id: Set(id),
@@ -225,13 +230,15 @@ impl Provisioner {
 
         let db = connect_once(&created.url).await?;
         let outcome = async {
-            TenantMigrator::up(&db, None).await?;
+            if !created.from_template {
+                TenantMigrator::up(&db, None).await?;
+            }
             self.record(id, sub, Step::Migrated, "running", None, None)
                 .await?;
             self.checkpoint(Step::Migrated, done)?;
 
             let admin_id = Uuid::new_v4();
-            let hash = passwords::hash_blocking(new.admin_password.clone()).await;
+            let hash = hashing.await.map_err(|e| StepError::Hashing(e.to_string()))?;
             let now = Utc::now();
             tenant_users::ActiveModel {
                 id: Set(admin_id),
@@ -271,7 +278,7 @@ impl Provisioner {
         }
         .update(&self.registry)
         .await?;
-        Ok(active)
+        Ok((active, created.from_template))
     }
 
     fn checkpoint(&self, step: Step, done: &mut Option<Step>) -> Result<(), StepError> {

@@ -3,13 +3,14 @@
 //!
 //! Names come from the tenant's UUID only (`tenant_<32 hex>`), so they are
 //! safe to place in DDL, which cannot take bind parameters.
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::secrets::random_hex;
+use super::template::{self, Template};
 
 /// A tenant database that exists and how to reach it.
 pub struct CreatedDatabase {
@@ -18,6 +19,8 @@ pub struct CreatedDatabase {
     pub url: SecretString,
     /// Host and port (no credentials), for operators.
     pub server: String,
+    /// Copied from the tenant template: already at the latest migration.
+    pub from_template: bool,
 }
 
 #[derive(Clone)]
@@ -29,6 +32,7 @@ pub enum TenantServer {
     Postgres {
         admin: DatabaseConnection,
         admin_url: url::Url,
+        template: Arc<Template>,
     },
 }
 
@@ -57,7 +61,12 @@ pub enum TenantServerError {
 
 impl TenantServer {
     /// `postgres://admin@host:5432/postgres` or a directory for SQLite files.
-    pub async fn postgres(admin_url: &SecretString) -> Result<Self, TenantServerError> {
+    /// With `use_template`, new databases are copied from the tenant
+    /// template (see [`template`]).
+    pub async fn postgres(
+        admin_url: &SecretString,
+        use_template: bool,
+    ) -> Result<Self, TenantServerError> {
         let parsed =
             url::Url::parse(admin_url.expose_secret()).map_err(|_| TenantServerError::BadUrl)?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -74,6 +83,7 @@ impl TenantServer {
         Ok(Self::Postgres {
             admin,
             admin_url: parsed,
+            template: Arc::new(Template::new(use_template)),
         })
     }
 
@@ -110,9 +120,12 @@ impl TenantServer {
                     db_name: name,
                     url: SecretString::from(format!("sqlite://{}?mode=rw", path.display())),
                     server: "sqlite".into(),
+                    from_template: false,
                 })
             }
-            Self::Postgres { admin, admin_url } => {
+            Self::Postgres {
+                admin, admin_url, ..
+            } => {
                 let password = random_hex(24);
                 // `name` is `tenant_<hex>` and `password` is hex: nothing to escape.
                 admin
@@ -120,15 +133,15 @@ impl TenantServer {
                         "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
                     ))
                     .await?;
-                if let Err(e) = admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
-                    .await
-                {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{name}\""))
-                        .await;
-                    return Err(e.into());
-                }
+                let from_template = match self.create_database(&name).await {
+                    Ok(from_template) => from_template,
+                    Err(e) => {
+                        let _ = admin
+                            .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{name}\""))
+                            .await;
+                        return Err(e.into());
+                    }
+                };
                 admin
                     .execute_unprepared(&format!("REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"))
                     .await?;
@@ -145,8 +158,76 @@ impl TenantServer {
                         admin_url.host_str().unwrap_or("localhost"),
                         admin_url.port().unwrap_or(5432)
                     ),
+                    from_template,
                 })
             }
+        }
+    }
+
+    /// PostgreSQL: creates database `name`, owned by role `name`, as a copy
+    /// of the tenant template when there is one (then returns `true`), or
+    /// empty. A copy that cannot be completed is dropped and the database
+    /// created empty instead.
+    async fn create_database(&self, name: &str) -> Result<bool, DbErr> {
+        let Self::Postgres {
+            admin,
+            admin_url,
+            template,
+        } = self
+        else {
+            unreachable!("PostgreSQL only")
+        };
+        if let Some(tpl) = template.ready(admin, admin_url).await {
+            let copied = admin
+                .execute_unprepared(&format!(
+                    "CREATE DATABASE \"{name}\" OWNER \"{name}\" TEMPLATE \"{tpl}\""
+                ))
+                .await;
+            match copied {
+                Ok(_) => match template::adopt(admin_url, name).await {
+                    Ok(()) => {
+                        template.copied();
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand a template copy to its tenant; creating the database empty");
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await?;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot copy the tenant template; creating the database empty");
+                }
+            }
+            template.invalidate().await;
+        }
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
+            .await?;
+        Ok(false)
+    }
+
+    /// Databases this process created by copying the tenant template.
+    pub fn template_copies(&self) -> u64 {
+        match self {
+            Self::Postgres { template, .. } => template.copies(),
+            Self::Sqlite { .. } => 0,
+        }
+    }
+
+    /// PostgreSQL: builds the tenant template now if it is missing, so the
+    /// first company after a deploy does not wait for it. `true` if ready.
+    pub async fn prepare_template(&self) -> bool {
+        match self {
+            Self::Postgres {
+                admin,
+                admin_url,
+                template,
+            } => template.ready(admin, admin_url).await.is_some(),
+            Self::Sqlite { .. } => false,
         }
     }
 

@@ -89,6 +89,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         connection_budget: 64,
         tenant_acquire_timeout_ms: 2000,
         tenant_cache_secs: 5,
+        tenant_template: true,
         provisioning_timeout_secs: 120,
         secure_cookies: false,
         trusted_proxies: vec![],

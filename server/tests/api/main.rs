@@ -12,3 +12,4 @@ mod platform_api;
 mod provisioning;
 mod proxy;
 mod sessions;
+mod template;

@@ -1,0 +1,277 @@
+//! The tenant template on PostgreSQL: one database kept at the latest
+//! tenant migration, which new tenant databases are copied from
+//! (`CREATE DATABASE … TEMPLATE`) instead of being migrated from empty.
+//!
+//! * Its name carries a digest of the tenant migration list
+//!   (`enclave_tpl_<16 hex>`), so a build with other migrations never uses
+//!   a stale template: it builds its own, and drops templates of other
+//!   migration lists it finds.
+//! * It is built under a temporary name and renamed once complete, so a
+//!   half-built template is never copied; two processes building at once
+//!   both succeed (the loser of the rename drops its copy).
+//! * Its objects belong to `enclave_template_owner`, a role that cannot log
+//!   in; each copy hands them to the tenant's role (`REASSIGN OWNED`).
+//! * Any failure here is logged and answered by migrating from empty: the
+//!   template only ever makes provisioning faster.
+use std::time::Duration;
+
+use migration::{MigratorTrait, TenantMigrator};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement,
+    TransactionTrait,
+};
+use tokio::sync::Mutex;
+
+use super::secrets::random_hex;
+
+/// The role that owns the template's objects until a copy reassigns them.
+pub const OWNER_ROLE: &str = "enclave_template_owner";
+const PREFIX: &str = "enclave_tpl_";
+
+/// This build's template name: `enclave_tpl_` and 16 hex digits of a
+/// BLAKE2b digest of the tenant migration names, in order.
+pub fn template_name() -> String {
+    use blake2::{Blake2b512, Digest};
+    let mut digest = Blake2b512::new();
+    for m in TenantMigrator::migrations() {
+        digest.update(m.name().as_bytes());
+        digest.update(b"\n");
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{PREFIX}{hex}")
+}
+
+/// Whether `name` is a finished template name (`enclave_tpl_<16 hex>`).
+/// Only such names, read back from `pg_database`, are ever dropped.
+fn is_template_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX).is_some_and(|hex| {
+        hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// What this process knows of the template. Shared by clones of the
+/// tenant server; one build at a time.
+pub struct Template {
+    enabled: bool,
+    state: Mutex<State>,
+    copies: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Known to exist at the latest migration.
+    ready: bool,
+    /// Failed to build: do not retry before this.
+    retry_after: Option<std::time::Instant>,
+}
+
+impl Template {
+    /// `enabled: false` never uses a template.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            state: Mutex::default(),
+            copies: Default::default(),
+        }
+    }
+
+    /// Counts a database made by copying the template.
+    pub fn copied(&self) {
+        self.copies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Databases this process made by copying the template.
+    pub fn copies(&self) -> u64 {
+        self.copies.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The template's name if it is usable, building it first if needed.
+    /// `None` (after a warning) when it cannot be built.
+    pub async fn ready(&self, admin: &DatabaseConnection, admin_url: &url::Url) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let name = template_name();
+        let mut state = self.state.lock().await;
+        if state.ready {
+            return Some(name);
+        }
+        if state
+            .retry_after
+            .is_some_and(|t| std::time::Instant::now() < t)
+        {
+            return None;
+        }
+        match ensure(admin, admin_url, &name).await {
+            Ok(()) => {
+                state.ready = true;
+                state.retry_after = None;
+                Some(name)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the tenant template; migrating new companies from empty");
+                state.retry_after = Some(std::time::Instant::now() + Duration::from_secs(60));
+                None
+            }
+        }
+    }
+
+    /// Forgets that the template is ready (a copy failed: it may have been
+    /// dropped); the next provisioning checks again.
+    pub async fn invalidate(&self) {
+        self.state.lock().await.ready = false;
+    }
+}
+
+async fn ensure(admin: &DatabaseConnection, admin_url: &url::Url, name: &str) -> Result<(), DbErr> {
+    if database_exists(admin, name).await? {
+        return Ok(());
+    }
+    admin
+        .execute_unprepared(&format!(
+            "DO $$ BEGIN CREATE ROLE {OWNER_ROLE} NOLOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .await?;
+    // A superuser already may act as it; a CREATEROLE administrator needs
+    // membership (an error here shows up below, at SET ROLE).
+    let _ = admin
+        .execute_unprepared(&format!("GRANT {OWNER_ROLE} TO CURRENT_USER"))
+        .await;
+
+    let building = format!("{name}_b{}", random_hex(4));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{building}\""))
+        .await?;
+    let built = migrate(admin_url, &building).await;
+    let renamed = match built {
+        Ok(()) => {
+            admin
+                .execute_unprepared(&format!(
+                    "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+                ))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = renamed {
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .await;
+        // Another process may have finished the same template first.
+        if !database_exists(admin, name).await? {
+            return Err(e);
+        }
+    }
+    tracing::info!(template = name, "tenant template built");
+    drop_stale(admin, name).await;
+    Ok(())
+}
+
+/// Runs the tenant migrations in `db` as [`OWNER_ROLE`], in one transaction.
+async fn migrate(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
+    let mut url = admin_url.clone();
+    url.set_path(db);
+    let conn = connect(&url).await?;
+    let result = async {
+        let txn = conn.begin().await?;
+        txn.execute_unprepared(&format!(
+            "GRANT USAGE, CREATE ON SCHEMA public TO {OWNER_ROLE}; SET LOCAL ROLE {OWNER_ROLE}"
+        ))
+        .await?;
+        TenantMigrator::up(&txn, None).await?;
+        txn.commit().await
+    }
+    .await;
+    let _ = conn.close().await;
+    result
+}
+
+/// In a fresh copy `db` (owned by role `db`): gives the tenant's role the
+/// template's objects and takes the template owner's rights away.
+pub async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
+    let mut url = admin_url.clone();
+    url.set_path(db);
+    let conn = connect(&url).await?;
+    let result = conn
+        .execute_unprepared(&format!(
+            "REASSIGN OWNED BY {OWNER_ROLE} TO \"{db}\"; \
+             REVOKE ALL ON SCHEMA public FROM {OWNER_ROLE}"
+        ))
+        .await
+        .map(|_| ());
+    let _ = conn.close().await;
+    result
+}
+
+async fn drop_stale(admin: &DatabaseConnection, current: &str) {
+    let rows = admin
+        .query_all_raw(Statement::from_string(
+            admin.get_database_backend(),
+            format!("SELECT datname FROM pg_database WHERE datname LIKE '{PREFIX}%'"),
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else {
+            continue;
+        };
+        if name != current && is_template_name(&name) {
+            match admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .await
+            {
+                Ok(_) => tracing::info!(template = %name, "dropped a stale tenant template"),
+                Err(e) => tracing::warn!(template = %name, error = %e, "cannot drop a stale tenant template"),
+            }
+        }
+    }
+}
+
+async fn database_exists(admin: &DatabaseConnection, name: &str) -> Result<bool, DbErr> {
+    let row = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            admin.get_database_backend(),
+            "SELECT count(*) AS n FROM pg_database WHERE datname = $1",
+            [name.into()],
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(0)
+        > 0)
+}
+
+async fn connect(url: &url::Url) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(1)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_is_stable_and_only_template_names_are_droppable() {
+        let name = template_name();
+        assert_eq!(name, template_name());
+        assert!(is_template_name(&name), "{name}");
+        assert!(name.len() <= 63);
+        assert!(!is_template_name(&format!("{name}_b0a1b2c3")));
+        assert!(!is_template_name("enclave_tpl_0123456789abcdeF"));
+        assert!(!is_template_name("enclave_tpl_\"; DROP"));
+        assert!(!is_template_name("tenant_0123456789abcdef"));
+    }
+}
