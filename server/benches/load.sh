@@ -53,7 +53,7 @@ for tool in wrk pgbench psql curl; do command -v $tool >/dev/null || die "$tool 
 [ -x "$BIN" ] || die "no server binary at $BIN"
 
 cleanup() {
-  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+  [ -n "$SAMPLER_PID" ] && { pkill -P "$SAMPLER_PID"; kill "$SAMPLER_PID"; } 2>/dev/null || true
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -82,7 +82,7 @@ start_server() {
   local env=(ENCLAVE_LISTEN=127.0.0.1:$PORT ENCLAVE_BASE_DOMAIN=localhost
     ENCLAVE_DATA_DIR="$WORK/sqlite" ENCLAVE_SECRET_KEY=$KEY
     ENCLAVE_CONNECTION_BUDGET=$BUDGET ENCLAVE_TENANT_POOL_SIZE=$POOL
-    ENCLAVE_LOG_FORMAT=text RUST_LOG=${RUST_LOG:-info})
+    ENCLAVE_LOG_FORMAT=human RUST_LOG=${RUST_LOG:-info})
   if [ "$backend" = postgres ]; then
     env+=(ENCLAVE_REGISTRY_URL="$PG/$REGISTRY_DB?sslmode=disable"
       ENCLAVE_TENANT_DB_URL="$PG/postgres?sslmode=disable")
@@ -152,19 +152,22 @@ start_sampler() {
   local backend=$1
   : >"$WORK/samples"
   if [ "$backend" = postgres ]; then
-    (while sleep 0.05; do
+    # One psql session, fed a query every 50 ms.
+    ( (while sleep 0.05; do
       echo "select count(*) from pg_stat_activity where datname like 'tenant\\_%';"
-    done) | pg postgres >"$WORK/samples" 2>/dev/null &
+    done) | pg postgres >"$WORK/samples" 2>/dev/null ) &
   else
     (while sleep 0.05; do
       curl -fs -H "Host: localhost:$PORT" "$ORIGIN/metrics" \
         | awk '/^enclave_tenant_connections_open /{print $2}'
-    done) >"$WORK/samples" 2>/dev/null &
+    done >"$WORK/samples" 2>/dev/null) &
   fi
   SAMPLER_PID=$!
 }
 
+# Stops the sampler (and what it started); prints the peak sample.
 stop_sampler() {
+  pkill -P "$SAMPLER_PID" 2>/dev/null || true
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=
@@ -190,7 +193,7 @@ load() {
   local rps errors ratio
   rps=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN{printf "%.0f", r / (d / 1e6)}')
   errors=$((non2xx + socket))
-  ratio=$(awk -v a="$rps" -v b="$PGBENCH_TPS" 'BEGIN{printf "%.2f", b > 0 ? a / b : 0}')
+  ratio=$(awk -v a="$rps" -v b="$PGBENCH_TPS" 'BEGIN{printf "%.2f", (b > 0) ? a / b : 0}')
   ROWS+=("| $backend | $n | $rps | $(ms "$p50_us") | $(ms "$p99_us") | $errors | ${peak:-0} / $BUDGET | $ratio |")
   echo "${ROWS[-1]}" >&2
   [ "$errors" -eq 0 ] || { echo "  $errors requests failed" >&2; FAILED=1; }
