@@ -95,15 +95,15 @@ fmt:
 BENCH := server/benches/load.sh
 
 # The load benchmark (issue 6): release build, then pgbench, N = 10, 100,
-# 1000 companies on PostgreSQL and 10000 on SQLite, provisioning. About
+# 1000 companies on PostgreSQL, 10 and 10000 on SQLite, provisioning. About
 # 15 minutes the first time (creating the companies), 5 after. The table
 # lands in ~/.cache/enclave/bench/results.md.
 bench: setup-rust setup-system postgres
 	cargo leptos build --release
-	BIN=$(CARGO_TARGET_DIR)/release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
+	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
 
 bench-micro: postgres
-	cargo bench -p server --bench hot_path
+	cargo bench --profile server-release -p server --bench hot_path
 
 # The same script, tiny, on the debug build `make build` made: it fails if
 # a request fails or the tenant connections exceed the budget.

@@ -23,7 +23,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:?set BIN to the server binary}
 PG_NS=${PG_NS-10 100 1000}
-SQLITE_NS=${SQLITE_NS-10000}
+SQLITE_NS=${SQLITE_NS-10 10000}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
 CONCURRENCY=${CONCURRENCY:-32}
