@@ -119,7 +119,7 @@ pub enum TenantCommand {
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn run(cli: Cli) -> ExitCode {
-    telemetry::init(cli.settings.log_format);
+    let _log_guard = telemetry::init(cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
