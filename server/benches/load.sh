@@ -155,12 +155,12 @@ start_sampler() {
     # One psql session, fed a query every 50 ms.
     ( (while sleep 0.05; do
       echo "select count(*) from pg_stat_activity where datname like 'tenant\\_%';"
-    done) | pg postgres >"$WORK/samples" 2>/dev/null ) &
+    done) | pg postgres >"$WORK/samples" ) 2>/dev/null &
   else
     (while sleep 0.05; do
       curl -fs -H "Host: localhost:$PORT" "$ORIGIN/metrics" \
         | awk '/^enclave_tenant_connections_open /{print $2}'
-    done >"$WORK/samples" 2>/dev/null) &
+    done >"$WORK/samples") 2>/dev/null &
   fi
   SAMPLER_PID=$!
 }
