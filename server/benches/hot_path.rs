@@ -147,11 +147,10 @@ fn cached_tenant_lookup(bencher: Bencher) {
 #[divan::bench]
 fn pool_checkout(bencher: Bencher) {
     let f = &*FIXTURE;
-    let entry = f
-        .rt
-        .block_on(f.services.directory.lookup(&acme()))
-        .unwrap()
-        .unwrap();
+    let entry =
+        f.rt.block_on(f.services.directory.lookup(&acme()))
+            .unwrap()
+            .unwrap();
     let url = entry.url.clone().unwrap();
     f.rt.block_on(f.services.pools.get(entry.id, &url)).unwrap();
     bencher.bench_local(|| {

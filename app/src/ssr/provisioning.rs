@@ -238,7 +238,9 @@ impl Provisioner {
             self.checkpoint(Step::Migrated, done)?;
 
             let admin_id = Uuid::new_v4();
-            let hash = hashing.await.map_err(|e| StepError::Hashing(e.to_string()))?;
+            let hash = hashing
+                .await
+                .map_err(|e| StepError::Hashing(e.to_string()))?;
             let now = Utc::now();
             tenant_users::ActiveModel {
                 id: Set(admin_id),

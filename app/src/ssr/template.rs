@@ -16,12 +16,11 @@
 use std::time::Duration;
 
 use migration::{MigratorTrait, TenantMigrator};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 
+use super::provisioning::connect_once;
 use super::secrets::random_hex;
 
 /// The role that owns the template's objects until a copy reassigns them.
@@ -163,7 +162,9 @@ async fn ensure(admin: &DatabaseConnection, admin_url: &url::Url, name: &str) ->
     };
     if let Err(e) = renamed {
         let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            ))
             .await;
         // Another process may have finished the same template first.
         if !database_exists(admin, name).await? {
@@ -179,7 +180,7 @@ async fn ensure(admin: &DatabaseConnection, admin_url: &url::Url, name: &str) ->
 async fn migrate(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
     let mut url = admin_url.clone();
     url.set_path(db);
-    let conn = connect(&url).await?;
+    let conn = connect_once(&SecretString::from(url.to_string())).await?;
     let result = async {
         let txn = conn.begin().await?;
         txn.execute_unprepared(&format!(
@@ -199,7 +200,7 @@ async fn migrate(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
 pub async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
     let mut url = admin_url.clone();
     url.set_path(db);
-    let conn = connect(&url).await?;
+    let conn = connect_once(&SecretString::from(url.to_string())).await?;
     let result = conn
         .execute_unprepared(&format!(
             "REASSIGN OWNED BY {OWNER_ROLE} TO \"{db}\"; \
@@ -229,13 +230,16 @@ async fn drop_stale(admin: &DatabaseConnection, current: &str) {
                 .await
             {
                 Ok(_) => tracing::info!(template = %name, "dropped a stale tenant template"),
-                Err(e) => tracing::warn!(template = %name, error = %e, "cannot drop a stale tenant template"),
+                Err(e) => {
+                    tracing::warn!(template = %name, error = %e, "cannot drop a stale tenant template")
+                }
             }
         }
     }
 }
 
-async fn database_exists(admin: &DatabaseConnection, name: &str) -> Result<bool, DbErr> {
+/// Whether database `name` exists on the administrator's server.
+pub(crate) async fn database_exists(admin: &DatabaseConnection, name: &str) -> Result<bool, DbErr> {
     let row = admin
         .query_one_raw(Statement::from_sql_and_values(
             admin.get_database_backend(),
@@ -247,16 +251,6 @@ async fn database_exists(admin: &DatabaseConnection, name: &str) -> Result<bool,
         .and_then(|r| r.try_get::<i64>("", "n").ok())
         .unwrap_or(0)
         > 0)
-}
-
-async fn connect(url: &url::Url) -> Result<DatabaseConnection, DbErr> {
-    let mut opts = ConnectOptions::new(url.to_string());
-    opts.max_connections(1)
-        .min_connections(0)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(opts).await
 }
 
 #[cfg(test)]

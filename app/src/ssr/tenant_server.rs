@@ -265,18 +265,7 @@ impl TenantServer {
         match self {
             Self::Sqlite { dir } => Ok(Self::sqlite_path(dir, id).exists()),
             Self::Postgres { admin, .. } => {
-                let name = Self::db_name(id);
-                let row = admin
-                    .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                        admin.get_database_backend(),
-                        "SELECT count(*) AS n FROM pg_database WHERE datname = $1",
-                        [name.into()],
-                    ))
-                    .await?;
-                Ok(row
-                    .and_then(|r| r.try_get::<i64>("", "n").ok())
-                    .unwrap_or(0)
-                    > 0)
+                Ok(template::database_exists(admin, &Self::db_name(id)).await?)
             }
         }
     }

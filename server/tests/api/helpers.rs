@@ -150,6 +150,20 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A connection to company `sub`'s own database, as its own role.
+    pub async fn tenant_db(&self, sub: &str) -> sea_orm::DatabaseConnection {
+        let entry = self
+            .services
+            .directory
+            .lookup(&app::domain::Subdomain::parse(sub).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        app::ssr::provisioning::connect_once(entry.url.as_ref().unwrap())
+            .await
+            .unwrap()
+    }
+
     /// A company made through the real provisioning path.
     pub async fn create_company(&self, name: &str, subdomain: &str) -> tenants::Model {
         self.services

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use app::domain::Subdomain;
 use app::ssr::{
     migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
-    provisioning::connect_once,
     registry,
 };
 use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
@@ -86,14 +85,7 @@ fn opts() -> MigrateOptions {
 }
 
 async fn notes_exist(app: &TestApp, sub: &str) -> bool {
-    let entry = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse(sub).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let db = connect_once(entry.url.as_ref().unwrap()).await.unwrap();
+    let db = app.tenant_db(sub).await;
     let ok = db
         .execute_unprepared("SELECT count(*) FROM notes")
         .await

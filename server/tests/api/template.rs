@@ -1,12 +1,11 @@
 //! PostgreSQL: new companies are copies of the tenant template, owned by
 //! their own role; a missing template is rebuilt, a stale one dropped, and
 //! without a template provisioning still works.
-use app::domain::Subdomain;
-use app::ssr::{provisioning::connect_once, template};
+use app::ssr::template;
 use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, PG_ADMIN_URL};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, PG_ADMIN_URL};
 
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -46,18 +45,6 @@ async fn applied_at(db: &DatabaseConnection) -> Vec<(String, i64)> {
     .collect()
 }
 
-/// The company's database, connected as the company's own role.
-async fn tenant_db(app: &TestApp, sub: &str) -> DatabaseConnection {
-    let entry = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse(sub).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    connect_once(entry.url.as_ref().unwrap()).await.unwrap()
-}
-
 /// One test, not three: it drops the template, which would race with
 /// another test reading it.
 #[tokio::test]
@@ -70,7 +57,7 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
 
     app.create_company("Acme", "acme").await;
     assert_eq!(server.template_copies(), 1, "copied, not migrated");
-    let db = tenant_db(&app, "acme").await;
+    let db = app.tenant_db("acme").await;
     assert_eq!(
         applied_at(&db).await.len(),
         TenantMigrator::migrations().len()
@@ -121,7 +108,7 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
     admin.close().await.ok();
     app.create_company("One", "one").await;
     assert_eq!(server.template_copies(), 1, "migrated from empty");
-    let db = tenant_db(&app, "one").await;
+    let db = app.tenant_db("one").await;
     assert_eq!(
         applied_at(&db).await.len(),
         TenantMigrator::migrations().len()
@@ -150,12 +137,15 @@ async fn without_the_template_companies_are_migrated_from_empty() {
     assert!(!server.prepare_template().await);
     app.create_company("Plain", "plain").await;
     assert_eq!(server.template_copies(), 0);
-    let db = tenant_db(&app, "plain").await;
+    let db = app.tenant_db("plain").await;
     assert_eq!(
         applied_at(&db).await.len(),
         TenantMigrator::migrations().len()
     );
     db.close().await.ok();
-    assert_eq!(app.get("plain.localhost", "/api/health").await.status(), 200);
+    assert_eq!(
+        app.get("plain.localhost", "/api/health").await.status(),
+        200
+    );
     app.teardown().await;
 }
