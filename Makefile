@@ -98,7 +98,7 @@ BENCH := server/benches/load.sh
 # 1000 companies on PostgreSQL, 10 and 10000 on SQLite, provisioning. About
 # 15 minutes the first time (creating the companies), 5 after. The table
 # lands in ~/.cache/enclave/bench/results.md.
-bench: setup-rust setup-system postgres
+bench: setup-rust setup-e2e postgres
 	cargo leptos build --release
 	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
 
