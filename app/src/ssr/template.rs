@@ -80,12 +80,6 @@ impl Template {
         }
     }
 
-    /// Counts a database made by copying the template.
-    pub fn copied(&self) {
-        self.copies
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Databases this process made by copying the template.
     pub fn copies(&self) -> u64 {
         self.copies.load(std::sync::atomic::Ordering::Relaxed)
@@ -122,10 +116,49 @@ impl Template {
         }
     }
 
-    /// Forgets that the template is ready (a copy failed: it may have been
-    /// dropped); the next provisioning checks again.
-    pub async fn invalidate(&self) {
-        self.state.lock().await.ready = false;
+    /// Creates database `name`, owned by role `name`, as a copy of the
+    /// template when there is one (then returns `true`), or empty. A copy
+    /// that cannot be completed is dropped and the database created empty
+    /// instead; the template is checked again next time (it may have been
+    /// dropped).
+    pub async fn create_database(
+        &self,
+        admin: &DatabaseConnection,
+        admin_url: &url::Url,
+        name: &str,
+    ) -> Result<bool, DbErr> {
+        if let Some(tpl) = self.ready(admin, admin_url).await {
+            let copied = admin
+                .execute_unprepared(&format!(
+                    "CREATE DATABASE \"{name}\" OWNER \"{name}\" TEMPLATE \"{tpl}\""
+                ))
+                .await;
+            match copied {
+                Ok(_) => match adopt(admin_url, name).await {
+                    Ok(()) => {
+                        self.copies
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand a template copy to its tenant; creating the database empty");
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await?;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot copy the tenant template; creating the database empty");
+                }
+            }
+            self.state.lock().await.ready = false;
+        }
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
+            .await?;
+        Ok(false)
     }
 }
 
@@ -197,7 +230,7 @@ async fn migrate(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
 
 /// In a fresh copy `db` (owned by role `db`): gives the tenant's role the
 /// template's objects and takes the template owner's rights away.
-pub async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
+async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
     let mut url = admin_url.clone();
     url.set_path(db);
     let conn = connect_once(&SecretString::from(url.to_string())).await?;

@@ -124,7 +124,9 @@ impl TenantServer {
                 })
             }
             Self::Postgres {
-                admin, admin_url, ..
+                admin,
+                admin_url,
+                template,
             } => {
                 let password = random_hex(24);
                 // `name` is `tenant_<hex>` and `password` is hex: nothing to escape.
@@ -133,7 +135,7 @@ impl TenantServer {
                         "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
                     ))
                     .await?;
-                let from_template = match self.create_database(&name).await {
+                let from_template = match template.create_database(admin, admin_url, &name).await {
                     Ok(from_template) => from_template,
                     Err(e) => {
                         let _ = admin
@@ -162,52 +164,6 @@ impl TenantServer {
                 })
             }
         }
-    }
-
-    /// PostgreSQL: creates database `name`, owned by role `name`, as a copy
-    /// of the tenant template when there is one (then returns `true`), or
-    /// empty. A copy that cannot be completed is dropped and the database
-    /// created empty instead.
-    async fn create_database(&self, name: &str) -> Result<bool, DbErr> {
-        let Self::Postgres {
-            admin,
-            admin_url,
-            template,
-        } = self
-        else {
-            unreachable!("PostgreSQL only")
-        };
-        if let Some(tpl) = template.ready(admin, admin_url).await {
-            let copied = admin
-                .execute_unprepared(&format!(
-                    "CREATE DATABASE \"{name}\" OWNER \"{name}\" TEMPLATE \"{tpl}\""
-                ))
-                .await;
-            match copied {
-                Ok(_) => match template::adopt(admin_url, name).await {
-                    Ok(()) => {
-                        template.copied();
-                        return Ok(true);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot hand a template copy to its tenant; creating the database empty");
-                        admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await?;
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot copy the tenant template; creating the database empty");
-                }
-            }
-            template.invalidate().await;
-        }
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
-            .await?;
-        Ok(false)
     }
 
     /// Databases this process created by copying the tenant template.

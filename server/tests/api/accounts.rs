@@ -118,16 +118,7 @@ async fn sign_in(
 }
 
 async fn add_member(app: &TestApp, sub: &str, email: &str) {
-    let entry = app
-        .services
-        .directory
-        .lookup(&app::domain::Subdomain::parse(sub).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let db = app::ssr::provisioning::connect_once(entry.url.as_ref().unwrap())
-        .await
-        .unwrap();
+    let db = app.tenant_db(sub).await;
     app::ssr::users::add(
         &db,
         "test",

@@ -7,7 +7,7 @@ use app::ssr::{
         provisioning, tenant_users,
         tenants::{self, TenantStatus},
     },
-    provisioning::{connect_once, latest_tenant_schema, FailPoint, ProvisionError, Step},
+    provisioning::{latest_tenant_schema, FailPoint, ProvisionError, Step},
     registry,
 };
 use migration::{MigratorTrait, TenantMigrator};
@@ -35,14 +35,7 @@ async fn creation_makes_a_migrated_database_with_its_admin(backend: Backend) {
     );
     assert_eq!(t.db_name, format!("tenant_{}", t.id.simple()));
 
-    let entry = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse("acme").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let db = connect_once(entry.url.as_ref().unwrap()).await.unwrap();
+    let db = app.tenant_db("acme").await;
     let applied = TenantMigrator::get_applied_migrations(&db).await.unwrap();
     assert_eq!(applied.len(), TenantMigrator::migrations().len());
     let users = tenant_users::Entity::find().all(&db).await.unwrap();
