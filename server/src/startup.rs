@@ -1,7 +1,11 @@
 //! Builds a running application from `Settings`: registry connected and
-//! migrated, services assembled, router built, listener bound. No globals:
-//! a test can build as many as it likes in one process.
-use std::{sync::Arc, time::Duration};
+//! migrated, services assembled, router built, listener bound. Nothing
+//! global but the route list (the same for every app): a test can build as
+//! many apps as it likes in one process.
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use ::leptos::config::LeptosOptions;
 use app::ssr::{
@@ -20,7 +24,7 @@ use axum::{
     routing::{any, delete, get, post},
     Router,
 };
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use migration::{MigratorTrait, RegistryMigrator};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
@@ -267,10 +271,19 @@ impl Application {
     }
 }
 
+/// The app's routes, generated once per process: while Leptos generates a
+/// route list it stops resource loading process-wide, and a page whose
+/// resource is first polled in that window never answers (leptos#4773).
+/// A second app built in a running process (tests, benchmarks) must not
+/// generate them again under a page being rendered.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
     Router::new()
-        .leptos_routes_with_handler(routes, get(routes::render_page))
+        .leptos_routes_with_handler(route_list(), get(routes::render_page))
         .route("/api/health", get(routes::health::tenant_health))
         .route(
             "/api/admin/tenants",

@@ -11,5 +11,6 @@ mod operations;
 mod platform_api;
 mod provisioning;
 mod proxy;
+mod rendering;
 mod sessions;
 mod template;
