@@ -6,9 +6,11 @@
 //!   (`enclave_tpl_<16 hex>`), so a build with other migrations never uses
 //!   a stale template: it builds its own, and drops templates of other
 //!   migration lists it finds.
-//! * It is built under a temporary name and renamed once complete, so a
-//!   half-built template is never copied; two processes building at once
-//!   both succeed (the loser of the rename drops its copy).
+//! * It is built under a temporary name (`…_b<8 hex>`) and renamed once
+//!   complete, so a half-built template is never copied; two processes
+//!   building at once both succeed (the loser of the rename drops its
+//!   copy). A build left behind by a process that died midway is dropped
+//!   by the next build that completes.
 //! * Its objects belong to `enclave_template_owner`, a role that cannot log
 //!   in; each copy hands them to the tenant's role (`REASSIGN OWNED`).
 //! * Any failure here is logged and answered by migrating from empty: the
@@ -43,15 +45,24 @@ pub fn template_name() -> String {
     format!("{PREFIX}{hex}")
 }
 
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whether `name` is a finished template name (`enclave_tpl_<16 hex>`).
-/// Only such names, read back from `pg_database`, are ever dropped.
+/// Only such names and [build names](is_build_name), read back from
+/// `pg_database`, are ever dropped.
 fn is_template_name(name: &str) -> bool {
-    name.strip_prefix(PREFIX).is_some_and(|hex| {
-        hex.len() == 16
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    name.strip_prefix(PREFIX)
+        .is_some_and(|hex| is_lower_hex(hex, 16))
+}
+
+/// Whether `name` is a template being built (`enclave_tpl_<16 hex>_b<8 hex>`).
+fn is_build_name(name: &str) -> bool {
+    name.rsplit_once("_b")
+        .is_some_and(|(tpl, tag)| is_template_name(tpl) && is_lower_hex(tag, 8))
 }
 
 /// What this process knows of the template. Shared by clones of the
@@ -245,6 +256,10 @@ async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
     result
 }
 
+/// Drops the templates of other migration lists and the builds left by
+/// processes that died midway. Never with `FORCE`: a database someone is
+/// connected to (a build in progress, a stale template an older process is
+/// copying right now) stays, for a later build to drop.
 async fn drop_stale(admin: &DatabaseConnection, current: &str) {
     let rows = admin
         .query_all_raw(Statement::from_string(
@@ -257,15 +272,20 @@ async fn drop_stale(admin: &DatabaseConnection, current: &str) {
         let Ok(name) = row.try_get::<String>("", "datname") else {
             continue;
         };
-        if name != current && is_template_name(&name) {
-            match admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-                .await
-            {
-                Ok(_) => tracing::info!(template = %name, "dropped a stale tenant template"),
-                Err(e) => {
-                    tracing::warn!(template = %name, error = %e, "cannot drop a stale tenant template")
-                }
+        let build = is_build_name(&name);
+        if name == current || !(build || is_template_name(&name)) {
+            continue;
+        }
+        match admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+            .await
+        {
+            Ok(_) if build => {
+                tracing::info!(template = %name, "dropped an abandoned tenant template build")
+            }
+            Ok(_) => tracing::info!(template = %name, "dropped a stale tenant template"),
+            Err(e) => {
+                tracing::info!(template = %name, error = %e, "left a tenant template in use")
             }
         }
     }
@@ -297,6 +317,13 @@ mod tests {
         assert!(is_template_name(&name), "{name}");
         assert!(name.len() <= 63);
         assert!(!is_template_name(&format!("{name}_b0a1b2c3")));
+        assert!(is_build_name(&format!("{name}_b0a1b2c3d")));
+        assert!(is_build_name(&format!("{name}_b{}", random_hex(4))));
+        assert!(!is_build_name(&format!("{name}_b0a1b2c3")));
+        assert!(!is_build_name(&format!("{name}_b0a1b2c3d_b0a1b2c3d")));
+        assert!(!is_build_name(&format!("{name}_B0A1B2C3D")));
+        assert!(!is_build_name("enclave_tpl_x_b0a1b2c3d"));
+        assert!(!is_build_name(&name));
         assert!(!is_template_name("enclave_tpl_0123456789abcdeF"));
         assert!(!is_template_name("enclave_tpl_\"; DROP"));
         assert!(!is_template_name("tenant_0123456789abcdef"));

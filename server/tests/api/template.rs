@@ -90,17 +90,28 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
 
     // Dropped behind the app's back: the copy fails, the company is
     // migrated from empty instead, and the template is built again for
-    // the next one, which also drops a stale template it finds.
+    // the next one, which also drops a stale template it finds and a build
+    // abandoned by a process that died, but not a build someone is
+    // connected to (another process's, in progress).
     let stale = "enclave_tpl_00000000000000ff";
+    let abandoned = "enclave_tpl_00000000000000ff_b0badc0de";
+    let in_progress = "enclave_tpl_00000000000000ff_bc0ffee00";
     let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {stale}"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {stale}"))
-        .await
-        .unwrap();
+    for db in [stale, abandoned, in_progress] {
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+    let building =
+        Database::connect(PG_ADMIN_URL.replace("/postgres?", &format!("/{in_progress}?")))
+            .await
+            .unwrap();
+    building.execute_unprepared("SELECT 1").await.unwrap();
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
@@ -119,6 +130,21 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
     assert_eq!(server.template_copies(), 2, "copied again");
     assert!(database_exists(&name).await, "rebuilt");
     assert!(!database_exists(stale).await, "a stale template is dropped");
+    assert!(
+        !database_exists(abandoned).await,
+        "an abandoned build is dropped"
+    );
+    assert!(
+        database_exists(in_progress).await,
+        "a build in progress stays"
+    );
+    building.close().await.ok();
+    let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {in_progress}"))
+        .await
+        .unwrap();
+    admin.close().await.ok();
     for sub in ["one", "two"] {
         assert_eq!(
             app.get(&format!("{sub}.localhost"), "/api/health")
