@@ -62,15 +62,8 @@ pub async fn test_settings(backend: Backend) -> Settings {
         Backend::Sqlite => (None, None),
         Backend::Postgres => {
             let name = format!("enclave_test_{id}");
-            let admin = Database::connect(PG_ADMIN_URL)
-                .await
-                .expect("PostgreSQL at 127.0.0.1:5432");
             // `name` is built from a UUID above, never from input.
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create test registry");
-            admin.close().await.ok();
+            pg_admin(&format!("CREATE DATABASE \"{name}\"")).await;
             (
                 Some(SecretString::from(format!(
                     "postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable"
@@ -226,12 +219,20 @@ pub async fn drop_registry(settings: &Settings) {
             .next()
             .unwrap()
             .to_owned();
-        let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await
-            .unwrap();
-        admin.close().await.ok();
+        pg_admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
     }
     let _ = std::fs::remove_dir_all(&settings.data_dir);
+}
+
+/// Runs one statement as the PostgreSQL administrator (on its own
+/// connection: `CREATE DATABASE` and friends refuse a transaction block).
+pub async fn pg_admin(sql: &str) {
+    let admin = Database::connect(PG_ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    admin
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    admin.close().await.ok();
 }

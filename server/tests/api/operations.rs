@@ -11,7 +11,7 @@ use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, Ten
 use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, Statement};
 use secrecy::ExposeSecret;
 
-use crate::helpers::{spawn_app, start, Backend, TestApp, PG_ADMIN_URL};
+use crate::helpers::{pg_admin, spawn_app, start, Backend, TestApp, PG_ADMIN_URL};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -110,12 +110,7 @@ async fn break_database(app: &TestApp, backend: Backend, sub: &str) {
             .unwrap();
         }
         Backend::Postgres => {
-            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
-            admin
-                .execute_unprepared(&format!("DROP DATABASE \"{}\" WITH (FORCE)", t.db_name))
-                .await
-                .unwrap();
-            admin.close().await.ok();
+            pg_admin(&format!("DROP DATABASE \"{}\" WITH (FORCE)", t.db_name)).await;
         }
     }
 }

@@ -5,7 +5,7 @@ use app::ssr::template;
 use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, PG_ADMIN_URL};
+use crate::helpers::{pg_admin, spawn_app, spawn_app_with, Backend, PG_ADMIN_URL};
 
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -96,27 +96,16 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
     let stale = "enclave_tpl_00000000000000ff";
     let abandoned = "enclave_tpl_00000000000000ff_b0badc0de";
     let in_progress = "enclave_tpl_00000000000000ff_bc0ffee00";
-    let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
     for db in [stale, abandoned, in_progress] {
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
-            .await
-            .unwrap();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {db}"))
-            .await
-            .unwrap();
+        pg_admin(&format!("DROP DATABASE IF EXISTS {db}")).await;
+        pg_admin(&format!("CREATE DATABASE {db}")).await;
     }
     let building =
         Database::connect(PG_ADMIN_URL.replace("/postgres?", &format!("/{in_progress}?")))
             .await
             .unwrap();
     building.execute_unprepared("SELECT 1").await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin.close().await.ok();
+    pg_admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
     app.create_company("One", "one").await;
     assert_eq!(server.template_copies(), 1, "migrated from empty");
     let db = app.tenant_db("one").await;
@@ -139,12 +128,7 @@ async fn companies_are_copies_of_the_template_which_is_rebuilt_when_dropped() {
         "a build in progress stays"
     );
     building.close().await.ok();
-    let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {in_progress}"))
-        .await
-        .unwrap();
-    admin.close().await.ok();
+    pg_admin(&format!("DROP DATABASE {in_progress}")).await;
     for sub in ["one", "two"] {
         assert_eq!(
             app.get(&format!("{sub}.localhost"), "/api/health")
