@@ -1,3 +1,4 @@
+//! The HTML shell and the app's routes: one `<Routes>` for every kind of site.
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{

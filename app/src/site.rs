@@ -1,11 +1,14 @@
-//! Which site a request is for, decided once on the server by the tenant
-//! resolution layer and carried to the browser inside the SSR payload, so
-//! both render the same page.
+//! Which site a request is for, as the browser sees it: decided once on the server, carried in the SSR payload.
+//!
+//! The server's tenancy resolver decides it (`ssr::tenancy::resolve`); the
+//! browser reads it from the serialized SSR data, so both render the same
+//! page.
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::components::status::set_status;
 use crate::pages::{no_such_workspace::NoSuchWorkspace, paused::Paused};
+use crate::wire::AppError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Site {
@@ -48,11 +51,11 @@ impl Origin {
 
 /// The request's site, from the context the server provides.
 #[server(endpoint = "site")]
-pub async fn current_site() -> Result<Site, ServerFnError> {
-    crate::ssr::tenancy::site_from_context()
+pub async fn current_site() -> Result<Site, AppError> {
+    Ok(crate::ssr::context::request_site()?.site())
 }
 
-type SiteResource = Resource<Result<Site, ServerFnError>>;
+type SiteResource = Resource<Result<Site, AppError>>;
 
 /// Loads the site once per page load: on the server from context, in the
 /// browser from the serialized SSR data (no extra request).

@@ -8,7 +8,10 @@
 use std::sync::LazyLock;
 
 use app::domain::{CompanyName, Email, Password, Subdomain};
-use app::ssr::{provisioning::NewTenant, services::Services};
+use app::ssr::{
+    services::Services,
+    tenancy::{host::Host, provisioning::NewTenant, RequestSite, Resolver},
+};
 use axum::{
     body::Body,
     http::{header, Request, StatusCode},
@@ -16,7 +19,7 @@ use axum::{
 };
 use clap::Parser;
 use divan::{black_box, Bencher};
-use server::{cli::Cli, startup::Application, tenancy::host::Host};
+use server::{cli::Cli, startup::Application};
 use tower::ServiceExt;
 
 fn main() {
@@ -121,7 +124,7 @@ fn host_parse_and_classify() -> bool {
     let host = Host::parse(black_box("Acme.Enclave.example:8443")).unwrap();
     matches!(
         host.kind(black_box("enclave.example")),
-        Ok(server::tenancy::host::HostKind::Sub(_))
+        Ok(app::ssr::tenancy::host::HostKind::Sub(_))
     )
 }
 
@@ -143,22 +146,22 @@ fn cached_tenant_lookup(bencher: Bencher) {
     });
 }
 
-/// Checking out a lease on the (open) pool of a company, and giving it back.
+/// Checking out a lease on the (open) pool of a company through its
+/// request context, and giving it back.
 #[divan::bench]
 fn pool_checkout(bencher: Bencher) {
     let f = &*FIXTURE;
-    let entry =
-        f.rt.block_on(f.services.directory.lookup(&acme()))
-            .unwrap()
-            .unwrap();
-    let url = entry.url.clone().unwrap();
-    f.rt.block_on(f.services.pools.get(entry.id, &url)).unwrap();
-    bencher.bench_local(|| {
-        drop(
-            f.rt.block_on(f.services.pools.get(black_box(entry.id), &url))
-                .unwrap(),
-        )
-    });
+    let resolver = Resolver::new(
+        "localhost".into(),
+        f.services.directory.clone(),
+        f.services.pools.clone(),
+    );
+    let Ok(RequestSite::Tenant(tenant)) = f.rt.block_on(resolver.resolve("acme.localhost", "http"))
+    else {
+        panic!("acme is served")
+    };
+    f.rt.block_on(tenant.db()).unwrap();
+    bencher.bench_local(|| drop(f.rt.block_on(black_box(&tenant).db()).unwrap()));
 }
 
 /// `GET /api/health` through the whole router: host, lookup, pool, one query.

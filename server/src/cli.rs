@@ -1,12 +1,15 @@
-//! The command line: `serve` (the default) and operations subcommands.
+//! The command line: `serve` (the default) and the operations subcommands.
 use std::{io::IsTerminal, process::ExitCode};
 
 use sea_orm::ActiveEnum;
 
-use app::domain::{CompanyName, Email, Password, Subdomain};
-use app::ssr::{provisioning::NewTenant, registry};
+use app::domain::{Email, Password, Subdomain};
+use app::site::Origin;
+use app::ssr::tenancy::{
+    directory::{self, TenantInfo},
+    provisioning::NewTenant,
+};
 use clap::{Parser, Subcommand};
-use serde_json::json;
 
 use crate::{
     config::Settings,
@@ -167,15 +170,12 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             subdomain,
             admin_email,
             admin_password_stdin,
-        } => Some(NewTenant {
-            name: CompanyName::parse(name)?,
-            subdomain: Subdomain::parse(subdomain)?,
-            admin_email: Email::parse(admin_email)?,
-            admin_password: Password::parse(&read_password(
-                *admin_password_stdin,
-                "Admin password",
-            )?)?,
-        }),
+        } => {
+            // Everything but the password is checked before asking for it.
+            NewTenant::parse(name, subdomain, admin_email, "a placeholder password")?;
+            let password = read_password(*admin_password_stdin, "Admin password")?;
+            Some(NewTenant::parse(name, subdomain, admin_email, &password)?)
+        }
         _ => None,
     };
     let services = build_services(&settings).await?;
@@ -193,9 +193,9 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             );
         }
         TenantCommand::List { json } => {
-            let tenants = registry::list_tenants(&services.registry).await?;
+            let tenants = directory::list(&services.registry).await?;
             if json {
-                let rows: Vec<_> = tenants.iter().map(tenant_json).collect();
+                let rows: Vec<_> = tenants.iter().map(TenantInfo::from).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
@@ -240,10 +240,10 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
         }
         TenantCommand::Show { subdomain } => {
             let sub = Subdomain::parse(&subdomain)?;
-            let t = registry::find_tenant_by_subdomain(&services.registry, &sub)
+            let t = directory::find_by_subdomain(&services.registry, &sub)
                 .await?
                 .ok_or_else(|| format!("no company has the subdomain '{sub}'"))?;
-            println!("{}", serde_json::to_string_pretty(&tenant_json(&t))?);
+            println!("{}", serde_json::to_string_pretty(&TenantInfo::from(&t))?);
         }
     }
     Ok(())
@@ -257,7 +257,7 @@ async fn migrate(
     tenant: Option<String>,
     dry_run: bool,
 ) -> CliResult {
-    use app::ssr::migrate::{migrate_tenants, MigrateOptions, Outcome};
+    use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions, Outcome};
     use indicatif::{ProgressBar, ProgressStyle};
     use migration::TenantMigrator;
 
@@ -302,7 +302,11 @@ async fn migrate(
                 Outcome::Pending(pending) => {
                     format!("{}: pending {}", r.subdomain, pending.join(", "))
                 }
-                Outcome::Failed(e) => format!("{}: FAILED: {e}", r.subdomain),
+                Outcome::Failed(e) => format!(
+                    "{}: FAILED: {}",
+                    r.subdomain,
+                    app::ssr::http::error_chain(&**e)
+                ),
             };
             match &bar {
                 Some(bar) => {
@@ -355,7 +359,8 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
         } => (email, password_stdin),
         SuperadminCommand::Token(TokenCommand::Create { label }) => {
             let services = build_services(&settings).await?;
-            let token = app::ssr::platform::create_api_token(&services.registry, &label).await?;
+            let token =
+                app::ssr::accounts::platform::create_api_token(&services.registry, &label).await?;
             println!("{token}");
             eprintln!(
                 "Keep it safe: it is shown only now. Use it as `Authorization: Bearer <token>`."
@@ -366,32 +371,25 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
     let email = Email::parse(&email)?;
     let password = Password::parse(&read_password(password_stdin, "Password")?)?;
     let services = build_services(&settings).await?;
-    let user = app::ssr::platform::create_superadmin(&services.registry, &email, password).await?;
+    let user =
+        app::ssr::accounts::platform::create_superadmin(&services.registry, &email, password)
+            .await?;
     println!("created platform admin {} ({})", user.email, user.id);
     Ok(())
 }
 
+/// Where company `sub` is served, as the listen port says (plain http:
+/// behind a proxy the scheme and port are the proxy's).
 fn tenant_url(s: &Settings, sub: &str) -> String {
-    let port = match s.listen.port() {
-        80 => String::new(),
-        p => format!(":{p}"),
+    let base = match s.listen.port() {
+        80 => s.base_domain.clone(),
+        p => format!("{}:{p}", s.base_domain),
     };
-    format!("http://{sub}.{}{port}/", s.base_domain)
-}
-
-/// What operators see of a tenant: never the database URL.
-fn tenant_json(t: &app::ssr::entities::tenants::Model) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "subdomain": t.subdomain,
-        "status": t.status.to_value(),
-        "db_name": t.db_name,
-        "db_server": t.db_server,
-        "schema_version": t.schema_version,
-        "admin_user_id": t.admin_user_id,
-        "created_at": t.created_at,
-    })
+    Origin {
+        scheme: "http".into(),
+        base,
+    }
+    .tenant_url(sub)
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String, Box<dyn std::error::Error>> {

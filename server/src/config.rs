@@ -1,5 +1,4 @@
-//! Settings, each from a flag or an environment variable (a `.env` file in
-//! the working directory is read first). Nothing else reads the environment.
+//! Settings, each from a flag or an environment variable (a `.env` file is read first); nothing else reads the environment.
 use std::{net::SocketAddr, path::PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -169,14 +168,7 @@ fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 /// Lower-cased, without a trailing dot; must look like a DNS name.
 fn parse_base_domain(s: &str) -> Result<String, String> {
     let d = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let valid_label = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if d.is_empty() || d.len() > 200 || !d.split('.').all(valid_label) {
+    if d.is_empty() || d.len() > 200 || !d.split('.').all(app::domain::is_dns_label) {
         return Err(format!("'{s}' is not a domain name"));
     }
     if d.parse::<std::net::IpAddr>().is_ok()

@@ -1,15 +1,20 @@
-//! Enclave's server binary, as a library so tests can build whole apps.
+//! Enclave's server binary, as a library so tests can build whole apps: the axum glue around `app`.
 //!
 //! * [`config`]: the typed `Settings`, from flags, environment and `.env`.
-//! * [`startup`]: connects the registry, migrates it and builds the router;
-//!   `Application::build` is what `serve` and the integration tests call.
-//! * [`tenancy`]: `Host` header → site, the one place a request gets a tenant.
-//! * [`routes`]: the Leptos handlers (pages, server functions) and health checks.
+//! * [`startup`]: connects the registry, migrates it, assembles the
+//!   services and builds the routers (one for the base domain, one for a
+//!   company, one for unknown and paused ones); `Application::build` is what
+//!   `serve` and the integration tests call.
+//! * [`site`]: the middleware that asks tenancy's resolver which site a
+//!   request is for; [`access_log`]: the log line and request counter.
+//! * [`routes`]: the Leptos handlers (pages, server functions), health
+//!   checks, the signup handoff and the platform API.
 //! * [`cli`]: `serve` and the operations subcommands.
 //! * [`telemetry`]: tracing setup.
+pub mod access_log;
 pub mod cli;
 pub mod config;
 pub mod routes;
+pub mod site;
 pub mod startup;
 pub mod telemetry;
-pub mod tenancy;

@@ -1,3 +1,4 @@
+//! The `server` binary: parses the command line and hands over to `server::cli`.
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

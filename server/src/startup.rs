@@ -1,39 +1,45 @@
-//! Builds a running application from `Settings`: registry connected and
-//! migrated, services assembled, router built, listener bound. Nothing
-//! global but the route list (the same for every app): a test can build as
-//! many apps as it likes in one process.
+//! Builds a running application from `Settings`: registry migrated, services assembled, routers built, listener bound.
+//!
+//! Nothing global but the route list (the same for every app): a test can
+//! build as many apps as it likes in one process.
 use std::{
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use ::leptos::config::LeptosOptions;
+use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
-    directory::Directory,
-    pools::{PoolSettings, TenantPools},
-    provisioning::Provisioner,
+    accounts::sessions::DbSessionStore,
     secrets::{Cipher, CipherError},
     services::Services,
-    sessions::DbSessionStore,
-    tenant_server::{TenantServer, TenantServerError},
+    tenancy::{
+        databases::{connect_options, TenantServer, TenantServerError},
+        directory::Directory,
+        pools::{PoolSettings, TenantPools},
+        provisioning::Provisioner,
+        RequestSite, Resolver,
+    },
 };
 use app::App;
 use axum::{
-    extract::FromRef,
+    extract::{FromRef, Request},
     middleware,
+    response::Response,
     routing::{any, delete, get, post},
     Router,
 };
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use migration::{MigratorTrait, RegistryMigrator};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_sessions::{
     cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer,
 };
 
-use crate::{config::Settings, routes, tenancy};
+use crate::{access_log, config::Settings, routes, site};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,7 +49,7 @@ pub enum StartupError {
     Registry(DbErr),
     #[error("cannot migrate the registry database: {0}")]
     RegistryMigration(DbErr),
-    #[error("cannot reach the tenant database server: {0}")]
+    #[error("cannot reach the tenant database server: {}", app::ssr::http::error_chain(.0))]
     TenantServer(TenantServerError),
     #[error("ENCLAVE_SECRET_KEY is required when PostgreSQL is used (64 hex characters, e.g. `openssl rand -hex 32`)")]
     MissingKey,
@@ -93,7 +99,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
 }
 
 async fn migrate_sqlite_tenants(services: &Services) {
-    use app::ssr::migrate::{migrate_tenants, MigrateOptions};
+    use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
     let opts = MigrateOptions {
         concurrency: 4,
         only: None,
@@ -160,13 +166,7 @@ pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection,
     if settings.registry_is_sqlite() {
         std::fs::create_dir_all(&settings.data_dir).map_err(StartupError::DataDir)?;
     }
-    let mut opts = ConnectOptions::new(settings.registry_url().expose_secret().to_owned());
-    opts.max_connections(16)
-        .min_connections(0)
-        .connect_timeout(Duration::from_secs(2))
-        .acquire_timeout(Duration::from_secs(2))
-        .test_before_acquire_if_idle_for(Duration::from_secs(5))
-        .sqlx_logging(false);
+    let opts = connect_options(&settings.registry_url(), 16, Duration::from_secs(2));
     Database::connect(opts)
         .await
         .map_err(StartupError::Registry)
@@ -176,6 +176,7 @@ pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection,
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub services: Services,
+    pub resolver: Resolver,
     pub settings: Arc<Settings>,
 }
 
@@ -213,9 +214,15 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(listener.local_addr().map_err(listen_err)?)
             .build();
+        let resolver = Resolver::new(
+            settings.base_domain.clone(),
+            services.directory.clone(),
+            services.pools.clone(),
+        );
         let state = AppState {
             leptos_options,
             services: services.clone(),
+            resolver,
             settings: Arc::new(settings),
         };
         Ok(Self {
@@ -281,36 +288,25 @@ fn route_list() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// The whole app: static assets, then every other request resolved to its
+/// site and handed to that site's router. Routes of the base domain are
+/// not even reachable on a company's host, and the other way round.
 pub fn router(state: AppState) -> Router {
+    let sites = Sites {
+        root: root_routes().with_state(state.clone()),
+        tenant: tenant_routes().with_state(state.clone()),
+        unserved: unserved_routes().with_state(state.clone()),
+    };
     Router::new()
-        .leptos_routes_with_handler(route_list(), get(routes::render_page))
-        .route("/api/health", get(routes::health::tenant_health))
-        .route(
-            "/api/admin/tenants",
-            get(routes::platform_api::list_tenants).post(routes::platform_api::create_tenant),
-        )
-        .route(
-            "/api/admin/tenants/{subdomain}",
-            delete(routes::platform_api::delete),
-        )
-        .route(
-            "/api/admin/tenants/{subdomain}/pause",
-            post(routes::platform_api::pause),
-        )
-        .route(
-            "/api/admin/tenants/{subdomain}/resume",
-            post(routes::platform_api::resume),
-        )
-        .route("/api/{*fn_name}", any(routes::server_fn))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/auth/handoff", get(routes::auth::handoff))
-        .route("/logout", get(routes::auth::logout))
-        .fallback(routes::render_page)
+        .fallback(move |req: Request| sites.clone().dispatch(req))
         .layer(sessions(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            tenancy::resolve_site,
+            access_log::log_and_count,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            site::resolve_site,
         ))
         // Static assets need no tenant: served before resolution, from the
         // site root that cargo-leptos fills (`pkg/` and the `public/` files).
@@ -327,6 +323,79 @@ pub fn router(state: AppState) -> Router {
             leptos_axum::site_pkg_dir_service(&state.leptos_options),
         )
         .with_state(state)
+}
+
+/// One router per kind of site.
+#[derive(Clone)]
+struct Sites {
+    root: Router,
+    tenant: Router,
+    unserved: Router,
+}
+
+impl Sites {
+    async fn dispatch(self, req: Request) -> Response {
+        let router = match req.extensions().get::<RequestSite>() {
+            Some(RequestSite::Root { .. }) => self.root,
+            Some(RequestSite::Tenant(_)) => self.tenant,
+            _ => self.unserved,
+        };
+        match router.oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// What every site serves: its pages (a page that belongs to another kind
+/// of site renders as not found), which site it is, sign-out and metrics.
+fn every_site_routes(fns: &[&'static str]) -> Router<AppState> {
+    let router = Router::new()
+        .leptos_routes_with_handler(route_list(), get(routes::render_page))
+        .route("/api/{*fn_name}", any(routes::no_server_fn))
+        .route("/api/admin/{*path}", any(routes::platform_api::not_here))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/logout", get(routes::auth::logout))
+        .fallback(routes::render_page);
+    EVERY_SITE_FNS
+        .iter()
+        .chain(fns)
+        .fold(router, |r, path| r.route(path, any(routes::server_fn)))
+}
+
+/// The base domain: landing, signup, platform admin and API, health.
+fn root_routes() -> Router<AppState> {
+    use routes::platform_api;
+    every_site_routes(ROOT_FNS)
+        .route("/healthz", get(routes::health::healthz))
+        .route(
+            "/api/admin/tenants",
+            get(platform_api::list_tenants).post(platform_api::create_tenant),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}",
+            delete(platform_api::delete),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/pause",
+            post(platform_api::pause),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/resume",
+            post(platform_api::resume),
+        )
+}
+
+/// An active company's site.
+fn tenant_routes() -> Router<AppState> {
+    every_site_routes(TENANT_FNS)
+        .route("/api/health", get(routes::health::tenant_health))
+        .route("/auth/handoff", get(routes::auth::handoff))
+}
+
+/// A subdomain that is paused or holds no company: its pages say so.
+fn unserved_routes() -> Router<AppState> {
+    every_site_routes(&[]).route("/api/health", get(routes::health::unserved_health))
 }
 
 /// Database-backed sessions with host-only cookies, so a session made on

@@ -1,3 +1,4 @@
+//! Server functions of a company user's own account: sign in, sign out, who am I, password.
 use leptos::prelude::*;
 
 use crate::wire::{AppError, Me};
@@ -13,19 +14,20 @@ pub fn safe_next(next: Option<&str>) -> String {
 /// Signs a company user in on this subdomain.
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    use crate::ssr::auth::{db_error, session, sign_in, start_tenant_session, tenant};
+    use crate::ssr::accounts::auth::{db_error, sign_in, start_tenant_session};
+    use crate::ssr::context::{session, tenant};
 
     let tenant = tenant()?;
     let db = tenant.db().await.map_err(db_error)?;
     let user = sign_in(&db, &email, &password).await?;
-    start_tenant_session(&session().await?, tenant.entry.id, user.id).await?;
+    start_tenant_session(&session().await?, tenant.id(), user.id).await?;
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
 }
 
 #[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    use crate::ssr::auth::{end_session, session};
+    use crate::ssr::{accounts::auth::end_session, context::session};
 
     end_session(&session().await?).await?;
     leptos_axum::redirect("/login");
@@ -35,7 +37,7 @@ pub async fn logout() -> Result<(), AppError> {
 /// The signed-in user here, if any.
 #[server(endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<Me>, AppError> {
-    use crate::ssr::auth::current_user;
+    use crate::ssr::accounts::auth::current_user;
 
     Ok(current_user().await?.map(|u| u.me()))
 }
@@ -48,9 +50,11 @@ pub async fn change_password(
 ) -> Result<(), AppError> {
     use crate::domain::Password;
     use crate::ssr::{
-        auth::require_user,
+        accounts::{
+            auth::require_user,
+            users::{self, UserError},
+        },
         http::{internal, reject},
-        users::{self, UserError},
     };
 
     let user = require_user().await?;

@@ -1,14 +1,13 @@
-//! A company's dashboard and user management. Admin functions answer 403
-//! to members, whoever calls them and however.
+//! Server functions of a company's dashboard and user management; admin ones answer 403 to members.
 use leptos::prelude::*;
 
 use crate::wire::{AppError, Dashboard, UserRow};
 
 #[cfg(feature = "ssr")]
-fn user_error(e: crate::ssr::users::UserError) -> AppError {
+fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
     use crate::ssr::{
+        accounts::users::UserError,
         http::{internal, reject},
-        users::UserError,
     };
     match e {
         UserError::EmailTaken => reject(AppError::conflict("email", e)),
@@ -26,14 +25,17 @@ fn user_id(id: &str) -> Result<uuid::Uuid, AppError> {
 
 #[server(endpoint = "load_dashboard")]
 pub async fn load_dashboard() -> Result<Dashboard, AppError> {
-    use crate::ssr::{auth::require_user, http::internal, users};
+    use crate::ssr::{
+        accounts::{auth::require_user, users},
+        http::internal,
+    };
 
     let user = require_user().await?;
     let conn = user.db.conn();
     let (users_n, admins, disabled) = users::counts(conn).await.map_err(internal)?;
     Ok(Dashboard {
-        company: user.tenant.entry.name.clone(),
-        subdomain: user.tenant.entry.subdomain.clone(),
+        company: user.tenant.name().to_owned(),
+        subdomain: user.tenant.subdomain().to_owned(),
         users: users_n,
         admins,
         disabled,
@@ -44,7 +46,10 @@ pub async fn load_dashboard() -> Result<Dashboard, AppError> {
 
 #[server(endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
-    use crate::ssr::{auth::require_admin, http::internal, users};
+    use crate::ssr::{
+        accounts::{auth::require_admin, users},
+        http::internal,
+    };
 
     let admin = require_admin().await?;
     users::list(admin.db.conn()).await.map_err(internal)
@@ -53,7 +58,10 @@ pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
 #[server(endpoint = "add_user")]
 pub async fn add_user(email: String, role: String, password: String) -> Result<UserRow, AppError> {
     use crate::domain::{Email, Password, Role};
-    use crate::ssr::{auth::require_admin, http::reject, users};
+    use crate::ssr::{
+        accounts::{auth::require_admin, users},
+        http::reject,
+    };
 
     let admin = require_admin().await?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
@@ -68,7 +76,10 @@ pub async fn add_user(email: String, role: String, password: String) -> Result<U
 #[server(endpoint = "set_user_role")]
 pub async fn set_user_role(id: String, role: String) -> Result<UserRow, AppError> {
     use crate::domain::Role;
-    use crate::ssr::{auth::require_admin, http::reject, users};
+    use crate::ssr::{
+        accounts::{auth::require_admin, users},
+        http::reject,
+    };
 
     let admin = require_admin().await?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
@@ -79,7 +90,7 @@ pub async fn set_user_role(id: String, role: String) -> Result<UserRow, AppError
 
 #[server(endpoint = "set_user_disabled")]
 pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, AppError> {
-    use crate::ssr::{auth::require_admin, users};
+    use crate::ssr::accounts::{auth::require_admin, users};
 
     let admin = require_admin().await?;
     users::set_disabled(admin.db.conn(), &admin.email, user_id(&id)?, disabled)
@@ -89,7 +100,7 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, Ap
 
 #[server(endpoint = "remove_user")]
 pub async fn remove_user(id: String) -> Result<(), AppError> {
-    use crate::ssr::{auth::require_admin, users};
+    use crate::ssr::accounts::{auth::require_admin, users};
 
     let admin = require_admin().await?;
     users::remove(admin.db.conn(), &admin.email, user_id(&id)?)

@@ -1,11 +1,11 @@
-//! The platform admin on the base domain.
+//! Server functions of the platform admin, on the base domain only.
 use leptos::prelude::*;
 
 use crate::wire::{AppError, TenantRow};
 
 #[server(endpoint = "admin_login")]
 pub async fn admin_login(email: String, password: String) -> Result<(), AppError> {
-    use crate::ssr::auth::platform_sign_in;
+    use crate::ssr::accounts::auth::platform_sign_in;
 
     platform_sign_in(&email, &password).await?;
     leptos_axum::redirect("/admin");
@@ -14,7 +14,7 @@ pub async fn admin_login(email: String, password: String) -> Result<(), AppError
 
 #[server(endpoint = "admin_logout")]
 pub async fn admin_logout() -> Result<(), AppError> {
-    use crate::ssr::auth::{end_session, session};
+    use crate::ssr::{accounts::auth::end_session, context::session};
 
     end_session(&session().await?).await?;
     leptos_axum::redirect("/admin");
@@ -24,14 +24,13 @@ pub async fn admin_logout() -> Result<(), AppError> {
 #[server(endpoint = "list_tenants")]
 pub async fn list_tenants() -> Result<Vec<TenantRow>, AppError> {
     use crate::ssr::{
-        auth::{require_platform_admin, services},
-        http::internal,
-        registry,
+        accounts::auth::require_platform_admin, context::services, http::internal,
+        tenancy::directory,
     };
     use sea_orm::ActiveEnum;
 
     require_platform_admin().await?;
-    let tenants = registry::list_tenants(&services()?.registry)
+    let tenants = directory::list(&services()?.registry)
         .await
         .map_err(internal)?;
     Ok(tenants
@@ -47,10 +46,10 @@ pub async fn list_tenants() -> Result<Vec<TenantRow>, AppError> {
 }
 
 #[cfg(feature = "ssr")]
-fn lifecycle_error(e: crate::ssr::services::LifecycleError) -> AppError {
+fn lifecycle_error(e: crate::ssr::tenancy::lifecycle::LifecycleError) -> AppError {
     use crate::ssr::{
         http::{internal, reject},
-        services::LifecycleError,
+        tenancy::lifecycle::LifecycleError,
     };
     match e {
         LifecycleError::NotFound(_) => reject(AppError::NotFound),
@@ -62,10 +61,7 @@ fn lifecycle_error(e: crate::ssr::services::LifecycleError) -> AppError {
 #[server(endpoint = "set_tenant_paused")]
 pub async fn set_tenant_paused(subdomain: String, paused: bool) -> Result<(), AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{
-        auth::{require_platform_admin, services},
-        http::reject,
-    };
+    use crate::ssr::{accounts::auth::require_platform_admin, context::services, http::reject};
 
     require_platform_admin().await?;
     let sub = Subdomain::parse(&subdomain).map_err(|_| reject(AppError::NotFound))?;
@@ -80,10 +76,7 @@ pub async fn set_tenant_paused(subdomain: String, paused: bool) -> Result<(), Ap
 #[server(endpoint = "delete_tenant")]
 pub async fn delete_tenant(subdomain: String, confirm: String) -> Result<(), AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{
-        auth::{require_platform_admin, services},
-        http::reject,
-    };
+    use crate::ssr::{accounts::auth::require_platform_admin, context::services, http::reject};
 
     require_platform_admin().await?;
     let sub = Subdomain::parse(&subdomain).map_err(|_| reject(AppError::NotFound))?;

@@ -1,3 +1,4 @@
+//! Server functions of signup on the base domain: the live subdomain check and creating a company.
 use leptos::prelude::*;
 
 use crate::wire::{AppError, SubdomainCheck};
@@ -6,13 +7,13 @@ use crate::wire::{AppError, SubdomainCheck};
 #[server(endpoint = "check_subdomain")]
 pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{auth::services, http::internal, registry};
+    use crate::ssr::{context::services, http::internal, tenancy::directory};
 
     let sub = match Subdomain::parse(&subdomain) {
         Ok(sub) => sub,
         Err(e) => return Ok(SubdomainCheck::Invalid(e.to_string())),
     };
-    let taken = registry::find_tenant_by_subdomain(&services()?.registry, &sub)
+    let taken = directory::find_by_subdomain(&services()?.registry, &sub)
         .await
         .map_err(internal)?
         .is_some();
@@ -31,25 +32,23 @@ pub async fn signup(
     email: String,
     password: String,
 ) -> Result<(), AppError> {
-    use crate::domain::{CompanyName, Email, Password, Subdomain};
-    use crate::site::Site;
     use crate::ssr::{
-        auth::{request_site, services},
-        handoff,
+        accounts::handoff,
+        context::{root_origin, services},
         http::{internal, reject},
-        provisioning::{NewTenant, ProvisionError},
+        tenancy::provisioning::{NewTenant, NewTenantField, ProvisionError},
     };
 
-    let Site::Root { origin } = request_site()?.site else {
-        return Err(reject(AppError::NotFound));
-    };
-    let invalid = |field: &str, e: &dyn std::fmt::Display| reject(AppError::invalid(field, e));
-    let new = NewTenant {
-        name: CompanyName::parse(&company).map_err(|e| invalid("company", &e))?,
-        subdomain: Subdomain::parse(&subdomain).map_err(|e| invalid("subdomain", &e))?,
-        admin_email: Email::parse(&email).map_err(|e| invalid("email", &e))?,
-        admin_password: Password::parse(&password).map_err(|e| invalid("password", &e))?,
-    };
+    let origin = root_origin()?;
+    let new = NewTenant::parse(&company, &subdomain, &email, &password).map_err(|e| {
+        let field = match e.field {
+            NewTenantField::Name => "company",
+            NewTenantField::Subdomain => "subdomain",
+            NewTenantField::AdminEmail => "email",
+            NewTenantField::AdminPassword => "password",
+        };
+        reject(AppError::invalid(field, e))
+    })?;
     let services = services()?;
     let tenant = match services.create_tenant(new).await {
         Ok(t) => t,

@@ -1,3 +1,4 @@
+//! `guard`: renders loaded data, or what a failed load means to the person (sign in, not allowed, error).
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 

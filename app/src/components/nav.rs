@@ -1,3 +1,4 @@
+//! The navigation bar at the top of a company's pages for a signed-in user.
 use leptos::prelude::*;
 use leptos_router::components::A;
 

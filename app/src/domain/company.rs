@@ -1,3 +1,4 @@
+//! Validated values of accounts and companies: company name, email, password, role.
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -177,10 +178,21 @@ mod tests {
     }
 }
 
-/// A company user's role.
+/// A company user's role. On the server it is also the `users.role`
+/// column of company databases, stored as its string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ssr",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::N(16))"
+    )
+)]
 pub enum Role {
+    #[cfg_attr(feature = "ssr", sea_orm(string_value = "admin"))]
     Admin,
+    #[cfg_attr(feature = "ssr", sea_orm(string_value = "member"))]
     Member,
 }
 

@@ -5,4 +5,4 @@ pub mod company;
 pub mod subdomain;
 
 pub use company::{CompanyName, Email, InputError, Password, Role};
-pub use subdomain::{Subdomain, SubdomainError};
+pub use subdomain::{is_dns_label, Subdomain, SubdomainError};

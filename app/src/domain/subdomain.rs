@@ -1,3 +1,4 @@
+//! `Subdomain`: the name a company is reached under, and the DNS-label rule hosts share.
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,18 @@ pub const RESERVED: &[&str] = &[
     "system",
     "internal",
 ];
+
+/// Whether `label` is one DNS label: 1–63 ASCII letters, digits and
+/// hyphens, not starting or ending with a hyphen. Hosts and the base domain
+/// are checked with it; company subdomains have stricter rules on top.
+pub fn is_dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
 
 /// A company's subdomain: 3–63 characters of `a-z`, `0-9` and `-`, not
 /// starting or ending with a hyphen, not reserved. Input is trimmed and

@@ -1,3 +1,4 @@
+//! `/admin` on the base domain: the platform admin's sign-in and list of companies.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

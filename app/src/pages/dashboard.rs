@@ -1,3 +1,4 @@
+//! `/` on a company's site, signed in: the company at a glance.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

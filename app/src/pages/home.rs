@@ -1,3 +1,4 @@
+//! Route components that pick a page by the request's site (base domain or company).
 use leptos::prelude::*;
 
 use super::{

@@ -1,3 +1,4 @@
+//! `/` on the base domain: what Enclave is, and the way to signup.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

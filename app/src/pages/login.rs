@@ -1,3 +1,4 @@
+//! `/login` on a company's site: the sign-in form.
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;

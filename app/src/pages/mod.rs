@@ -1,3 +1,4 @@
+//! One module per page.
 pub mod admin;
 pub mod dashboard;
 pub mod home;

@@ -1,3 +1,4 @@
+//! The 404 page of a subdomain that no company holds.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

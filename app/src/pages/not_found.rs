@@ -1,3 +1,4 @@
+//! The 404 page of a path that does not exist.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

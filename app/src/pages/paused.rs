@@ -1,3 +1,4 @@
+//! The 503 page of a paused company.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

@@ -1,3 +1,4 @@
+//! `/profile` on a company's site: who you are, and changing your password.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

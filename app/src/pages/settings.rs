@@ -1,3 +1,4 @@
+//! `/settings` on a company's site (admins).
 use leptos::prelude::*;
 use leptos_meta::Title;
 

@@ -1,3 +1,4 @@
+//! `/signup` on the base domain: create a company and its first admin.
 use std::time::Duration;
 
 use leptos::{html, prelude::*};

@@ -1,3 +1,4 @@
+//! `/users` on a company's site (admins): add users, change roles, disable, remove.
 use leptos::prelude::*;
 use leptos_meta::Title;
 

@@ -12,7 +12,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::pools::PoolStats;
+use super::tenancy::pools::PoolStats;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -1,5 +1,4 @@
-//! Encryption of stored credentials (tenant database URLs) with
-//! ChaCha20-Poly1305, and random secrets.
+//! Encryption of stored credentials (company database URLs) with ChaCha20-Poly1305, token digests and random secrets.
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chacha20poly1305::{
     aead::{Aead, Generate, KeyInit},

@@ -1,15 +1,14 @@
-//! Plain routes that write the session: they answer with a redirect and
-//! nothing streams, so the session is saved before the response leaves.
-use app::ssr::{auth::start_tenant_session, handoff, tenancy::RequestSite};
+//! Plain routes that write the session (signup handoff, sign-out by link): a redirect, so the session is saved first.
+use app::ssr::accounts::{auth::start_tenant_session, handoff};
 use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    Extension,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::extract::Tenant;
 use crate::startup::AppState;
 
 #[derive(Deserialize)]
@@ -22,15 +21,12 @@ pub struct HandoffQuery {
 /// single-use token signup issued and signs its admin in here.
 pub async fn handoff(
     State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
+    Tenant(tenant): Tenant,
     session: Session,
     Query(q): Query<HandoffQuery>,
 ) -> Response {
-    let Some(tenant) = site.tenant else {
-        return (StatusCode::NOT_FOUND, "No such workspace.\n").into_response();
-    };
-    match handoff::redeem(&state.services.registry, &q.token, tenant.entry.id).await {
-        Ok(Some(user_id)) => match start_tenant_session(&session, tenant.entry.id, user_id).await {
+    match handoff::redeem(&state.services.registry, &q.token, tenant.id()).await {
+        Ok(Some(user_id)) => match start_tenant_session(&session, tenant.id(), user_id).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.\n").into_response()

@@ -1,12 +1,15 @@
+//! The Leptos handlers: pages and server functions, each given the request's site and the services as context.
 use ::leptos::prelude::provide_context;
 use app::{
     shell,
     ssr::{services::Services, tenancy::RequestSite},
+    wire::AppError,
 };
 use axum::{
     extract::{Request, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
-    Extension,
+    Extension, Json,
 };
 
 use crate::startup::AppState;
@@ -27,7 +30,8 @@ pub async fn render_page(
     handler(req).await.into_response()
 }
 
-/// `/api/{fn}`: Leptos server functions, with the same context as pages.
+/// `/api/{fn}`: a Leptos server function this site serves, with the same
+/// context as pages.
 pub async fn server_fn(
     State(state): State<AppState>,
     Extension(site): Extension<RequestSite>,
@@ -35,6 +39,13 @@ pub async fn server_fn(
 ) -> impl IntoResponse {
     let services = state.services.clone();
     leptos_axum::handle_server_fns_with_context(move || provide(&site, &services), req).await
+}
+
+/// `/api/{fn}` of a function this site does not serve (a base-domain
+/// function on a company's host, or none at all): 404, in the encoding
+/// server functions answer errors with.
+pub async fn no_server_fn() -> Response {
+    (StatusCode::NOT_FOUND, Json(AppError::NotFound)).into_response()
 }
 
 /// What pages and server functions find in context: the resolved site and

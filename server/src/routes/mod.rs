@@ -1,8 +1,8 @@
-//! HTTP handlers. Pages and server functions go through Leptos with the
-//! resolved site provided as context; health checks are plain axum.
+//! HTTP handlers: pages and server functions through Leptos, the rest plain axum.
 pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod leptos;
 pub mod platform_api;
 
-pub use self::leptos::{render_page, server_fn};
+pub use self::leptos::{no_server_fn, render_page, server_fn};

@@ -1,30 +1,31 @@
-//! The platform API: JSON for automation on the base domain, with a bearer
-//! token from `superadmin token create`. The same services as the CLI and
-//! the admin pages; every error is JSON with a stable `code`:
+//! The platform API: JSON for automation on the base domain, with a bearer token from `superadmin token create`.
+//!
+//! The same services as the CLI and the admin pages; every error is JSON
+//! with a stable `code`:
 //! `unauthorized` 401, `not_found` 404, `subdomain_taken` 409,
 //! `invalid` 422 (with `field`), `malformed` 400, `unavailable` 503,
 //! `internal` 500.
-use app::domain::{CompanyName, Email, Password, Subdomain};
-use app::site::Site;
+use app::domain::Subdomain;
 use app::ssr::{
     entities::tenants,
-    platform::check_api_token,
-    provisioning::{NewTenant, ProvisionError},
-    registry,
-    services::LifecycleError,
-    tenancy::RequestSite,
+    http::error_chain,
+    tenancy::{
+        directory::{self, TenantInfo},
+        lifecycle::LifecycleError,
+        provisioning::{NewTenant, NewTenantField, ProvisionError},
+    },
 };
 use axum::{
     body::Bytes,
     extract::{Path, State},
-    http::{header::AUTHORIZATION, HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
-    Extension, Json,
+    Json,
 };
-use sea_orm::ActiveEnum;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::extract::PlatformToken;
 use crate::startup::AppState;
 
 pub struct ApiError {
@@ -46,8 +47,12 @@ impl ApiError {
         e
     }
 
-    fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "platform API request failed");
+    pub(super) fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub(super) fn internal(cause: impl std::error::Error + 'static) -> Self {
+        tracing::error!(error = %error_chain(&cause), "platform API request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -64,55 +69,18 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// Base domain and a valid token, or the error to answer with.
-async fn authorise(
-    state: &AppState,
-    site: &RequestSite,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    if !matches!(site.site, Site::Root { .. }) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "The platform API is on the base domain.",
-        ));
-    }
-    let Some(token) = bearer_token(headers) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Send `Authorization: Bearer <token>`.",
-        ));
-    };
-    match check_api_token(&state.services.registry, token).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "That token is not valid.",
-        )),
-        Err(e) => Err(ApiError::internal(e)),
-    }
+/// `/api/admin/…` that is no endpoint of this site: every site but the base
+/// domain, and unknown paths there.
+pub async fn not_here() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "The platform API is /api/admin/tenants on the base domain.",
+    )
 }
 
-/// The token of an `Authorization: Bearer <token>` header, if any.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-fn tenant_json(t: &tenants::Model) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "subdomain": t.subdomain,
-        "status": t.status.to_value(),
-        "schema_version": t.schema_version,
-        "created_at": t.created_at,
-    })
+fn tenant_json(t: &tenants::Model) -> Json<TenantInfo> {
+    Json(TenantInfo::from(t))
 }
 
 #[derive(Deserialize)]
@@ -126,11 +94,9 @@ struct CreateTenant {
 /// `POST /api/admin/tenants` → 201 `{id, subdomain, …}`.
 pub async fn create_tenant(
     State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
-    headers: HeaderMap,
+    _: PlatformToken,
     body: Bytes,
 ) -> ApiResult {
-    authorise(&state, &site, &headers).await?;
     let req: CreateTenant = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -138,17 +104,23 @@ pub async fn create_tenant(
             format!("Expected JSON {{name, subdomain, admin_email, admin_password}}: {e}"),
         )
     })?;
-    let new = NewTenant {
-        name: CompanyName::parse(&req.name).map_err(|e| ApiError::invalid("name", e))?,
-        subdomain: Subdomain::parse(&req.subdomain)
-            .map_err(|e| ApiError::invalid("subdomain", e))?,
-        admin_email: Email::parse(&req.admin_email)
-            .map_err(|e| ApiError::invalid("admin_email", e))?,
-        admin_password: Password::parse(&req.admin_password)
-            .map_err(|e| ApiError::invalid("admin_password", e))?,
-    };
+    let new = NewTenant::parse(
+        &req.name,
+        &req.subdomain,
+        &req.admin_email,
+        &req.admin_password,
+    )
+    .map_err(|e| {
+        let field = match e.field {
+            NewTenantField::Name => "name",
+            NewTenantField::Subdomain => "subdomain",
+            NewTenantField::AdminEmail => "admin_email",
+            NewTenantField::AdminPassword => "admin_password",
+        };
+        ApiError::invalid(field, e)
+    })?;
     match state.services.create_tenant(new).await {
-        Ok(t) => Ok((StatusCode::CREATED, Json(tenant_json(&t))).into_response()),
+        Ok(t) => Ok((StatusCode::CREATED, tenant_json(&t)).into_response()),
         Err(e @ ProvisionError::Taken(_)) => {
             Err(ApiError::new(StatusCode::CONFLICT, "subdomain_taken", e))
         }
@@ -157,16 +129,11 @@ pub async fn create_tenant(
 }
 
 /// `GET /api/admin/tenants`
-pub async fn list_tenants(
-    State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorise(&state, &site, &headers).await?;
-    let all = registry::list_tenants(&state.services.registry)
+pub async fn list_tenants(State(state): State<AppState>, _: PlatformToken) -> ApiResult {
+    let all = directory::list(&state.services.registry)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(all.iter().map(tenant_json).collect::<Vec<_>>()).into_response())
+    Ok(Json(all.iter().map(TenantInfo::from).collect::<Vec<_>>()).into_response())
 }
 
 fn lifecycle_error(e: LifecycleError) -> ApiError {
@@ -187,50 +154,39 @@ fn path_subdomain(raw: &str) -> Result<Subdomain, ApiError> {
     })
 }
 
-async fn set_paused(
-    state: AppState,
-    site: RequestSite,
-    headers: HeaderMap,
-    raw: String,
-    paused: bool,
-) -> ApiResult {
-    authorise(&state, &site, &headers).await?;
+async fn set_paused(state: AppState, raw: String, paused: bool) -> ApiResult {
     let t = state
         .services
         .set_paused(&path_subdomain(&raw)?, paused)
         .await
         .map_err(lifecycle_error)?;
-    Ok(Json(tenant_json(&t)).into_response())
+    Ok(tenant_json(&t).into_response())
 }
 
 /// `POST /api/admin/tenants/{subdomain}/pause`
 pub async fn pause(
     State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
-    headers: HeaderMap,
+    _: PlatformToken,
     Path(sub): Path<String>,
 ) -> ApiResult {
-    set_paused(state, site, headers, sub, true).await
+    set_paused(state, sub, true).await
 }
 
 /// `POST /api/admin/tenants/{subdomain}/resume`
 pub async fn resume(
     State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
-    headers: HeaderMap,
+    _: PlatformToken,
     Path(sub): Path<String>,
 ) -> ApiResult {
-    set_paused(state, site, headers, sub, false).await
+    set_paused(state, sub, false).await
 }
 
 /// `DELETE /api/admin/tenants/{subdomain}` → 204.
 pub async fn delete(
     State(state): State<AppState>,
-    Extension(site): Extension<RequestSite>,
-    headers: HeaderMap,
+    _: PlatformToken,
     Path(sub): Path<String>,
 ) -> ApiResult {
-    authorise(&state, &site, &headers).await?;
     state
         .services
         .delete_tenant(&path_subdomain(&sub)?)

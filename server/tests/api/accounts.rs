@@ -119,7 +119,7 @@ async fn sign_in(
 
 async fn add_member(app: &TestApp, sub: &str, email: &str) {
     let db = app.tenant_db(sub).await;
-    app::ssr::users::add(
+    app::ssr::accounts::users::add(
         &db,
         "test",
         &Email::parse(email).unwrap(),
@@ -282,7 +282,7 @@ async fn signup_refuses_bad_input_and_taken_subdomains_with_clear_errors(backend
     }
     // Only the one company exists.
     assert_eq!(
-        app::ssr::registry::list_tenants(&app.services.registry)
+        app::ssr::tenancy::directory::list(&app.services.registry)
             .await
             .unwrap()
             .len(),
@@ -507,7 +507,7 @@ async fn signing_in_again_rotates_the_session_id(backend: Backend) {
 async fn the_platform_admin_deletes_a_company_only_with_typed_confirmation(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_company("Acme Corp", "acme").await;
-    app::ssr::platform::create_superadmin(
+    app::ssr::accounts::platform::create_superadmin(
         &app.services.registry,
         &Email::parse("root@platform.test").unwrap(),
         Password::parse(ADMIN_PASSWORD).unwrap(),

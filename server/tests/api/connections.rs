@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::domain::Subdomain;
+use app::ssr::tenancy::RequestSite;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -150,20 +150,11 @@ async fn a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds(ba
     .await;
     app.create_company("Acme Corp", "acme").await;
     app.create_company("Globex", "globex").await;
-    let acme = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse("acme").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
     // A long request on acme holds the only room there is.
-    let held = app
-        .services
-        .pools
-        .get(acme.id, acme.url.as_ref().unwrap())
-        .await
-        .unwrap();
+    let RequestSite::Tenant(acme) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    let held = acme.db().await.unwrap();
 
     let started = Instant::now();
     let res = app.get("globex.localhost", "/api/health").await;
@@ -188,14 +179,7 @@ async fn a_tenants_role_cannot_connect_to_another_tenants_database() {
     let app = spawn_app_with(Backend::Postgres, |_| {}).await;
     let a = app.create_company("Acme Corp", "acme").await;
     let b = app.create_company("Globex", "globex").await;
-    let acme = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse("acme").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let own = acme.url.clone().unwrap();
+    let own = app.tenant_db_url("acme").await;
     let own_db = Database::connect(own.expose_secret())
         .await
         .expect("a tenant reaches its own database");

@@ -3,10 +3,9 @@
 use app::domain::{CompanyName, Email, Password, Subdomain};
 use app::ssr::{
     entities::tenants::{self, TenantStatus},
-    provisioning::NewTenant,
-    registry,
     secrets::Cipher,
     services::Services,
+    tenancy::{directory, provisioning::NewTenant},
 };
 use reqwest::header::HOST;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
@@ -145,16 +144,30 @@ impl TestApp {
 
     /// A connection to company `sub`'s own database, as its own role.
     pub async fn tenant_db(&self, sub: &str) -> sea_orm::DatabaseConnection {
-        let entry = self
-            .services
-            .directory
-            .lookup(&app::domain::Subdomain::parse(sub).unwrap())
+        self.services
+            .connect_tenant(&Subdomain::parse(sub).unwrap())
             .await
             .unwrap()
-            .unwrap();
-        app::ssr::provisioning::connect_once(entry.url.as_ref().unwrap())
+    }
+
+    /// Company `sub`'s connection URL (a secret), as its own role.
+    pub async fn tenant_db_url(&self, sub: &str) -> SecretString {
+        self.services
+            .database_url(&Subdomain::parse(sub).unwrap())
             .await
             .unwrap()
+    }
+
+    /// What the site middleware makes of `host`, the way a request does.
+    pub async fn resolve(&self, host: &str) -> app::ssr::tenancy::RequestSite {
+        app::ssr::tenancy::Resolver::new(
+            self.settings.base_domain.clone(),
+            self.services.directory.clone(),
+            self.services.pools.clone(),
+        )
+        .resolve(host, "http")
+        .await
+        .unwrap()
     }
 
     /// A company made through the real provisioning path.
@@ -166,7 +179,7 @@ impl TestApp {
     }
 
     pub async fn set_status(&self, subdomain: &str, status: TenantStatus) {
-        let t = registry::find_tenant_by_subdomain(
+        let t = directory::find_by_subdomain(
             &self.services.registry,
             &Subdomain::parse(subdomain).unwrap(),
         )
@@ -191,7 +204,7 @@ impl TestApp {
         // the bound is only there so a stuck close cannot hang the run.
         let bounded = std::time::Duration::from_secs(300);
         let cleanup = async {
-            if let Ok(tenants) = registry::list_tenants(&self.services.registry).await {
+            if let Ok(tenants) = directory::list(&self.services.registry).await {
                 for t in tenants {
                     self.services.pools.forget(t.id).await;
                     let _ = self.services.provisioner.server().drop(t.id).await;

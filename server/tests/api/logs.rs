@@ -2,7 +2,6 @@
 //! with credentials, handoff tokens, session ids, the secret key.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use app::domain::Subdomain;
 use reqwest::header;
 use secrecy::ExposeSecret;
 
@@ -96,14 +95,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let entry = app
-        .services
-        .directory
-        .lookup(&Subdomain::parse(sub).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let url = entry.url.as_ref().unwrap().expose_secret().to_owned();
+    let url = app.tenant_db_url(sub).await.expose_secret().to_owned();
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     // The capture works: this test's requests are there, with their tenant.

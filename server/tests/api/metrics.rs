@@ -1,5 +1,5 @@
 //! `/metrics`: what it counts, and who may read it.
-use app::ssr::migrate::{migrate_tenants, MigrateOptions};
+use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
 use reqwest::{header, StatusCode};
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
@@ -139,9 +139,10 @@ async fn metrics_refuse_a_remote_caller_without_a_token(backend: Backend) {
         scrape(&app, "127.0.0.2", remote, Some(&wrong)).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let token = app::ssr::platform::create_api_token(&app.services.registry, "prometheus")
-        .await
-        .unwrap();
+    let token =
+        app::ssr::accounts::platform::create_api_token(&app.services.registry, "prometheus")
+            .await
+            .unwrap();
     let (status, text) = scrape(&app, "127.0.0.2", remote, Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("enclave_tenant_connections_budget"));

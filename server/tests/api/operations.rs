@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use app::domain::Subdomain;
-use app::ssr::{
+use app::ssr::tenancy::{
+    directory,
     migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
-    registry,
 };
 use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
 use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, Statement};
@@ -95,11 +95,10 @@ async fn notes_exist(app: &TestApp, sub: &str) -> bool {
 }
 
 async fn break_database(app: &TestApp, backend: Backend, sub: &str) {
-    let t =
-        registry::find_tenant_by_subdomain(&app.services.registry, &Subdomain::parse(sub).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+    let t = directory::find_by_subdomain(&app.services.registry, &Subdomain::parse(sub).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     match backend {
         Backend::Sqlite => {
             let path = app.settings.tenant_dir().join(format!("{}.db", t.id));
@@ -158,10 +157,7 @@ async fn a_new_tenant_migration_reaches_every_tenant_and_a_rerun_touches_none(ba
     for sub in ["alpha", "bravo"] {
         assert!(notes_exist(&app, sub).await, "{sub}");
     }
-    for t in registry::list_tenants(&app.services.registry)
-        .await
-        .unwrap()
-    {
+    for t in directory::list(&app.services.registry).await.unwrap() {
         assert_eq!(
             t.schema_version.as_deref(),
             Some(latest::<NextRelease>().as_str()),
@@ -186,13 +182,11 @@ async fn a_broken_tenant_fails_while_the_others_migrate(backend: Backend) {
     }
     break_database(&app, backend, "broken").await;
     // Behind the binary's migrations, so `migrate` must reach it.
-    let broken = registry::find_tenant_by_subdomain(
-        &app.services.registry,
-        &Subdomain::parse("broken").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let broken =
+        directory::find_by_subdomain(&app.services.registry, &Subdomain::parse("broken").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
     sea_orm::ActiveModelTrait::update(
         app::ssr::entities::tenants::ActiveModel {
             id: sea_orm::Set(broken.id),
@@ -237,13 +231,11 @@ async fn a_broken_tenant_fails_while_the_others_migrate(backend: Backend) {
     assert_eq!(summary.migrated(), 2);
     let failed: Vec<_> = summary.failed().map(|(s, _)| s.to_owned()).collect();
     assert_eq!(failed, ["broken"]);
-    let broken = registry::find_tenant_by_subdomain(
-        &app.services.registry,
-        &Subdomain::parse("broken").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let broken =
+        directory::find_by_subdomain(&app.services.registry, &Subdomain::parse("broken").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
     assert!(broken.last_migration_error.is_some());
 
     // A re-run tries the broken one again, and only it.

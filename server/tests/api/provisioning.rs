@@ -7,10 +7,18 @@ use app::ssr::{
         provisioning, tenant_users,
         tenants::{self, TenantStatus},
     },
-    provisioning::{latest_tenant_schema, FailPoint, ProvisionError, Step},
-    registry,
+    tenancy::{
+        directory,
+        migrate::latest_tenant_schema,
+        provisioning::{FailPoint, ProvisionError},
+    },
+};
+use app::{
+    domain::Role,
+    ssr::entities::provisioning::{Outcome, Step},
 };
 use migration::{MigratorTrait, TenantMigrator};
+use sea_orm::Iterable;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::{new_tenant, spawn_app, start, Backend, ADMIN_PASSWORD};
@@ -41,9 +49,9 @@ async fn creation_makes_a_migrated_database_with_its_admin(backend: Backend) {
     let users = tenant_users::Entity::find().all(&db).await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].email, "admin@acme.test");
-    assert_eq!(users[0].role, "admin");
+    assert_eq!(users[0].role, Role::Admin);
     assert_eq!(Some(users[0].id), t.admin_user_id);
-    assert!(app::ssr::passwords::verify(
+    assert!(app::ssr::accounts::passwords::verify(
         ADMIN_PASSWORD,
         &users[0].password_hash
     ));
@@ -54,7 +62,7 @@ async fn creation_makes_a_migrated_database_with_its_admin(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.outcome, "succeeded");
+    assert_eq!(record.outcome, Outcome::Succeeded);
     assert!(record.duration_ms.unwrap() > 0);
     app.teardown().await;
 }
@@ -127,7 +135,7 @@ async fn futures_join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHand
 async fn a_failure_at_any_step_leaves_nothing_behind(backend: Backend) {
     let app = spawn_app(backend).await;
     let reg = &app.services.registry;
-    for step in Step::ALL {
+    for step in Step::iter() {
         let failing = app.services.provisioner.clone().with_fail_point(FailPoint {
             after: step,
             crash: false,
@@ -137,7 +145,7 @@ async fn a_failure_at_any_step_leaves_nothing_behind(backend: Backend) {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ProvisionError::Failed { step: s, .. } if s == step.as_str()),
+            matches!(err, ProvisionError::Failed { step: s, .. } if s == Some(step)),
             "{err:?}"
         );
 
@@ -147,7 +155,7 @@ async fn a_failure_at_any_step_leaves_nothing_behind(backend: Backend) {
             "after {step:?}"
         );
         let record = provisioning::Entity::find()
-            .filter(provisioning::Column::Outcome.eq("undone"))
+            .filter(provisioning::Column::Outcome.eq(Outcome::Undone))
             .all(reg)
             .await
             .unwrap();
@@ -181,7 +189,7 @@ async fn a_restart_undoes_a_creation_that_died_midway(backend: Backend) {
         .await
         .unwrap_err();
     let sub = Subdomain::parse("halfway").unwrap();
-    let half = registry::find_tenant_by_subdomain(&app.services.registry, &sub)
+    let half = directory::find_by_subdomain(&app.services.registry, &sub)
         .await
         .unwrap()
         .unwrap();
@@ -200,7 +208,7 @@ async fn a_restart_undoes_a_creation_that_died_midway(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let restarted = start(settings).await;
     assert!(
-        registry::find_tenant_by_subdomain(&restarted.services.registry, &sub)
+        directory::find_by_subdomain(&restarted.services.registry, &sub)
             .await
             .unwrap()
             .is_none()

@@ -1,7 +1,7 @@
 //! The sea-orm session store, against both registries.
 use std::collections::HashMap;
 
-use app::ssr::sessions::DbSessionStore;
+use app::ssr::accounts::sessions::DbSessionStore;
 use tower_sessions::{
     cookie::time::{Duration, OffsetDateTime},
     session::{Id, Record},

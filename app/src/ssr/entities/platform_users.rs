@@ -9,7 +9,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: PlatformRole,
     pub tenant_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }
@@ -22,6 +22,14 @@ impl std::fmt::Debug for Model {
             .field("role", &self.role)
             .finish_non_exhaustive()
     }
+}
+
+/// What a platform user may do. Only superadmins exist so far.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum PlatformRole {
+    #[sea_orm(string_value = "superadmin")]
+    Superadmin,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

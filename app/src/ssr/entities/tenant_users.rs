@@ -9,7 +9,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: crate::domain::Role,
     pub disabled: bool,
     pub created_at: DateTimeUtc,
 }

@@ -1,11 +1,10 @@
-//! Who is signed in, and signing in.
+//! Who is signed in, and signing in: company users on their subdomain, platform admins on the base domain.
 //!
 //! A session records the tenant it was made on; presented on any other
 //! subdomain it counts as signed out (cookies are host-only too). The user
 //! row is read again on every request, so a disabled or demoted user loses
 //! access at once.
 use chrono::{TimeDelta, Utc};
-use leptos::prelude::use_context;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
@@ -13,14 +12,16 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::entities::{login_failures, platform_users, tenant_users};
-use super::http::{internal, reject};
 use super::passwords;
-use super::pools::TenantDb;
-use super::services::Services;
-use super::tenancy::{RequestSite, TenantContext, TenantDbError};
 use crate::domain::{Email, Role};
-use crate::site::Site;
+use crate::ssr::context::{services, session, tenant};
+use crate::ssr::entities::{login_failures, platform_users, tenant_users};
+use crate::ssr::http::{internal, reject};
+use crate::ssr::tenancy::{
+    pools::{PoolError, TenantDb},
+    resolve::TenantDbError,
+    TenantContext,
+};
 use crate::wire::{AppError, Me};
 
 const TENANT_KEY: &str = "enclave.tenant_user";
@@ -54,28 +55,11 @@ impl CurrentUser {
     }
 }
 
-pub fn services() -> Result<Services, AppError> {
-    use_context::<Services>().ok_or_else(|| internal("no services in context"))
-}
-
-pub fn request_site() -> Result<RequestSite, AppError> {
-    use_context::<RequestSite>().ok_or_else(|| internal("request was not resolved to a site"))
-}
-
-pub async fn session() -> Result<Session, AppError> {
-    leptos_axum::extract::<Session>().await.map_err(internal)
-}
-
-/// This request's active company, or 404 on the base domain.
-pub fn tenant() -> Result<TenantContext, AppError> {
-    request_site()?
-        .tenant
-        .ok_or_else(|| reject(AppError::NotFound))
-}
-
+/// A company database that could not be had: 503 when the budget is
+/// spent, 500 otherwise.
 pub fn db_error(e: TenantDbError) -> AppError {
     match e {
-        TenantDbError::Pool(super::pools::PoolError::Busy) => reject(AppError::Unavailable),
+        TenantDbError::Pool(PoolError::Busy) => reject(AppError::Unavailable),
         other => internal(other),
     }
 }
@@ -96,7 +80,7 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
         .get::<TenantUser>(TENANT_KEY)
         .await
         .map_err(internal)?;
-    let Some(auth) = auth.filter(|a| a.tenant_id == tenant.entry.id) else {
+    let Some(auth) = auth.filter(|a| a.tenant_id == tenant.id()) else {
         return Ok(None);
     };
     let db = tenant.db().await.map_err(db_error)?;
@@ -107,7 +91,7 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
     Ok(user.filter(|u| !u.disabled).map(|u| CurrentUser {
         id: u.id,
         email: u.email,
-        role: Role::parse(&u.role).unwrap_or(Role::Member),
+        role: u.role,
         tenant,
         db,
     }))
@@ -150,12 +134,6 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-async fn verify_blocking(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-        .await
-        .unwrap_or(false)
-}
-
 /// Checks a company user's email and password, throttled per email.
 pub async fn sign_in(
     db: &TenantDb,
@@ -190,7 +168,7 @@ pub async fn sign_in(
     let hash = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let valid = verify_blocking(password.to_owned(), hash).await;
+    let valid = passwords::verify_blocking(password.to_owned(), hash).await;
     match user {
         Some(u) if valid && !u.disabled => {
             login_failures::Entity::delete_many()
@@ -214,11 +192,9 @@ pub async fn sign_in(
     }
 }
 
-/// The signed-in platform admin (base domain only), or 401.
+/// The signed-in platform admin, or 401. Its server functions are routed
+/// on the base domain only.
 pub async fn require_platform_admin() -> Result<platform_users::Model, AppError> {
-    if !matches!(request_site()?.site, Site::Root { .. }) {
-        return Err(reject(AppError::NotFound));
-    }
     let session = session().await?;
     let Some(id) = session.get::<Uuid>(PLATFORM_KEY).await.map_err(internal)? else {
         return Err(reject(AppError::Unauthenticated));
@@ -232,9 +208,6 @@ pub async fn require_platform_admin() -> Result<platform_users::Model, AppError>
 
 /// Checks a platform admin's email and password and starts their session.
 pub async fn platform_sign_in(email: &str, password: &str) -> Result<(), AppError> {
-    if !matches!(request_site()?.site, Site::Root { .. }) {
-        return Err(reject(AppError::NotFound));
-    }
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let user = platform_users::Entity::find()
         .filter(platform_users::Column::Email.eq(email.as_str()))
@@ -244,7 +217,7 @@ pub async fn platform_sign_in(email: &str, password: &str) -> Result<(), AppErro
     let hash = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    if !verify_blocking(password.to_owned(), hash).await {
+    if !passwords::verify_blocking(password.to_owned(), hash).await {
         return Err(reject(AppError::BadCredentials));
     }
     let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;

@@ -1,5 +1,6 @@
-//! A company's users and audit log, in its own database. Every change
-//! writes the audit log. The last active admin can be neither removed,
+//! A company's users and audit log, in its own database.
+//!
+//! Every change writes the audit log. The last active admin can be neither removed,
 //! disabled nor demoted: each such change is one conditional UPDATE or
 //! DELETE that counts the other active admins in the same statement.
 use chrono::Utc;
@@ -10,9 +11,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{audit_log, tenant_users};
 use super::passwords;
 use crate::domain::{Email, Password, Role};
+use crate::ssr::entities::{audit_log, tenant_users};
 use crate::wire::{AuditRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +26,11 @@ pub enum UserError {
     LastAdmin,
     #[error("The current password is wrong.")]
     WrongPassword,
-    #[error(transparent)]
+    #[error("the company's database")]
     Db(#[from] DbErr),
 }
 
+/// Writes one line of the company's audit log.
 pub async fn audit(
     db: &impl ConnectionTrait,
     actor: &str,
@@ -51,7 +53,7 @@ pub fn row(u: &tenant_users::Model) -> UserRow {
     UserRow {
         id: u.id.to_string(),
         email: u.email.clone(),
-        role: Role::parse(&u.role).unwrap_or(Role::Member),
+        role: u.role,
         disabled: u.disabled,
         created: u.created_at.format("%Y-%m-%d").to_string(),
     }
@@ -87,7 +89,7 @@ pub async fn recent_audit(db: &impl ConnectionTrait, n: u64) -> Result<Vec<Audit
 pub async fn counts(db: &impl ConnectionTrait) -> Result<(u64, u64, u64), DbErr> {
     let users = tenant_users::Entity::find().count(db).await?;
     let admins = tenant_users::Entity::find()
-        .filter(tenant_users::Column::Role.eq(Role::Admin.as_str()))
+        .filter(tenant_users::Column::Role.eq(Role::Admin))
         .filter(tenant_users::Column::Disabled.eq(false))
         .count(db)
         .await?;
@@ -110,7 +112,7 @@ pub async fn add(
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),
         password_hash: Set(hash),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role),
         disabled: Set(false),
         created_at: Set(Utc::now()),
     }
@@ -135,7 +137,7 @@ fn another_active_admin(id: Uuid) -> Expr {
     let others = Query::select()
         .expr(Func::count(Expr::col(tenant_users::Column::Id)))
         .from(tenant_users::Entity)
-        .and_where(tenant_users::Column::Role.eq(Role::Admin.as_str()))
+        .and_where(tenant_users::Column::Role.eq(Role::Admin))
         .and_where(tenant_users::Column::Disabled.eq(false))
         .and_where(tenant_users::Column::Id.ne(id))
         .to_owned();
@@ -151,7 +153,7 @@ async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<tenant_users::Model
 
 /// Whether `user` counts as an active admin now.
 fn is_active_admin(user: &tenant_users::Model) -> bool {
-    user.role == Role::Admin.as_str() && !user.disabled
+    user.role == Role::Admin && !user.disabled
 }
 
 pub async fn set_role(
@@ -231,11 +233,7 @@ pub async fn change_password(
     new: Password,
 ) -> Result<(), UserError> {
     let user = find(db, id).await?;
-    let (current, hash) = (current.to_owned(), user.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&current, &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
+    if !passwords::verify_blocking(current.to_owned(), user.password_hash.clone()).await {
         return Err(UserError::WrongPassword);
     }
     let hash = passwords::hash_blocking(new).await;

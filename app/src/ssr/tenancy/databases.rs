@@ -1,16 +1,45 @@
-//! Where tenant databases live, behind one interface: create a database
-//! (and its login role), drop it, say how to reach it.
+//! Where company databases live (SQLite files or a PostgreSQL server): create, drop, connect.
 //!
 //! Names come from the tenant's UUID only (`tenant_<32 hex>`), so they are
-//! safe to place in DDL, which cannot take bind parameters.
+//! safe to place in DDL, which cannot take bind parameters. Every database
+//! connection Enclave opens, registry included, starts from
+//! [`connect_options`].
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::secrets::random_hex;
 use super::template::{self, Template};
+use crate::ssr::secrets::random_hex;
+
+/// The options every connection pool starts from: at most
+/// `max_connections`, none kept open when idle, `timeout` to connect and to
+/// wait for a connection, no statement logging (it would print URLs), and
+/// a ping only for a connection idle a while (one on every checkout would
+/// double the round trips of a one-query request).
+pub fn connect_options(
+    url: &SecretString,
+    max_connections: u32,
+    timeout: Duration,
+) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.expose_secret().to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(0)
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout)
+        .test_before_acquire_if_idle_for(Duration::from_secs(5))
+        .sqlx_logging(false);
+    opts
+}
+
+/// A single short-lived connection, for work outside requests
+/// (provisioning, the template, migrate).
+pub async fn connect_once(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = connect_options(url, 1, Duration::from_secs(5));
+    opts.acquire_timeout(Duration::from_secs(10));
+    Database::connect(opts).await
+}
 
 /// A tenant database that exists and how to reach it.
 pub struct CreatedDatabase {
@@ -53,9 +82,9 @@ impl std::fmt::Debug for TenantServer {
 pub enum TenantServerError {
     #[error("the tenant database server URL is not a valid postgres:// or sqlite:// URL")]
     BadUrl,
-    #[error(transparent)]
+    #[error("the database server refused")]
     Db(#[from] DbErr),
-    #[error("file system: {0}")]
+    #[error("file system")]
     Io(#[from] std::io::Error),
 }
 
@@ -72,13 +101,9 @@ impl TenantServer {
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
             return Err(TenantServerError::BadUrl);
         }
-        let mut opts = ConnectOptions::new(admin_url.expose_secret().to_owned());
-        opts.max_connections(4)
-            .min_connections(0)
-            .connect_timeout(Duration::from_secs(2))
-            .acquire_timeout(Duration::from_secs(10))
-            .idle_timeout(Duration::from_secs(60))
-            .sqlx_logging(false);
+        let mut opts = connect_options(admin_url, 4, Duration::from_secs(2));
+        opts.acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(60));
         let admin = Database::connect(opts).await?;
         Ok(Self::Postgres {
             admin,

@@ -1,6 +1,7 @@
-//! The tenant template on PostgreSQL: one database kept at the latest
-//! tenant migration, which new tenant databases are copied from
-//! (`CREATE DATABASE … TEMPLATE`) instead of being migrated from empty.
+//! The tenant template on PostgreSQL: a database at the latest tenant migration that new companies are copied from.
+//!
+//! New tenant databases are made with `CREATE DATABASE … TEMPLATE` instead
+//! of being migrated from empty.
 //!
 //! * Its name carries a digest of the tenant migration list
 //!   (`enclave_tpl_<16 hex>`), so a build with other migrations never uses
@@ -22,8 +23,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Transaction
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-use super::provisioning::connect_once;
-use super::secrets::random_hex;
+use super::databases::connect_once;
+use crate::ssr::secrets::random_hex;
 
 /// The role that owns the template's objects until a copy reassigns them.
 pub const OWNER_ROLE: &str = "enclave_template_owner";

@@ -1,5 +1,4 @@
-//! Creating a company, as a state machine recorded in the registry so that
-//! no crash leaves half a tenant:
+//! Creating a company, as a state machine recorded in the registry so that no crash leaves half a company.
 //!
 //! reserve the subdomain (tenant row `provisioning`) → create the database
 //! (and role) → run `TenantMigrator` → create the admin user → `active`.
@@ -15,17 +14,22 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr,
 };
 use uuid::Uuid;
 
-use super::entities::{audit_log, provisioning, tenant_users, tenants, tenants::TenantStatus};
-use super::passwords;
-use super::secrets::Cipher;
-use super::tenant_server::{TenantServer, TenantServerError};
-use crate::domain::{CompanyName, Email, Password, Subdomain};
+use super::databases::{connect_once, TenantServer, TenantServerError};
+use super::migrate::latest_tenant_schema;
+use crate::domain::{CompanyName, Email, Password, Role, Subdomain};
+use crate::ssr::accounts::{passwords, users::audit};
+use crate::ssr::entities::{
+    provisioning::{self, Outcome, Step},
+    tenant_users,
+    tenants::{self, TenantStatus},
+};
+use crate::ssr::secrets::Cipher;
 
+/// What creating a company takes, validated.
 pub struct NewTenant {
     pub name: CompanyName,
     pub subdomain: Subdomain,
@@ -33,25 +37,48 @@ pub struct NewTenant {
     pub admin_password: Password,
 }
 
-/// The steps, in order; each names what has been completed.
+/// Which input of a new company was refused; each caller names its own
+/// form field or JSON key after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    Reserved,
-    Database,
-    Migrated,
-    Admin,
+pub enum NewTenantField {
+    Name,
+    Subdomain,
+    AdminEmail,
+    AdminPassword,
 }
 
-impl Step {
-    pub const ALL: [Step; 4] = [Step::Reserved, Step::Database, Step::Migrated, Step::Admin];
+/// A refused input of a new company: which one, and the message to show.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct NewTenantError {
+    pub field: NewTenantField,
+    pub message: String,
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Reserved => "reserved",
-            Step::Database => "database",
-            Step::Migrated => "migrated",
-            Step::Admin => "admin",
+impl NewTenant {
+    /// Validates the four inputs (signup form, platform API, CLI), in
+    /// order, stopping at the first refused one.
+    pub fn parse(
+        name: &str,
+        subdomain: &str,
+        admin_email: &str,
+        admin_password: &str,
+    ) -> Result<Self, NewTenantError> {
+        fn refused(field: NewTenantField) -> impl FnOnce(&dyn std::fmt::Display) -> NewTenantError {
+            move |e| NewTenantError {
+                field,
+                message: e.to_string(),
+            }
         }
+        Ok(Self {
+            name: CompanyName::parse(name).map_err(|e| refused(NewTenantField::Name)(&e))?,
+            subdomain: Subdomain::parse(subdomain)
+                .map_err(|e| refused(NewTenantField::Subdomain)(&e))?,
+            admin_email: Email::parse(admin_email)
+                .map_err(|e| refused(NewTenantField::AdminEmail)(&e))?,
+            admin_password: Password::parse(admin_password)
+                .map_err(|e| refused(NewTenantField::AdminPassword)(&e))?,
+        })
     }
 }
 
@@ -68,20 +95,26 @@ pub enum ProvisionError {
     /// 409: someone holds (or is creating) this subdomain.
     #[error("The subdomain '{0}' is taken.")]
     Taken(String),
-    /// 500: something broke; everything done so far was undone.
-    #[error("creating the company failed after step '{step}': {cause}")]
-    Failed { step: &'static str, cause: String },
+    /// 500: something broke after `step` (`None`: before the subdomain was
+    /// reserved); everything done so far was undone.
+    #[error("creating the company failed after step {step:?}")]
+    Failed {
+        step: Option<Step>,
+        #[source]
+        source: StepError,
+    },
 }
 
+/// What went wrong in one step of creating a company.
 #[derive(Debug, thiserror::Error)]
-enum StepError {
-    #[error(transparent)]
+pub enum StepError {
+    #[error("registry or company database")]
     Db(#[from] DbErr),
-    #[error(transparent)]
+    #[error("creating the company's database")]
     Server(#[from] TenantServerError),
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
-    #[error("injected failure")]
+    #[error("password hashing")]
+    Hashing(#[from] tokio::task::JoinError),
+    #[error("injected failure (crash: {crash})")]
     Injected { crash: bool },
 }
 
@@ -91,14 +124,6 @@ pub struct Provisioner {
     server: TenantServer,
     cipher: Cipher,
     fail_point: Option<FailPoint>,
-}
-
-/// The tenant migration a freshly provisioned database is at.
-pub fn latest_tenant_schema() -> String {
-    TenantMigrator::migrations()
-        .last()
-        .map(|m| m.name().to_owned())
-        .unwrap_or_default()
 }
 
 impl Provisioner {
@@ -149,8 +174,8 @@ impl Provisioner {
             }
             Err(e) => {
                 return Err(ProvisionError::Failed {
-                    step: "start",
-                    cause: e.to_string(),
+                    step: None,
+                    source: e.into(),
                 });
             }
         }
@@ -159,7 +184,7 @@ impl Provisioner {
                 id,
                 new.subdomain.as_str(),
                 Step::Reserved,
-                "running",
+                Outcome::Running,
                 None,
                 None,
             )
@@ -175,7 +200,7 @@ impl Provisioner {
                         id,
                         new.subdomain.as_str(),
                         Step::Admin,
-                        "succeeded",
+                        Outcome::Succeeded,
                         None,
                         Some(elapsed),
                     )
@@ -183,21 +208,17 @@ impl Provisioner {
                 tracing::info!(tenant = %new.subdomain, ms = elapsed, from_template, "company provisioned");
                 Ok(model)
             }
-            Err(StepError::Injected { crash: true }) => Err(ProvisionError::Failed {
-                step: done.map_or("start", Step::as_str),
-                cause: "injected crash".into(),
-            }),
-            Err(e) => {
-                let step = done.map_or("start", Step::as_str);
-                tracing::error!(tenant = %new.subdomain, step, error = %e, "provisioning failed; undoing");
-                if let Err(undo) = self.undo(id, &e.to_string()).await {
-                    tracing::error!(tenant = %new.subdomain, error = %undo, "undo failed; recovery will retry");
+            Err(source @ StepError::Injected { crash: true }) => {
+                Err(ProvisionError::Failed { step: done, source })
+            }
+            Err(source) => {
+                let reason = crate::ssr::http::error_chain(&source);
+                tracing::error!(tenant = %new.subdomain, step = ?done, error = %reason, "provisioning failed; undoing");
+                if let Err(undo) = self.undo(id, &reason).await {
+                    tracing::error!(tenant = %new.subdomain, error = %crate::ssr::http::error_chain(&undo), "undo failed; recovery will retry");
                     let _ = self.set_status(id, TenantStatus::Failed).await;
                 }
-                Err(ProvisionError::Failed {
-                    step,
-                    cause: e.to_string(),
-                })
+                Err(ProvisionError::Failed { step: done, source })
             }
         }
     }
@@ -224,7 +245,7 @@ impl Provisioner {
         }
         .update(&self.registry)
         .await?;
-        self.record(id, sub, Step::Database, "running", None, None)
+        self.record(id, sub, Step::Database, Outcome::Running, None, None)
             .await?;
         self.checkpoint(Step::Database, done)?;
 
@@ -233,40 +254,35 @@ impl Provisioner {
             if !created.from_template {
                 TenantMigrator::up(&db, None).await?;
             }
-            self.record(id, sub, Step::Migrated, "running", None, None)
+            self.record(id, sub, Step::Migrated, Outcome::Running, None, None)
                 .await?;
             self.checkpoint(Step::Migrated, done)?;
 
             let admin_id = Uuid::new_v4();
-            let hash = hashing
-                .await
-                .map_err(|e| StepError::Hashing(e.to_string()))?;
-            let now = Utc::now();
+            let hash = hashing.await?;
             tenant_users::ActiveModel {
                 id: Set(admin_id),
                 email: Set(new.admin_email.as_str().to_owned()),
                 password_hash: Set(hash),
-                role: Set("admin".into()),
+                role: Set(Role::Admin),
                 disabled: Set(false),
-                created_at: Set(now),
+                created_at: Set(Utc::now()),
             }
             .insert(&db)
             .await?;
-            audit_log::ActiveModel {
-                actor: Set(new.admin_email.as_str().to_owned()),
-                action: Set("company.created".into()),
-                detail: Set(format!("Company '{}' created", new.name.as_str())),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&db)
+            audit(
+                &db,
+                new.admin_email.as_str(),
+                "company.created",
+                format!("Company '{}' created", new.name.as_str()),
+            )
             .await?;
             Ok::<_, StepError>(admin_id)
         }
         .await;
         let _ = db.close().await;
         let admin_id = outcome?;
-        self.record(id, sub, Step::Admin, "running", None, None)
+        self.record(id, sub, Step::Admin, Outcome::Running, None, None)
             .await?;
         self.checkpoint(Step::Admin, done)?;
 
@@ -302,13 +318,12 @@ impl Provisioner {
             let step = provisioning::Entity::find_by_id(id)
                 .one(&self.registry)
                 .await?
-                .map(|r| r.step)
-                .unwrap_or_else(|| "reserved".into());
+                .map_or(Step::Reserved, |r| r.step);
             let _ = provisioning::ActiveModel {
                 tenant_id: Set(id),
                 subdomain: Set(row.subdomain),
                 step: Set(step),
-                outcome: Set("undone".into()),
+                outcome: Set(Outcome::Undone),
                 error: Set(Some(reason.chars().take(2000).collect())),
                 updated_at: Set(Utc::now()),
                 ..Default::default()
@@ -341,7 +356,7 @@ impl Provisioner {
                     undone += 1;
                 }
                 Err(e) => {
-                    tracing::error!(tenant = %t.subdomain, error = %e, "cannot undo abandoned provisioning")
+                    tracing::error!(tenant = %t.subdomain, error = %crate::ssr::http::error_chain(&e), "cannot undo abandoned provisioning")
                 }
             }
         }
@@ -365,7 +380,7 @@ impl Provisioner {
         id: Uuid,
         subdomain: &str,
         step: Step,
-        outcome: &str,
+        outcome: Outcome,
         error: Option<String>,
         duration_ms: Option<i64>,
     ) -> Result<(), DbErr> {
@@ -377,8 +392,8 @@ impl Provisioner {
         let mut row = provisioning::ActiveModel {
             tenant_id: Set(id),
             subdomain: Set(subdomain.to_owned()),
-            step: Set(step.as_str().to_owned()),
-            outcome: Set(outcome.to_owned()),
+            step: Set(step),
+            outcome: Set(outcome),
             error: Set(error),
             updated_at: Set(now),
             duration_ms: Set(duration_ms),
@@ -400,16 +415,4 @@ impl Provisioner {
         .await?;
         Ok(())
     }
-}
-
-/// A single short-lived connection for provisioning and migration work.
-pub async fn connect_once(url: &secrecy::SecretString) -> Result<DatabaseConnection, DbErr> {
-    use secrecy::ExposeSecret;
-    let mut opts = ConnectOptions::new(url.expose_secret().to_owned());
-    opts.max_connections(1)
-        .min_connections(0)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(opts).await
 }

@@ -1,6 +1,8 @@
-//! Password hashing: argon2id with the crate's defaults, which are OWASP's
-//! recommended minimum (19 MiB, 2 iterations, 1 lane). Both functions are
-//! CPU-bound for tens of milliseconds: call them from `spawn_blocking`.
+//! Password hashing and checking with argon2id, on the blocking pool.
+//!
+//! The crate's defaults are OWASP's recommended minimum (19 MiB, 2
+//! iterations, 1 lane). Both operations are CPU-bound for tens of
+//! milliseconds, so async code calls the `_blocking` forms.
 use argon2::{
     password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier},
     Argon2,
@@ -30,6 +32,13 @@ pub async fn hash_blocking(password: Password) -> String {
     tokio::task::spawn_blocking(move || hash(&password))
         .await
         .expect("hashing does not panic")
+}
+
+/// Verifies on the blocking pool, off the async workers.
+pub async fn verify_blocking(password: String, stored_hash: String) -> bool {
+    tokio::task::spawn_blocking(move || verify(&password, &stored_hash))
+        .await
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

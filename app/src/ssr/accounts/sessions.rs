@@ -1,6 +1,7 @@
-//! A tower-sessions store on the registry database (SQLite or PostgreSQL),
-//! so several app instances share sessions. Published stores pin another
-//! sqlx than sea-orm's; this one goes through sea-orm.
+//! A tower-sessions store on the registry database, so several app instances share sessions.
+//!
+//! Works on SQLite and PostgreSQL. Published stores pin another sqlx than
+//! sea-orm's; this one goes through sea-orm.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,7 +13,7 @@ use tower_sessions::{
     session_store::{self, ExpiredDeletion, SessionStore},
 };
 
-use super::entities::sessions;
+use crate::ssr::entities::sessions;
 
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {

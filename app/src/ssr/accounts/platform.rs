@@ -1,18 +1,21 @@
-//! Platform users (superadmins) in the registry.
+//! Platform admins (superadmins) and platform API tokens, in the registry.
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set, SqlErr};
 use uuid::Uuid;
 
-use super::entities::{api_tokens, platform_users};
 use super::passwords;
-use super::secrets::{random_hex, token_digest};
 use crate::domain::{Email, Password};
+use crate::ssr::entities::{
+    api_tokens,
+    platform_users::{self, PlatformRole},
+};
+use crate::ssr::secrets::{random_hex, token_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformUserError {
     #[error("a platform user with the email '{0}' exists already")]
     Exists(String),
-    #[error(transparent)]
+    #[error("the registry")]
     Db(#[from] DbErr),
 }
 
@@ -26,7 +29,7 @@ pub async fn create_superadmin(
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),
         password_hash: Set(hash),
-        role: Set("superadmin".into()),
+        role: Set(PlatformRole::Superadmin),
         tenant_id: Set(None),
         created_at: Set(Utc::now()),
     }

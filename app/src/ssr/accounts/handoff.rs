@@ -1,14 +1,15 @@
-//! Single-use, short-lived tokens that take a new company's admin from the
-//! signup page on the base domain to a session on the company's subdomain
-//! (cookies are per host, so the session cannot simply be shared).
+//! Single-use, short-lived tokens that take a new company's admin from signup to a session on its subdomain.
+//!
+//! Cookies are per host, so the base domain's session cannot simply be
+//! shared with the subdomain.
 use chrono::Utc;
 use sea_orm::{
     sea_query::Expr, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
 };
 use uuid::Uuid;
 
-use super::entities::handoff_tokens;
-use super::secrets::{random_hex, token_digest as digest};
+use crate::ssr::entities::handoff_tokens;
+use crate::ssr::secrets::{random_hex, token_digest as digest};
 
 /// How long a token can be redeemed.
 pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(60);

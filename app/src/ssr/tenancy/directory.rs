@@ -1,20 +1,74 @@
-//! Subdomain → tenant, cached. Each process keeps what it looked up for
-//! `ttl` (so changes made by another instance show within it) and forgets
-//! an entry at once when this process changes that tenant.
+//! The registry's companies: subdomain → company, cached, and the queries and views of the `tenants` table.
+//!
+//! Each process keeps what it looked up for `ttl` (so changes made by
+//! another instance show within it) and forgets an entry at once when this
+//! process changes that company.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder,
+};
 use secrecy::SecretString;
+use serde::Serialize;
 use uuid::Uuid;
 
-use super::entities::tenants::{self, TenantStatus};
-use super::registry;
-use super::secrets::{Cipher, CipherError};
 use crate::domain::Subdomain;
+use crate::ssr::entities::tenants::{self, TenantStatus};
+use crate::ssr::secrets::{Cipher, CipherError};
+
+pub async fn find_by_subdomain(
+    db: &impl ConnectionTrait,
+    subdomain: &Subdomain,
+) -> Result<Option<tenants::Model>, DbErr> {
+    tenants::Entity::find()
+        .filter(tenants::Column::Subdomain.eq(subdomain.as_str()))
+        .one(db)
+        .await
+}
+
+/// Every company, by subdomain.
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<tenants::Model>, DbErr> {
+    tenants::Entity::find()
+        .order_by_asc(tenants::Column::Subdomain)
+        .all(db)
+        .await
+}
+
+/// A company as operators see it (platform API, CLI): never its
+/// database URL.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub subdomain: String,
+    pub status: String,
+    pub db_name: String,
+    pub db_server: Option<String>,
+    pub schema_version: Option<String>,
+    pub admin_user_id: Option<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&tenants::Model> for TenantInfo {
+    fn from(t: &tenants::Model) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            subdomain: t.subdomain.clone(),
+            status: t.status.to_value(),
+            db_name: t.db_name.clone(),
+            db_server: t.db_server.clone(),
+            schema_version: t.schema_version.clone(),
+            admin_user_id: t.admin_user_id,
+            created_at: t.created_at,
+        }
+    }
+}
 
 /// What serving a request needs to know of a tenant.
 pub struct TenantEntry {
@@ -23,7 +77,8 @@ pub struct TenantEntry {
     pub subdomain: String,
     pub status: TenantStatus,
     /// Decrypted connection URL; `None` until provisioning stored one.
-    pub url: Option<SecretString>,
+    /// Only tenancy reads it: requests go through `TenantContext::db`.
+    pub(super) url: Option<SecretString>,
 }
 
 impl std::fmt::Debug for TenantEntry {
@@ -38,7 +93,7 @@ impl std::fmt::Debug for TenantEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
-    #[error("registry: {0}")]
+    #[error("cannot read the registry")]
     Registry(#[from] DbErr),
     #[error(transparent)]
     Cipher(#[from] CipherError),
@@ -74,7 +129,7 @@ impl Directory {
                 return Ok(entry.clone());
             }
         }
-        let found = registry::find_tenant_by_subdomain(&self.registry, sub).await?;
+        let found = find_by_subdomain(&self.registry, sub).await?;
         let entry = found.map(|t| self.entry(t)).transpose()?.map(Arc::new);
         let mut cache = self.cache.lock().unwrap();
         if cache.len() >= MAX_ENTRIES {
@@ -85,11 +140,7 @@ impl Directory {
     }
 
     fn entry(&self, t: tenants::Model) -> Result<TenantEntry, CipherError> {
-        let url = t
-            .db_url
-            .as_deref()
-            .map(|u| self.cipher.decrypt(u))
-            .transpose()?;
+        let url = self.connection_url(&t)?;
         Ok(TenantEntry {
             id: t.id,
             name: t.name,
@@ -99,8 +150,12 @@ impl Directory {
         })
     }
 
-    /// The decrypted connection URL of a registry row.
-    pub fn connection_url(&self, t: &tenants::Model) -> Result<Option<SecretString>, CipherError> {
+    /// The decrypted connection URL of a registry row: for tenancy's own
+    /// work outside requests (migrate, lifecycle).
+    pub(super) fn connection_url(
+        &self,
+        t: &tenants::Model,
+    ) -> Result<Option<SecretString>, CipherError> {
         t.db_url
             .as_deref()
             .map(|u| self.cipher.decrypt(u))

@@ -1,5 +1,4 @@
-//! The tenant connection cache: one small pool per tenant, inside a single
-//! budget of connections for the whole process.
+//! The tenant connection cache: one small pool per company, inside one connection budget per process.
 //!
 //! Each cached pool reserves `per_tenant` permits of a semaphore holding
 //! `budget` permits, and gives them back only once the pool is closed, so
@@ -17,10 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
-use secrecy::{ExposeSecret, SecretString};
+use sea_orm::{Database, DatabaseConnection};
+use secrecy::SecretString;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
+
+use super::databases::connect_options;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
@@ -53,8 +54,8 @@ pub enum PoolError {
     /// The budget is spent and nothing could be freed in time (503).
     #[error("no tenant database connection became free in time")]
     Busy,
-    #[error("cannot open the tenant database: {0}")]
-    Connect(sea_orm::DbErr),
+    #[error("cannot open the tenant database")]
+    Connect(#[source] sea_orm::DbErr),
 }
 
 /// Cheap to clone; all clones share one cache and one budget.
@@ -152,7 +153,9 @@ impl TenantPools {
     }
 
     /// The pool of tenant `id` (reachable at `url`), opened if needed.
-    pub async fn get(&self, id: Uuid, url: &SecretString) -> Result<TenantDb, PoolError> {
+    /// Private to tenancy: a request reaches it only through its
+    /// `TenantContext`, so no other code can pick a company's database.
+    pub(super) async fn get(&self, id: Uuid, url: &SecretString) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
@@ -216,17 +219,11 @@ impl TenantPools {
     ) -> Result<DatabaseConnection, PoolError> {
         let s = self.inner.settings;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let mut opts = ConnectOptions::new(url.expose_secret().to_owned());
-        opts.max_connections(s.per_tenant)
-            .min_connections(0)
-            .connect_lazy(true)
-            .connect_timeout(remaining.max(Duration::from_millis(100)))
+        let mut opts =
+            connect_options(url, s.per_tenant, remaining.max(Duration::from_millis(100)));
+        opts.connect_lazy(true)
             .acquire_timeout(s.acquire_timeout)
-            .idle_timeout(s.idle_timeout)
-            // A ping on every checkout would double the round trips of a
-            // one-query request; only a connection idle a while is checked.
-            .test_before_acquire_if_idle_for(Duration::from_secs(5))
-            .sqlx_logging(false);
+            .idle_timeout(s.idle_timeout);
         Database::connect(opts).await.map_err(PoolError::Connect)
     }
 

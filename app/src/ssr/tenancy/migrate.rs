@@ -1,4 +1,4 @@
-//! `migrate`: every tenant database to the latest tenant schema.
+//! `migrate`: every company database to the latest tenant schema, bounded in parallel.
 //!
 //! Tenants run in parallel (bounded), each on one short-lived connection.
 //! A failing tenant is recorded and skipped past; tenants whose recorded
@@ -10,15 +10,17 @@ use std::{
 };
 
 use chrono::Utc;
-use migration::MigratorTrait;
+use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{ActiveModelTrait, DbErr, Set};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use super::entities::tenants::{self, TenantStatus};
-use super::provisioning::connect_once;
-use super::registry;
-use super::services::Services;
+use super::databases::connect_once;
+use super::directory;
 use crate::domain::Subdomain;
+use crate::ssr::entities::tenants::{self, TenantStatus};
+use crate::ssr::http::error_chain;
+use crate::ssr::secrets::CipherError;
+use crate::ssr::services::Services;
 
 #[derive(Clone, Debug)]
 pub struct MigrateOptions {
@@ -30,7 +32,7 @@ pub struct MigrateOptions {
     pub dry_run: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Outcome {
     /// These migrations were applied.
     Migrated(Vec<String>),
@@ -38,7 +40,35 @@ pub enum Outcome {
     Current,
     /// Dry run: these would be applied.
     Pending(Vec<String>),
-    Failed(String),
+    Failed(Arc<TenantMigrationError>),
+}
+
+/// Two outcomes are equal when they say the same; failures, when their
+/// messages (cause chains included) read the same.
+impl PartialEq for Outcome {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Migrated(a), Self::Migrated(b)) | (Self::Pending(a), Self::Pending(b)) => a == b,
+            (Self::Current, Self::Current) => true,
+            (Self::Failed(a), Self::Failed(b)) => error_chain(&**a) == error_chain(&**b),
+            _ => false,
+        }
+    }
+}
+
+/// Why one company could not be migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantMigrationError {
+    #[error("no database URL recorded")]
+    NoUrl,
+    #[error("the stored database URL")]
+    Cipher(#[from] CipherError),
+    #[error("the company's database")]
+    Db(#[from] DbErr),
+    #[error("migrated, but the registry could not record it")]
+    Record(#[source] DbErr),
+    #[error("the migration task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 #[derive(Clone, Debug)]
@@ -67,9 +97,10 @@ impl Summary {
     pub fn pending(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Pending(_)))
     }
-    pub fn failed(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// The companies that failed, each with its error's cause chain.
+    pub fn failed(&self) -> impl Iterator<Item = (&str, String)> {
         self.results.iter().filter_map(|r| match &r.outcome {
-            Outcome::Failed(e) => Some((r.subdomain.as_str(), e.as_str())),
+            Outcome::Failed(e) => Some((r.subdomain.as_str(), error_chain(&**e))),
             _ => None,
         })
     }
@@ -77,7 +108,7 @@ impl Summary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("registry: {0}")]
+    #[error("cannot read the registry")]
     Registry(#[from] DbErr),
     #[error("no company has the subdomain '{0}'")]
     UnknownTenant(String),
@@ -91,6 +122,11 @@ pub fn latest<M: MigratorTrait>() -> String {
         .unwrap_or_default()
 }
 
+/// The tenant migration a freshly provisioned database is at.
+pub fn latest_tenant_schema() -> String {
+    latest::<TenantMigrator>()
+}
+
 /// Migrates every active or paused tenant (or `opts.only`) with `M`,
 /// calling `progress` as each finishes. `total` is reported first.
 pub async fn migrate_tenants<M: MigratorTrait + 'static>(
@@ -101,7 +137,7 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
 ) -> Result<Summary, MigrateError> {
     let started = Instant::now();
     let latest = latest::<M>();
-    let mut tenants: Vec<tenants::Model> = registry::list_tenants(&services.registry)
+    let mut tenants: Vec<tenants::Model> = directory::list(&services.registry)
         .await?
         .into_iter()
         .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Paused))
@@ -149,7 +185,7 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     while let Some(done) = running.join_next().await {
         let r = done.unwrap_or_else(|e| TenantResult {
             subdomain: "?".into(),
-            outcome: Outcome::Failed(format!("task failed: {e}")),
+            outcome: Outcome::Failed(Arc::new(e.into())),
             elapsed: Duration::ZERO,
         });
         progress(&r);
@@ -179,10 +215,9 @@ async fn migrate_one<M: MigratorTrait>(
     let attempt = async {
         let url = services
             .directory
-            .connection_url(t)
-            .map_err(|e| e.to_string())?
-            .ok_or("no database URL recorded")?;
-        let db = connect_once(&url).await.map_err(|e| e.to_string())?;
+            .connection_url(t)?
+            .ok_or(TenantMigrationError::NoUrl)?;
+        let db = connect_once(&url).await?;
         let result = async {
             let pending: Vec<String> = M::get_pending_migrations(&db)
                 .await?
@@ -197,13 +232,13 @@ async fn migrate_one<M: MigratorTrait>(
         }
         .await;
         let _ = db.close().await;
-        result.map_err(|e| e.to_string())
+        Ok::<_, TenantMigrationError>(result?)
     };
     let outcome = match attempt.await {
         Ok(pending) if dry_run && !pending.is_empty() => return Outcome::Pending(pending),
         Ok(pending) if pending.is_empty() => Outcome::Current,
         Ok(applied) => Outcome::Migrated(applied),
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(Arc::new(e)),
     };
     if dry_run {
         return outcome;
@@ -214,16 +249,16 @@ async fn migrate_one<M: MigratorTrait>(
         ..Default::default()
     };
     match &outcome {
-        Outcome::Failed(e) => row.last_migration_error = Set(Some(e.chars().take(2000).collect())),
+        Outcome::Failed(e) => {
+            row.last_migration_error = Set(Some(error_chain(&**e).chars().take(2000).collect()))
+        }
         _ => {
             row.schema_version = Set(Some(latest.to_owned()));
             row.last_migration_error = Set(None);
         }
     }
     if let Err(e) = row.update(&services.registry).await {
-        return Outcome::Failed(format!(
-            "migrated, but the registry could not record it: {e}"
-        ));
+        return Outcome::Failed(Arc::new(TenantMigrationError::Record(e)));
     }
     outcome
 }

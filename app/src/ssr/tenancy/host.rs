@@ -1,5 +1,7 @@
-//! `Host` → base domain or one subdomain label.
+//! The `Host` header, normalised and classified: the base domain or one subdomain label.
 use std::net::IpAddr;
+
+use crate::domain::is_dns_label;
 
 /// What a well-formed host names.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,13 +77,6 @@ impl Host {
         }
         Ok(HostKind::Sub(sub))
     }
-}
-
-fn is_dns_label(l: &str) -> bool {
-    (1..=63).contains(&l.len())
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !l.starts_with('-')
-        && !l.ends_with('-')
 }
 
 #[cfg(test)]

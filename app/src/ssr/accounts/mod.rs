@@ -1,0 +1,16 @@
+//! Accounts: who people are and what they may do, on a company's site and on the base domain.
+//!
+//! * [`auth`]: the signed-in user of a request, sign-in and sign-out, the
+//!   role checks server functions start with.
+//! * [`sessions`]: the tower-sessions store on the registry database.
+//! * [`handoff`]: the single-use token that takes a new company's admin
+//!   from signup to a session on the company's subdomain.
+//! * [`users`]: a company's users and its audit log.
+//! * [`passwords`]: argon2id, always off the async workers.
+//! * [`platform`]: platform admins (superadmins) and API tokens.
+pub mod auth;
+pub mod handoff;
+pub mod passwords;
+pub mod platform;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,57 @@
+//! Every accessor of what the request handlers provide as Leptos context, in one place.
+//!
+//! The server's page and server-function handlers provide the request's
+//! [`RequestSite`] and the process's [`Services`]; leptos_axum provides the
+//! response options and the request parts (the session).
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use tower_sessions::Session;
+
+use super::http::{internal, reject};
+use super::services::Services;
+use super::tenancy::{RequestSite, TenantContext};
+use crate::site::Origin;
+use crate::wire::AppError;
+
+pub fn services() -> Result<Services, AppError> {
+    use_context::<Services>().ok_or_else(|| internal("no services in context"))
+}
+
+pub fn request_site() -> Result<RequestSite, AppError> {
+    use_context::<RequestSite>().ok_or_else(|| internal("request was not resolved to a site"))
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// This request's active company, or 404 elsewhere.
+pub fn tenant() -> Result<TenantContext, AppError> {
+    match request_site()? {
+        RequestSite::Tenant(tenant) => Ok(tenant),
+        _ => Err(reject(AppError::NotFound)),
+    }
+}
+
+/// How the base domain was reached. Root-only server functions are routed
+/// for the base domain alone (see `server::startup`), so elsewhere this is
+/// a bug, not a visitor's mistake.
+pub fn root_origin() -> Result<Origin, AppError> {
+    match request_site()? {
+        RequestSite::Root { origin } => Ok(origin),
+        other => Err(internal(format!(
+            "a base-domain function was called for '{}'",
+            other.label()
+        ))),
+    }
+}
+
+/// Sets the HTTP status of the response being rendered or answered.
+pub fn set_status(code: u16) {
+    if let (Some(response), Ok(status)) = (
+        use_context::<ResponseOptions>(),
+        ::http::StatusCode::from_u16(code),
+    ) {
+        response.set_status(status);
+    }
+}
