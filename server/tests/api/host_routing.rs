@@ -1,4 +1,4 @@
-//! The Host table of DESIGN.md, end to end through the real server.
+//! The Host table of docs/ARCHITECTURE.md, end to end through the real server.
 use app::ssr::entities::tenants::TenantStatus;
 
 use crate::helpers::{spawn_app, Backend};
