@@ -9,7 +9,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod registry;
-mod tenant;
+pub(crate) mod tenant;
 
 pub use registry::RegistryMigrator;
 pub use tenant::TenantMigrator;

@@ -92,14 +92,15 @@ pub struct Settings {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
-    /// Mark session cookies `Secure` (set when served over https).
+    /// Mark session cookies `Secure` and name them `__Host-…` (https only)
+    /// [default: true, unless the base domain is `localhost`].
     #[arg(
         long,
         global = true,
         env = "ENCLAVE_SECURE_COOKIES",
-        default_value_t = false
+        action = clap::ArgAction::Set
     )]
-    pub secure_cookies: bool,
+    pub secure_cookies: Option<bool>,
 
     /// Address the HTTP server listens on.
     #[arg(
@@ -154,6 +155,13 @@ impl Settings {
     /// Whether any database is on PostgreSQL (which then needs a real key).
     pub fn uses_postgres(&self) -> bool {
         !self.registry_is_sqlite() || self.tenant_db_url.is_some()
+    }
+
+    /// Whether session cookies are `Secure`: as set, or unless the base
+    /// domain is `localhost` (plain http in development).
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies
+            .unwrap_or(self.base_domain != "localhost" && !self.base_domain.ends_with(".localhost"))
     }
 
     pub fn tenant_dir(&self) -> PathBuf {

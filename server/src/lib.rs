@@ -6,7 +6,8 @@
 //!   company, one for unknown and paused ones); `Application::build` is what
 //!   `serve` and the integration tests call.
 //! * [`site`]: the middleware that asks tenancy's resolver which site a
-//!   request is for; [`access_log`]: the log line and request counter.
+//!   request is for; [`access_log`]: the log line and request counter;
+//!   [`same_origin`]: refuses state changes sent from other sites.
 //! * [`routes`]: the Leptos handlers (pages, server functions), health
 //!   checks, the signup handoff and the platform API.
 //! * [`cli`]: `serve` and the operations subcommands.
@@ -15,6 +16,7 @@ pub mod access_log;
 pub mod cli;
 pub mod config;
 pub mod routes;
+pub mod same_origin;
 pub mod site;
 pub mod startup;
 pub mod telemetry;

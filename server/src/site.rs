@@ -1,6 +1,7 @@
 //! The site middleware: reads `Host` (and what a trusted proxy forwarded), asks the tenancy resolver, stores the answer.
 use std::net::{IpAddr, SocketAddr};
 
+pub use app::ssr::context::ClientIp;
 use app::ssr::tenancy::resolve::ResolveError;
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -42,10 +43,6 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
     req.extensions_mut().insert(ClientIp(forwarded.client));
     next.run(req).await
 }
-
-/// The client's address: the TCP peer, or what a trusted proxy forwarded.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientIp(pub Option<IpAddr>);
 
 /// What a trusted proxy says of the original request: its scheme and
 /// client. From anyone else the headers are ignored.

@@ -39,7 +39,7 @@ use tower_sessions::{
     cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer,
 };
 
-use crate::{access_log, config::Settings, routes, site};
+use crate::{access_log, config::Settings, routes, same_origin, site};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -300,6 +300,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback(move |req: Request| sites.clone().dispatch(req))
         .layer(sessions(&state))
+        .layer(middleware::from_fn(same_origin::refuse_cross_origin))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             access_log::log_and_count,
@@ -348,14 +349,13 @@ impl Sites {
 }
 
 /// What every site serves: its pages (a page that belongs to another kind
-/// of site renders as not found), which site it is, sign-out and metrics.
+/// of site renders as not found), which site it is, and metrics.
 fn every_site_routes(fns: &[&'static str]) -> Router<AppState> {
     let router = Router::new()
         .leptos_routes_with_handler(route_list(), get(routes::render_page))
         .route("/api/{*fn_name}", any(routes::no_server_fn))
         .route("/api/admin/{*path}", any(routes::platform_api::not_here))
         .route("/metrics", get(routes::health::metrics))
-        .route("/logout", get(routes::auth::logout))
         .fallback(routes::render_page);
     EVERY_SITE_FNS
         .iter()
@@ -400,12 +400,20 @@ fn unserved_routes() -> Router<AppState> {
 
 /// Database-backed sessions with host-only cookies, so a session made on
 /// one subdomain is never even sent to another.
+/// Over https (`Secure`) the cookie is named `__Host-enclave_session`, which
+/// browsers accept only from a secure origin, for `/`, with no `Domain`.
 fn sessions(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
+    let secure = state.settings.secure_cookies();
     SessionManagerLayer::new(DbSessionStore::new(state.services.registry.clone()))
-        .with_name("enclave_session")
+        .with_name(if secure {
+            "__Host-enclave_session"
+        } else {
+            "enclave_session"
+        })
+        .with_path("/")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(state.settings.secure_cookies)
+        .with_secure(secure)
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::days(7),
         ))

@@ -3,10 +3,22 @@ use leptos::prelude::*;
 
 use crate::wire::{AppError, Me};
 
-/// Only a local path may follow sign-in (no open redirect).
+/// Only a path of this site may follow sign-in (no open redirect): `/`
+/// followed by letters, digits and `-._~/?=&%+,:@`, with no `//` anywhere
+/// and at most 512 bytes. Anything else (a backslash, a tab, a newline, a
+/// scheme, another host) goes to `/`.
 pub fn safe_next(next: Option<&str>) -> String {
+    const PUNCTUATION: &[u8] = b"-._~/?=&%+,:@";
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.contains("//")
+                && p.len() <= 512
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || PUNCTUATION.contains(&b)) =>
+        {
+            p.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -15,11 +27,11 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::ssr::accounts::auth::{db_error, sign_in, start_tenant_session};
-    use crate::ssr::context::{session, tenant};
+    use crate::ssr::context::{client, session, tenant};
 
     let tenant = tenant()?;
     let db = tenant.db().await.map_err(db_error)?;
-    let user = sign_in(&db, &email, &password).await?;
+    let user = sign_in(&db, &email, &password, &client()).await?;
     start_tenant_session(&session().await?, tenant.id(), user.id).await?;
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
@@ -68,6 +80,36 @@ pub async fn change_password(
     match users::change_password(user.db.conn(), user.id, &current, new_password).await {
         Ok(()) => Ok(()),
         Err(e @ UserError::WrongPassword) => Err(reject(AppError::invalid("current", e))),
+        Err(UserError::Busy(_)) => Err(reject(AppError::Unavailable)),
         Err(e) => Err(internal(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_keeps_paths_of_this_site_and_sends_everything_else_home() {
+        for kept in ["/", "/users", "/users?page=2&q=a%20b", "/login?next=/users"] {
+            assert_eq!(safe_next(Some(kept)), kept);
+        }
+        for refused in [
+            "//evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/x//evil.com",
+            "https://evil.com",
+            "evil.com",
+            "",
+            "/\u{0}",
+            "/é",
+        ] {
+            assert_eq!(safe_next(Some(refused)), "/", "{refused:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(600)))), "/");
+        assert_eq!(safe_next(None), "/");
     }
 }

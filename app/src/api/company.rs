@@ -14,6 +14,7 @@ fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
         UserError::LastAdmin => reject(AppError::conflict("user", e)),
         UserError::NotFound => reject(AppError::NotFound),
         UserError::WrongPassword => reject(AppError::invalid("current", e)),
+        UserError::Busy(_) => reject(AppError::Unavailable),
         UserError::Db(e) => internal(e),
     }
 }

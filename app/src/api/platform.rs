@@ -5,9 +5,9 @@ use crate::wire::{AppError, TenantRow};
 
 #[server(endpoint = "admin_login")]
 pub async fn admin_login(email: String, password: String) -> Result<(), AppError> {
-    use crate::ssr::accounts::auth::platform_sign_in;
+    use crate::ssr::{accounts::auth::platform_sign_in, context::client};
 
-    platform_sign_in(&email, &password).await?;
+    platform_sign_in(&email, &password, &client()).await?;
     leptos_axum::redirect("/admin");
     Ok(())
 }

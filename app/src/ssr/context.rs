@@ -3,6 +3,8 @@
 //! The server's page and server-function handlers provide the request's
 //! [`RequestSite`] and the process's [`Services`]; leptos_axum provides the
 //! response options and the request parts (the session).
+use std::net::IpAddr;
+
 use leptos::prelude::use_context;
 use leptos_axum::ResponseOptions;
 use tower_sessions::Session;
@@ -12,6 +14,18 @@ use super::services::Services;
 use super::tenancy::{RequestSite, TenantContext};
 use crate::site::Origin;
 use crate::wire::AppError;
+
+/// The client's address: the TCP peer, or what a trusted proxy forwarded.
+/// The server's site middleware finds it; handlers provide it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+/// The client's address as throttles key it: empty when unknown.
+pub fn client() -> String {
+    use_context::<ClientIp>()
+        .and_then(|c| c.0)
+        .map_or_else(String::new, |ip| ip.to_string())
+}
 
 pub fn services() -> Result<Services, AppError> {
     use_context::<Services>().ok_or_else(|| internal("no services in context"))

@@ -6,6 +6,8 @@ mod m20261126_000003_create_platform_users;
 mod m20261126_000004_create_sessions;
 mod m20261126_000005_add_tenant_migration_error;
 mod m20261126_000006_create_api_tokens;
+mod m20261127_000007_hash_session_ids;
+mod m20261127_000008_create_login_failures;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -19,6 +21,8 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261126_000004_create_sessions::Migration),
             Box::new(m20261126_000005_add_tenant_migration_error::Migration),
             Box::new(m20261126_000006_create_api_tokens::Migration),
+            Box::new(m20261127_000007_hash_session_ids::Migration),
+            Box::new(m20261127_000008_create_login_failures::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_users;
 mod m20261126_000002_create_audit_log;
-mod m20261126_000003_create_login_failures;
+pub(crate) mod m20261126_000003_create_login_failures;
+pub(crate) mod m20261127_000004_login_failures_by_client;
 
 /// Migrates one company's database. Every tenant database runs the same list.
 pub struct TenantMigrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m20261126_000001_create_users::Migration),
             Box::new(m20261126_000002_create_audit_log::Migration),
             Box::new(m20261126_000003_create_login_failures::Migration),
+            Box::new(m20261127_000004_login_failures_by_client::Migration),
         ]
     }
 }

@@ -1,4 +1,4 @@
-//! Plain routes that write the session (signup handoff, sign-out by link): a redirect, so the session is saved first.
+//! The signup handoff: a plain route that writes the session and redirects, so the session is saved first.
 use app::ssr::accounts::{auth::start_tenant_session, handoff};
 use axum::{
     extract::{Query, State},
@@ -42,12 +42,4 @@ pub async fn handoff(
                 .into_response()
         }
     }
-}
-
-/// `GET /logout`: ends the session here and goes to the sign-in page.
-pub async fn logout(session: Session) -> Response {
-    if let Err(e) = session.flush().await {
-        tracing::error!(error = %e, "cannot end session");
-    }
-    Redirect::to("/login").into_response()
 }

@@ -71,14 +71,16 @@ pub async fn unserved_health(Extension(site): Extension<RequestSite>) -> Respons
     }
 }
 
-/// `GET /metrics`: Prometheus text format, for callers on this machine or
-/// with a platform API token.
+/// `GET /metrics`: Prometheus text format, for callers with a platform API
+/// token, or on this machine when no trusted proxy is configured (a proxy
+/// on this machine would make every visitor look local).
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(client): Extension<ClientIp>,
     token: Result<PlatformToken, ApiError>,
 ) -> Response {
-    let local = client.0.is_some_and(|ip| ip.is_loopback());
+    let local =
+        state.settings.trusted_proxies.is_empty() && client.0.is_some_and(|ip| ip.is_loopback());
     if !local && token.is_err() {
         return (
             StatusCode::UNAUTHORIZED,

@@ -2,12 +2,15 @@
 use ::leptos::prelude::provide_context;
 use app::{
     shell,
-    ssr::{services::Services, tenancy::RequestSite},
+    ssr::{context::ClientIp, services::Services, tenancy::RequestSite},
     wire::AppError,
 };
 use axum::{
     extract::{Request, State},
-    http::StatusCode,
+    http::{
+        header::{ACCEPT, LOCATION},
+        StatusCode,
+    },
     response::{IntoResponse, Response},
     Extension, Json,
 };
@@ -19,12 +22,13 @@ use crate::startup::AppState;
 pub async fn render_page(
     State(state): State<AppState>,
     Extension(site): Extension<RequestSite>,
+    Extension(client): Extension<ClientIp>,
     req: Request,
 ) -> Response {
     let options = state.leptos_options.clone();
     let services = state.services.clone();
     let handler = leptos_axum::render_app_async_with_context(
-        move || provide(&site, &services),
+        move || provide(&site, client, &services),
         move || shell(options.clone()),
     );
     handler(req).await.into_response()
@@ -32,13 +36,33 @@ pub async fn render_page(
 
 /// `/api/{fn}`: a Leptos server function this site serves, with the same
 /// context as pages.
+///
+/// A plain HTML form post (no JavaScript yet, or none at all) asks for
+/// HTML; Leptos answers it with `Location` back to the form's page (the
+/// error, if any, encoded in the query, where the page's `ServerAction`
+/// finds and shows it) or on to where the function redirects. Whatever
+/// status the function set (a 409, a 401), such an answer is a 303, so the
+/// browser goes to that page instead of showing the error's JSON body.
 pub async fn server_fn(
     State(state): State<AppState>,
     Extension(site): Extension<RequestSite>,
+    Extension(client): Extension<ClientIp>,
     req: Request,
-) -> impl IntoResponse {
+) -> Response {
+    let plain_form = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
     let services = state.services.clone();
-    leptos_axum::handle_server_fns_with_context(move || provide(&site, &services), req).await
+    let mut response =
+        leptos_axum::handle_server_fns_with_context(move || provide(&site, client, &services), req)
+            .await
+            .into_response();
+    if plain_form && response.headers().contains_key(LOCATION) {
+        *response.status_mut() = StatusCode::SEE_OTHER;
+    }
+    response
 }
 
 /// `/api/{fn}` of a function this site does not serve (a base-domain
@@ -48,9 +72,11 @@ pub async fn no_server_fn() -> Response {
     (StatusCode::NOT_FOUND, Json(AppError::NotFound)).into_response()
 }
 
-/// What pages and server functions find in context: the resolved site and
-/// the process's services. Nothing else chooses a database.
-fn provide(site: &RequestSite, services: &Services) {
+/// What pages and server functions find in context: the resolved site,
+/// the client's address and the process's services. Nothing else chooses a
+/// database.
+fn provide(site: &RequestSite, client: ClientIp, services: &Services) {
     provide_context(site.clone());
+    provide_context(client);
     provide_context(services.clone());
 }

@@ -5,7 +5,10 @@ use app::domain::{Email, Password, Role};
 use reqwest::{header, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    call, call_full, get, location_path, post_plain_form, sign_in, spawn_app, Backend, Jar,
+    TestApp, ADMIN_PASSWORD,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -18,104 +21,8 @@ on_both_backends!(
     a_session_from_one_company_is_signed_out_on_another,
     five_failed_sign_ins_for_one_email_are_throttled,
     the_last_admin_cannot_be_demoted_disabled_or_removed,
+    plain_form_posts_end_on_the_page_showing_the_outcome,
 );
-
-/// A browser's cookie jar for one host.
-#[derive(Default, Clone)]
-struct Jar(Option<String>);
-
-impl Jar {
-    fn take_from(&mut self, res: &reqwest::Response) {
-        if let Some(c) = res.headers().get(header::SET_COOKIE) {
-            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
-            self.0 = Some(pair);
-        }
-    }
-}
-
-/// Calls a server function as the hydrated app does. A redirect it asks
-/// for comes back as `Location` (with 200), as leptos does for fetches.
-async fn call(
-    app: &TestApp,
-    host: &str,
-    jar: &mut Jar,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let (status, body, _) = call_full(app, host, jar, endpoint, form).await;
-    (status, body)
-}
-
-async fn call_full(
-    app: &TestApp,
-    host: &str,
-    jar: &mut Jar,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, Value, Option<String>) {
-    let mut req = app
-        .client
-        .post(format!("{}/api/{endpoint}", app.address))
-        .header(header::HOST, host)
-        .header(header::ACCEPT, "application/json")
-        .form(form);
-    if let Some(c) = &jar.0 {
-        req = req.header(header::COOKIE, c);
-    }
-    let res = req.send().await.unwrap();
-    jar.take_from(&res);
-    let status = res.status();
-    let location = res
-        .headers()
-        .get(header::LOCATION)
-        .map(|l| l.to_str().unwrap().to_owned());
-    let body = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        location,
-    )
-}
-
-/// GETs a page as a browser does.
-async fn get(app: &TestApp, host: &str, jar: &mut Jar, path: &str) -> reqwest::Response {
-    let mut req = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .header(header::HOST, host)
-        .header(header::ACCEPT, "text/html");
-    if let Some(c) = &jar.0 {
-        req = req.header(header::COOKIE, c);
-    }
-    let res = req.send().await.unwrap();
-    jar.take_from(&res);
-    res
-}
-
-async fn sign_in(
-    app: &TestApp,
-    host: &str,
-    email: &str,
-    password: &str,
-) -> (StatusCode, Value, Jar) {
-    let mut jar = Jar::default();
-    let (status, body, location) = call_full(
-        app,
-        host,
-        &mut jar,
-        "login",
-        &[("email", email), ("password", password)],
-    )
-    .await;
-    if status == StatusCode::OK {
-        assert_eq!(
-            location.as_deref(),
-            Some("/"),
-            "sign-in goes on to the dashboard"
-        );
-    }
-    (status, body, jar)
-}
 
 async fn add_member(app: &TestApp, sub: &str, email: &str) {
     let db = app.tenant_db(sub).await;
@@ -152,7 +59,7 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
     assert!(location
         .unwrap()
         .starts_with("http://acme.localhost:3000/auth/handoff?token="));
-    // As a plain HTML form (no JavaScript): a real 302.
+    // As a plain HTML form (no JavaScript): a real redirect, 303 See Other.
     let res = app
         .client
         .post(format!("{}/api/signup", app.address))
@@ -167,7 +74,7 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(
         location.starts_with("http://other.localhost:3000/auth/handoff?token="),
@@ -583,5 +490,74 @@ async fn the_platform_admin_deletes_a_company_only_with_typed_confirmation(backe
     );
     let (_, list) = call(&app, "localhost", &mut root, "list_tenants", &[]).await;
     assert_eq!(list, serde_json::json!([]));
+    app.teardown().await;
+}
+
+async fn plain_form_posts_end_on_the_page_showing_the_outcome(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    let admin_id = t.admin_user_id.unwrap().to_string();
+    let host = "acme.localhost";
+
+    // A refused sign-in: 303 back to the form, which shows why.
+    let mut jar = Jar::default();
+    let res = post_plain_form(
+        &app,
+        host,
+        &mut jar,
+        "login",
+        &[
+            ("email", "admin@acme.test"),
+            ("password", "wrong password!"),
+        ],
+        "/login",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = location_path(&res);
+    assert!(back.starts_with("/login?"), "{back}");
+    let page = get(&app, host, &mut jar, &back).await.text().await.unwrap();
+    assert!(page.contains("Wrong email or password."), "{page}");
+
+    // A sign-in that works: 303 on to the dashboard, signed in.
+    let res = post_plain_form(
+        &app,
+        host,
+        &mut jar,
+        "login",
+        &[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)],
+        "/login",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_path(&res), "/");
+    let page = get(&app, host, &mut jar, "/").await.text().await.unwrap();
+    assert!(page.contains("data-testid=\"company-name\""), "{page}");
+
+    // Each refused change of the last admin: 303 back to /users, which
+    // says why, never a JSON body.
+    for (endpoint, form) in [
+        (
+            "set_user_role",
+            vec![("id", admin_id.as_str()), ("role", "member")],
+        ),
+        (
+            "set_user_disabled",
+            vec![("id", admin_id.as_str()), ("disabled", "true")],
+        ),
+        ("remove_user", vec![("id", admin_id.as_str())]),
+    ] {
+        let res = post_plain_form(&app, host, &mut jar, endpoint, &form, "/users").await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{endpoint}");
+        let back = location_path(&res);
+        assert!(back.starts_with("/users?"), "{endpoint}: {back}");
+        let res = get(&app, host, &mut jar, &back).await;
+        assert_eq!(res.status(), StatusCode::OK, "{endpoint}");
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("The company needs at least one active admin."),
+            "{endpoint}: {page}"
+        );
+    }
     app.teardown().await;
 }

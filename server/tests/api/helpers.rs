@@ -7,9 +7,11 @@ use app::ssr::{
     services::Services,
     tenancy::{directory, provisioning::NewTenant},
 };
-use reqwest::header::HOST;
+use reqwest::header::{self, HOST};
+use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
 use secrecy::SecretString;
+use serde_json::Value;
 use server::{
     config::{LogFormat, Settings},
     startup::Application,
@@ -83,7 +85,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         tenant_cache_secs: 5,
         tenant_template: true,
         provisioning_timeout_secs: 120,
-        secure_cookies: false,
+        secure_cookies: None,
         trusted_proxies: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
         site_root: "target/site".into(),
@@ -248,4 +250,137 @@ pub async fn pg_admin(sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     admin.close().await.ok();
+}
+
+// Typed requests as a browser makes them, shared by the test files.
+
+/// A browser's cookie jar for one host.
+#[derive(Default, Clone)]
+pub struct Jar(pub Option<String>);
+
+impl Jar {
+    pub fn take_from(&mut self, res: &reqwest::Response) {
+        if let Some(c) = res.headers().get(header::SET_COOKIE) {
+            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
+            self.0 = Some(pair);
+        }
+    }
+}
+
+/// Calls a server function as the hydrated app does. A redirect it asks
+/// for comes back as `Location` (with 200), as leptos does for fetches.
+pub async fn call(
+    app: &TestApp,
+    host: &str,
+    jar: &mut Jar,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let (status, body, _) = call_full(app, host, jar, endpoint, form).await;
+    (status, body)
+}
+
+pub async fn call_full(
+    app: &TestApp,
+    host: &str,
+    jar: &mut Jar,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value, Option<String>) {
+    let mut req = app
+        .client
+        .post(format!("{}/api/{endpoint}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "application/json")
+        .form(form);
+    if let Some(c) = &jar.0 {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    jar.take_from(&res);
+    let status = res.status();
+    let location = res
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned());
+    let body = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        location,
+    )
+}
+
+/// GETs a page as a browser does.
+pub async fn get(app: &TestApp, host: &str, jar: &mut Jar, path: &str) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "text/html");
+    if let Some(c) = &jar.0 {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    jar.take_from(&res);
+    res
+}
+
+/// Posts a form as a browser without JavaScript does (or before the page
+/// hydrated): HTML accepted, the page it was on as `Referer`.
+pub async fn post_plain_form(
+    app: &TestApp,
+    host: &str,
+    jar: &mut Jar,
+    endpoint: &str,
+    form: &[(&str, &str)],
+    from_page: &str,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(format!("{}/api/{endpoint}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .header(header::REFERER, format!("http://{host}{from_page}"))
+        .form(form);
+    if let Some(c) = &jar.0 {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    jar.take_from(&res);
+    res
+}
+
+/// Where a redirect goes, as a path on the same host.
+pub fn location_path(res: &reqwest::Response) -> String {
+    let location = res.headers()[header::LOCATION].to_str().unwrap();
+    match location.split_once("://") {
+        Some((_, rest)) => rest[rest.find('/').unwrap_or(rest.len())..].to_owned(),
+        None => location.to_owned(),
+    }
+}
+
+pub async fn sign_in(
+    app: &TestApp,
+    host: &str,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Value, Jar) {
+    let mut jar = Jar::default();
+    let (status, body, location) = call_full(
+        app,
+        host,
+        &mut jar,
+        "login",
+        &[("email", email), ("password", password)],
+    )
+    .await;
+    if status == StatusCode::OK {
+        assert_eq!(
+            location.as_deref(),
+            Some("/"),
+            "sign-in goes on to the dashboard"
+        );
+    }
+    (status, body, jar)
 }

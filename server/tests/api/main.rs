@@ -12,5 +12,6 @@ mod platform_api;
 mod provisioning;
 mod proxy;
 mod rendering;
+mod security;
 mod sessions;
 mod template;

@@ -146,9 +146,14 @@ async fn metrics_refuse_a_remote_caller_without_a_token(backend: Backend) {
     let (status, text) = scrape(&app, "127.0.0.2", remote, Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("enclave_tenant_connections_budget"));
-    // An untrusted peer cannot pretend to be loopback, nor to be remote.
+    // With a proxy trusted, loopback is no proof of being local (the proxy
+    // may be on this machine): a direct loopback caller needs a token too.
     assert_eq!(
         scrape(&app, "127.0.0.1", remote, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        scrape(&app, "127.0.0.1", remote, Some(&token)).await.0,
         StatusCode::OK
     );
     app.teardown().await;

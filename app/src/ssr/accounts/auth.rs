@@ -4,18 +4,16 @@
 //! subdomain it counts as signed out (cookies are host-only too). The user
 //! row is read again on every request, so a disabled or demoted user loses
 //! access at once.
-use chrono::{TimeDelta, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::passwords;
+use super::throttle::{ThrottleError, SIGN_IN};
 use crate::domain::{Email, Role};
 use crate::ssr::context::{services, session, tenant};
-use crate::ssr::entities::{login_failures, platform_users, tenant_users};
+use crate::ssr::entities::{platform_users, tenant_users};
 use crate::ssr::http::{internal, reject};
 use crate::ssr::tenancy::{
     pools::{PoolError, TenantDb},
@@ -26,10 +24,6 @@ use crate::wire::{AppError, Me};
 
 const TENANT_KEY: &str = "enclave.tenant_user";
 const PLATFORM_KEY: &str = "enclave.platform_user";
-
-/// Failed sign-ins allowed per email within [`THROTTLE_WINDOW`].
-pub const THROTTLE_LIMIT: u64 = 5;
-pub const THROTTLE_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct TenantUser {
@@ -134,61 +128,51 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-/// Checks a company user's email and password, throttled per email.
+/// Checks a company user's email and password, in a throttled attempt
+/// from `client` (the address, or empty when unknown).
 pub async fn sign_in(
     db: &TenantDb,
     email: &str,
     password: &str,
+    client: &str,
 ) -> Result<tenant_users::Model, AppError> {
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let conn = db.conn();
-    let now = Utc::now();
-    let since = now - THROTTLE_WINDOW;
-    let recent = login_failures::Entity::find()
-        .filter(login_failures::Column::Email.eq(email.as_str()))
-        .filter(login_failures::Column::At.gt(since))
-        .order_by_asc(login_failures::Column::At);
-    if recent.clone().count(conn).await.map_err(internal)? >= THROTTLE_LIMIT {
-        let oldest = recent
-            .one(conn)
-            .await
-            .map_err(internal)?
-            .map(|f| f.at)
-            .unwrap_or(now);
-        let retry = (oldest + THROTTLE_WINDOW - now).num_seconds().max(1) as u64;
-        return Err(reject(AppError::Throttled {
-            retry_after_secs: retry,
-        }));
-    }
+    let attempt = SIGN_IN
+        .reserve(conn, email.as_str(), client)
+        .await
+        .map_err(throttle_error)?;
     let user = tenant_users::Entity::find()
         .filter(tenant_users::Column::Email.eq(email.as_str()))
         .one(conn)
         .await
         .map_err(internal)?;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let valid = passwords::verify_blocking(password.to_owned(), hash).await;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     match user {
-        Some(u) if valid && !u.disabled => {
-            login_failures::Entity::delete_many()
-                .filter(login_failures::Column::Email.eq(email.as_str()))
-                .exec(conn)
-                .await
-                .map_err(internal)?;
+        Some(u) if password_matches(password, hash).await? && !u.disabled => {
+            attempt.succeeded(conn).await.map_err(internal)?;
             Ok(u)
         }
-        _ => {
-            login_failures::ActiveModel {
-                email: Set(email.as_str().to_owned()),
-                at: Set(now),
-                ..Default::default()
-            }
-            .insert(conn)
-            .await
-            .map_err(internal)?;
-            Err(reject(AppError::BadCredentials))
+        _ => Err(reject(AppError::BadCredentials)),
+    }
+}
+
+/// Whether `password` matches `hash`; without a hash (unknown email) it is
+/// checked against a decoy, so that a wrong email takes as long as a wrong
+/// password. 503 when every hashing slot is taken.
+async fn password_matches(password: &str, hash: Option<String>) -> Result<bool, AppError> {
+    let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+    passwords::verify_blocking(password.to_owned(), hash)
+        .await
+        .map_err(|_| reject(AppError::Unavailable))
+}
+
+fn throttle_error(e: ThrottleError) -> AppError {
+    match e {
+        ThrottleError::Throttled { retry_after_secs } => {
+            reject(AppError::Throttled { retry_after_secs })
         }
+        other => internal(other),
     }
 }
 
@@ -206,21 +190,26 @@ pub async fn require_platform_admin() -> Result<platform_users::Model, AppError>
         .ok_or_else(|| reject(AppError::Unauthenticated))
 }
 
-/// Checks a platform admin's email and password and starts their session.
-pub async fn platform_sign_in(email: &str, password: &str) -> Result<(), AppError> {
+/// Checks a platform admin's email and password, in a throttled attempt
+/// from `client` (kept in the registry), and starts their session.
+pub async fn platform_sign_in(email: &str, password: &str, client: &str) -> Result<(), AppError> {
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let registry = services()?.registry;
+    let attempt = SIGN_IN
+        .reserve(&registry, email.as_str(), client)
+        .await
+        .map_err(throttle_error)?;
     let user = platform_users::Entity::find()
         .filter(platform_users::Column::Email.eq(email.as_str()))
-        .one(&services()?.registry)
+        .one(&registry)
         .await
         .map_err(internal)?;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    if !passwords::verify_blocking(password.to_owned(), hash).await {
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !password_matches(password, hash).await? {
         return Err(reject(AppError::BadCredentials));
     }
     let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;
+    attempt.succeeded(&registry).await.map_err(internal)?;
     let session = session().await?;
     session.cycle_id().await.map_err(internal)?;
     session

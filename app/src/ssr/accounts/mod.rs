@@ -8,9 +8,11 @@
 //! * [`users`]: a company's users and its audit log.
 //! * [`passwords`]: argon2id, always off the async workers.
 //! * [`platform`]: platform admins (superadmins) and API tokens.
+//! * [`throttle`]: sign-in attempts, reserved before the password check.
 pub mod auth;
 pub mod handoff;
 pub mod passwords;
 pub mod platform;
 pub mod sessions;
+pub mod throttle;
 pub mod users;

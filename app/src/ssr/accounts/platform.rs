@@ -17,6 +17,8 @@ pub enum PlatformUserError {
     Exists(String),
     #[error("the registry")]
     Db(#[from] DbErr),
+    #[error("hashing the password")]
+    Busy(#[from] passwords::Busy),
 }
 
 pub async fn create_superadmin(
@@ -24,7 +26,7 @@ pub async fn create_superadmin(
     email: &Email,
     password: Password,
 ) -> Result<platform_users::Model, PlatformUserError> {
-    let hash = passwords::hash_blocking(password).await;
+    let hash = passwords::hash_blocking(password).await?;
     platform_users::ActiveModel {
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),

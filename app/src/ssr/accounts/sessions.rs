@@ -1,7 +1,9 @@
 //! A tower-sessions store on the registry database, so several app instances share sessions.
 //!
 //! Works on SQLite and PostgreSQL. Published stores pin another sqlx than
-//! sea-orm's; this one goes through sea-orm.
+//! sea-orm's; this one goes through sea-orm. A session id is a bearer
+//! credential, so the registry keeps only its digest: a copy of the
+//! `sessions` table signs nobody in.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -14,6 +16,12 @@ use tower_sessions::{
 };
 
 use crate::ssr::entities::sessions;
+use crate::ssr::secrets::token_digest;
+
+/// What the registry stores for session `id`.
+fn key(id: &Id) -> String {
+    token_digest(&id.to_string())
+}
 
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
@@ -36,7 +44,7 @@ fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
 
 fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
     Ok(sessions::ActiveModel {
-        id: Set(record.id.to_string()),
+        id: Set(key(&record.id)),
         data: Set(serde_json::to_string(&record.data)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?),
         expires_at: Set(to_chrono(record.expiry_date)),
@@ -72,7 +80,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let found = sessions::Entity::find_by_id(id.to_string())
+        let found = sessions::Entity::find_by_id(key(id))
             .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
             .one(&self.db)
             .await
@@ -90,7 +98,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sessions::Entity::delete_by_id(id.to_string())
+        sessions::Entity::delete_by_id(key(id))
             .exec(&self.db)
             .await
             .map(|_| ())

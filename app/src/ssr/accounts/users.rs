@@ -28,6 +28,9 @@ pub enum UserError {
     WrongPassword,
     #[error("the company's database")]
     Db(#[from] DbErr),
+    /// 503
+    #[error("The service is busy; please try again in a moment.")]
+    Busy(#[from] passwords::Busy),
 }
 
 /// Writes one line of the company's audit log.
@@ -107,7 +110,7 @@ pub async fn add(
     role: Role,
     password: Password,
 ) -> Result<UserRow, UserError> {
-    let hash = passwords::hash_blocking(password).await;
+    let hash = passwords::hash_blocking(password).await?;
     let user = tenant_users::ActiveModel {
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),
@@ -233,10 +236,10 @@ pub async fn change_password(
     new: Password,
 ) -> Result<(), UserError> {
     let user = find(db, id).await?;
-    if !passwords::verify_blocking(current.to_owned(), user.password_hash.clone()).await {
+    if !passwords::verify_blocking(current.to_owned(), user.password_hash.clone()).await? {
         return Err(UserError::WrongPassword);
     }
-    let hash = passwords::hash_blocking(new).await;
+    let hash = passwords::hash_blocking(new).await?;
     tenant_users::ActiveModel {
         id: Set(id),
         password_hash: Set(hash),

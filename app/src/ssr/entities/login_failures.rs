@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// Tenant database: failed sign-ins, for throttling.
+/// Tenant database (company users) and registry (platform admins): sign-in
+/// attempts under way and failed, for throttling.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "login_failures")]
 pub struct Model {
@@ -8,6 +9,8 @@ pub struct Model {
     pub id: i64,
     pub email: String,
     pub at: DateTimeUtc,
+    /// The client's address, or empty when unknown.
+    pub client: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

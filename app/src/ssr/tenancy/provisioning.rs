@@ -114,6 +114,8 @@ pub enum StepError {
     Server(#[from] TenantServerError),
     #[error("password hashing")]
     Hashing(#[from] tokio::task::JoinError),
+    #[error("password hashing")]
+    HashingBusy(#[from] passwords::Busy),
     #[error("injected failure (crash: {crash})")]
     Injected { crash: bool },
 }
@@ -259,7 +261,7 @@ impl Provisioner {
             self.checkpoint(Step::Migrated, done)?;
 
             let admin_id = Uuid::new_v4();
-            let hash = hashing.await?;
+            let hash = hashing.await??;
             tenant_users::ActiveModel {
                 id: Set(admin_id),
                 email: Set(new.admin_email.as_str().to_owned()),

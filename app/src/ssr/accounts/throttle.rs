@@ -1,0 +1,127 @@
+//! Sign-in throttling: each attempt reserves a slot before the password is checked, per (client, email) and per client.
+//!
+//! An attempt is a `login_failures` row, written before the password is
+//! checked; it may go on if the attempts in the window written up to and
+//! including it (by id) are within the limit. Racing requests all write
+//! before they count, and each counts only the rows written before its own,
+//! so however many guesses arrive at once, the first ones up to the limit
+//! get to the password check and no more. A refused attempt removes its row
+//! (the table stays bounded); a wrong password leaves it as a failure; a
+//! right one clears that client's failures for that email. Keys include the
+//! client address, so guesses from one address cannot lock the account for
+//! its owner elsewhere. The same table and code serve company users (in the
+//! company's database) and platform admins (in the registry).
+use chrono::{TimeDelta, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
+};
+
+use crate::ssr::entities::login_failures::{self, Column};
+
+/// How many attempts a window allows.
+#[derive(Clone, Copy, Debug)]
+pub struct Throttle {
+    /// Per email from one client address.
+    pub per_email_and_client: u64,
+    /// Per client address, whatever the email.
+    pub per_client: u64,
+    pub window: TimeDelta,
+}
+
+/// Sign-in, for company users and platform admins alike.
+pub const SIGN_IN: Throttle = Throttle {
+    per_email_and_client: 5,
+    per_client: 20,
+    window: TimeDelta::minutes(15),
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    /// 429: too many attempts; the oldest leaves the window this much later.
+    #[error("too many sign-in attempts; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    #[error("the sign-in log")]
+    Db(#[from] DbErr),
+}
+
+/// A reserved attempt. Dropped without [`Attempt::succeeded`], it stays
+/// as a failure.
+#[must_use = "an attempt whose password was right must be marked `succeeded`"]
+pub struct Attempt {
+    email: String,
+    client: String,
+}
+
+impl Throttle {
+    /// Reserves an attempt for `email` from `client` (empty when unknown),
+    /// or refuses it.
+    pub async fn reserve(
+        &self,
+        db: &impl ConnectionTrait,
+        email: &str,
+        client: &str,
+    ) -> Result<Attempt, ThrottleError> {
+        let now = Utc::now();
+        let since = now - self.window;
+        let row = login_failures::ActiveModel {
+            email: Set(email.to_owned()),
+            client: Set(client.to_owned()),
+            at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let up_to_this = || {
+            login_failures::Entity::find()
+                .filter(Column::Client.eq(client))
+                .filter(Column::At.gt(since))
+                .filter(Column::Id.lte(row.id))
+        };
+        let pair = up_to_this().filter(Column::Email.eq(email));
+        let by_client = up_to_this();
+        let over = if pair.clone().count(db).await? > self.per_email_and_client {
+            Some(pair)
+        } else if !client.is_empty() && by_client.clone().count(db).await? > self.per_client {
+            Some(by_client)
+        } else {
+            None
+        };
+        let Some(over) = over else {
+            return Ok(Attempt {
+                email: email.to_owned(),
+                client: client.to_owned(),
+            });
+        };
+        login_failures::Entity::delete_by_id(row.id)
+            .exec(db)
+            .await?;
+        // Old rows are of no use to anyone: cleared as they are met.
+        login_failures::Entity::delete_many()
+            .filter(Column::At.lte(since))
+            .exec(db)
+            .await?;
+        let oldest = over
+            .order_by_asc(Column::At)
+            .one(db)
+            .await?
+            .map_or(now, |f| f.at);
+        let retry = (oldest + self.window - now).num_seconds().max(1) as u64;
+        Err(ThrottleError::Throttled {
+            retry_after_secs: retry,
+        })
+    }
+}
+
+impl Attempt {
+    /// The password was right: this attempt and the earlier failures of
+    /// this email from this client stop counting.
+    pub async fn succeeded(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        login_failures::Entity::delete_many()
+            .filter(Column::Email.eq(self.email))
+            .filter(Column::Client.eq(self.client))
+            .exec(db)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,89 @@
+// Forms as plain HTML: with JavaScript disabled, and with JavaScript on but
+// clicked before the WASM has arrived. Every post must end on a page that
+// shows its outcome, never on a JSON body.
+import { test, expect, type Page } from '@playwright/test';
+import { createCompany, createSuperadmin, PASSWORD, rootUrl, tenantUrl, uniqueSubdomain } from './helpers';
+
+async function expectNoJson(page: Page): Promise<void> {
+  const body = (await page.locator('body').textContent()) ?? '';
+  expect(body.trim().startsWith('{'), `a page, not JSON: ${body.slice(0, 200)}`).toBe(false);
+}
+
+async function signInPlain(page: Page, sub: string, password = PASSWORD): Promise<void> {
+  await page.goto(tenantUrl(sub, '/login'));
+  await page.getByLabel('Email').fill(`admin@${sub}.test`);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test.describe('with JavaScript disabled', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('sign-in shows a wrong password on the form, then signs in', async ({ page }) => {
+    const sub = uniqueSubdomain('plain');
+    createCompany('Plain Inc', sub);
+    await signInPlain(page, sub, 'wrong password!');
+    await expectNoJson(page);
+    await expect(page.getByTestId('login-error')).toHaveText('Wrong email or password.');
+    await signInPlain(page, sub);
+    await expectNoJson(page);
+    await expect(page.getByTestId('me')).toHaveText(`admin@${sub}.test`);
+  });
+
+  test('the users page adds a user and refuses to demote the last admin', async ({ page }) => {
+    const sub = uniqueSubdomain('plainusers');
+    createCompany('Plain Users', sub);
+    await signInPlain(page, sub);
+    await page.goto(tenantUrl(sub, '/users'));
+    const row = page.locator(`tr[data-email="admin@${sub}.test"]`);
+    for (const button of ['Make member', 'Disable', 'Remove']) {
+      await row.getByRole('button', { name: button }).click();
+      await expectNoJson(page);
+      await expect(page.getByTestId('users-error')).toHaveText('The company needs at least one active admin.');
+      await expect(row).toContainText('admin');
+    }
+    await page.getByLabel('Email').fill(`member@${sub}.test`);
+    await page.getByLabel('Initial password (at least 10 characters)').fill('member password 1');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await expectNoJson(page);
+    await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
+  });
+
+  test('the platform admin signs in and pauses a company', async ({ page }) => {
+    const sub = uniqueSubdomain('plainpause');
+    const admin = `plain-${sub}@platform.test`;
+    createCompany('Plain Pause', sub);
+    createSuperadmin(admin);
+    await page.goto(rootUrl('/admin'));
+    await page.getByLabel('Email').fill(admin);
+    await page.getByLabel('Password').fill('wrong password!');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expectNoJson(page);
+    await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+    await page.getByLabel('Email').fill(admin);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expectNoJson(page);
+    const row = page.locator(`tr[data-subdomain="${sub}"]`);
+    await row.getByRole('button', { name: 'Pause' }).click();
+    await expectNoJson(page);
+    await expect(row.getByTestId('status')).toHaveText('paused');
+  });
+});
+
+test('a click before the WASM has arrived still ends on the page, with its outcome', async ({ page }) => {
+  const sub = uniqueSubdomain('early');
+  createCompany('Early Inc', sub);
+  // Hold the WASM back until the form has been submitted.
+  let release!: () => void;
+  const clicked = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/pkg/*.wasm', async (route) => {
+    await clicked;
+    await route.continue();
+  });
+  await signInPlain(page, sub, 'wrong password!');
+  await page.waitForURL(/__err=/, { waitUntil: 'commit' });
+  release();
+  await expectNoJson(page);
+  await expect(page.getByTestId('login-error')).toHaveText('Wrong email or password.');
+});

@@ -1,0 +1,390 @@
+//! Launch defences: safe redirects, cross-origin refusal, sign-out by POST
+//! only, session ids kept as digests, secure cookies, who may read metrics.
+use app::ssr::{entities::sessions, secrets::token_digest};
+use reqwest::{header, StatusCode};
+use sea_orm::EntityTrait;
+
+use crate::helpers::{
+    call, call_full, get, sign_in, spawn_app, spawn_app_with, Backend, Jar, TestApp, ADMIN_PASSWORD,
+};
+use crate::on_both_backends;
+
+on_both_backends!(
+    twenty_wrong_passwords_at_once_get_at_most_five_checks,
+    guesses_from_one_address_do_not_lock_the_account_elsewhere,
+    one_address_trying_many_emails_is_throttled,
+    platform_admin_sign_in_is_throttled,
+    a_next_with_a_tab_or_newline_goes_home_and_never_panics,
+    a_state_change_from_another_origin_is_refused,
+    signing_out_takes_a_post,
+    the_registry_keeps_only_digests_of_session_ids,
+);
+
+/// Signs in on `host` as a browser at `client` behind the trusted proxy.
+async fn sign_in_from(
+    app: &TestApp,
+    host: &str,
+    endpoint: &str,
+    client: &str,
+    email: &str,
+    password: &str,
+) -> StatusCode {
+    app.client
+        .post(format!("{}/api/{endpoint}", app.address))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "application/json")
+        .header("x-forwarded-for", client)
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// An app that believes the proxy on 127.0.0.1 about client addresses.
+async fn behind_proxy(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]
+    })
+    .await
+}
+
+async fn twenty_wrong_passwords_at_once_get_at_most_five_checks(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            let wrong = format!("wrong password {i}");
+            sign_in_from(
+                app,
+                "acme.localhost",
+                "login",
+                "198.51.100.7",
+                "admin@acme.test",
+                &wrong,
+            )
+            .await
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // The first five (by when they were written) are checked, no more.
+    // SQLite writes one at a time, so exactly five; PostgreSQL may commit a
+    // lower id after a higher one counted, and then lets fewer through.
+    assert_eq!(checked + throttled, 20, "{statuses:?}");
+    assert!((1..=5).contains(&checked), "{statuses:?}");
+    if backend == Backend::Sqlite {
+        assert_eq!(checked, 5, "{statuses:?}");
+    }
+    app.teardown().await;
+}
+
+async fn guesses_from_one_address_do_not_lock_the_account_elsewhere(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let attacker = "203.0.113.66";
+    for _ in 0..5 {
+        let s = sign_in_from(
+            &app,
+            "acme.localhost",
+            "login",
+            attacker,
+            "admin@acme.test",
+            "wrong password!",
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let s = sign_in_from(
+        &app,
+        "acme.localhost",
+        "login",
+        attacker,
+        "admin@acme.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker is stopped, right password or not"
+    );
+    let s = sign_in_from(
+        &app,
+        "acme.localhost",
+        "login",
+        "198.51.100.1",
+        "admin@acme.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "the owner, elsewhere, signs in");
+    app.teardown().await;
+}
+
+async fn one_address_trying_many_emails_is_throttled(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let client = "203.0.113.67";
+    for i in 0..20 {
+        let email = format!("guess{i}@acme.test");
+        let s = sign_in_from(
+            &app,
+            "acme.localhost",
+            "login",
+            client,
+            &email,
+            "wrong password!",
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{email}");
+    }
+    let s = sign_in_from(
+        &app,
+        "acme.localhost",
+        "login",
+        client,
+        "other@acme.test",
+        "wrong password!",
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let s = sign_in_from(
+        &app,
+        "acme.localhost",
+        "login",
+        "198.51.100.2",
+        "admin@acme.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    app.teardown().await;
+}
+
+async fn platform_admin_sign_in_is_throttled(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app::ssr::accounts::platform::create_superadmin(
+        &app.services.registry,
+        &app::domain::Email::parse("root@platform.test").unwrap(),
+        app::domain::Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let client = "203.0.113.68";
+    let statuses = futures_util::future::join_all((0..7).map(|_| {
+        sign_in_from(
+            &app,
+            "localhost",
+            "admin_login",
+            client,
+            "root@platform.test",
+            "wrong password!",
+        )
+    }))
+    .await;
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(throttled, 2, "{statuses:?}");
+    let s = sign_in_from(
+        &app,
+        "localhost",
+        "admin_login",
+        client,
+        "root@platform.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let s = sign_in_from(
+        &app,
+        "localhost",
+        "admin_login",
+        "198.51.100.3",
+        "root@platform.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    app.teardown().await;
+}
+
+async fn a_next_with_a_tab_or_newline_goes_home_and_never_panics(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    for next in [
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "//evil.com",
+        "/\\evil.com",
+        "/users",
+    ] {
+        let mut jar = Jar::default();
+        let (status, body, location) = call_full(
+            &app,
+            "acme.localhost",
+            &mut jar,
+            "login",
+            &[
+                ("email", "admin@acme.test"),
+                ("password", ADMIN_PASSWORD),
+                ("next", next),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{next:?}: {body}");
+        let expected = if next == "/users" { "/users" } else { "/" };
+        assert_eq!(location.as_deref(), Some(expected), "{next:?}");
+    }
+    app.teardown().await;
+}
+
+async fn a_state_change_from_another_origin_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let post = |headers: Vec<(&'static str, &'static str)>| {
+        let mut req = app
+            .client
+            .post(format!("{}/api/login", app.address))
+            .header(header::HOST, "acme.localhost:3000")
+            .header(header::ACCEPT, "application/json")
+            .form(&[
+                ("email", "admin@acme.test"),
+                ("password", "wrong password!"),
+            ]);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    for refused in [
+        vec![("origin", "http://globex.localhost:3000")],
+        vec![("origin", "http://localhost:3000")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://acme.localhost:3000"),
+        ],
+    ] {
+        let res = post(refused.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{refused:?}");
+    }
+    // The same origin reaches the function (which refuses the password).
+    for same in [
+        vec![("origin", "http://acme.localhost:3000")],
+        vec![
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://acme.localhost:3000"),
+        ],
+        vec![],
+    ] {
+        let res = post(same.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{same:?}");
+    }
+    app.teardown().await;
+}
+
+async fn signing_out_takes_a_post(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let (_, _, mut jar) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    // A link (or an image someone planted) cannot sign anyone out.
+    let res = get(&app, "acme.localhost", &mut jar, "/logout").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, me) = call(&app, "acme.localhost", &mut jar, "whoami", &[]).await;
+    assert_eq!(me["email"], "admin@acme.test", "still signed in: {me}");
+    let (status, _) = call(&app, "acme.localhost", &mut jar, "logout", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, me) = call(&app, "acme.localhost", &mut jar, "whoami", &[]).await;
+    assert!(me.is_null(), "signed out: {me}");
+    app.teardown().await;
+}
+
+async fn the_registry_keeps_only_digests_of_session_ids(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let (_, _, jar) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
+    let cookie = jar.0.expect("a session cookie");
+    let id = cookie.split_once('=').unwrap().1.to_owned();
+    let stored: Vec<String> = sessions::Entity::find()
+        .all(&app.services.registry)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert!(!stored.is_empty());
+    assert!(!stored.contains(&id), "the id itself is stored");
+    assert!(stored.contains(&token_digest(&id)), "{stored:?}");
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_and_host_prefixed_unless_the_base_domain_is_localhost() {
+    for (base, secure) in [("localhost", false), ("example.test", true)] {
+        let app = spawn_app_with(Backend::Sqlite, |s| s.base_domain = base.into()).await;
+        app.create_company("Acme Corp", "acme").await;
+        let host = format!("acme.{base}");
+        let (status, _, _) = sign_in(&app, &host, "admin@acme.test", ADMIN_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+        let res = app
+            .client
+            .post(format!("{}/api/login", app.address))
+            .header(header::HOST, &host)
+            .header(header::ACCEPT, "application/json")
+            .form(&[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = res.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(cookie.contains("; Secure"), secure, "{base}: {cookie}");
+        assert_eq!(
+            cookie.starts_with("__Host-enclave_session="),
+            secure,
+            "{base}: {cookie}"
+        );
+        assert!(
+            cookie.contains("Path=/") && cookie.contains("HttpOnly"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Domain="), "{cookie}");
+        app.teardown().await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_need_a_token_when_a_proxy_is_trusted() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]
+    })
+    .await;
+    let res = app.get("localhost", "/metrics").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let token = app::ssr::accounts::platform::create_api_token(&app.services.registry, "m")
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .header(header::HOST, "localhost")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    app.teardown().await;
+}
