@@ -2,6 +2,11 @@ import { test, expect } from '@playwright/test';
 import { createCompany, tenantUrl, uniqueSubdomain } from './helpers';
 
 test('the landing page hydrates: typing updates the address preview', async ({ page }) => {
+  // The Content-Security-Policy lets the hydration scripts run, and nothing else is refused.
+  const refused: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) refused.push(m.text());
+  });
   await page.goto('/');
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Every company gets its own database.');
   const preview = page.getByTestId('subdomain-preview');
@@ -14,6 +19,7 @@ test('the landing page hydrates: typing updates the address preview', async ({ p
   }).toPass({ timeout: 15_000 });
   await page.getByLabel('Try an address').fill('ab');
   await expect(page.getByTestId('subdomain-error')).toHaveText('A subdomain needs at least 3 characters.');
+  expect(refused).toEqual([]);
 });
 
 test('a known company has its page on its subdomain', async ({ page }) => {

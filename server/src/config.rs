@@ -102,6 +102,21 @@ pub struct Settings {
     )]
     pub secure_cookies: Option<bool>,
 
+    /// Seconds a client has to send a request's headers before the
+    /// connection is closed (slow clients cannot hold connections).
+    #[arg(long, global = true, env = "ENCLAVE_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+
+    /// Milliseconds a request may take, queueing included, before it is
+    /// answered 408.
+    #[arg(long, global = true, env = "ENCLAVE_REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub request_timeout_ms: u64,
+
+    /// Requests served at once; more wait their turn (within the request
+    /// timeout).
+    #[arg(long, global = true, env = "ENCLAVE_MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_requests: u32,
+
     /// Address the HTTP server listens on.
     #[arg(
         long,

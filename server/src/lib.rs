@@ -7,14 +7,18 @@
 //!   `serve` and the integration tests call.
 //! * [`site`]: the middleware that asks tenancy's resolver which site a
 //!   request is for; [`access_log`]: the log line and request counter;
-//!   [`same_origin`]: refuses state changes sent from other sites.
+//!   [`same_origin`]: refuses state changes sent from other sites;
+//!   [`headers`]: security headers and the pages' Content-Security-Policy.
 //! * [`routes`]: the Leptos handlers (pages, server functions), health
 //!   checks, the signup handoff and the platform API.
+//! * [`http_server`]: the accept loop, with a header-read timeout.
 //! * [`cli`]: `serve` and the operations subcommands.
 //! * [`telemetry`]: tracing setup.
 pub mod access_log;
 pub mod cli;
 pub mod config;
+pub mod headers;
+pub mod http_server;
 pub mod routes;
 pub mod same_origin;
 pub mod site;

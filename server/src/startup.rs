@@ -24,6 +24,7 @@ use app::ssr::{
 use app::App;
 use axum::{
     extract::{FromRef, Request},
+    http::StatusCode,
     middleware,
     response::Response,
     routing::{any, delete, get, post},
@@ -34,12 +35,13 @@ use migration::{MigratorTrait, RegistryMigrator};
 use sea_orm::{Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::{limit::GlobalConcurrencyLimitLayer, ServiceExt};
+use tower_http::timeout::TimeoutLayer;
 use tower_sessions::{
     cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer,
 };
 
-use crate::{access_log, config::Settings, routes, same_origin, site};
+use crate::{access_log, config::Settings, headers, http_server, routes, same_origin, site};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -184,6 +186,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     services: Services,
+    header_timeout: Duration,
 }
 
 impl Application {
@@ -227,6 +230,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            header_timeout: Duration::from_secs(state.settings.header_timeout_secs),
             router: router(state),
             services,
         })
@@ -266,12 +270,12 @@ impl Application {
                 }
             }
         });
-        let served = axum::serve(
+        let served = http_server::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            self.router,
+            self.header_timeout,
+            shutdown_signal(),
         )
-        .with_graceful_shutdown(shutdown_signal())
         .await;
         housekeeping.abort();
         served
@@ -323,6 +327,15 @@ pub fn router(state: AppState) -> Router {
             "/robots.txt",
             leptos_axum::site_pkg_dir_service(&state.leptos_options),
         )
+        .layer(middleware::from_fn(headers::security_headers))
+        // Outermost: a request waits for a turn within its time, not after.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.settings.max_concurrent_requests as usize,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(state.settings.request_timeout_ms),
+        ))
         .with_state(state)
 }
 

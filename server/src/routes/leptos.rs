@@ -1,24 +1,25 @@
 //! The Leptos handlers: pages and server functions, each given the request's site and the services as context.
-use ::leptos::prelude::provide_context;
+use ::leptos::{nonce::Nonce, prelude::provide_context};
 use app::{
     shell,
-    ssr::{context::ClientIp, services::Services, tenancy::RequestSite},
+    ssr::{context::ClientIp, secrets::random_hex, services::Services, tenancy::RequestSite},
     wire::AppError,
 };
 use axum::{
     extract::{Request, State},
     http::{
-        header::{ACCEPT, LOCATION},
-        StatusCode,
+        header::{ACCEPT, CONTENT_SECURITY_POLICY, LOCATION},
+        HeaderValue, StatusCode,
     },
     response::{IntoResponse, Response},
     Extension, Json,
 };
 
-use crate::startup::AppState;
+use crate::{headers::page_policy, startup::AppState};
 
 /// Every page (and the fallback): rendered asynchronously so a page can set
-/// the HTTP status while rendering.
+/// the HTTP status while rendering. Its inline scripts carry a fresh nonce,
+/// which its Content-Security-Policy names.
 pub async fn render_page(
     State(state): State<AppState>,
     Extension(site): Extension<RequestSite>,
@@ -27,11 +28,20 @@ pub async fn render_page(
 ) -> Response {
     let options = state.leptos_options.clone();
     let services = state.services.clone();
+    let nonce = random_hex(16);
+    let policy = HeaderValue::from_str(&page_policy(&nonce)).expect("hex is a valid header");
     let handler = leptos_axum::render_app_async_with_context(
-        move || provide(&site, client, &services),
+        move || {
+            provide(&site, client, &services);
+            provide_context(Nonce::from_value(nonce.clone()));
+        },
         move || shell(options.clone()),
     );
-    handler(req).await.into_response()
+    let mut response = handler(req).await.into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_SECURITY_POLICY, policy);
+    response
 }
 
 /// `/api/{fn}`: a Leptos server function this site serves, with the same

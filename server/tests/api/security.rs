@@ -388,3 +388,98 @@ async fn metrics_need_a_token_when_a_proxy_is_trusted() {
     assert_eq!(res.status(), StatusCode::OK);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn pages_carry_a_nonce_policy_and_every_answer_the_security_headers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_company("Acme Corp", "acme").await;
+    let res = app.get("localhost", "/signup").await;
+    let headers = res.headers().clone();
+    let policy = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the policy")
+        .to_owned();
+    assert!(nonce.len() >= 32, "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the page's scripts carry it"
+    );
+    // A new page, a new nonce.
+    let again = app.get("localhost", "/signup").await;
+    assert!(!again.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains(&nonce));
+    for (host, path) in [
+        ("localhost", "/signup"),
+        ("acme.localhost", "/api/health"),
+        ("localhost", "/healthz"),
+    ] {
+        let res = app.get(host, path).await;
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(h.contains_key("referrer-policy"), "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(Backend::Sqlite, |s| s.header_timeout_secs = 1).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "still connected after 10 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_answered_408() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.request_timeout_ms = 1).await;
+    // Creating a company hashes a password: far more than a millisecond.
+    let res = app
+        .client
+        .post(format!("{}/api/signup", app.address))
+        .header(header::HOST, "localhost")
+        .header(header::ACCEPT, "application/json")
+        .form(&[
+            ("company", "Slow"),
+            ("subdomain", "slow"),
+            ("email", "a@slow.test"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    app.teardown().await;
+}
