@@ -31,8 +31,8 @@ pub enum AppError {
     /// 409: e.g. the subdomain or email is taken, or the last admin would go.
     #[error("{message}")]
     Conflict { field: String, message: String },
-    /// 429: too many failed sign-ins for this email.
-    #[error("Too many failed sign-ins. Try again in {} minute(s).", retry_after_secs.div_ceil(60))]
+    /// 429: too many sign-in attempts, or companies created, from here.
+    #[error("Too many attempts. Try again in {} minute(s).", retry_after_secs.div_ceil(60))]
     Throttled { retry_after_secs: u64 },
     /// 503: no database connection came free in time.
     #[error("The service is busy; please try again in a moment.")]

@@ -102,6 +102,11 @@ pub struct Settings {
     )]
     pub secure_cookies: Option<bool>,
 
+    /// Companies one client address may create through signup in an hour
+    /// (the platform API and the CLI are not limited).
+    #[arg(long, global = true, env = "ENCLAVE_SIGNUPS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub signups_per_hour: u32,
+
     /// Seconds a client has to send a request's headers before the
     /// connection is closed (slow clients cannot hold connections).
     #[arg(long, global = true, env = "ENCLAVE_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

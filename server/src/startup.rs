@@ -11,6 +11,7 @@ use ::leptos::config::LeptosOptions;
 use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
     accounts::sessions::DbSessionStore,
+    limits::ClientRateLimit,
     secrets::{Cipher, CipherError},
     services::Services,
     tenancy::{
@@ -97,6 +98,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         provisioner,
         provisioning_timeout: Duration::from_secs(settings.provisioning_timeout_secs),
         metrics: Default::default(),
+        signups: ClientRateLimit::per_hour(settings.signups_per_hour),
     })
 }
 
@@ -264,6 +266,7 @@ impl Application {
             loop {
                 tick.tick().await;
                 services.pools.reap_idle();
+                services.signups.forget_idle();
                 services.recover().await;
                 if let Err(e) = sessions.delete_expired().await {
                     tracing::warn!(error = %e, "cannot delete expired sessions");

@@ -34,7 +34,7 @@ pub async fn signup(
 ) -> Result<(), AppError> {
     use crate::ssr::{
         accounts::handoff,
-        context::{root_origin, services},
+        context::{client_ip, root_origin, services},
         http::{internal, reject},
         tenancy::provisioning::{NewTenant, NewTenantField, ProvisionError},
     };
@@ -50,6 +50,10 @@ pub async fn signup(
         reject(AppError::invalid(field, e))
     })?;
     let services = services()?;
+    services
+        .signups
+        .check(client_ip())
+        .map_err(|retry_after_secs| reject(AppError::Throttled { retry_after_secs }))?;
     let tenant = match services.create_tenant(new).await {
         Ok(t) => t,
         Err(e @ ProvisionError::Taken(_)) => {

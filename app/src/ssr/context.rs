@@ -20,11 +20,14 @@ use crate::wire::AppError;
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
+/// The client's address, if known.
+pub fn client_ip() -> Option<IpAddr> {
+    use_context::<ClientIp>().and_then(|c| c.0)
+}
+
 /// The client's address as throttles key it: empty when unknown.
 pub fn client() -> String {
-    use_context::<ClientIp>()
-        .and_then(|c| c.0)
-        .map_or_else(String::new, |ip| ip.to_string())
+    client_ip().map_or_else(String::new, |ip| ip.to_string())
 }
 
 pub fn services() -> Result<Services, AppError> {

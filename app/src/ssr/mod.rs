@@ -9,12 +9,13 @@
 //!   (`use_context`), in one place.
 //! * [`entities`]: SeaORM entities of the registry and of company databases.
 //! * [`services`]: what one process shares between requests and commands.
-//! * [`secrets`], [`metrics`], [`http`]: credential encryption, Prometheus
-//!   metrics, response details set while rendering.
+//! * [`secrets`], [`metrics`], [`http`], [`limits`]: credential encryption,
+//!   Prometheus metrics, how errors become responses, per-client quotas.
 pub mod accounts;
 pub mod context;
 pub mod entities;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod secrets;
 pub mod services;

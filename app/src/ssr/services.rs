@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
+use super::limits::ClientRateLimit;
 use super::metrics::Metrics;
 use super::tenancy::{directory::Directory, pools::TenantPools, provisioning::Provisioner};
 
@@ -19,4 +20,6 @@ pub struct Services {
     /// A creation stalled this long is presumed dead and undone.
     pub provisioning_timeout: Duration,
     pub metrics: Metrics,
+    /// Companies a client address may create through signup in an hour.
+    pub signups: ClientRateLimit,
 }

@@ -87,6 +87,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         provisioning_timeout_secs: 120,
         secure_cookies: None,
         trusted_proxies: vec![],
+        signups_per_hour: 1000,
         header_timeout_secs: 10,
         request_timeout_ms: 30_000,
         max_concurrent_requests: 512,

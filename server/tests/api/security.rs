@@ -483,3 +483,46 @@ async fn a_request_over_its_time_is_answered_408() {
     assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn one_address_creates_only_so_many_companies_an_hour() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.signups_per_hour = 2;
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let signup = |client: &'static str, sub: &'static str| {
+        app.client
+            .post(format!("{}/api/signup", app.address))
+            .header(header::HOST, "localhost")
+            .header(header::ACCEPT, "application/json")
+            .header("x-forwarded-for", client)
+            .form(&[
+                ("company", "Co"),
+                ("subdomain", sub),
+                ("email", "a@co.test"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+    };
+    assert_eq!(
+        signup("203.0.113.5", "first").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        signup("203.0.113.5", "second").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let res = signup("203.0.113.5", "third").await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.text().await.unwrap().contains("Throttled"));
+    assert_eq!(
+        signup("198.51.100.5", "fourth").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let made = app::ssr::tenancy::directory::list(&app.services.registry)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 3);
+    app.teardown().await;
+}
