@@ -526,3 +526,49 @@ async fn one_address_creates_only_so_many_companies_an_hour() {
     assert_eq!(made.len(), 3);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn random_unknown_hosts_never_push_a_company_out_of_the_cache() {
+    use app::domain::Subdomain;
+    use app::ssr::{entities::tenants, secrets::Cipher, tenancy::directory::Directory};
+    use sea_orm::{ActiveModelTrait, Set};
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let acme = app.create_company("Acme Corp", "acme").await;
+    let cipher = Cipher::from_hex_key(app.settings.secret_key.as_ref().unwrap()).unwrap();
+    let directory = Directory::new(
+        app.services.registry.clone(),
+        cipher,
+        std::time::Duration::from_secs(300),
+    )
+    .with_max_unknown(50);
+    let sub = Subdomain::parse("acme").unwrap();
+    assert_eq!(
+        directory.lookup(&sub).await.unwrap().unwrap().name,
+        "Acme Corp"
+    );
+    // Renamed behind this directory's back: only a fresh lookup sees it.
+    tenants::ActiveModel {
+        id: Set(acme.id),
+        name: Set("Renamed".into()),
+        ..Default::default()
+    }
+    .update(&app.services.registry)
+    .await
+    .unwrap();
+    for i in 0..300 {
+        let unknown = Subdomain::parse(&format!("nobody-{i}")).unwrap();
+        assert!(directory.lookup(&unknown).await.unwrap().is_none());
+    }
+    assert_eq!(
+        directory.lookup(&sub).await.unwrap().unwrap().name,
+        "Acme Corp",
+        "still cached after 300 unknown hosts"
+    );
+    directory.invalidate("acme");
+    assert_eq!(
+        directory.lookup(&sub).await.unwrap().unwrap().name,
+        "Renamed"
+    );
+    app.teardown().await;
+}

@@ -2,7 +2,11 @@
 //!
 //! Each process keeps what it looked up for `ttl` (so changes made by
 //! another instance show within it) and forgets an entry at once when this
-//! process changes that company.
+//! process changes that company. Subdomains that hold no company are
+//! remembered apart, in a bounded table: random hosts can fill only that
+//! one, never push a company out. At most [`MAX_LOOKUPS`] registry lookups
+//! run at once, so a flood of unknown hosts cannot take the registry's
+//! connections from signed-in work.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -95,19 +99,36 @@ impl std::fmt::Debug for TenantEntry {
 pub enum DirectoryError {
     #[error("cannot read the registry")]
     Registry(#[from] DbErr),
+    /// Every lookup slot stayed taken (503).
+    #[error("too many registry lookups under way")]
+    Busy,
     #[error(transparent)]
     Cipher(#[from] CipherError),
 }
 
-/// Past this many entries the cache starts over rather than grow.
-const MAX_ENTRIES: usize = 100_000;
+/// Unknown subdomains remembered at most; past it that table starts over.
+pub const MAX_UNKNOWN: usize = 10_000;
+/// Registry lookups under way at once.
+pub const MAX_LOOKUPS: usize = 4;
+/// How long a lookup waits for its turn before answering 503.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Directory {
     registry: DatabaseConnection,
     cipher: Cipher,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<Arc<TenantEntry>>)>>>,
+    cache: Arc<Mutex<Cache>>,
+    lookups: Arc<tokio::sync::Semaphore>,
+    max_unknown: usize,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Companies (whatever their status), by subdomain.
+    known: HashMap<String, (Instant, Arc<TenantEntry>)>,
+    /// Subdomains no company holds.
+    unknown: HashMap<String, Instant>,
 }
 
 impl Directory {
@@ -117,26 +138,65 @@ impl Directory {
             cipher,
             ttl,
             cache: Arc::default(),
+            lookups: Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)),
+            max_unknown: MAX_UNKNOWN,
         }
+    }
+
+    /// Remembers at most `n` unknown subdomains (tests make it small).
+    pub fn with_max_unknown(mut self, n: usize) -> Self {
+        self.max_unknown = n.max(1);
+        self
     }
 
     pub async fn lookup(
         &self,
         sub: &Subdomain,
     ) -> Result<Option<Arc<TenantEntry>>, DirectoryError> {
-        if let Some((at, entry)) = self.cache.lock().unwrap().get(sub.as_str()) {
-            if at.elapsed() < self.ttl {
-                return Ok(entry.clone());
-            }
+        if let Some(cached) = self.cached(sub.as_str()) {
+            return Ok(cached);
+        }
+        let _turn = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
+            .await
+            .map_err(|_| DirectoryError::Busy)?
+            .map_err(|_| DirectoryError::Busy)?;
+        // Someone else may have looked it up while this one waited.
+        if let Some(cached) = self.cached(sub.as_str()) {
+            return Ok(cached);
         }
         let found = find_by_subdomain(&self.registry, sub).await?;
         let entry = found.map(|t| self.entry(t)).transpose()?.map(Arc::new);
         let mut cache = self.cache.lock().unwrap();
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
+        let key = sub.as_str().to_owned();
+        match &entry {
+            Some(entry) => {
+                cache.unknown.remove(&key);
+                cache.known.insert(key, (Instant::now(), entry.clone()));
+            }
+            None => {
+                if cache.unknown.len() >= self.max_unknown {
+                    cache.unknown.clear();
+                }
+                cache.known.remove(&key);
+                cache.unknown.insert(key, Instant::now());
+            }
         }
-        cache.insert(sub.as_str().to_owned(), (Instant::now(), entry.clone()));
         Ok(entry)
+    }
+
+    /// What the cache knows of `sub` within the time to live: `Some(None)`
+    /// for a subdomain known to hold no company.
+    fn cached(&self, sub: &str) -> Option<Option<Arc<TenantEntry>>> {
+        let cache = self.cache.lock().unwrap();
+        if let Some((at, entry)) = cache.known.get(sub) {
+            if at.elapsed() < self.ttl {
+                return Some(Some(entry.clone()));
+            }
+        }
+        match cache.unknown.get(sub) {
+            Some(at) if at.elapsed() < self.ttl => Some(None),
+            _ => None,
+        }
     }
 
     fn entry(&self, t: tenants::Model) -> Result<TenantEntry, CipherError> {
@@ -164,6 +224,8 @@ impl Directory {
 
     /// Forgets `subdomain`, so the next request reads the registry.
     pub fn invalidate(&self, subdomain: &str) {
-        self.cache.lock().unwrap().remove(subdomain);
+        let mut cache = self.cache.lock().unwrap();
+        cache.known.remove(subdomain);
+        cache.unknown.remove(subdomain);
     }
 }
