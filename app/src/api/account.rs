@@ -63,9 +63,11 @@ pub async fn change_password(
     use crate::domain::Password;
     use crate::ssr::{
         accounts::{
-            auth::require_user,
+            auth::{require_user, tenant_subject},
+            sessions::end_sessions_of,
             users::{self, UserError},
         },
+        context::{services, session},
         http::{internal, reject},
     };
 
@@ -78,7 +80,15 @@ pub async fn change_password(
         )));
     }
     match users::change_password(user.db.conn(), user.id, &current, new_password).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // Whoever else holds a session of this person is signed out.
+            let keep = session().await?.id();
+            let subject = tenant_subject(user.tenant.id(), user.id);
+            end_sessions_of(&services()?.registry, &subject, keep)
+                .await
+                .map_err(internal)?;
+            Ok(())
+        }
         Err(e @ UserError::WrongPassword) => Err(reject(AppError::invalid("current", e))),
         Err(UserError::Busy(_)) => Err(reject(AppError::Unavailable)),
         Err(e) => Err(internal(e)),

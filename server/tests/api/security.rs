@@ -18,6 +18,7 @@ on_both_backends!(
     a_state_change_from_another_origin_is_refused,
     signing_out_takes_a_post,
     the_registry_keeps_only_digests_of_session_ids,
+    changing_a_password_ends_that_persons_other_sessions,
 );
 
 /// Signs in on `host` as a browser at `client` behind the trusted proxy.
@@ -570,5 +571,42 @@ async fn random_unknown_hosts_never_push_a_company_out_of_the_cache() {
         directory.lookup(&sub).await.unwrap().unwrap().name,
         "Renamed"
     );
+    app.teardown().await;
+}
+
+async fn changing_a_password_ends_that_persons_other_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let host = "acme.localhost";
+    let (_, _, mut here) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let (_, _, mut elsewhere) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    // Someone else's session, on another company, with the same user id shape.
+    let (_, _, mut other) = sign_in(
+        &app,
+        "globex.localhost",
+        "admin@globex.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    let new = "a brand new password";
+    let (status, body) = call(
+        &app,
+        host,
+        &mut here,
+        "change_password",
+        &[("current", ADMIN_PASSWORD), ("new", new), ("confirm", new)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, me) = call(&app, host, &mut here, "whoami", &[]).await;
+    assert_eq!(
+        me["email"], "admin@acme.test",
+        "the session that changed it stays"
+    );
+    let (_, me) = call(&app, host, &mut elsewhere, "whoami", &[]).await;
+    assert!(me.is_null(), "the other session ended: {me}");
+    let (_, me) = call(&app, "globex.localhost", &mut other, "whoami", &[]).await;
+    assert_eq!(me["email"], "admin@globex.test");
     app.teardown().await;
 }

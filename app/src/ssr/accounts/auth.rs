@@ -25,6 +25,30 @@ use crate::wire::{AppError, Me};
 const TENANT_KEY: &str = "enclave.tenant_user";
 const PLATFORM_KEY: &str = "enclave.platform_user";
 
+/// Whose a session's data says it is, as the session store records it:
+/// `t:<tenant id>:<user id>` or `p:<platform user id>`.
+pub(super) fn session_subject(
+    data: &std::collections::HashMap<String, serde_json::Value>,
+) -> Option<String> {
+    if let Some(t) = data
+        .get(TENANT_KEY)
+        .and_then(|v| serde_json::from_value::<TenantUser>(v.clone()).ok())
+    {
+        return Some(tenant_subject(t.tenant_id, t.user_id));
+    }
+    data.get(PLATFORM_KEY)
+        .and_then(|v| serde_json::from_value::<Uuid>(v.clone()).ok())
+        .map(platform_subject)
+}
+
+pub fn tenant_subject(tenant_id: Uuid, user_id: Uuid) -> String {
+    format!("t:{}:{}", tenant_id.simple(), user_id.simple())
+}
+
+pub fn platform_subject(id: Uuid) -> String {
+    format!("p:{}", id.simple())
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct TenantUser {
     tenant_id: Uuid,

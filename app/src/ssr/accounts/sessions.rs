@@ -45,6 +45,7 @@ fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
 fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
     Ok(sessions::ActiveModel {
         id: Set(key(&record.id)),
+        subject: Set(super::auth::session_subject(&record.data)),
         data: Set(serde_json::to_string(&record.data)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?),
         expires_at: Set(to_chrono(record.expiry_date)),
@@ -70,7 +71,11 @@ impl SessionStore for DbSessionStore {
         sessions::Entity::insert(row(record)?)
             .on_conflict(
                 OnConflict::column(sessions::Column::Id)
-                    .update_columns([sessions::Column::Data, sessions::Column::ExpiresAt])
+                    .update_columns([
+                        sessions::Column::Data,
+                        sessions::Column::ExpiresAt,
+                        sessions::Column::Subject,
+                    ])
                     .to_owned(),
             )
             .exec(&self.db)
@@ -104,6 +109,19 @@ impl SessionStore for DbSessionStore {
             .map(|_| ())
             .map_err(backend)
     }
+}
+
+/// Ends every session of `subject` but `keep` (the one making the change).
+pub async fn end_sessions_of(
+    registry: &DatabaseConnection,
+    subject: &str,
+    keep: Option<Id>,
+) -> Result<u64, sea_orm::DbErr> {
+    let mut delete = sessions::Entity::delete_many().filter(sessions::Column::Subject.eq(subject));
+    if let Some(keep) = keep {
+        delete = delete.filter(sessions::Column::Id.ne(key(&keep)));
+    }
+    Ok(delete.exec(registry).await?.rows_affected)
 }
 
 #[async_trait]

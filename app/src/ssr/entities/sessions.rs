@@ -8,6 +8,8 @@ pub struct Model {
     pub id: String,
     pub data: String,
     pub expires_at: DateTimeUtc,
+    /// Whose session it is (`t:<tenant>:<user>` or `p:<platform user>`).
+    pub subject: Option<String>,
 }
 
 // The id is a bearer credential: never printed.
