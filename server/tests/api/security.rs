@@ -19,6 +19,7 @@ on_both_backends!(
     signing_out_takes_a_post,
     the_registry_keeps_only_digests_of_session_ids,
     changing_a_password_ends_that_persons_other_sessions,
+    two_admins_demoting_each_other_at_once_leave_one_admin,
 );
 
 /// Signs in on `host` as a browser at `client` behind the trusted proxy.
@@ -608,5 +609,67 @@ async fn changing_a_password_ends_that_persons_other_sessions(backend: Backend) 
     assert!(me.is_null(), "the other session ended: {me}");
     let (_, me) = call(&app, "globex.localhost", &mut other, "whoami", &[]).await;
     assert_eq!(me["email"], "admin@globex.test");
+    app.teardown().await;
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend) {
+    use app::domain::{Email, Password, Role};
+    use app::ssr::entities::tenant_users;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+
+    let app = spawn_app(backend).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    let db = app.tenant_db("acme").await;
+    let second = app::ssr::accounts::users::add(
+        &db,
+        "test",
+        &Email::parse("second@acme.test").unwrap(),
+        Role::Admin,
+        Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (first_id, second_id) = (t.admin_user_id.unwrap().to_string(), second.id.clone());
+    let host = "acme.localhost";
+    let (_, _, mut first) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let (_, _, mut other) = sign_in(&app, host, "second@acme.test", ADMIN_PASSWORD).await;
+    for round in 0..15 {
+        // Both admins again, then each takes the other's role or account.
+        tenant_users::Entity::update_many()
+            .col_expr(
+                tenant_users::Column::Role,
+                sea_orm::sea_query::Expr::value("admin"),
+            )
+            .col_expr(
+                tenant_users::Column::Disabled,
+                sea_orm::sea_query::Expr::value(false),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
+        let (endpoint, field, value) = if round % 2 == 0 {
+            ("set_user_role", "role", "member")
+        } else {
+            ("set_user_disabled", "disabled", "true")
+        };
+        let to_second = [("id", second_id.as_str()), (field, value)];
+        let to_first = [("id", first_id.as_str()), (field, value)];
+        let (a, b) = tokio::join!(
+            call(&app, host, &mut first, endpoint, &to_second),
+            call(&app, host, &mut other, endpoint, &to_first),
+        );
+        let admins = tenant_users::Entity::find()
+            .filter(tenant_users::Column::Role.eq(Role::Admin))
+            .filter(tenant_users::Column::Disabled.eq(false))
+            .count(&db)
+            .await
+            .unwrap();
+        assert_eq!(admins, 1, "round {round}: {a:?} {b:?}");
+        // One wins; the other is refused: 409 when both were counted, or
+        // 401 / 403 when the winner had already disabled or demoted it.
+        let won = [a.0, b.0].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(won, 1, "round {round}: {a:?} {b:?}");
+    }
+    db.close().await.ok();
     app.teardown().await;
 }

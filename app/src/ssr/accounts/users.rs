@@ -2,12 +2,16 @@
 //!
 //! Every change writes the audit log. The last active admin can be neither removed,
 //! disabled nor demoted: each such change is one conditional UPDATE or
-//! DELETE that counts the other active admins in the same statement.
+//! DELETE that counts the other active admins in the same statement, in a
+//! transaction that first locks the active admins' rows, so that two admins
+//! demoting each other at the same instant on PostgreSQL are serialised
+//! (SQLite serialises writers by itself).
 use chrono::Utc;
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -159,51 +163,79 @@ fn is_active_admin(user: &tenant_users::Model) -> bool {
     user.role == Role::Admin && !user.disabled
 }
 
+/// Begins a transaction that holds the active admins: on PostgreSQL their
+/// rows locked, so a concurrent change that could take an admin away waits
+/// for this one to commit and then counts again; on SQLite the write lock,
+/// taken first so the transaction never has to upgrade a read lock (which
+/// WAL mode refuses at once when another writer got in between).
+async fn holding_admins(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    match txn.get_database_backend() {
+        DbBackend::Postgres => {
+            tenant_users::Entity::find()
+                .filter(tenant_users::Column::Role.eq(Role::Admin))
+                .filter(tenant_users::Column::Disabled.eq(false))
+                .lock_exclusive()
+                .all(&txn)
+                .await?;
+        }
+        _ => {
+            txn.execute_unprepared("UPDATE users SET role = role WHERE 1 = 0")
+                .await?;
+        }
+    }
+    Ok(txn)
+}
+
 pub async fn set_role(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     actor: &str,
     id: Uuid,
     role: Role,
 ) -> Result<UserRow, UserError> {
-    let user = find(db, id).await?;
+    let txn = holding_admins(db).await?;
+    let user = find(&txn, id).await?;
     let mut update = tenant_users::Entity::update_many()
         .col_expr(tenant_users::Column::Role, Expr::value(role.as_str()))
         .filter(tenant_users::Column::Id.eq(id));
     if role != Role::Admin && is_active_admin(&user) {
         update = update.filter(another_active_admin(id));
     }
-    if update.exec(db).await?.rows_affected == 0 {
+    if update.exec(&txn).await?.rows_affected == 0 {
         return Err(UserError::LastAdmin);
     }
     audit(
-        db,
+        &txn,
         actor,
         "user.role",
         format!("Made {} {}", user.email, role.as_str()),
     )
     .await?;
-    Ok(row(&find(db, id).await?))
+    let changed = row(&find(&txn, id).await?);
+    txn.commit().await?;
+    Ok(changed)
 }
 
 pub async fn set_disabled(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     actor: &str,
     id: Uuid,
     disabled: bool,
 ) -> Result<UserRow, UserError> {
-    let user = find(db, id).await?;
+    let txn = holding_admins(db).await?;
+    let user = find(&txn, id).await?;
     let mut update = tenant_users::Entity::update_many()
         .col_expr(tenant_users::Column::Disabled, Expr::value(disabled))
         .filter(tenant_users::Column::Id.eq(id));
     if disabled && is_active_admin(&user) {
         update = update.filter(another_active_admin(id));
     }
-    if update.exec(db).await?.rows_affected == 0 {
+    if update.exec(&txn).await?.rows_affected == 0 {
         return Err(UserError::LastAdmin);
     }
     let what = if disabled { "Disabled" } else { "Enabled" };
     audit(
-        db,
+        &txn,
         actor,
         if disabled {
             "user.disabled"
@@ -213,19 +245,29 @@ pub async fn set_disabled(
         format!("{what} {}", user.email),
     )
     .await?;
-    Ok(row(&find(db, id).await?))
+    let changed = row(&find(&txn, id).await?);
+    txn.commit().await?;
+    Ok(changed)
 }
 
-pub async fn remove(db: &impl ConnectionTrait, actor: &str, id: Uuid) -> Result<(), UserError> {
-    let user = find(db, id).await?;
+pub async fn remove(db: &DatabaseConnection, actor: &str, id: Uuid) -> Result<(), UserError> {
+    let txn = holding_admins(db).await?;
+    let user = find(&txn, id).await?;
     let mut delete = tenant_users::Entity::delete_many().filter(tenant_users::Column::Id.eq(id));
     if is_active_admin(&user) {
         delete = delete.filter(another_active_admin(id));
     }
-    if delete.exec(db).await?.rows_affected == 0 {
+    if delete.exec(&txn).await?.rows_affected == 0 {
         return Err(UserError::LastAdmin);
     }
-    audit(db, actor, "user.removed", format!("Removed {}", user.email)).await?;
+    audit(
+        &txn,
+        actor,
+        "user.removed",
+        format!("Removed {}", user.email),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 
