@@ -168,6 +168,15 @@ impl Settings {
         }
     }
 
+    /// The registry's file when it is SQLite: what follows `sqlite://` up
+    /// to any `?` (`:memory:` has none).
+    pub fn registry_sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.registry_url();
+        let rest = url.expose_secret().strip_prefix("sqlite:")?;
+        let path = rest.trim_start_matches("//").split('?').next()?;
+        (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+    }
+
     pub fn registry_is_sqlite(&self) -> bool {
         self.registry_url().expose_secret().starts_with("sqlite:")
     }

@@ -15,7 +15,10 @@ use app::ssr::{
     secrets::{Cipher, CipherError},
     services::Services,
     tenancy::{
-        databases::{connect_options, TenantServer, TenantServerError},
+        databases::{
+            connect_options, create_private_dir, create_private_file, TenantServer,
+            TenantServerError,
+        },
         directory::Directory,
         pools::{PoolSettings, TenantPools},
         provisioning::Provisioner,
@@ -138,7 +141,7 @@ fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
         Some(key) => key.clone(),
         None if settings.uses_postgres() => return Err(StartupError::MissingKey),
         None => {
-            std::fs::create_dir_all(&settings.data_dir).map_err(StartupError::DataDir)?;
+            create_private_dir(&settings.data_dir).map_err(StartupError::DataDir)?;
             let path = settings.data_dir.join("secret.key");
             match std::fs::read_to_string(&path) {
                 Ok(k) => SecretString::from(k.trim().to_owned()),
@@ -167,8 +170,11 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 
 /// Connects to the registry, failing within seconds when it is unreachable.
 pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
-    if settings.registry_is_sqlite() {
-        std::fs::create_dir_all(&settings.data_dir).map_err(StartupError::DataDir)?;
+    if let Some(path) = settings.registry_sqlite_path() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(StartupError::DataDir)?;
+        }
+        create_private_file(&path, false).map_err(StartupError::DataDir)?;
     }
     let opts = connect_options(&settings.registry_url(), 16, Duration::from_secs(2));
     Database::connect(opts)

@@ -673,3 +673,29 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
     db.close().await.ok();
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn sqlite_databases_and_the_data_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app(Backend::Sqlite).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    let dir = &app.settings.data_dir;
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.clone()), 0o700);
+    assert_eq!(mode(dir.join("registry.db")), 0o600);
+    assert_eq!(mode(dir.join("tenants")), 0o700);
+    assert_eq!(
+        mode(dir.join("tenants").join(format!("{}.db", t.id))),
+        0o600
+    );
+    for entry in std::fs::read_dir(dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("tenants")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(path.clone()), 0o600, "{}", path.display());
+        }
+    }
+    app.teardown().await;
+}

@@ -33,6 +33,32 @@ pub fn connect_options(
     opts
 }
 
+/// Makes `dir` (and its parents) readable by this user only, if missing.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates an empty file readable and writable by this user only (0600):
+/// a SQLite database before SQLite opens it, which gives its journal files
+/// the same mode. With `exclusive`, a file already there is an error;
+/// without, it is left as it is.
+pub fn create_private_file(path: &std::path::Path, exclusive: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if !exclusive && e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 /// A single short-lived connection, for work outside requests
 /// (provisioning, the template, migrate).
 pub async fn connect_once(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
@@ -134,13 +160,10 @@ impl TenantServer {
         let name = Self::db_name(id);
         match self {
             Self::Sqlite { dir } => {
-                std::fs::create_dir_all(dir)?;
+                create_private_dir(dir)?;
                 let path = Self::sqlite_path(dir, id);
-                // create_new: an existing file is an error, never reused.
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)?;
+                // An existing file is an error, never reused.
+                create_private_file(&path, true)?;
                 Ok(CreatedDatabase {
                     db_name: name,
                     url: SecretString::from(format!("sqlite://{}?mode=rw", path.display())),
