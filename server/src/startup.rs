@@ -16,7 +16,7 @@ use app::ssr::{
     services::Services,
     tenancy::{
         databases::{
-            connect_options, create_private_dir, create_private_file, TenantServer,
+            close_registry, connect_options, create_private_dir, create_private_file, TenantServer,
             TenantServerError,
         },
         directory::Directory,
@@ -200,6 +200,12 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let services = build_services(&settings).await?;
+        // Company roles must reach nothing but their own database.
+        let mut warnings = close_registry(&services.registry).await;
+        warnings.extend(services.provisioner.server().isolation_warnings().await);
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
         services.recover().await;
         if !settings.uses_postgres() {
             // The one-command SQLite setup must always run: bring company

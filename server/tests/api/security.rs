@@ -699,3 +699,106 @@ async fn sqlite_databases_and_the_data_directory_are_private() {
     }
     app.teardown().await;
 }
+
+/// On PostgreSQL, an administrator with only CREATEDB and CREATEROLE is
+/// enough, and a company's role reaches its own database and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_home() {
+    use crate::helpers::{pg_admin, start, test_settings};
+    use app::domain::Subdomain;
+    use sea_orm::{ConnectionTrait, Database};
+    use secrecy::{ExposeSecret, SecretString};
+
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let admin = format!("enclave_lp_{}", &id[..12]);
+    let registry = format!("enclave_test_{id}");
+    pg_admin(&format!(
+        "CREATE ROLE \"{admin}\" LOGIN CREATEDB CREATEROLE"
+    ))
+    .await;
+    pg_admin(&format!("CREATE DATABASE \"{registry}\" OWNER \"{admin}\"")).await;
+    let mut settings = test_settings(Backend::Sqlite).await;
+    settings.registry_url = Some(SecretString::from(format!(
+        "postgres://{admin}@127.0.0.1:5432/{registry}?sslmode=disable"
+    )));
+    settings.tenant_db_url = Some(SecretString::from(format!(
+        "postgres://{admin}@127.0.0.1:5432/postgres?sslmode=disable"
+    )));
+    let app = start(settings).await;
+    let acme = app.create_company("Acme Corp", "acme").await;
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+
+    // The company's role: its own database, and nothing else Enclave made.
+    let own = app.tenant_db_url("acme").await;
+    let elsewhere = |db: &str| {
+        SecretString::from(
+            own.expose_secret()
+                .replace(&format!("/{}", acme.db_name), &format!("/{db}")),
+        )
+    };
+    assert!(Database::connect(own.expose_secret()).await.is_ok());
+    let refused = Database::connect(elsewhere(&registry).expose_secret()).await;
+    assert!(refused.is_err(), "the company role reached the registry");
+    let template = app::ssr::tenancy::template::template_name();
+    let admin_db = Database::connect(crate::helpers::PG_ADMIN_URL)
+        .await
+        .unwrap();
+    // Every database this administrator made is closed to PUBLIC: the
+    // registry, the company's, and the template if it built it (one built
+    // by another role is that owner's to close; startup warns about it).
+    let owner = |db: String| {
+        let admin_db = &admin_db;
+        async move {
+            admin_db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1",
+                    [db.into()],
+                ))
+                .await
+                .unwrap()
+                .and_then(|r| r.try_get::<String>("", "owner").ok())
+        }
+    };
+    for db in [registry.clone(), template.clone(), acme.db_name.clone()] {
+        let made_here =
+            matches!(owner(db.clone()).await, Some(o) if o == admin || o == acme.db_name);
+        if db != template || made_here {
+            let open = app::ssr::tenancy::databases::public_can_connect(&admin_db, &db)
+                .await
+                .unwrap();
+            assert!(!open, "{db} is open to PUBLIC");
+        }
+    }
+    // The role's password never went to the server in clear: only a verifier is stored.
+    let stored = admin_db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            [acme.db_name.clone().into()],
+        ))
+        .await
+        .unwrap()
+        .and_then(|r| r.try_get::<String>("", "rolpassword").ok())
+        .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$"), "{stored}");
+    admin_db.close().await.ok();
+
+    // Pause, resume and delete work with these rights too.
+    let sub = Subdomain::parse("acme").unwrap();
+    app.services.set_paused(&sub, true).await.unwrap();
+    app.services.set_paused(&sub, false).await.unwrap();
+    app.services.delete_tenant(&sub).await.unwrap();
+    assert!(!app
+        .services
+        .provisioner
+        .server()
+        .exists(acme.id)
+        .await
+        .unwrap());
+    app.teardown().await;
+    // What the administrator still owns (a template it built) goes to postgres.
+    pg_admin(&format!("REASSIGN OWNED BY \"{admin}\" TO postgres")).await;
+    pg_admin(&format!("DROP OWNED BY \"{admin}\"")).await;
+    pg_admin(&format!("DROP ROLE \"{admin}\"")).await;
+}

@@ -6,7 +6,7 @@
 //! [`connect_options`].
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -56,6 +56,81 @@ pub fn create_private_file(path: &std::path::Path, exclusive: bool) -> std::io::
     {
         Err(e) if !exclusive && e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other.map(|_| ()),
+    }
+}
+
+/// `name` as a PostgreSQL identifier (for names read from the server or
+/// the configuration, never from visitors).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether any role at all (`PUBLIC`) may connect to database `name`.
+pub async fn public_can_connect(admin: &impl ConnectionTrait, name: &str) -> Result<bool, DbErr> {
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT has_database_privilege('public', $1, 'CONNECT') AS open",
+            [name.into()],
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<bool>("", "open").ok())
+        .unwrap_or(true))
+}
+
+/// Takes every right on database `name` from `PUBLIC`, then reads the
+/// rights back: a `REVOKE` by someone who is not the owner only warns.
+pub async fn close_to_public(admin: &impl ConnectionTrait, name: &str) -> Result<(), DbErr> {
+    admin
+        .execute_unprepared(&format!(
+            "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+            quote_ident(name)
+        ))
+        .await?;
+    if public_can_connect(admin, name).await? {
+        return Err(DbErr::Custom(format!(
+            "REVOKE did not close the database {name} to PUBLIC (is the administrator its owner?)"
+        )));
+    }
+    Ok(())
+}
+
+/// PostgreSQL registry: closes it to `PUBLIC` when Enclave's role owns it;
+/// otherwise, if any role may connect, says what its owner must run.
+/// Returns the warnings (none on SQLite).
+pub async fn close_registry(registry: &DatabaseConnection) -> Vec<String> {
+    if registry.get_database_backend() != DbBackend::Postgres {
+        return Vec::new();
+    }
+    let row = registry
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_database() AS name, \
+             pg_get_userbyid(datdba) = current_user AS mine \
+             FROM pg_database WHERE datname = current_database()",
+        ))
+        .await;
+    let (name, mine) = match row {
+        Ok(Some(r)) => (
+            r.try_get::<String>("", "name").unwrap_or_default(),
+            r.try_get::<bool>("", "mine").unwrap_or(false),
+        ),
+        Ok(None) => return vec!["cannot find the registry database".into()],
+        Err(e) => return vec![format!("cannot read the registry's rights: {e}")],
+    };
+    let closed = if mine {
+        close_to_public(registry, &name).await.map(|()| true)
+    } else {
+        public_can_connect(registry, &name).await.map(|open| !open)
+    };
+    match closed {
+        Ok(true) => Vec::new(),
+        Ok(false) | Err(_) => vec![format!(
+            "company roles can connect to the registry database {name}: as its owner, run \
+             REVOKE CONNECT ON DATABASE {} FROM PUBLIC;",
+            quote_ident(&name)
+        )],
     }
 }
 
@@ -177,11 +252,19 @@ impl TenantServer {
                 template,
             } => {
                 let password = random_hex(24);
-                // `name` is `tenant_<hex>` and `password` is hex: nothing to escape.
+                // PostgreSQL is sent the SCRAM verifier, never the password,
+                // so its logs cannot hold it. `name` is `tenant_<hex>` and
+                // the verifier is base64 with `$` and `:`: nothing to escape.
+                let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
                 admin
                     .execute_unprepared(&format!(
-                        "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+                        "CREATE ROLE \"{name}\" LOGIN PASSWORD '{verifier}'"
                     ))
+                    .await?;
+                // An administrator that is not a superuser may make a
+                // database owned by a role only as a member of it.
+                admin
+                    .execute_unprepared(&format!("GRANT \"{name}\" TO CURRENT_USER"))
                     .await?;
                 let from_template = match template.create_database(admin, admin_url, &name).await {
                     Ok(from_template) => from_template,
@@ -192,9 +275,7 @@ impl TenantServer {
                         return Err(e.into());
                     }
                 };
-                admin
-                    .execute_unprepared(&format!("REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"))
-                    .await?;
+                close_to_public(admin, &name).await?;
                 let mut url = admin_url.clone();
                 let _ = url.set_username(&name);
                 let _ = url.set_password(Some(&password));
@@ -212,6 +293,38 @@ impl TenantServer {
                 })
             }
         }
+    }
+
+    /// PostgreSQL: warns (with the statement to run) about each database
+    /// on this server that any role may connect to, company roles
+    /// included: the administrator's own (`postgres`) and the template. Returns
+    /// the warnings, for tests and `serve`'s log.
+    pub async fn isolation_warnings(&self) -> Vec<String> {
+        let Self::Postgres {
+            admin, admin_url, ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let own = admin_url.path().trim_start_matches('/');
+        let own = if own.is_empty() { "postgres" } else { own };
+        let mut names = vec![own.to_owned()];
+        if own != "postgres" {
+            names.push("postgres".to_owned());
+        }
+        let mut warnings = Vec::new();
+        for name in names {
+            match public_can_connect(admin, &name).await {
+                Ok(true) => warnings.push(format!(
+                    "company roles can connect to the database {name}: as its owner, run \
+                     REVOKE CONNECT ON DATABASE {} FROM PUBLIC; (and GRANT CONNECT to the roles that need it)",
+                    quote_ident(&name)
+                )),
+                Ok(false) => {}
+                Err(e) => warnings.push(format!("cannot read the rights on {name}: {e}")),
+            }
+        }
+        warnings
     }
 
     /// Databases this process created by copying the tenant template.

@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Transaction
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-use super::databases::connect_once;
+use super::databases::{close_to_public, connect_once};
 use crate::ssr::secrets::random_hex;
 
 /// The role that owns the template's objects until a copy reassigns them.
@@ -176,6 +176,10 @@ impl Template {
 
 async fn ensure(admin: &DatabaseConnection, admin_url: &url::Url, name: &str) -> Result<(), DbErr> {
     if database_exists(admin, name).await? {
+        // Built by an older release, perhaps still open to every role.
+        if let Err(e) = close_to_public(admin, name).await {
+            tracing::warn!(template = name, error = %e, "the tenant template is open to company roles");
+        }
         return Ok(());
     }
     admin
@@ -194,7 +198,11 @@ async fn ensure(admin: &DatabaseConnection, admin_url: &url::Url, name: &str) ->
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{building}\""))
         .await?;
-    let built = migrate(admin_url, &building).await;
+    let built = match migrate(admin_url, &building).await {
+        // No company role may connect to the template itself.
+        Ok(()) => close_to_public(admin, &building).await,
+        Err(e) => Err(e),
+    };
     let renamed = match built {
         Ok(()) => {
             admin
