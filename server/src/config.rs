@@ -102,6 +102,11 @@ pub struct Settings {
     )]
     pub secure_cookies: Option<bool>,
 
+    /// Days a finished provisioning record (created, undone, deleted) is
+    /// kept in the registry before the housekeeping purges it.
+    #[arg(long, global = true, env = "ENCLAVE_PROVISIONING_RECORDS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub provisioning_records_days: u32,
+
     /// Companies one client address may create through signup in an hour
     /// (the platform API and the CLI are not limited).
     #[arg(long, global = true, env = "ENCLAVE_SIGNUPS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -12,6 +12,7 @@ use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
     accounts::sessions::DbSessionStore,
     limits::ClientRateLimit,
+    purge::{purge, Purged},
     secrets::{Cipher, CipherError},
     services::Services,
     tenancy::{
@@ -41,9 +42,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tower::{limit::GlobalConcurrencyLimitLayer, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
-use tower_sessions::{
-    cookie::SameSite, session_store::ExpiredDeletion, Expiry, SessionManagerLayer,
-};
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
 use crate::{access_log, config::Settings, headers, http_server, routes, same_origin, site};
 
@@ -195,6 +194,7 @@ pub struct Application {
     router: Router,
     services: Services,
     header_timeout: Duration,
+    provisioning_records_days: u32,
 }
 
 impl Application {
@@ -245,6 +245,7 @@ impl Application {
         Ok(Self {
             listener,
             header_timeout: Duration::from_secs(state.settings.header_timeout_secs),
+            provisioning_records_days: state.settings.provisioning_records_days,
             router: router(state),
             services,
         })
@@ -266,6 +267,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
+        let keep_records = chrono::TimeDelta::days(self.provisioning_records_days.into());
         // The first company after a deploy should not wait for the tenant
         // template to be built (PostgreSQL only).
         let server = self.services.provisioner.server().clone();
@@ -274,14 +276,17 @@ impl Application {
             // Startup has just recovered; the first check is a period away.
             let period = Duration::from_secs(30);
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            let sessions = DbSessionStore::new(services.registry.clone());
             loop {
                 tick.tick().await;
                 services.pools.reap_idle();
                 services.signups.forget_idle();
                 services.recover().await;
-                if let Err(e) = sessions.delete_expired().await {
-                    tracing::warn!(error = %e, "cannot delete expired sessions");
+                match purge(&services.registry, keep_records).await {
+                    Ok(purged) if purged != Purged::default() => {
+                        tracing::debug!(?purged, "purged the registry")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot purge the registry"),
                 }
             }
         });

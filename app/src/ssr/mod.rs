@@ -9,6 +9,7 @@
 //!   (`use_context`), in one place.
 //! * [`entities`]: SeaORM entities of the registry and of company databases.
 //! * [`services`]: what one process shares between requests and commands.
+//! * [`purge`]: what grows with traffic, removed on a schedule.
 //! * [`secrets`], [`metrics`], [`http`], [`limits`]: credential encryption,
 //!   Prometheus metrics, how errors become responses, per-client quotas.
 pub mod accounts;
@@ -17,6 +18,7 @@ pub mod entities;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod purge;
 pub mod secrets;
 pub mod services;
 pub mod tenancy;

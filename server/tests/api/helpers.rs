@@ -88,6 +88,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         secure_cookies: None,
         trusted_proxies: vec![],
         signups_per_hour: 1000,
+        provisioning_records_days: 30,
         header_timeout_secs: 10,
         request_timeout_ms: 30_000,
         max_concurrent_requests: 512,

@@ -802,3 +802,80 @@ async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_ho
     pg_admin(&format!("DROP OWNED BY \"{admin}\"")).await;
     pg_admin(&format!("DROP ROLE \"{admin}\"")).await;
 }
+
+on_both_backends!(what_grows_with_traffic_is_purged);
+
+async fn what_grows_with_traffic_is_purged(backend: Backend) {
+    use app::ssr::entities::{handoff_tokens, login_failures, provisioning};
+    use app::ssr::purge::{purge, Purged};
+    use chrono::{TimeDelta, Utc};
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+
+    let app = spawn_app(backend).await;
+    let t = app.create_company("Acme Corp", "acme").await;
+    let reg = &app.services.registry;
+    let now = Utc::now();
+    let token = |hash: &str, expires: TimeDelta, used: bool| handoff_tokens::ActiveModel {
+        token_hash: Set(hash.into()),
+        tenant_id: Set(t.id),
+        user_id: Set(t.admin_user_id.unwrap()),
+        expires_at: Set(now + expires),
+        used_at: Set(used.then_some(now)),
+    };
+    token("spent", TimeDelta::seconds(30), true)
+        .insert(reg)
+        .await
+        .unwrap();
+    token("expired", TimeDelta::seconds(-1), false)
+        .insert(reg)
+        .await
+        .unwrap();
+    token("live", TimeDelta::seconds(30), false)
+        .insert(reg)
+        .await
+        .unwrap();
+    for (email, age) in [("old@x.test", 16), ("new@x.test", 1)] {
+        login_failures::ActiveModel {
+            email: Set(email.into()),
+            client: Set("203.0.113.1".into()),
+            at: Set(now - TimeDelta::minutes(age)),
+            ..Default::default()
+        }
+        .insert(reg)
+        .await
+        .unwrap();
+    }
+    // The company's record is fresh; one from long ago is not.
+    let old = uuid::Uuid::new_v4();
+    provisioning::ActiveModel {
+        tenant_id: Set(old),
+        subdomain: Set("gone".into()),
+        step: Set(provisioning::Step::Admin),
+        outcome: Set(provisioning::Outcome::Deleted),
+        error: Set(None),
+        started_at: Set(now - TimeDelta::days(40)),
+        updated_at: Set(now - TimeDelta::days(40)),
+        duration_ms: Set(None),
+    }
+    .insert(reg)
+    .await
+    .unwrap();
+
+    let purged = purge(reg, TimeDelta::days(30)).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            handoff_tokens: 2,
+            sessions: 0,
+            login_failures: 1,
+            provisioning: 1
+        }
+    );
+    assert_eq!(handoff_tokens::Entity::find().count(reg).await.unwrap(), 1);
+    assert_eq!(provisioning::Entity::find().count(reg).await.unwrap(), 1);
+    assert_eq!(
+        purge(reg, TimeDelta::days(30)).await.unwrap(),
+        Purged::default()
+    );
+    app.teardown().await;
+}
