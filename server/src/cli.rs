@@ -61,7 +61,14 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "api")]
         label: String,
+        /// The token stops working this many days from now [default: never].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        expires_in_days: Option<u32>,
     },
+    /// List tokens: id, label, created, last used, expiry (never the token).
+    List,
+    /// Revoke a token by the id `token list` shows; it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +79,18 @@ pub enum SuperadminCommand {
     /// Create a platform admin, who signs in at `/admin` on the base domain.
     Create {
         #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead
+        /// of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List platform admins.
+    List,
+    /// Remove a platform admin; their sessions end.
+    Remove { email: String },
+    /// Set a platform admin's password; all their sessions end.
+    Password {
         email: String,
         /// Read the password from the first line of standard input instead
         /// of prompting.
@@ -352,29 +371,93 @@ async fn migrate(
 struct MigrateFailed(usize);
 
 async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
-    let (email, password_stdin) = match cmd {
+    use app::ssr::accounts::platform;
+
+    // Validate (and read the password) before touching any database.
+    let (email, password) = match &cmd {
         SuperadminCommand::Create {
             email,
             password_stdin,
-        } => (email, password_stdin),
-        SuperadminCommand::Token(TokenCommand::Create { label }) => {
-            let services = build_services(&settings).await?;
-            let token =
-                app::ssr::accounts::platform::create_api_token(&services.registry, &label).await?;
+        }
+        | SuperadminCommand::Password {
+            email,
+            password_stdin,
+        } => (
+            Some(Email::parse(email)?),
+            Some(Password::parse(&read_password(
+                *password_stdin,
+                "Password",
+            )?)?),
+        ),
+        SuperadminCommand::Remove { email } => (Some(Email::parse(email)?), None),
+        _ => (None, None),
+    };
+    let services = build_services(&settings).await?;
+    let registry = &services.registry;
+    match cmd {
+        SuperadminCommand::Create { .. } => {
+            let (email, password) = (email.expect("parsed"), password.expect("read"));
+            let user = platform::create_superadmin(registry, &email, password).await?;
+            println!("created platform admin {} ({})", user.email, user.id);
+        }
+        SuperadminCommand::Password { .. } => {
+            let (email, password) = (email.expect("parsed"), password.expect("read"));
+            platform::set_superadmin_password(registry, &email, password).await?;
+            println!("password set for {email}; their sessions ended");
+        }
+        SuperadminCommand::Remove { .. } => {
+            let email = email.expect("parsed");
+            platform::remove_superadmin(registry, &email).await?;
+            println!("removed platform admin {email}");
+        }
+        SuperadminCommand::List => {
+            for user in platform::list_superadmins(registry).await? {
+                println!(
+                    "{:<40} {} {}",
+                    user.email,
+                    user.id,
+                    user.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        SuperadminCommand::Token(TokenCommand::Create {
+            label,
+            expires_in_days,
+        }) => {
+            let valid_for = expires_in_days.map(|d| chrono::TimeDelta::days(d.into()));
+            let token = platform::create_api_token(registry, &label, valid_for).await?;
             println!("{token}");
             eprintln!(
                 "Keep it safe: it is shown only now. Use it as `Authorization: Bearer <token>`."
             );
-            return Ok(());
         }
-    };
-    let email = Email::parse(&email)?;
-    let password = Password::parse(&read_password(password_stdin, "Password")?)?;
-    let services = build_services(&settings).await?;
-    let user =
-        app::ssr::accounts::platform::create_superadmin(&services.registry, &email, password)
-            .await?;
-    println!("created platform admin {} ({})", user.email, user.id);
+        SuperadminCommand::Token(TokenCommand::List) => {
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+                t.map_or_else(
+                    || none.to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                )
+            };
+            println!(
+                "{:<12}  {:<24} {:<16} {:<16} expires",
+                "id", "label", "created", "last used"
+            );
+            for t in platform::list_api_tokens(registry).await? {
+                println!(
+                    "{:<12}  {:<24} {:<16} {:<16} {}",
+                    t.id,
+                    t.label,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    when(t.last_used_at, "never"),
+                    when(t.expires_at, "never"),
+                );
+            }
+        }
+        SuperadminCommand::Token(TokenCommand::Revoke { id }) => {
+            platform::revoke_api_token(registry, &id).await?;
+            println!("revoked {id}");
+        }
+    }
     Ok(())
 }
 

@@ -207,3 +207,91 @@ fn tenant_create_list_and_show_work_and_never_print_a_database_url() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn platform_tokens_and_admins_are_listed_revoked_and_removed_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("enclave-cli-{}", Uuid::new_v4()));
+    let (ok, token, _) = run(
+        &dir,
+        &[
+            "superadmin",
+            "token",
+            "create",
+            "--label",
+            "ci",
+            "--expires-in-days",
+            "30",
+        ],
+        "",
+    );
+    assert!(ok);
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("enc_"), "{token}");
+    let (ok, listed, _) = run(&dir, &["superadmin", "token", "list"], "");
+    assert!(ok);
+    assert!(
+        listed.contains("ci") && !listed.contains(&token),
+        "{listed}"
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.contains(" ci "))
+        .expect("the token's line");
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(id.len(), 12, "{line}");
+    assert!(!line.ends_with("never"), "an expiry is shown: {line}");
+    let (ok, _, err) = run(&dir, &["superadmin", "token", "revoke", "nothex"], "");
+    assert!(!ok && err.contains("12 hexadecimal digits"), "{err}");
+    let (ok, _, _) = run(&dir, &["superadmin", "token", "revoke", &id], "");
+    assert!(ok);
+    let (_, listed, _) = run(&dir, &["superadmin", "token", "list"], "");
+    assert!(!listed.contains(" ci "), "{listed}");
+    let (ok, _, err) = run(&dir, &["superadmin", "token", "revoke", &id], "");
+    assert!(!ok && err.contains("no token has the id"), "{err}");
+
+    let pw = format!("{ADMIN_PASSWORD}\n");
+    assert!(
+        run(
+            &dir,
+            &[
+                "superadmin",
+                "create",
+                "--email",
+                "Root@Platform.test",
+                "--password-stdin"
+            ],
+            &pw
+        )
+        .0
+    );
+    let (_, listed, _) = run(&dir, &["superadmin", "list"], "");
+    assert!(listed.contains("root@platform.test"), "{listed}");
+    let (ok, out, _) = run(
+        &dir,
+        &[
+            "superadmin",
+            "password",
+            "root@platform.test",
+            "--password-stdin",
+        ],
+        "another long password\n",
+    );
+    assert!(ok && out.contains("sessions ended"), "{out}");
+    let (ok, _, err) = run(
+        &dir,
+        &[
+            "superadmin",
+            "password",
+            "root@platform.test",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(!ok && err.contains("at least 10"), "{err}");
+    assert!(run(&dir, &["superadmin", "remove", "root@platform.test"], "").0);
+    let (_, listed, _) = run(&dir, &["superadmin", "list"], "");
+    assert!(!listed.contains("root@platform.test"), "{listed}");
+    let (ok, _, err) = run(&dir, &["superadmin", "remove", "root@platform.test"], "");
+    assert!(!ok && err.contains("no platform user"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -140,7 +140,7 @@ async fn metrics_refuse_a_remote_caller_without_a_token(backend: Backend) {
         StatusCode::UNAUTHORIZED
     );
     let token =
-        app::ssr::accounts::platform::create_api_token(&app.services.registry, "prometheus")
+        app::ssr::accounts::platform::create_api_token(&app.services.registry, "prometheus", None)
             .await
             .unwrap();
     let (status, text) = scrape(&app, "127.0.0.2", remote, Some(&token)).await;

@@ -45,7 +45,7 @@ async fn api(
 }
 
 async fn token(app: &TestApp) -> String {
-    app::ssr::accounts::platform::create_api_token(&app.services.registry, "tests")
+    app::ssr::accounts::platform::create_api_token(&app.services.registry, "tests", None)
         .await
         .unwrap()
 }

@@ -376,7 +376,7 @@ async fn metrics_need_a_token_when_a_proxy_is_trusted() {
     .await;
     let res = app.get("localhost", "/metrics").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let token = app::ssr::accounts::platform::create_api_token(&app.services.registry, "m")
+    let token = app::ssr::accounts::platform::create_api_token(&app.services.registry, "m", None)
         .await
         .unwrap();
     let res = app
@@ -877,5 +877,81 @@ async fn what_grows_with_traffic_is_purged(backend: Backend) {
         purge(reg, TimeDelta::days(30)).await.unwrap(),
         Purged::default()
     );
+    app.teardown().await;
+}
+
+on_both_backends!(revoked_and_expired_platform_tokens_stop_working);
+
+async fn revoked_and_expired_platform_tokens_stop_working(backend: Backend) {
+    use app::ssr::accounts::platform::{create_api_token, list_api_tokens, revoke_api_token};
+    let app = spawn_app(backend).await;
+    let reg = &app.services.registry;
+    let api = |token: String| {
+        app.client
+            .get(format!("{}/api/admin/tenants", app.address))
+            .header(header::HOST, "localhost")
+            .bearer_auth(token)
+            .send()
+    };
+    let live = create_api_token(reg, "live", Some(chrono::TimeDelta::days(1)))
+        .await
+        .unwrap();
+    let expired = create_api_token(reg, "old", Some(chrono::TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    let revoked = create_api_token(reg, "gone", None).await.unwrap();
+    assert_eq!(api(live.clone()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        api(expired).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api(revoked.clone()).await.unwrap().status(), StatusCode::OK);
+    let id = list_api_tokens(reg)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.label == "gone")
+        .unwrap()
+        .id;
+    revoke_api_token(reg, &id).await.unwrap();
+    assert_eq!(
+        api(revoked).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api(live).await.unwrap().status(), StatusCode::OK);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_new_platform_admin_password_ends_their_sessions() {
+    use app::domain::{Email, Password};
+    use app::ssr::accounts::platform::{create_superadmin, set_superadmin_password};
+    let app = spawn_app(Backend::Sqlite).await;
+    let email = Email::parse("root@platform.test").unwrap();
+    create_superadmin(
+        &app.services.registry,
+        &email,
+        Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut jar = Jar::default();
+    let creds = [
+        ("email", "root@platform.test"),
+        ("password", ADMIN_PASSWORD),
+    ];
+    let (status, _) = call(&app, "localhost", &mut jar, "admin_login", &creds).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&app, "localhost", &mut jar, "list_tenants", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    set_superadmin_password(
+        &app.services.registry,
+        &email,
+        Password::parse("another long password").unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status, _) = call(&app, "localhost", &mut jar, "list_tenants", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.teardown().await;
 }
