@@ -52,6 +52,17 @@ pub enum Command {
     /// Manage platform admins.
     #[command(subcommand)]
     Superadmin(SuperadminCommand),
+    /// The key that encrypts stored database credentials.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Seal every stored credential again under ENCLAVE_SECRET_KEY, opening
+    /// old ones with ENCLAVE_SECRET_KEY_PREVIOUS. Safe to run again after a
+    /// crash; exits 1 while any credential opens with neither key.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
+            Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,
         }
     });
     match result {
@@ -457,6 +469,20 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
             platform::revoke_api_token(registry, &id).await?;
             println!("revoked {id}");
         }
+    }
+    Ok(())
+}
+
+async fn rotate(settings: Settings) -> CliResult {
+    let services = build_services(&settings).await?;
+    let cipher = crate::startup::load_cipher(&settings)?;
+    let done = directory::reseal_credentials(&services.registry, &cipher).await?;
+    println!(
+        "{} resealed, {} already under the current key, {} unreadable",
+        done.resealed, done.current, done.unreadable
+    );
+    if done.unreadable > 0 {
+        return Err("some credentials open with neither key: is ENCLAVE_SECRET_KEY_PREVIOUS the key they were sealed with?".into());
     }
     Ok(())
 }

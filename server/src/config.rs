@@ -31,6 +31,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_SECRET_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub secret_key: Option<SecretString>,
 
+    /// During a key rotation: the key being replaced, which still opens
+    /// what it sealed until `secret rotate` has sealed everything again
+    /// under `ENCLAVE_SECRET_KEY`.
+    #[arg(long, global = true, env = "ENCLAVE_SECRET_KEY_PREVIOUS", hide_env_values = true, value_parser = parse_secret)]
+    pub secret_key_previous: Option<SecretString>,
+
     /// Connections one tenant's pool may open.
     #[arg(long, global = true, env = "ENCLAVE_TENANT_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub tenant_pool_size: u32,

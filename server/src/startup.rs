@@ -70,7 +70,13 @@ pub enum StartupError {
 /// Connects and migrates the registry, reaches the tenant server and
 /// assembles the services the web app and the CLI share.
 pub async fn build_services(settings: &Settings) -> Result<Services, StartupError> {
-    let cipher = load_cipher(settings)?;
+    build_services_with(settings, load_cipher(settings)?).await
+}
+
+async fn build_services_with(
+    settings: &Settings,
+    cipher: Cipher,
+) -> Result<Services, StartupError> {
     let registry = connect_registry(settings).await?;
     RegistryMigrator::up(&registry, None)
         .await
@@ -135,7 +141,7 @@ async fn migrate_sqlite_tenants(services: &Services) {
 
 /// The credential key: from settings, or with SQLite only, from (or newly
 /// into) `<data dir>/secret.key`.
-fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
+pub fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
     let key = match &settings.secret_key {
         Some(key) => key.clone(),
         None if settings.uses_postgres() => return Err(StartupError::MissingKey),
@@ -153,7 +159,11 @@ fn load_cipher(settings: &Settings) -> Result<Cipher, StartupError> {
             }
         }
     };
-    Cipher::from_hex_key(&key).map_err(StartupError::BadKey)
+    let cipher = Cipher::from_hex_key(&key).map_err(StartupError::BadKey)?;
+    match &settings.secret_key_previous {
+        Some(previous) => cipher.with_previous(previous).map_err(StartupError::BadKey),
+        None => Ok(cipher),
+    }
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {

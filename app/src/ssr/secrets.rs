@@ -1,17 +1,31 @@
 //! Encryption of stored credentials (company database URLs) with ChaCha20-Poly1305, token digests and random secrets.
+//!
+//! A credential is sealed for its owner (the company's id, as associated
+//! data): copied into another company's row it does not open. During a key
+//! rotation the previous key still opens what it sealed, until
+//! `secret rotate` has sealed everything again under the current one.
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chacha20poly1305::{
-    aead::{Aead, Generate, KeyInit},
+    aead::{Aead, Generate, KeyInit, Payload},
     ChaCha20Poly1305, Key, Nonce,
 };
 use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
-const PREFIX: &str = "v1:";
+/// Sealed without associated data (before owners were bound in): still
+/// opened, and sealed again as [`BOUND`] by `secret rotate`.
+const LEGACY: &str = "v1:";
+/// Sealed with the owner's id as associated data.
+const BOUND: &str = "v2:";
 const NONCE_LEN: usize = 12;
 
-/// Encrypts and decrypts stored credentials with the platform's secret key.
+/// Encrypts and decrypts stored credentials with the platform's secret key
+/// (and, during a rotation, the previous one).
 #[derive(Clone)]
-pub struct Cipher(ChaCha20Poly1305);
+pub struct Cipher {
+    current: ChaCha20Poly1305,
+    previous: Option<ChaCha20Poly1305>,
+}
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,23 +37,45 @@ impl std::fmt::Debug for Cipher {
 pub enum CipherError {
     #[error("the secret key must be 64 hexadecimal characters (32 bytes)")]
     BadKey,
-    #[error("a stored credential cannot be decrypted (wrong key or corrupted)")]
+    #[error("a stored credential cannot be decrypted (wrong key, another owner's, or corrupted)")]
     Undecryptable,
+}
+
+fn key_from_hex(key: &SecretString) -> Result<ChaCha20Poly1305, CipherError> {
+    let hex = key.expose_secret().trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CipherError::BadKey);
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| CipherError::BadKey)?;
+    }
+    Ok(ChaCha20Poly1305::new(&Key::from(bytes)))
+}
+
+/// Where a stored credential stands under this cipher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sealing {
+    /// Sealed for its owner under the current key.
+    Current,
+    /// Opens, but only with the previous key or without its owner bound
+    /// in: `secret rotate` seals it again.
+    Stale,
 }
 
 impl Cipher {
     /// From 64 hex characters (`openssl rand -hex 32` makes one).
     pub fn from_hex_key(key: &SecretString) -> Result<Self, CipherError> {
-        let hex = key.expose_secret().trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(CipherError::BadKey);
-        }
-        let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte =
-                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| CipherError::BadKey)?;
-        }
-        Ok(Self(ChaCha20Poly1305::new(&Key::from(bytes))))
+        Ok(Self {
+            current: key_from_hex(key)?,
+            previous: None,
+        })
+    }
+
+    /// Also opens what `previous` sealed (during a rotation).
+    pub fn with_previous(mut self, previous: &SecretString) -> Result<Self, CipherError> {
+        self.previous = Some(key_from_hex(previous)?);
+        Ok(self)
     }
 
     /// A new random key, as `from_hex_key` takes it.
@@ -47,34 +83,67 @@ impl Cipher {
         SecretString::from(random_hex(32))
     }
 
-    /// `v1:` + base64(nonce ‖ ciphertext). A fresh nonce each time, so equal
-    /// inputs give different outputs.
-    pub fn encrypt(&self, plaintext: &SecretString) -> String {
+    /// `v2:` + base64(nonce ‖ ciphertext), sealed for `owner` under the
+    /// current key. A fresh nonce each time, so equal inputs differ.
+    pub fn encrypt(&self, owner: Uuid, plaintext: &SecretString) -> String {
         let nonce = Nonce::generate();
         let sealed = self
-            .0
-            .encrypt(&nonce, plaintext.expose_secret().as_bytes())
+            .current
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.expose_secret().as_bytes(),
+                    aad: owner.as_bytes(),
+                },
+            )
             .expect("ChaCha20-Poly1305 encryption cannot fail for in-memory input");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        format!("{PREFIX}{}", STANDARD.encode(out))
+        format!("{BOUND}{}", STANDARD.encode(out))
     }
 
-    pub fn decrypt(&self, stored: &str) -> Result<SecretString, CipherError> {
-        let raw = stored
-            .strip_prefix(PREFIX)
-            .and_then(|b| STANDARD.decode(b).ok())
+    pub fn decrypt(&self, owner: Uuid, stored: &str) -> Result<SecretString, CipherError> {
+        self.open(owner, stored).map(|(plain, _)| plain)
+    }
+
+    /// Whether `stored` is sealed for `owner` under the current key.
+    pub fn sealing(&self, owner: Uuid, stored: &str) -> Result<Sealing, CipherError> {
+        self.open(owner, stored).map(|(_, sealing)| sealing)
+    }
+
+    fn open(&self, owner: Uuid, stored: &str) -> Result<(SecretString, Sealing), CipherError> {
+        let (raw, aad): (_, &[u8]) = if let Some(b) = stored.strip_prefix(BOUND) {
+            (b, owner.as_bytes())
+        } else if let Some(b) = stored.strip_prefix(LEGACY) {
+            (b, &[])
+        } else {
+            return Err(CipherError::Undecryptable);
+        };
+        let raw = STANDARD
+            .decode(raw)
+            .ok()
             .filter(|raw| raw.len() > NONCE_LEN)
             .ok_or(CipherError::Undecryptable)?;
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| CipherError::Undecryptable)?;
-        let plain = self
-            .0
-            .decrypt(&nonce, sealed)
-            .map_err(|_| CipherError::Undecryptable)?;
+        let payload = || Payload { msg: sealed, aad };
+        let bound = stored.starts_with(BOUND);
+        let (plain, sealing) = match self.current.decrypt(&nonce, payload()) {
+            Ok(p) if bound => (p, Sealing::Current),
+            Ok(p) => (p, Sealing::Stale),
+            Err(_) => match &self.previous {
+                Some(previous) => (
+                    previous
+                        .decrypt(&nonce, payload())
+                        .map_err(|_| CipherError::Undecryptable)?,
+                    Sealing::Stale,
+                ),
+                None => return Err(CipherError::Undecryptable),
+            },
+        };
         String::from_utf8(plain)
-            .map(SecretString::from)
+            .map(|p| (SecretString::from(p), sealing))
             .map_err(|_| CipherError::Undecryptable)
     }
 }
@@ -103,29 +172,61 @@ mod tests {
     fn a_round_trip_gives_back_the_plaintext_and_stores_none_of_it() {
         let cipher = Cipher::from_hex_key(&Cipher::generate_hex_key()).unwrap();
         let url = SecretString::from("postgres://tenant_x:s3cret@db:5432/tenant_x");
-        let stored = cipher.encrypt(&url);
+        let owner = Uuid::new_v4();
+        let stored = cipher.encrypt(owner, &url);
         assert!(
             !stored.contains("s3cret") && !stored.contains("postgres"),
             "{stored}"
         );
-        assert_ne!(stored, cipher.encrypt(&url), "nonces differ");
+        assert_ne!(stored, cipher.encrypt(owner, &url), "nonces differ");
         assert_eq!(
-            cipher.decrypt(&stored).unwrap().expose_secret(),
+            cipher.decrypt(owner, &stored).unwrap().expose_secret(),
             url.expose_secret()
         );
+        assert_eq!(cipher.sealing(owner, &stored).unwrap(), Sealing::Current);
     }
 
     #[test]
     fn another_key_or_a_changed_byte_cannot_decrypt() {
         let a = Cipher::from_hex_key(&Cipher::generate_hex_key()).unwrap();
         let b = Cipher::from_hex_key(&Cipher::generate_hex_key()).unwrap();
-        let stored = a.encrypt(&SecretString::from("x"));
-        assert!(b.decrypt(&stored).is_err());
+        let owner = Uuid::new_v4();
+        let stored = a.encrypt(owner, &SecretString::from("x"));
+        assert!(b.decrypt(owner, &stored).is_err());
         let mut tampered = stored.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-        assert!(a.decrypt(std::str::from_utf8(&tampered).unwrap()).is_err());
-        assert!(a.decrypt("plaintext").is_err());
+        assert!(a
+            .decrypt(owner, std::str::from_utf8(&tampered).unwrap())
+            .is_err());
+        assert!(a.decrypt(owner, "plaintext").is_err());
+    }
+
+    #[test]
+    fn a_credential_opens_only_for_its_owner() {
+        let cipher = Cipher::from_hex_key(&Cipher::generate_hex_key()).unwrap();
+        let (acme, globex) = (Uuid::new_v4(), Uuid::new_v4());
+        let stored = cipher.encrypt(acme, &SecretString::from("postgres://acme"));
+        assert!(cipher.decrypt(globex, &stored).is_err());
+        assert!(cipher.decrypt(acme, &stored).is_ok());
+    }
+
+    #[test]
+    fn the_previous_key_opens_during_a_rotation_and_marks_it_stale() {
+        let (old, new) = (Cipher::generate_hex_key(), Cipher::generate_hex_key());
+        let owner = Uuid::new_v4();
+        let before = Cipher::from_hex_key(&old).unwrap();
+        let stored = before.encrypt(owner, &SecretString::from("u"));
+        let rotating = Cipher::from_hex_key(&new)
+            .unwrap()
+            .with_previous(&old)
+            .unwrap();
+        assert_eq!(rotating.sealing(owner, &stored).unwrap(), Sealing::Stale);
+        let again = rotating.encrypt(owner, &SecretString::from("u"));
+        assert_eq!(rotating.sealing(owner, &again).unwrap(), Sealing::Current);
+        let after = Cipher::from_hex_key(&new).unwrap();
+        assert!(after.decrypt(owner, &stored).is_err());
+        assert_eq!(after.decrypt(owner, &again).unwrap().expose_secret(), "u");
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         registry_url,
         tenant_db_url,
         secret_key: Some(Cipher::generate_hex_key()),
+        secret_key_previous: None,
         tenant_pool_size: 2,
         connection_budget: 64,
         tenant_acquire_timeout_ms: 2000,

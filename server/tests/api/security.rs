@@ -955,3 +955,98 @@ async fn a_new_platform_admin_password_ends_their_sessions() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.teardown().await;
 }
+
+on_both_backends!(credentials_are_bound_to_their_company_and_rotate_to_a_new_key);
+
+async fn credentials_are_bound_to_their_company_and_rotate_to_a_new_key(backend: Backend) {
+    use app::ssr::{
+        entities::tenants,
+        secrets::Cipher,
+        tenancy::directory::{reseal_credentials, Resealed},
+    };
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let app = spawn_app(backend).await;
+    let acme = app.create_company("Acme Corp", "acme").await;
+    let globex = app.create_company("Globex", "globex").await;
+    let reg = &app.services.registry;
+
+    // Acme's sealed URL in Globex's row opens for no one: Globex is not served.
+    let acme_url = acme.db_url.clone().unwrap();
+    let globex_url = globex.db_url.clone().unwrap();
+    let set_url = |id, url: String| tenants::ActiveModel {
+        id: Set(id),
+        db_url: Set(Some(url)),
+        ..Default::default()
+    };
+    set_url(globex.id, acme_url.clone())
+        .update(reg)
+        .await
+        .unwrap();
+    app.services.directory.invalidate("globex");
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        503
+    );
+    set_url(globex.id, globex_url).update(reg).await.unwrap();
+    app.services.directory.invalidate("globex");
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        200
+    );
+
+    // Rotation, killed after one row: the rerun finishes, and the new key
+    // alone opens everything.
+    let old = app.settings.secret_key.clone().unwrap();
+    let new = Cipher::generate_hex_key();
+    let rotating = Cipher::from_hex_key(&new)
+        .unwrap()
+        .with_previous(&old)
+        .unwrap();
+    let plain = rotating.decrypt(acme.id, &acme_url).unwrap();
+    set_url(acme.id, rotating.encrypt(acme.id, &plain))
+        .update(reg)
+        .await
+        .unwrap();
+    assert_eq!(
+        reseal_credentials(reg, &rotating).await.unwrap(),
+        Resealed {
+            resealed: 1,
+            current: 1,
+            unreadable: 0
+        }
+    );
+    assert_eq!(
+        reseal_credentials(reg, &rotating).await.unwrap(),
+        Resealed {
+            resealed: 0,
+            current: 2,
+            unreadable: 0
+        }
+    );
+    let after = Cipher::from_hex_key(&new).unwrap();
+    for t in tenants::Entity::find().all(reg).await.unwrap() {
+        assert!(
+            after.decrypt(t.id, t.db_url.as_deref().unwrap()).is_ok(),
+            "{}",
+            t.subdomain
+        );
+        assert!(Cipher::from_hex_key(&old)
+            .unwrap()
+            .decrypt(t.id, t.db_url.as_deref().unwrap())
+            .is_err());
+    }
+    // An instance on the new key serves both.
+    let mut settings = app.settings.clone();
+    settings.secret_key = Some(new);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let restarted = crate::helpers::start(settings).await;
+    for host in ["acme.localhost", "globex.localhost"] {
+        assert_eq!(
+            restarted.get(host, "/api/health").await.status(),
+            200,
+            "{host}"
+        );
+    }
+    app.teardown().await;
+}

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::Subdomain;
 use crate::ssr::entities::tenants::{self, TenantStatus};
-use crate::ssr::secrets::{Cipher, CipherError};
+use crate::ssr::secrets::{Cipher, CipherError, Sealing};
 
 pub async fn find_by_subdomain(
     db: &impl ConnectionTrait,
@@ -41,6 +41,55 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<tenants::Model>, DbEr
         .order_by_asc(tenants::Column::Subdomain)
         .all(db)
         .await
+}
+
+/// What [`reseal_credentials`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resealed {
+    /// Sealed again under the current key, for their owner.
+    pub resealed: u64,
+    /// Already sealed so.
+    pub current: u64,
+    /// Opened by no key this cipher has (they keep what they had).
+    pub unreadable: u64,
+}
+
+/// Seals every company's stored credential again under `cipher`'s current
+/// key, bound to its company (`secret rotate`). Each row changes in one
+/// UPDATE that only applies if the row still holds what was read, so a run
+/// killed midway leaves every row sealed under the old key or the new,
+/// both of which a rotating cipher opens; running it again finishes.
+pub async fn reseal_credentials(
+    registry: &DatabaseConnection,
+    cipher: &Cipher,
+) -> Result<Resealed, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let mut done = Resealed::default();
+    for t in list(registry).await? {
+        let Some(stored) = t.db_url.as_deref() else {
+            continue;
+        };
+        match cipher.sealing(t.id, stored) {
+            Ok(Sealing::Current) => done.current += 1,
+            Err(_) => done.unreadable += 1,
+            Ok(Sealing::Stale) => {
+                let plain = cipher
+                    .decrypt(t.id, stored)
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+                let changed = tenants::Entity::update_many()
+                    .col_expr(
+                        tenants::Column::DbUrl,
+                        Expr::value(cipher.encrypt(t.id, &plain)),
+                    )
+                    .filter(tenants::Column::Id.eq(t.id))
+                    .filter(tenants::Column::DbUrl.eq(stored))
+                    .exec(registry)
+                    .await?;
+                done.resealed += changed.rows_affected;
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// A company as operators see it (platform API, CLI): never its
@@ -218,7 +267,7 @@ impl Directory {
     ) -> Result<Option<SecretString>, CipherError> {
         t.db_url
             .as_deref()
-            .map(|u| self.cipher.decrypt(u))
+            .map(|u| self.cipher.decrypt(t.id, u))
             .transpose()
     }
 

@@ -240,7 +240,7 @@ impl Provisioner {
         let created = self.server.create(id).await?;
         tenants::ActiveModel {
             id: Set(id),
-            db_url: Set(Some(self.cipher.encrypt(&created.url))),
+            db_url: Set(Some(self.cipher.encrypt(id, &created.url))),
             db_server: Set(Some(created.server.clone())),
             updated_at: Set(Utc::now()),
             ..Default::default()
