@@ -107,6 +107,7 @@ async fn build_services_with(
         provisioning_timeout: Duration::from_secs(settings.provisioning_timeout_secs),
         metrics: Default::default(),
         signups: ClientRateLimit::per_hour(settings.signups_per_hour),
+        delete_crash_after: None,
     })
 }
 

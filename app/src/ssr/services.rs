@@ -22,4 +22,6 @@ pub struct Services {
     pub metrics: Metrics,
     /// Companies a client address may create through signup in an hour.
     pub signups: ClientRateLimit,
+    /// Tests: deletions "die" after this step.
+    pub delete_crash_after: Option<super::tenancy::lifecycle::DeleteStep>,
 }

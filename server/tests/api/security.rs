@@ -1050,3 +1050,63 @@ async fn credentials_are_bound_to_their_company_and_rotate_to_a_new_key(backend:
     }
     app.teardown().await;
 }
+
+on_both_backends!(a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery);
+
+async fn a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery(backend: Backend) {
+    use app::domain::Subdomain;
+    use app::ssr::tenancy::{directory, lifecycle::DeleteStep};
+
+    let app = spawn_app(backend).await;
+    for (i, step) in [DeleteStep::Serving, DeleteStep::Database]
+        .into_iter()
+        .enumerate()
+    {
+        for by_recovery in [false, true] {
+            let name = format!("doomed-{i}-{by_recovery}");
+            let sub = Subdomain::parse(&name).unwrap();
+            let t = app.create_company("Doomed", &name).await;
+            let mut dying = app.services.clone();
+            dying.delete_crash_after = Some(step);
+            assert!(dying.delete_tenant(&sub).await.is_err(), "{step:?}");
+            let left = directory::find_by_subdomain(&app.services.registry, &sub)
+                .await
+                .unwrap()
+                .expect("the row stays, marked");
+            assert_eq!(
+                left.status,
+                app::ssr::entities::tenants::TenantStatus::Deleting
+            );
+            assert_eq!(
+                app.get(&format!("{name}.localhost"), "/api/health")
+                    .await
+                    .status(),
+                404
+            );
+            if by_recovery {
+                let mut recovering = app.services.clone();
+                recovering.provisioning_timeout = std::time::Duration::ZERO;
+                recovering.recover().await;
+            } else {
+                app.services
+                    .delete_tenant(&sub)
+                    .await
+                    .expect("a retry finishes");
+            }
+            assert!(directory::find_by_subdomain(&app.services.registry, &sub)
+                .await
+                .unwrap()
+                .is_none());
+            assert!(!app
+                .services
+                .provisioner
+                .server()
+                .exists(t.id)
+                .await
+                .unwrap());
+            // The subdomain is free again.
+            app.create_company("Reborn", &name).await;
+        }
+    }
+    app.teardown().await;
+}

@@ -3,7 +3,9 @@
 //! The admin pages, the platform API and the CLI all call these, so each
 //! operation behaves the same whoever asks.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+};
 use secrecy::SecretString;
 
 use super::databases::{connect_once, TenantServerError};
@@ -34,6 +36,18 @@ pub enum LifecycleError {
     /// 500
     #[error("the stored database URL")]
     Cipher(#[from] CipherError),
+    /// Tests: the process "died" after this step.
+    #[error("injected crash after {0:?}")]
+    Injected(DeleteStep),
+}
+
+/// The steps of a deletion after it is recorded, for the test hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteStep {
+    /// No longer served, connections closed.
+    Serving,
+    /// Database and role dropped.
+    Database,
 }
 
 impl Services {
@@ -96,19 +110,43 @@ impl Services {
     /// Deletes a company: stops serving it, closes its connections, drops
     /// its database (and role) and frees the subdomain. The provisioning
     /// record stays, marked `deleted`.
+    ///
+    /// A recorded state machine like creation: the row is marked
+    /// `deleting` first, and every later step can be done again, so a
+    /// deletion whose process died is finished by the next `delete` of the
+    /// same company (instead of 409) or by recovery.
     pub async fn delete_tenant(&self, sub: &Subdomain) -> Result<(), LifecycleError> {
-        let t = self.settled(sub).await?;
-        tenants::ActiveModel {
-            id: Set(t.id),
-            status: Set(TenantStatus::Deleting),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
+        let t = directory::find_by_subdomain(&self.registry, sub)
+            .await?
+            .ok_or_else(|| LifecycleError::NotFound(sub.to_string()))?;
+        match t.status {
+            TenantStatus::Active | TenantStatus::Paused => {
+                tenants::ActiveModel {
+                    id: Set(t.id),
+                    status: Set(TenantStatus::Deleting),
+                    updated_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .update(&self.registry)
+                .await?;
+            }
+            TenantStatus::Deleting => {
+                tracing::info!(tenant = %sub, "finishing a deletion left midway");
+            }
+            _ => return Err(LifecycleError::NotSettled(sub.to_string())),
         }
-        .update(&self.registry)
-        .await?;
-        self.directory.invalidate(sub.as_str());
+        self.finish_delete(&t).await
+    }
+
+    /// The steps after `deleting` is recorded, each harmless to repeat:
+    /// stop serving, close connections, drop database and role, remove the
+    /// row (freeing the subdomain), mark the provisioning record.
+    async fn finish_delete(&self, t: &tenants::Model) -> Result<(), LifecycleError> {
+        self.directory.invalidate(&t.subdomain);
         self.pools.forget(t.id).await;
+        self.checkpoint(DeleteStep::Serving)?;
         self.provisioner.server().drop(t.id).await?;
+        self.checkpoint(DeleteStep::Database)?;
         tenants::Entity::delete_by_id(t.id)
             .exec(&self.registry)
             .await?;
@@ -126,8 +164,16 @@ impl Services {
             .update(&self.registry)
             .await?;
         }
-        tracing::info!(tenant = %sub, "company deleted");
+        self.directory.invalidate(&t.subdomain);
+        tracing::info!(tenant = %t.subdomain, "company deleted");
         Ok(())
+    }
+
+    fn checkpoint(&self, step: DeleteStep) -> Result<(), LifecycleError> {
+        match self.delete_crash_after {
+            Some(at) if at == step => Err(LifecycleError::Injected(step)),
+            _ => Ok(()),
+        }
     }
 
     /// A connection of its own to company `sub`'s database, as its own
@@ -150,10 +196,26 @@ impl Services {
             .ok_or_else(|| LifecycleError::NotSettled(sub.to_string()))
     }
 
-    /// Undoes company creations whose process died midway.
+    /// Undoes company creations, and finishes deletions, whose process
+    /// died midway (untouched for the provisioning timeout).
     pub async fn recover(&self) {
         if let Err(e) = self.provisioner.recover(self.provisioning_timeout).await {
             tracing::error!(error = %crate::ssr::http::error_chain(&e), "provisioning recovery failed");
+        }
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(self.provisioning_timeout).unwrap_or_default();
+        let stalled = tenants::Entity::find()
+            .filter(tenants::Column::Status.eq(TenantStatus::Deleting))
+            .filter(tenants::Column::UpdatedAt.lte(cutoff))
+            .all(&self.registry)
+            .await;
+        for t in stalled.unwrap_or_default() {
+            match self.finish_delete(&t).await {
+                Ok(()) => tracing::warn!(tenant = %t.subdomain, "finished a deletion left midway"),
+                Err(e) => {
+                    tracing::error!(tenant = %t.subdomain, error = %crate::ssr::http::error_chain(&e), "cannot finish a deletion")
+                }
+            }
         }
     }
 }
