@@ -58,6 +58,15 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TotpCommand {
+    /// Turn it on (or start over with a new secret): prints the otpauth://
+    /// URL and the secret for an authenticator app, once.
+    Enable { email: String },
+    /// Turn it off.
+    Disable { email: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SecretCommand {
     /// Seal every stored credential again under ENCLAVE_SECRET_KEY, opening
     /// old ones with ENCLAVE_SECRET_KEY_PREVIOUS. Safe to run again after a
@@ -98,6 +107,9 @@ pub enum SuperadminCommand {
     },
     /// List platform admins.
     List,
+    /// A second factor (TOTP) for a platform admin's sign-in.
+    #[command(subcommand)]
+    Totp(TotpCommand),
     /// Remove a platform admin; their sessions end.
     Remove { email: String },
     /// Set a platform admin's password; all their sessions end.
@@ -401,7 +413,10 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
                 "Password",
             )?)?),
         ),
-        SuperadminCommand::Remove { email } => (Some(Email::parse(email)?), None),
+        SuperadminCommand::Remove { email }
+        | SuperadminCommand::Totp(TotpCommand::Enable { email } | TotpCommand::Disable { email }) => {
+            (Some(Email::parse(email)?), None)
+        }
         _ => (None, None),
     };
     let services = build_services(&settings).await?;
@@ -421,6 +436,21 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
             let email = email.expect("parsed");
             platform::remove_superadmin(registry, &email).await?;
             println!("removed platform admin {email}");
+        }
+        SuperadminCommand::Totp(TotpCommand::Enable { .. }) => {
+            use secrecy::ExposeSecret;
+            let email = email.expect("parsed");
+            let enrolled = platform::totp::enable(registry, &services.cipher, &email).await?;
+            println!("{}", enrolled.url.expose_secret());
+            println!("secret: {}", enrolled.secret_base32.expose_secret());
+            eprintln!(
+                "Add it to an authenticator app now: it is shown only once. {email} now signs in with a code."
+            );
+        }
+        SuperadminCommand::Totp(TotpCommand::Disable { .. }) => {
+            let email = email.expect("parsed");
+            platform::totp::disable(registry, &email).await?;
+            println!("{email} signs in without a code");
         }
         SuperadminCommand::List => {
             for user in platform::list_superadmins(registry).await? {
@@ -476,7 +506,11 @@ async fn superadmin(settings: Settings, cmd: SuperadminCommand) -> CliResult {
 async fn rotate(settings: Settings) -> CliResult {
     let services = build_services(&settings).await?;
     let cipher = crate::startup::load_cipher(&settings)?;
-    let done = directory::reseal_credentials(&services.registry, &cipher).await?;
+    let mut done = directory::reseal_credentials(&services.registry, &cipher).await?;
+    let totp = app::ssr::accounts::platform::totp::reseal(&services.registry, &cipher).await?;
+    done.resealed += totp.resealed;
+    done.current += totp.current;
+    done.unreadable += totp.unreadable;
     println!(
         "{} resealed, {} already under the current key, {} unreadable",
         done.resealed, done.current, done.unreadable

@@ -98,7 +98,7 @@ async fn build_services_with(
         cipher.clone(),
         Duration::from_secs(settings.tenant_cache_secs),
     );
-    let provisioner = Provisioner::new(registry.clone(), server, cipher);
+    let provisioner = Provisioner::new(registry.clone(), server, cipher.clone());
     Ok(Services {
         registry,
         directory,
@@ -108,6 +108,7 @@ async fn build_services_with(
         metrics: Default::default(),
         signups: ClientRateLimit::per_hour(settings.signups_per_hour),
         delete_crash_after: None,
+        cipher: cipher.clone(),
     })
 }
 

@@ -3,11 +3,17 @@ use leptos::prelude::*;
 
 use crate::wire::{AppError, TenantRow};
 
+/// Signs a platform admin in; `code` is their authenticator's current
+/// code, when they have turned the second factor on.
 #[server(endpoint = "admin_login")]
-pub async fn admin_login(email: String, password: String) -> Result<(), AppError> {
+pub async fn admin_login(
+    email: String,
+    password: String,
+    #[server(default)] code: String,
+) -> Result<(), AppError> {
     use crate::ssr::{accounts::auth::platform_sign_in, context::client};
 
-    platform_sign_in(&email, &password, &client()).await?;
+    platform_sign_in(&email, &password, &code, &client()).await?;
     leptos_axum::redirect("/admin");
     Ok(())
 }

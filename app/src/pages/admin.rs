@@ -51,6 +51,8 @@ pub fn AdminPage() -> impl IntoView {
                                 <input id="admin-email" name="email" type="email" required autocomplete="username"/>
                                 <label for="admin-password">"Password"</label>
                                 <input id="admin-password" name="password" type="password" required autocomplete="current-password"/>
+                                <label for="admin-code">"Authentication code (if you turned it on)"</label>
+                                <input id="admin-code" name="code" inputmode="numeric" pattern="[0-9 ]*" maxlength="8" autocomplete="one-time-code"/>
                                 <p class="form-error" role="alert">{login_error}</p>
                                 <button type="submit">"Sign in"</button>
                             </ActionForm>

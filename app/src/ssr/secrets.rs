@@ -157,11 +157,16 @@ pub fn token_digest(token: &str) -> String {
         .collect()
 }
 
-/// `n` random bytes from the OS, hex-encoded.
-pub fn random_hex(n: usize) -> String {
+/// `n` random bytes from the OS.
+pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).expect("the OS random source is available");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    buf
+}
+
+/// `n` random bytes from the OS, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    random_bytes(n).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

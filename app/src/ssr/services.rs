@@ -22,6 +22,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// Companies a client address may create through signup in an hour.
     pub signups: ClientRateLimit,
+    /// Seals and opens stored secrets (a platform admin's TOTP secret).
+    pub cipher: super::secrets::Cipher,
     /// Tests: deletions "die" after this step.
     pub delete_crash_after: Option<super::tenancy::lifecycle::DeleteStep>,
 }

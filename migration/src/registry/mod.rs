@@ -9,6 +9,7 @@ mod m20261126_000006_create_api_tokens;
 mod m20261127_000007_hash_session_ids;
 mod m20261127_000008_create_login_failures;
 mod m20261127_000009_api_token_expiry;
+mod m20261127_000010_platform_totp;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000007_hash_session_ids::Migration),
             Box::new(m20261127_000008_create_login_failures::Migration),
             Box::new(m20261127_000009_api_token_expiry::Migration),
+            Box::new(m20261127_000010_platform_totp::Migration),
         ]
     }
 }

@@ -1110,3 +1110,69 @@ async fn a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery(backend:
     }
     app.teardown().await;
 }
+
+on_both_backends!(a_platform_admin_with_a_second_factor_needs_the_current_code_once);
+
+async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backend: Backend) {
+    use app::domain::{Email, Password};
+    use app::ssr::accounts::platform::{create_superadmin, totp};
+    use secrecy::ExposeSecret;
+
+    let app = spawn_app(backend).await;
+    let reg = &app.services.registry;
+    let email = Email::parse("root@platform.test").unwrap();
+    create_superadmin(reg, &email, Password::parse(ADMIN_PASSWORD).unwrap())
+        .await
+        .unwrap();
+    let enrolled = totp::enable(reg, &app.services.cipher, &email)
+        .await
+        .unwrap();
+    assert!(enrolled.url.expose_secret().starts_with("otpauth://totp/"));
+    // Never stored in clear.
+    let stored = app::ssr::accounts::platform::list_superadmins(reg)
+        .await
+        .unwrap()[0]
+        .totp_secret
+        .clone()
+        .unwrap();
+    assert!(!stored.contains(enrolled.secret_base32.expose_secret()));
+
+    let login = |code: &'static str| {
+        let app = &app;
+        async move {
+            let mut jar = Jar::default();
+            call(
+                app,
+                "localhost",
+                &mut jar,
+                "admin_login",
+                &[
+                    ("email", "root@platform.test"),
+                    ("password", ADMIN_PASSWORD),
+                    ("code", code),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = login("").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["Invalid"]["field"], "code");
+    let (status, _) = login("000000").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let code =
+        totp::current_code(enrolled.secret_base32.expose_secret(), "root@platform.test").unwrap();
+    let code: &'static str = Box::leak(code.into_boxed_str());
+    let (status, body) = login(code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = login(code).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a code works once"
+    );
+    totp::disable(reg, &email).await.unwrap();
+    let (status, _) = login("").await;
+    assert_eq!(status, StatusCode::OK);
+    app.teardown().await;
+}

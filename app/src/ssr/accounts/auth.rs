@@ -216,7 +216,12 @@ pub async fn require_platform_admin() -> Result<platform_users::Model, AppError>
 
 /// Checks a platform admin's email and password, in a throttled attempt
 /// from `client` (kept in the registry), and starts their session.
-pub async fn platform_sign_in(email: &str, password: &str, client: &str) -> Result<(), AppError> {
+pub async fn platform_sign_in(
+    email: &str,
+    password: &str,
+    code: &str,
+    client: &str,
+) -> Result<(), AppError> {
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let registry = services()?.registry;
     let attempt = SIGN_IN
@@ -233,6 +238,18 @@ pub async fn platform_sign_in(email: &str, password: &str, client: &str) -> Resu
         return Err(reject(AppError::BadCredentials));
     }
     let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;
+    // The second factor, when the admin has one: a wrong or missing code
+    // leaves the attempt counted as a failure.
+    let cipher = services()?.cipher;
+    if !super::platform::totp::accept(&registry, &cipher, &user, code)
+        .await
+        .map_err(internal)?
+    {
+        return Err(reject(AppError::invalid(
+            "code",
+            "Enter the current 6-digit code from your authenticator app.",
+        )));
+    }
     attempt.succeeded(&registry).await.map_err(internal)?;
     let session = session().await?;
     session.cycle_id().await.map_err(internal)?;

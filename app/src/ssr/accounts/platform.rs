@@ -24,6 +24,8 @@ pub enum PlatformUserError {
     NotFound(String),
     #[error("the registry")]
     Db(#[from] DbErr),
+    #[error("a sealed secret")]
+    Sealed(#[source] crate::ssr::secrets::CipherError),
     #[error("hashing the password")]
     Busy(#[from] passwords::Busy),
 }
@@ -40,6 +42,8 @@ pub async fn create_superadmin(
         password_hash: Set(hash),
         role: Set(PlatformRole::Superadmin),
         tenant_id: Set(None),
+        totp_secret: Set(None),
+        totp_last_step: Set(None),
         created_at: Set(Utc::now()),
     }
     .insert(registry)
@@ -202,4 +206,164 @@ pub async fn check_api_token(registry: &DatabaseConnection, token: &str) -> Resu
     .update(registry)
     .await?;
     Ok(true)
+}
+
+/// An optional second factor for platform admins: time-based one-time
+/// codes (RFC 6238: SHA-1, 6 digits, 30 s, one step of skew either side).
+pub mod totp {
+    use sea_orm::{
+        sea_query::Expr, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    };
+    use secrecy::{ExposeSecret, SecretString};
+    use totp_rs::{Builder, Totp};
+
+    use super::{find_superadmin, PlatformUserError};
+    use crate::domain::Email;
+    use crate::ssr::entities::platform_users;
+    use crate::ssr::secrets::{random_bytes, Cipher};
+
+    fn totp(secret: &[u8], email: &str) -> Totp {
+        Builder::new()
+            .with_secret(secret.to_vec())
+            .with_account_name(email)
+            .with_issuer(Some("Enclave"))
+            .build()
+            .expect("a 20-byte secret and an email make a valid TOTP")
+    }
+
+    /// What an admin adds to an authenticator app: the `otpauth://` URL
+    /// (as a QR code or link) and the same secret in base32. Shown once.
+    pub struct Enrolment {
+        pub url: SecretString,
+        pub secret_base32: SecretString,
+    }
+
+    /// Turns the second factor on (or gives a new secret) for `email`.
+    pub async fn enable(
+        registry: &DatabaseConnection,
+        cipher: &Cipher,
+        email: &Email,
+    ) -> Result<Enrolment, PlatformUserError> {
+        let user = find_superadmin(registry, email).await?;
+        let secret = random_bytes(20);
+        let t = totp(&secret, &user.email);
+        let base32 = t.secret().to_base32();
+        platform_users::Entity::update_many()
+            .col_expr(
+                platform_users::Column::TotpSecret,
+                Expr::value(cipher.encrypt(user.id, &SecretString::from(base32.clone()))),
+            )
+            .col_expr(
+                platform_users::Column::TotpLastStep,
+                Expr::value(None::<i64>),
+            )
+            .filter(platform_users::Column::Id.eq(user.id))
+            .exec(registry)
+            .await?;
+        Ok(Enrolment {
+            url: SecretString::from(t.to_url().expect("a valid TOTP has a URL")),
+            secret_base32: SecretString::from(base32),
+        })
+    }
+
+    pub async fn disable(
+        registry: &DatabaseConnection,
+        email: &Email,
+    ) -> Result<(), PlatformUserError> {
+        let user = find_superadmin(registry, email).await?;
+        platform_users::Entity::update_many()
+            .col_expr(
+                platform_users::Column::TotpSecret,
+                Expr::value(None::<String>),
+            )
+            .col_expr(
+                platform_users::Column::TotpLastStep,
+                Expr::value(None::<i64>),
+            )
+            .filter(platform_users::Column::Id.eq(user.id))
+            .exec(registry)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `code` is `user`'s current code and was never accepted
+    /// before: its time step is recorded in the same UPDATE that checks
+    /// it is newer than the last one, so a code works once.
+    pub async fn accept(
+        registry: &DatabaseConnection,
+        cipher: &Cipher,
+        user: &platform_users::Model,
+        code: &str,
+    ) -> Result<bool, PlatformUserError> {
+        let Some(sealed) = user.totp_secret.as_deref() else {
+            return Ok(true);
+        };
+        let base32 = cipher
+            .decrypt(user.id, sealed)
+            .map_err(|e| PlatformUserError::Sealed(e))?;
+        let secret = totp_rs::Secret::try_from_base32(base32.expose_secret()).map_err(|_| {
+            PlatformUserError::Sealed(crate::ssr::secrets::CipherError::Undecryptable)
+        })?;
+        let Some(step) = totp(secret.as_bytes(), &user.email).check_current(code.trim()) else {
+            return Ok(false);
+        };
+        let step = step as i64;
+        let taken = platform_users::Entity::update_many()
+            .col_expr(platform_users::Column::TotpLastStep, Expr::value(step))
+            .filter(platform_users::Column::Id.eq(user.id))
+            .filter(
+                Condition::any()
+                    .add(platform_users::Column::TotpLastStep.is_null())
+                    .add(platform_users::Column::TotpLastStep.lt(step)),
+            )
+            .exec(registry)
+            .await?;
+        Ok(taken.rows_affected == 1)
+    }
+
+    /// Seals every TOTP secret again under the current key (`secret rotate`),
+    /// each in an UPDATE that applies only if the row still holds what was read.
+    pub async fn reseal(
+        registry: &DatabaseConnection,
+        cipher: &Cipher,
+    ) -> Result<crate::ssr::tenancy::directory::Resealed, sea_orm::DbErr> {
+        use crate::ssr::secrets::Sealing;
+        let mut done = crate::ssr::tenancy::directory::Resealed::default();
+        for user in platform_users::Entity::find().all(registry).await? {
+            let Some(stored) = user.totp_secret.as_deref() else {
+                continue;
+            };
+            match cipher.sealing(user.id, stored) {
+                Ok(Sealing::Current) => done.current += 1,
+                Err(_) => done.unreadable += 1,
+                Ok(Sealing::Stale) => {
+                    let plain = cipher
+                        .decrypt(user.id, stored)
+                        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+                    let changed = platform_users::Entity::update_many()
+                        .col_expr(
+                            platform_users::Column::TotpSecret,
+                            Expr::value(cipher.encrypt(user.id, &plain)),
+                        )
+                        .filter(platform_users::Column::Id.eq(user.id))
+                        .filter(platform_users::Column::TotpSecret.eq(stored))
+                        .exec(registry)
+                        .await?;
+                    done.resealed += changed.rows_affected;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// The current code for a base32 secret (tests, and operators checking
+    /// an enrolment).
+    pub fn current_code(secret_base32: &str, email: &str) -> Option<String> {
+        let secret = totp_rs::Secret::try_from_base32(secret_base32).ok()?;
+        Some(
+            totp(secret.as_bytes(), email)
+                .generate_current()
+                .to_string(),
+        )
+    }
 }

@@ -12,6 +12,10 @@ pub struct Model {
     pub role: PlatformRole,
     pub tenant_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// The TOTP secret, sealed for this user (see `ssr::secrets`).
+    pub totp_secret: Option<String>,
+    /// The last time step a code was accepted for.
+    pub totp_last_step: Option<i64>,
 }
 
 impl std::fmt::Debug for Model {
@@ -20,6 +24,7 @@ impl std::fmt::Debug for Model {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("role", &self.role)
+            .field("totp", &self.totp_secret.is_some())
             .finish_non_exhaustive()
     }
 }
