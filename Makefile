@@ -42,14 +42,17 @@ setup-rust:
 	  cargo install wasm-bindgen-cli@$(WASM_BINDGEN_VERSION); \
 	fi
 
-# Debian packages the tests use: Chromium (Playwright), nginx (proxy test),
-# wrk and pgbench (load benchmark and its smoke test).
+# Debian packages the tests use: Chromium (Playwright), nginx, curl and
+# openssl (proxy tests, https included), wrk and pgbench (load benchmark
+# and its smoke test).
 setup-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 setup-e2e: setup-system

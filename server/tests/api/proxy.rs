@@ -14,6 +14,86 @@ use crate::on_both_backends;
 
 on_both_backends!(two_companies_and_the_base_domain_work_through_nginx,);
 
+/// `deploy/nginx-https.conf` for real, with a self-signed certificate:
+/// http goes to https, and https answers carry HSTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_example_redirects_and_sends_hsts() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.base_domain = "example.com".into();
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    let app_port = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let (http, https) = (free_port(), free_port());
+    let site = include_str!("../../../deploy/nginx-https.conf")
+        .replace("    listen 80;", &format!("    listen 127.0.0.1:{http};"))
+        .replace(
+            "    listen 443 ssl;",
+            &format!("    listen 127.0.0.1:{https} ssl;"),
+        );
+    let nginx = run_nginx(site, https, app_port, |dir| {
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=example.com",
+                "-addext",
+                "subjectAltName=DNS:example.com,DNS:*.example.com",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("example.com.key"))
+            .arg("-out")
+            .arg(dir.join("example.com.pem"))
+            .output()
+            .expect("openssl is installed (make setup installs it)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    });
+    // curl blocks: run it off the runtime the app is served on.
+    let curl = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        std::thread::spawn(move || curl_blocking(&args))
+            .join()
+            .unwrap()
+    };
+    fn curl_blocking(args: &[String]) -> String {
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-D", "-"])
+            .args(args)
+            .output()
+            .expect("curl is installed");
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    }
+    let plain = curl(&[
+        "-H",
+        "Host: acme.example.com",
+        &format!("http://127.0.0.1:{http}/login"),
+    ]);
+    assert!(plain.starts_with("http/1.1 301"), "{plain}");
+    assert!(
+        plain.contains("location: https://acme.example.com/login"),
+        "{plain}"
+    );
+    let secure = curl(&[
+        "--resolve",
+        &format!("acme.example.com:{https}:127.0.0.1"),
+        &format!("https://acme.example.com:{https}/api/health"),
+    ]);
+    assert!(secure.starts_with("http/1.1 200"), "{secure}");
+    assert!(
+        secure.contains("strict-transport-security: max-age=63072000; includesubdomains"),
+        "{secure}"
+    );
+    assert_eq!(nginx.port, https);
+    app.teardown().await;
+}
+
 /// nginx running `deploy/nginx.conf` on a loopback port, in front of an app.
 struct Nginx {
     child: Child,
@@ -46,17 +126,30 @@ fn free_port() -> u16 {
 
 fn start_nginx(app_port: u16) -> Nginx {
     let port = free_port();
+    let site = include_str!("../../../deploy/nginx.conf")
+        .replace("    listen 80;", &format!("    listen 127.0.0.1:{port};"));
+    run_nginx(site, port, app_port, |_| {})
+}
+
+/// Runs `site` (a shipped config, its listen lines already made loopback)
+/// with the app on `app_port`; `prepare` may write files into its directory.
+fn run_nginx(
+    site: String,
+    port: u16,
+    app_port: u16,
+    prepare: impl FnOnce(&std::path::Path),
+) -> Nginx {
     let dir = std::env::temp_dir().join(format!("enclave-nginx-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let shipped = include_str!("../../../deploy/nginx.conf");
-    let site = shipped
-        .replace("    listen 80;", &format!("    listen 127.0.0.1:{port};"))
+    prepare(&dir);
+    let site = site
         .replace(
             "    server 127.0.0.1:3000;",
             &format!("    server 127.0.0.1:{app_port};"),
-        );
+        )
+        .replace("/etc/ssl/enclave/", &format!("{}/", dir.display()));
     assert!(
-        site.contains(&format!(":{port};")) && site.contains(&format!(":{app_port};")),
+        site.contains(&format!(":{port}")) && site.contains(&format!(":{app_port};")),
         "the shipped config changed shape"
     );
     std::fs::write(dir.join("site.conf"), site).unwrap();
