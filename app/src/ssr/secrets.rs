@@ -107,6 +107,16 @@ impl Cipher {
         self.open(owner, stored).map(|(plain, _)| plain)
     }
 
+    /// What `secret rotate` stores instead of `stored`: `None` when it is
+    /// sealed for `owner` under the current key already, else the same
+    /// secret sealed so.
+    pub fn reseal(&self, owner: Uuid, stored: &str) -> Result<Option<String>, CipherError> {
+        match self.open(owner, stored)? {
+            (_, Sealing::Current) => Ok(None),
+            (plain, Sealing::Stale) => Ok(Some(self.encrypt(owner, &plain))),
+        }
+    }
+
     /// Whether `stored` is sealed for `owner` under the current key.
     pub fn sealing(&self, owner: Uuid, stored: &str) -> Result<Sealing, CipherError> {
         self.open(owner, stored).map(|(_, sealing)| sealing)

@@ -196,7 +196,7 @@ fn tenant_create_list_and_show_work_and_never_print_a_database_url() {
     assert_eq!(shown["name"], "Acme Corp");
     for output in [&out, &table] {
         assert!(
-            !output.contains("sqlite://") && !output.contains("v1:"),
+            !output.contains("sqlite://") && !output.contains("v2:"),
             "{output}"
         );
     }

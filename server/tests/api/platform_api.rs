@@ -84,7 +84,7 @@ async fn the_platform_api_creates_lists_pauses_resumes_and_deletes_companies(bac
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert!(!list.to_string().contains("db_url") && !list.to_string().contains("v1:"));
+    assert!(!list.to_string().contains("db_url") && !list.to_string().contains("v2:"));
 
     let (status, paused) = api(
         &app,

@@ -71,7 +71,10 @@ async fn the_stored_database_url_is_not_plaintext(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_company("Acme Corp", "acme").await;
     let stored = t.db_url.clone().expect("url stored");
-    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(
+        stored.starts_with("v2:"),
+        "sealed for its company: {stored}"
+    );
     for plain in ["sqlite:", "postgres:", "tenant_", "127.0.0.1"] {
         assert!(!stored.contains(plain), "{plain} in {stored}");
     }

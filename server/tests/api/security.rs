@@ -1176,3 +1176,63 @@ async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backe
     assert_eq!(status, StatusCode::OK);
     app.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_names_the_databases_company_roles_could_still_reach() {
+    use app::ssr::tenancy::databases::TenantServer;
+    use secrecy::SecretString;
+    // A stock PostgreSQL lets every role connect to `postgres`: the warning
+    // says so, with the statement its owner must run.
+    let server = TenantServer::postgres(&SecretString::from(crate::helpers::PG_ADMIN_URL), false)
+        .await
+        .unwrap();
+    let warnings = server.isolation_warnings().await;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("REVOKE CONNECT ON DATABASE \"postgres\" FROM PUBLIC;")),
+        "{warnings:?}"
+    );
+    assert!(TenantServer::sqlite("/nonexistent".into())
+        .isolation_warnings()
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_concurrency_limit_wait_their_turn() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.max_concurrent_requests = 1;
+        s.request_timeout_ms = 1000;
+    })
+    .await;
+    let quick = || async {
+        let started = std::time::Instant::now();
+        let status = app.get("localhost", "/healthz").await.status();
+        (status, started.elapsed())
+    };
+    let (status, alone) = quick().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(alone < std::time::Duration::from_millis(500), "{alone:?}");
+    // A client that promises a body and never sends it holds the one turn
+    // until the request timeout ends it.
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        b"POST /api/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (_, waited) = quick().await;
+    assert!(
+        waited >= std::time::Duration::from_millis(700),
+        "served at once: {waited:?}"
+    );
+    let (status, after) = quick().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(after < std::time::Duration::from_millis(500), "{after:?}");
+    drop(slow);
+    app.teardown().await;
+}

@@ -248,18 +248,8 @@ pub mod totp {
         let secret = random_bytes(20);
         let t = totp(&secret, &user.email);
         let base32 = t.secret().to_base32();
-        platform_users::Entity::update_many()
-            .col_expr(
-                platform_users::Column::TotpSecret,
-                Expr::value(cipher.encrypt(user.id, &SecretString::from(base32.clone()))),
-            )
-            .col_expr(
-                platform_users::Column::TotpLastStep,
-                Expr::value(None::<i64>),
-            )
-            .filter(platform_users::Column::Id.eq(user.id))
-            .exec(registry)
-            .await?;
+        let sealed = cipher.encrypt(user.id, &SecretString::from(base32.clone()));
+        store(registry, &user, Some(sealed)).await?;
         Ok(Enrolment {
             url: SecretString::from(t.to_url().expect("a valid TOTP has a URL")),
             secret_base32: SecretString::from(base32),
@@ -271,11 +261,17 @@ pub mod totp {
         email: &Email,
     ) -> Result<(), PlatformUserError> {
         let user = find_superadmin(registry, email).await?;
+        store(registry, &user, None).await
+    }
+
+    /// Sets (or clears) `user`'s sealed secret; no code is taken yet.
+    async fn store(
+        registry: &DatabaseConnection,
+        user: &platform_users::Model,
+        sealed: Option<String>,
+    ) -> Result<(), PlatformUserError> {
         platform_users::Entity::update_many()
-            .col_expr(
-                platform_users::Column::TotpSecret,
-                Expr::value(None::<String>),
-            )
+            .col_expr(platform_users::Column::TotpSecret, Expr::value(sealed))
             .col_expr(
                 platform_users::Column::TotpLastStep,
                 Expr::value(None::<i64>),
@@ -327,24 +323,17 @@ pub mod totp {
         registry: &DatabaseConnection,
         cipher: &Cipher,
     ) -> Result<crate::ssr::tenancy::directory::Resealed, sea_orm::DbErr> {
-        use crate::ssr::secrets::Sealing;
         let mut done = crate::ssr::tenancy::directory::Resealed::default();
         for user in platform_users::Entity::find().all(registry).await? {
             let Some(stored) = user.totp_secret.as_deref() else {
                 continue;
             };
-            match cipher.sealing(user.id, stored) {
-                Ok(Sealing::Current) => done.current += 1,
+            match cipher.reseal(user.id, stored) {
+                Ok(None) => done.current += 1,
                 Err(_) => done.unreadable += 1,
-                Ok(Sealing::Stale) => {
-                    let plain = cipher
-                        .decrypt(user.id, stored)
-                        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+                Ok(Some(resealed)) => {
                     let changed = platform_users::Entity::update_many()
-                        .col_expr(
-                            platform_users::Column::TotpSecret,
-                            Expr::value(cipher.encrypt(user.id, &plain)),
-                        )
+                        .col_expr(platform_users::Column::TotpSecret, Expr::value(resealed))
                         .filter(platform_users::Column::Id.eq(user.id))
                         .filter(platform_users::Column::TotpSecret.eq(stored))
                         .exec(registry)

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::Subdomain;
 use crate::ssr::entities::tenants::{self, TenantStatus};
-use crate::ssr::secrets::{Cipher, CipherError, Sealing};
+use crate::ssr::secrets::{Cipher, CipherError};
 
 pub async fn find_by_subdomain(
     db: &impl ConnectionTrait,
@@ -69,18 +69,12 @@ pub async fn reseal_credentials(
         let Some(stored) = t.db_url.as_deref() else {
             continue;
         };
-        match cipher.sealing(t.id, stored) {
-            Ok(Sealing::Current) => done.current += 1,
+        match cipher.reseal(t.id, stored) {
+            Ok(None) => done.current += 1,
             Err(_) => done.unreadable += 1,
-            Ok(Sealing::Stale) => {
-                let plain = cipher
-                    .decrypt(t.id, stored)
-                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+            Ok(Some(resealed)) => {
                 let changed = tenants::Entity::update_many()
-                    .col_expr(
-                        tenants::Column::DbUrl,
-                        Expr::value(cipher.encrypt(t.id, &plain)),
-                    )
+                    .col_expr(tenants::Column::DbUrl, Expr::value(resealed))
                     .filter(tenants::Column::Id.eq(t.id))
                     .filter(tenants::Column::DbUrl.eq(stored))
                     .exec(registry)
