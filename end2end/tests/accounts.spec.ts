@@ -171,3 +171,16 @@ test('a paused company shows the paused page, and resumes', async ({ page, brows
   expect(again?.status()).toBe(200);
   await visitor.close();
 });
+
+test('"Sign out" stays on one line at 1200 px', async ({ page }) => {
+  await page.setViewportSize({ width: 1200, height: 800 });
+  const sub = uniqueSubdomain('wide');
+  createCompany('Wide Inc', sub);
+  await signIn(page, sub, `admin@${sub}.test`);
+  const lines = await page.getByRole('button', { name: 'Sign out' }).evaluate((button) => {
+    const range = document.createRange();
+    range.selectNodeContents(button);
+    return range.getClientRects().length;
+  });
+  expect(lines).toBe(1);
+});

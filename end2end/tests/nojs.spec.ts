@@ -49,6 +49,19 @@ test.describe('with JavaScript disabled', () => {
     await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
   });
 
+  test('"Go to your company" leads to its sign-in page', async ({ page }) => {
+    const sub = uniqueSubdomain('goto');
+    createCompany('Goto Inc', sub);
+    await page.goto(rootUrl('/'));
+    await page.getByLabel("Your company's address").fill('not_valid');
+    await page.getByRole('button', { name: 'Go to sign-in' }).click();
+    await expect(page.getByTestId('go-error')).toContainText('Use only letters');
+    await page.getByLabel("Your company's address").fill(sub.toUpperCase());
+    await page.getByRole('button', { name: 'Go to sign-in' }).click();
+    await expect(page).toHaveURL(tenantUrl(sub, '/login'));
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Goto Inc');
+  });
+
   test('the platform admin signs in and pauses a company', async ({ page }) => {
     const sub = uniqueSubdomain('plainpause');
     const admin = `plain-${sub}@platform.test`;

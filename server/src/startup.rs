@@ -413,6 +413,7 @@ fn root_routes() -> Router<AppState> {
     use routes::platform_api;
     every_site_routes(ROOT_FNS)
         .route("/healthz", get(routes::health::healthz))
+        .route("/go", get(routes::auth::go))
         .route(
             "/api/admin/tenants",
             get(platform_api::list_tenants).post(platform_api::create_tenant),

@@ -1,6 +1,7 @@
 //! `/` on the base domain: what Enclave is, and the way to signup.
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::domain::subdomain::Subdomain;
 use crate::site::Origin;
@@ -27,6 +28,8 @@ pub fn Landing(origin: Origin) -> impl IntoView {
         }
     };
     let preview = Memo::new(move |_| preview());
+    // Set by `/go` when the address typed below is not one a company can have.
+    let go_error = move || use_query_map().read().get("company_error");
 
     view! {
         <Title text="Enclave: a database for every company"/>
@@ -52,6 +55,18 @@ pub fn Landing(origin: Origin) -> impl IntoView {
                 {move || preview.get().1.unwrap_or_default()}
             </p>
             <p><a class="button" href="/signup">"Create your company"</a></p>
+        </section>
+        <section class="card narrow">
+            <h2>"Go to your company"</h2>
+            <form method="get" action="/go">
+                <label for="go-company">"Your company's address"</label>
+                <div class="with-suffix">
+                    <input id="go-company" name="company" required autocomplete="organization" spellcheck="false"/>
+                    <span class="suffix">{format!(".{}", origin.base)}</span>
+                </div>
+                <p class="field-error" data-testid="go-error">{go_error}</p>
+                <button type="submit">"Go to sign-in"</button>
+            </form>
         </section>
     }
 }

@@ -124,3 +124,31 @@ async fn healthz_answers_on_the_base_domain_only(backend: Backend) {
     assert_eq!(res.status(), 404);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn go_to_your_company_leads_to_its_sign_in_or_says_why_not() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let res = app.get("localhost:3000", "/go?company=Acme-Corp").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "http://acme-corp.localhost:3000/login"
+    );
+    let res = app.get("localhost:3000", "/go?company=a_b").await;
+    assert_eq!(res.status(), 303);
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("/?company_error="), "{back}");
+    let page = app.get("localhost:3000", &back).await.text().await.unwrap();
+    assert!(
+        page.contains("Use only letters a–z, digits and hyphens"),
+        "{page}"
+    );
+    // Only on the base domain.
+    assert_eq!(
+        app.get("acme.localhost:3000", "/go?company=acme")
+            .await
+            .status(),
+        404
+    );
+    app.teardown().await;
+}
