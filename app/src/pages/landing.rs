@@ -56,7 +56,7 @@ pub fn Landing(origin: Origin) -> impl IntoView {
             </p>
             <p><a class="button" href="/signup">"Create your company"</a></p>
         </section>
-        <section class="card narrow">
+        <section class="card" id="go">
             <h2>"Go to your company"</h2>
             <form method="get" action="/go">
                 <label for="go-company">"Your company's address"</label>
