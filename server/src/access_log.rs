@@ -13,11 +13,11 @@ use crate::{site::ClientIp, startup::AppState};
 /// counts its status. Placed inside the site middleware, whose answer it
 /// reads.
 pub async fn log_and_count(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The span records its fields when made, so the label is only borrowed.
     let tenant = req
         .extensions()
         .get::<RequestSite>()
-        .map_or("-", RequestSite::label)
-        .to_owned();
+        .map_or("-", RequestSite::label);
     let client = req
         .extensions()
         .get::<ClientIp>()
