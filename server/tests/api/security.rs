@@ -700,29 +700,70 @@ async fn sqlite_databases_and_the_data_directory_are_private() {
     app.teardown().await;
 }
 
-/// On PostgreSQL, an administrator with only CREATEDB and CREATEROLE is
-/// enough, and a company's role reaches its own database and no other.
+/// On PostgreSQL 15 (the machine's server), an administrator with only
+/// CREATEDB and CREATEROLE is enough, and a company's role reaches its own
+/// database and no other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_home() {
-    use crate::helpers::{pg_admin, start, test_settings};
+    least_privilege_on(crate::helpers::PG_ADMIN_URL, "127.0.0.1:5432", 15).await;
+}
+
+/// The same on PostgreSQL 16, where a CREATEROLE administrator's membership
+/// in the roles it creates no longer carries SET or INHERIT: a cluster of the
+/// test's own, with scram-sha-256 for every role but the superuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_privilege_holds_on_postgresql_16() {
+    use crate::pg_cluster::{pg16_bin, PgCluster};
+    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
+        .await
+        .unwrap();
+    let admin = cluster.admin_url("postgres");
+    let host = format!("127.0.0.1:{}", cluster.port);
+    let run = tokio::spawn(async move { least_privilege_on(&admin, &host, 16).await });
+    let outcome = run.await;
+    let log = cluster.log();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        panic!("{e}\n--- PostgreSQL 16 log ---\n{log}");
+    }
+}
+
+async fn least_privilege_on(admin_url: &str, host: &str, major: u32) {
+    use crate::helpers::{start, test_settings};
     use app::domain::Subdomain;
     use sea_orm::{ConnectionTrait, Database};
     use secrecy::{ExposeSecret, SecretString};
 
+    let su = Database::connect(admin_url).await.unwrap();
+    let version: i32 = su
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('server_version_num')::int AS v",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "v")
+        .unwrap();
+    assert_eq!(version as u32 / 10000, major, "server version {version}");
     let id = uuid::Uuid::new_v4().simple().to_string();
     let admin = format!("enclave_lp_{}", &id[..12]);
     let registry = format!("enclave_test_{id}");
-    pg_admin(&format!(
-        "CREATE ROLE \"{admin}\" LOGIN CREATEDB CREATEROLE"
-    ))
-    .await;
-    pg_admin(&format!("CREATE DATABASE \"{registry}\" OWNER \"{admin}\"")).await;
+    // Names built from a UUID above, never from input.
+    for sql in [
+        format!("CREATE ROLE \"{admin}\" LOGIN CREATEDB CREATEROLE PASSWORD '{id}'"),
+        format!("CREATE DATABASE \"{registry}\" OWNER \"{admin}\""),
+    ] {
+        su.execute_unprepared(&sql).await.unwrap();
+    }
     let mut settings = test_settings(Backend::Sqlite).await;
     settings.registry_url = Some(SecretString::from(format!(
-        "postgres://{admin}@127.0.0.1:5432/{registry}?sslmode=disable"
+        "postgres://{admin}:{id}@{host}/{registry}?sslmode=disable"
     )));
     settings.tenant_db_url = Some(SecretString::from(format!(
-        "postgres://{admin}@127.0.0.1:5432/postgres?sslmode=disable"
+        "postgres://{admin}:{id}@{host}/postgres?sslmode=disable"
     )));
     let app = start(settings).await;
     let acme = app.create_company("Acme Corp", "acme").await;
@@ -740,31 +781,26 @@ async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_ho
     let refused = Database::connect(elsewhere(&registry).expose_secret()).await;
     assert!(refused.is_err(), "the company role reached the registry");
     let template = app::ssr::tenancy::template::template_name();
-    let admin_db = Database::connect(crate::helpers::PG_ADMIN_URL)
-        .await
-        .unwrap();
+    let admin_db = &su;
     // Every database this administrator made is closed to PUBLIC: the
     // registry, the company's, and the template if it built it (one built
     // by another role is that owner's to close; startup warns about it).
-    let owner = |db: String| {
-        let admin_db = &admin_db;
-        async move {
-            admin_db
-                .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                    sea_orm::DbBackend::Postgres,
-                    "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1",
-                    [db.into()],
-                ))
-                .await
-                .unwrap()
-                .and_then(|r| r.try_get::<String>("", "owner").ok())
-        }
+    let owner = |db: String| async move {
+        admin_db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1",
+                [db.into()],
+            ))
+            .await
+            .unwrap()
+            .and_then(|r| r.try_get::<String>("", "owner").ok())
     };
     for db in [registry.clone(), template.clone(), acme.db_name.clone()] {
         let made_here =
             matches!(owner(db.clone()).await, Some(o) if o == admin || o == acme.db_name);
         if db != template || made_here {
-            let open = app::ssr::tenancy::databases::public_can_connect(&admin_db, &db)
+            let open = app::ssr::tenancy::databases::public_can_connect(admin_db, &db)
                 .await
                 .unwrap();
             assert!(!open, "{db} is open to PUBLIC");
@@ -782,12 +818,12 @@ async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_ho
         .and_then(|r| r.try_get::<String>("", "rolpassword").ok())
         .unwrap();
     assert!(stored.starts_with("SCRAM-SHA-256$"), "{stored}");
-    admin_db.close().await.ok();
 
     // Pause, resume and delete work with these rights too.
     let sub = Subdomain::parse("acme").unwrap();
     app.services.set_paused(&sub, true).await.unwrap();
     app.services.set_paused(&sub, false).await.unwrap();
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
     app.services.delete_tenant(&sub).await.unwrap();
     assert!(!app
         .services
@@ -796,11 +832,17 @@ async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_ho
         .exists(acme.id)
         .await
         .unwrap());
-    app.teardown().await;
+    let _ = std::fs::remove_dir_all(&app.settings.data_dir);
     // What the administrator still owns (a template it built) goes to postgres.
-    pg_admin(&format!("REASSIGN OWNED BY \"{admin}\" TO postgres")).await;
-    pg_admin(&format!("DROP OWNED BY \"{admin}\"")).await;
-    pg_admin(&format!("DROP ROLE \"{admin}\"")).await;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{registry}\" WITH (FORCE)"),
+        format!("REASSIGN OWNED BY \"{admin}\" TO postgres"),
+        format!("DROP OWNED BY \"{admin}\""),
+        format!("DROP ROLE \"{admin}\""),
+    ] {
+        su.execute_unprepared(&sql).await.unwrap();
+    }
+    su.close().await.ok();
 }
 
 on_both_backends!(what_grows_with_traffic_is_purged);
