@@ -139,6 +139,20 @@ pub struct TenantRow {
     pub name: String,
     pub subdomain: String,
     pub status: String,
+    /// The newest migration applied (shown on hover).
     pub schema_version: String,
+    /// The same as a person reads it: "5 of 5", or "unknown".
+    pub schema: String,
     pub created: String,
+}
+
+/// One page of the platform admin's companies, as the query string asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantPage {
+    pub rows: Vec<TenantRow>,
+    /// Companies matching, over every page.
+    pub total: u64,
+    /// From 1.
+    pub page: u64,
+    pub pages: u64,
 }

@@ -1,7 +1,7 @@
 //! Server functions of the platform admin, on the base domain only.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, TenantRow};
+use crate::wire::{AppError, TenantPage, TenantRow};
 
 /// Signs a platform admin in; `code` is their authenticator's current
 /// code, when they have turned the second factor on.
@@ -27,28 +27,65 @@ pub async fn admin_logout() -> Result<(), AppError> {
     Ok(())
 }
 
+/// Companies per page of the platform admin's list.
+pub const TENANTS_PER_PAGE: u64 = 50;
+
+/// One page of companies: `q` in the name or subdomain, `status` (empty
+/// for any), `sort` (`name`, `subdomain`, `newest`, `oldest`, `status`),
+/// `page` from 1. Unknown values fall back to the defaults.
 #[server(endpoint = "list_tenants")]
-pub async fn list_tenants() -> Result<Vec<TenantRow>, AppError> {
+pub async fn list_tenants(
+    #[server(default)] q: String,
+    #[server(default)] status: String,
+    #[server(default)] sort: String,
+    #[server(default)] page: u64,
+) -> Result<TenantPage, AppError> {
     use crate::ssr::{
-        accounts::auth::require_platform_admin, context::services, http::internal,
-        tenancy::directory,
+        accounts::auth::require_platform_admin,
+        context::services,
+        entities::tenants::TenantStatus,
+        http::internal,
+        tenancy::{directory, migrate::tenant_schema_position},
     };
-    use sea_orm::ActiveEnum;
+    use sea_orm::{ActiveEnum, Iterable};
 
     require_platform_admin().await?;
-    let tenants = directory::list(&services()?.registry)
-        .await
-        .map_err(internal)?;
-    Ok(tenants
+    let status = TenantStatus::iter().find(|s| s.to_value() == status);
+    let page = page.max(1);
+    let listing = directory::search(
+        &services()?.registry,
+        &q,
+        status,
+        directory::SortBy::parse(&sort),
+        page - 1,
+        TENANTS_PER_PAGE,
+    )
+    .await
+    .map_err(internal)?;
+    let rows = listing
+        .rows
         .into_iter()
-        .map(|t| TenantRow {
-            name: t.name,
-            subdomain: t.subdomain,
-            status: t.status.to_value(),
-            schema_version: t.schema_version.unwrap_or_default(),
-            created: t.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        .map(|t| {
+            let schema_version = t.schema_version.unwrap_or_default();
+            TenantRow {
+                schema: match tenant_schema_position(&schema_version) {
+                    Some((at, of)) => format!("{at} of {of}"),
+                    None => "unknown".into(),
+                },
+                name: t.name,
+                subdomain: t.subdomain,
+                status: t.status.to_value(),
+                schema_version,
+                created: t.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            }
         })
-        .collect())
+        .collect();
+    Ok(TenantPage {
+        rows,
+        total: listing.total,
+        page,
+        pages: listing.total.div_ceil(TENANTS_PER_PAGE).max(1),
+    })
 }
 
 #[cfg(feature = "ssr")]

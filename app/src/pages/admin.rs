@@ -1,10 +1,23 @@
-//! `/admin` on the base domain: the platform admin's sign-in and list of companies.
+//! `/admin` on the base domain: the platform admin's sign-in and list of companies (searched, filtered, sorted and paged by the query string).
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::platform::{list_tenants, AdminLogin, AdminLogout, DeleteTenant, SetTenantPaused};
 use crate::components::guard::guard;
 use crate::wire::AppError;
+
+/// Percent-encodes a query-string value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 /// `/admin` on the base domain: the platform admin's view of every company.
 #[component]
@@ -13,15 +26,21 @@ pub fn AdminPage() -> impl IntoView {
     let logout = ServerAction::<AdminLogout>::new();
     let pause = ServerAction::<SetTenantPaused>::new();
     let delete = ServerAction::<DeleteTenant>::new();
+    // The list is what the query string asks: search, status, sort, page.
+    let query = use_query_map();
+    let param = move |k: &str| query.read().get(k).unwrap_or_default();
     let tenants = Resource::new(
         move || {
             (
                 login.version().get(),
                 pause.version().get(),
                 delete.version().get(),
+                (param("q"), param("status"), param("sort"), param("page")),
             )
         },
-        |_| list_tenants(),
+        |(_, _, _, (q, status, sort, page))| {
+            list_tenants(q, status, sort, page.parse().unwrap_or(1))
+        },
     );
     let login_error = move || {
         login
@@ -59,28 +78,74 @@ pub fn AdminPage() -> impl IntoView {
                         </section>
                     }
                     .into_any(),
-                    other => guard(other, "/admin", |tenants| view! {
-                        <section class="card">
+                    other => guard(other, "/admin", move |listing| {
+                        let (q, status, sort) = (param("q"), param("status"), param("sort"));
+                        // A link to another page of the same list.
+                        let page_href = {
+                            let (q, status, sort) = (q.clone(), status.clone(), sort.clone());
+                            move |page: u64| {
+                                let mut url = String::from("/admin?");
+                                for (k, v) in [("q", &q), ("status", &status), ("sort", &sort)] {
+                                    if !v.is_empty() {
+                                        url.push_str(&format!("{k}={}&", encode(v)));
+                                    }
+                                }
+                                url.push_str(&format!("page={page}"));
+                                url
+                            }
+                        };
+                        let (page, pages, total) = (listing.page, listing.pages, listing.total);
+                        let option = |value: &'static str, label: &'static str, current: &str| {
+                            let selected = value == current;
+                            view! { <option value=value selected=selected>{label}</option> }
+                        };
+                        view! {
+                        <section class="card wide">
                             <div class="row">
                                 <h1>"Companies"</h1>
                                 <ActionForm action=logout><button type="submit" class="link">"Sign out"</button></ActionForm>
                             </div>
+                            <form method="get" action="/admin" class="filters" role="search">
+                                <label for="tenant-q">"Search"</label>
+                                <input id="tenant-q" name="q" type="search" value=q.clone() placeholder="Name or subdomain" maxlength="100"/>
+                                <label for="tenant-status">"Status"</label>
+                                <select id="tenant-status" name="status">
+                                    {option("", "Any", &status)}
+                                    {option("active", "Active", &status)}
+                                    {option("paused", "Paused", &status)}
+                                    {option("provisioning", "Provisioning", &status)}
+                                    {option("failed", "Failed", &status)}
+                                    {option("deleting", "Deleting", &status)}
+                                </select>
+                                <label for="tenant-sort">"Sort"</label>
+                                <select id="tenant-sort" name="sort">
+                                    {option("name", "Name", &sort)}
+                                    {option("subdomain", "Subdomain", &sort)}
+                                    {option("newest", "Newest first", &sort)}
+                                    {option("oldest", "Oldest first", &sort)}
+                                    {option("status", "Status", &sort)}
+                                </select>
+                                <button type="submit" class="small">"Show"</button>
+                            </form>
                             <p class="form-error" role="alert" data-testid="admin-error">{action_error}</p>
+                            <p class="muted" data-testid="tenant-count">
+                                {format!("{total} compan{} · page {page} of {pages}", if total == 1 { "y" } else { "ies" })}
+                            </p>
                             <table class="tenants">
                                 <thead><tr><th>"Name"</th><th>"Subdomain"</th><th>"Status"</th><th>"Schema"</th><th>"Created"</th><th>"Actions"</th></tr></thead>
                                 <tbody>
-                                    {tenants.into_iter().map(|t| {
+                                    {listing.rows.into_iter().map(|t| {
                                         let paused = t.status == "paused";
                                         let (sub_pause, sub_delete) = (t.subdomain.clone(), t.subdomain.clone());
                                         let confirm_id = format!("confirm-{}", t.subdomain);
                                         let confirm_hint = format!("type {}", t.subdomain);
                                         view! {
                                             <tr data-subdomain=t.subdomain.clone()>
-                                                <td>{t.name.clone()}</td>
+                                                <td class="name">{t.name.clone()}</td>
                                                 <td><code>{t.subdomain.clone()}</code></td>
                                                 <td data-testid="status">{t.status.clone()}</td>
-                                                <td><code>{t.schema_version.clone()}</code></td>
-                                                <td>{t.created.clone()}</td>
+                                                <td><abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr></td>
+                                                <td class="nowrap">{t.created.clone()}</td>
                                                 <td class="actions">
                                                     <ActionForm action=pause>
                                                         <input type="hidden" name="subdomain" value=sub_pause/>
@@ -99,7 +164,12 @@ pub fn AdminPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            <nav class="pager" aria-label="Pages">
+                                {(page > 1).then(|| view! { <a href=page_href(page - 1) rel="prev">"← Previous"</a> })}
+                                {(page < pages).then(|| view! { <a href=page_href(page + 1) rel="next">"Next →"</a> })}
+                            </nav>
                         </section>
+                        }
                     }),
                 }
             })}

@@ -43,6 +43,88 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<tenants::Model>, DbEr
         .await
 }
 
+/// How the platform admin's list of companies is sorted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    Name,
+    Subdomain,
+    Newest,
+    Oldest,
+    Status,
+}
+
+impl SortBy {
+    /// From the query string; anything unknown is by name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "subdomain" => SortBy::Subdomain,
+            "newest" => SortBy::Newest,
+            "oldest" => SortBy::Oldest,
+            "status" => SortBy::Status,
+            _ => SortBy::Name,
+        }
+    }
+}
+
+/// One page of companies, and how many match in all.
+pub struct Listing {
+    pub rows: Vec<tenants::Model>,
+    pub total: u64,
+}
+
+/// Companies whose name or subdomain contains `q` (any case; `%` and `_`
+/// are plain characters), with `status` if given, sorted, one page of
+/// `per_page` (`page` counts from 0). Ties are broken by subdomain, so
+/// pages never overlap.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    q: &str,
+    status: Option<TenantStatus>,
+    sort: SortBy,
+    page: u64,
+    per_page: u64,
+) -> Result<Listing, DbErr> {
+    use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
+    use sea_orm::{PaginatorTrait, QuerySelect};
+
+    let mut find = tenants::Entity::find();
+    let q: String = q.trim().to_lowercase().chars().take(100).collect();
+    if !q.is_empty() {
+        let escaped: String = q
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        find = find.filter(
+            Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(tenants::Column::Name))).like(pattern()))
+                .add(Expr::col(tenants::Column::Subdomain).like(pattern())),
+        );
+    }
+    if let Some(status) = status {
+        find = find.filter(tenants::Column::Status.eq(status));
+    }
+    use tenants::Column as C;
+    find = match sort {
+        SortBy::Name => find.order_by_asc(C::Name),
+        SortBy::Subdomain => find,
+        SortBy::Newest => find.order_by_desc(C::CreatedAt),
+        SortBy::Oldest => find.order_by_asc(C::CreatedAt),
+        SortBy::Status => find.order_by_asc(C::Status),
+    }
+    .order_by_asc(C::Subdomain);
+    let total = find.clone().count(db).await?;
+    let rows = find
+        .offset(page.saturating_mul(per_page))
+        .limit(per_page)
+        .all(db)
+        .await?;
+    Ok(Listing { rows, total })
+}
+
 /// What [`reseal_credentials`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Resealed {

@@ -127,6 +127,15 @@ pub fn latest_tenant_schema() -> String {
     latest::<TenantMigrator>()
 }
 
+/// Where a recorded tenant schema stands: (its place in the migration
+/// list, counting from 1; the list's length), for people to read.
+pub fn tenant_schema_position(name: &str) -> Option<(usize, usize)> {
+    let all = TenantMigrator::migrations();
+    all.iter()
+        .position(|m| m.name() == name)
+        .map(|i| (i + 1, all.len()))
+}
+
 /// Migrates every active or paused tenant (or `opts.only`) with `M`,
 /// calling `progress` as each finishes. `total` is reported first.
 pub async fn migrate_tenants<M: MigratorTrait + 'static>(
