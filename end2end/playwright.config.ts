@@ -5,6 +5,11 @@ import path from 'node:path';
 // re-read this file, so the directory is fixed once through the environment.
 process.env.E2E_DATA_DIR ??= path.join(__dirname, '.data', `run-${Date.now()}`);
 const port = Number(process.env.E2E_PORT ?? 3100);
+// A real SMTP server (Debian's python3-aiosmtpd) that delivers into a
+// Maildir the tests read.
+process.env.E2E_MAIL_DIR ??= path.join(__dirname, '.data', `mail-${Date.now()}`);
+const smtpPort = Number(process.env.E2E_SMTP_PORT ?? 3125);
+export const mailDir = process.env.E2E_MAIL_DIR;
 const serverBin =
   process.env.SERVER_BIN ?? path.join(process.env.HOME ?? '', '.cache/enclave/target/debug/server');
 
@@ -12,6 +17,7 @@ export const serverEnv = {
   ENCLAVE_DATA_DIR: process.env.E2E_DATA_DIR,
   ENCLAVE_LISTEN: `127.0.0.1:${port}`,
   ENCLAVE_BASE_DOMAIN: 'localhost',
+  ENCLAVE_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
   LEPTOS_SITE_ROOT: path.join(__dirname, '..', 'target', 'site'),
 };
 
@@ -39,7 +45,14 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [
+  {
+    command: `/usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:${smtpPort} -c aiosmtpd.handlers.Mailbox ${mailDir}`,
+    port: smtpPort,
+    reuseExistingServer: false,
+    timeout: 30_000,
+  },
+  {
     command: `${serverBin} serve`,
     // Node does not resolve *.localhost: probe the IP (it answers 400, which counts as up).
     url: `http://127.0.0.1:${port}/healthz`,
@@ -48,4 +61,5 @@ export default defineConfig({
     timeout: 60_000,
     stdout: 'pipe',
   },
+  ],
 });

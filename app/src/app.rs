@@ -3,11 +3,14 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 use crate::pages::{
-    home::{AdminRoute, HomePage, LoginPage, ProfileRoute, SettingsRoute, SignupPage, UsersRoute},
+    home::{
+        AdminRoute, ForgotPasswordPage, HomePage, LoginPage, ProfileRoute, ResetPasswordPage,
+        SettingsRoute, SignupPage, UsersRoute,
+    },
     not_found::NotFound,
 };
 use crate::site::provide_site;
@@ -47,6 +50,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("signup") view=SignupPage/>
                     <Route path=StaticSegment("admin") view=AdminRoute/>
                     <Route path=StaticSegment("login") view=LoginPage/>
+                    <Route path=(StaticSegment("password"), StaticSegment("forgot")) view=ForgotPasswordPage/>
+                    <Route path=(StaticSegment("password"), StaticSegment("reset"), ParamSegment("token")) view=ResetPasswordPage/>
                     <Route path=StaticSegment("users") view=UsersRoute/>
                     <Route path=StaticSegment("profile") view=ProfileRoute/>
                     <Route path=StaticSegment("settings") view=SettingsRoute/>

@@ -113,6 +113,18 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_PROVISIONING_RECORDS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub provisioning_records_days: u32,
 
+    /// SMTP server for outgoing mail, as a URL: `smtp://host:25` (plain),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host` [default: none: each message is written as
+    /// an `.eml` file to `<data dir>/outbox/`].
+    #[arg(long, global = true, env = "ENCLAVE_SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The sender of outgoing mail, `Name <address>` or `address`
+    /// [default: `Enclave <no-reply@<base domain>>`].
+    #[arg(long, global = true, env = "ENCLAVE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+
     /// Companies one client address may create through signup in an hour
     /// (the platform API and the CLI are not limited).
     #[arg(long, global = true, env = "ENCLAVE_SIGNUPS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -202,6 +214,17 @@ impl Settings {
     pub fn secure_cookies(&self) -> bool {
         self.secure_cookies
             .unwrap_or(self.base_domain != "localhost" && !self.base_domain.ends_with(".localhost"))
+    }
+
+    /// Where messages go when no SMTP server is set.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    pub fn mail_from(&self) -> String {
+        self.mail_from
+            .clone()
+            .unwrap_or_else(|| format!("Enclave <no-reply@{}>", self.base_domain))
     }
 
     pub fn tenant_dir(&self) -> PathBuf {

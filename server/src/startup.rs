@@ -12,6 +12,8 @@ use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
     accounts::sessions::DbSessionStore,
     limits::ClientRateLimit,
+    mail::{MailError, Mailer},
+    metrics::Metrics,
     purge::{purge, Purged},
     secrets::{Cipher, CipherError},
     services::Services,
@@ -60,6 +62,8 @@ pub enum StartupError {
     MissingKey,
     #[error("ENCLAVE_SECRET_KEY: {0}")]
     BadKey(CipherError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -99,13 +103,22 @@ async fn build_services_with(
         Duration::from_secs(settings.tenant_cache_secs),
     );
     let provisioner = Provisioner::new(registry.clone(), server, cipher.clone());
+    let metrics = Metrics::default();
+    let mailer = Mailer::start(
+        settings.smtp_url.as_ref(),
+        &settings.mail_from(),
+        settings.outbox_dir(),
+        metrics.clone(),
+    )
+    .map_err(StartupError::Mail)?;
     Ok(Services {
         registry,
         directory,
         pools,
         provisioner,
         provisioning_timeout: Duration::from_secs(settings.provisioning_timeout_secs),
-        metrics: Default::default(),
+        metrics,
+        mailer,
         signups: ClientRateLimit::per_hour(settings.signups_per_hour),
         delete_crash_after: None,
         cipher: cipher.clone(),

@@ -1,4 +1,4 @@
-//! Server functions of a company user's own account: sign in, sign out, who am I, password.
+//! Server functions of a company user's own account: sign in, sign out, who am I, password, and resetting a forgotten one.
 use leptos::prelude::*;
 
 use crate::wire::{AppError, Me};
@@ -93,6 +93,86 @@ pub async fn change_password(
         Err(UserError::Busy(_)) => Err(reject(AppError::Unavailable)),
         Err(e) => Err(internal(e)),
     }
+}
+
+/// Sends a password-reset link to `email` if it is an active user here,
+/// and goes to the page saying a message is on its way, whichever it was.
+#[server(endpoint = "forgot_password")]
+pub async fn forgot_password(email: String) -> Result<(), AppError> {
+    use crate::domain::Email;
+    use crate::ssr::accounts::{
+        auth::db_error,
+        reset::{self, LinkSite, ResetError},
+        throttle::ThrottleError,
+    };
+    use crate::ssr::context::{client, services, tenant};
+    use crate::ssr::http::{internal, reject};
+
+    let tenant = tenant()?;
+    let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let db = tenant.db().await.map_err(db_error)?;
+    let base_url = tenant.origin().tenant_url(tenant.subdomain());
+    let site = LinkSite {
+        base_url: &base_url,
+        company: tenant.name(),
+    };
+    match reset::request(db.conn(), &email, &client(), site, &services()?.mailer).await {
+        Ok(()) => {
+            leptos_axum::redirect("/password/forgot?sent=1");
+            Ok(())
+        }
+        Err(ResetError::Throttle(ThrottleError::Throttled { retry_after_secs })) => {
+            Err(reject(AppError::Throttled { retry_after_secs }))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Whether a reset link is still good, for the page it opens.
+#[server(endpoint = "check_reset_link")]
+pub async fn check_reset_link(token: String) -> Result<bool, AppError> {
+    use crate::ssr::accounts::{auth::db_error, reset};
+    use crate::ssr::{context::tenant, http::internal};
+
+    let db = tenant()?.db().await.map_err(db_error)?;
+    reset::is_live(db.conn(), &token).await.map_err(internal)
+}
+
+/// Sets a new password with an emailed link, ends every session of that
+/// person, and signs them in here.
+#[server(endpoint = "reset_password")]
+pub async fn reset_password(token: String, new: String, confirm: String) -> Result<(), AppError> {
+    use crate::domain::Password;
+    use crate::ssr::accounts::{
+        auth::{db_error, start_tenant_session, tenant_subject},
+        reset::{self, ResetError},
+        sessions::end_sessions_of,
+    };
+    use crate::ssr::context::{services, session, tenant};
+    use crate::ssr::http::{internal, reject};
+
+    let tenant = tenant()?;
+    let new_password = Password::parse(&new).map_err(|e| reject(AppError::invalid("new", e)))?;
+    if new != confirm {
+        return Err(reject(AppError::invalid(
+            "confirm",
+            "The two new passwords differ.",
+        )));
+    }
+    let db = tenant.db().await.map_err(db_error)?;
+    let (user_id, _) = match reset::reset(db.conn(), &token, new_password).await {
+        Ok(user) => user,
+        Err(e @ ResetError::BadLink) => return Err(reject(AppError::invalid("token", e))),
+        Err(ResetError::Busy(_)) => return Err(reject(AppError::Unavailable)),
+        Err(e) => return Err(internal(e)),
+    };
+    let subject = tenant_subject(tenant.id(), user_id);
+    end_sessions_of(&services()?.registry, &subject, None)
+        .await
+        .map_err(internal)?;
+    start_tenant_session(&session().await?, tenant.id(), user_id).await?;
+    leptos_axum::redirect("/");
+    Ok(())
 }
 
 #[cfg(test)]

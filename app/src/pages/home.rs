@@ -2,8 +2,15 @@
 use leptos::prelude::*;
 
 use super::{
-    admin::AdminPage, dashboard::DashboardPage, landing::Landing, login::LoginForm,
-    not_found::NotFoundCard, profile::ProfilePage, settings::SettingsPage, signup::SignupForm,
+    admin::AdminPage,
+    dashboard::DashboardPage,
+    landing::Landing,
+    login::LoginForm,
+    not_found::NotFoundCard,
+    password::{ForgotPasswordForm, ResetPasswordForm},
+    profile::ProfilePage,
+    settings::SettingsPage,
+    signup::SignupForm,
     users::UsersPage,
 };
 use crate::site::{Site, WithSite};
@@ -47,6 +54,28 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <WithSite view=|site| match site {
             Site::Tenant { name, .. } => view! { <LoginForm company=name/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/password/forgot`, company subdomains only.
+#[component]
+pub fn ForgotPasswordPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Tenant { name, .. } => view! { <ForgotPasswordForm company=name/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/password/reset/{token}`, company subdomains only.
+#[component]
+pub fn ResetPasswordPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Tenant { name, .. } => view! { <ResetPasswordForm company=name/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }

@@ -44,6 +44,7 @@ pub fn LoginForm(company: String) -> impl IntoView {
                 <p class="form-error" role="alert" data-testid="login-error">{error}</p>
                 <button type="submit" disabled=move || login.pending().get()>"Sign in"</button>
             </ActionForm>
+            <p><a href="/password/forgot">"Forgot your password?"</a></p>
         </section>
     }
 }

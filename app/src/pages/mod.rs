@@ -6,6 +6,7 @@ pub mod landing;
 pub mod login;
 pub mod no_such_workspace;
 pub mod not_found;
+pub mod password;
 pub mod paused;
 pub mod profile;
 pub mod settings;

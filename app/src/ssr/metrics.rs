@@ -24,6 +24,7 @@ pub struct Metrics {
     provisioning_seconds: Histogram,
     provisionings: Family<Labels, Counter>,
     migrations: Family<Labels, Counter>,
+    mail: Family<Labels, Counter>,
     pools_open: Gauge,
     connections_open: Gauge,
     connections_in_use: Gauge,
@@ -57,6 +58,12 @@ impl Default for Metrics {
             "tenant_migrations",
             "Tenant database migrations, by outcome",
             migrations.clone(),
+        );
+        let mail = Family::<Labels, Counter>::default();
+        registry.register(
+            "mail_messages",
+            "Email messages, by kind and outcome (sent, written to the outbox, failed after retries, dropped with the queue full)",
+            mail.clone(),
         );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -94,6 +101,7 @@ impl Default for Metrics {
             provisioning_seconds,
             provisionings,
             migrations,
+            mail,
             pools_open,
             connections_open,
             connections_in_use,
@@ -122,6 +130,15 @@ impl Metrics {
     pub fn migrated(&self, outcome: &'static str) {
         self.migrations
             .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    pub fn mail(&self, kind: &'static str, outcome: &'static str) {
+        self.mail
+            .get_or_create(&vec![
+                ("kind", kind.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
             .inc();
     }
 

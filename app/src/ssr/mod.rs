@@ -17,6 +17,7 @@ pub mod context;
 pub mod entities;
 pub mod http;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod purge;
 pub mod secrets;

@@ -24,6 +24,8 @@ pub struct Services {
     pub signups: ClientRateLimit,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).
     pub cipher: super::secrets::Cipher,
+    /// Sends email off the request path (SMTP, or the outbox directory).
+    pub mailer: super::mail::Mailer,
     /// Tests: deletions "die" after this step.
     pub delete_crash_after: Option<super::tenancy::lifecycle::DeleteStep>,
 }

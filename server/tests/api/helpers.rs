@@ -89,6 +89,8 @@ pub async fn test_settings(backend: Backend) -> Settings {
         secure_cookies: None,
         trusted_proxies: vec![],
         signups_per_hour: 1000,
+        smtp_url: None,
+        mail_from: None,
         provisioning_records_days: 30,
         header_timeout_secs: 10,
         request_timeout_ms: 30_000,

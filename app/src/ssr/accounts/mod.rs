@@ -8,11 +8,14 @@
 //! * [`users`]: a company's users and its audit log.
 //! * [`passwords`]: argon2id, always off the async workers.
 //! * [`platform`]: platform admins (superadmins) and API tokens.
-//! * [`throttle`]: sign-in attempts, reserved before the password check.
+//! * [`reset`]: password reset by an emailed single-use link.
+//! * [`throttle`]: sign-in attempts and reset requests, reserved before
+//!   the work they guard.
 pub mod auth;
 pub mod handoff;
 pub mod passwords;
 pub mod platform;
+pub mod reset;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

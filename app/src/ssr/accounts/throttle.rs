@@ -1,4 +1,4 @@
-//! Sign-in throttling: each attempt reserves a slot before the password is checked, per (client, email) and per client.
+//! Throttling sign-in (and reset-link requests): each attempt reserves a slot before the password is checked, per (client, email) and per client.
 //!
 //! An attempt is a `login_failures` row, written before the password is
 //! checked; it may go on if the attempts in the window written up to and
@@ -26,6 +26,10 @@ pub struct Throttle {
     pub per_email_and_client: u64,
     /// Per client address, whatever the email.
     pub per_client: u64,
+    /// Per email from every address together. Not for sign-in, where it
+    /// would let anyone lock an account; for messages sent to the email
+    /// (reset links), where it keeps anyone from flooding an inbox.
+    pub per_email: Option<u64>,
     pub window: TimeDelta,
 }
 
@@ -33,6 +37,7 @@ pub struct Throttle {
 pub const SIGN_IN: Throttle = Throttle {
     per_email_and_client: 5,
     per_client: 20,
+    per_email: None,
     window: TimeDelta::minutes(15),
 };
 
@@ -80,10 +85,16 @@ impl Throttle {
         };
         let pair = up_to_this().filter(Column::Email.eq(email));
         let by_client = up_to_this();
+        let by_email = login_failures::Entity::find()
+            .filter(Column::Email.eq(email))
+            .filter(Column::At.gt(since))
+            .filter(Column::Id.lte(row.id));
         let over = if pair.clone().count(db).await? > self.per_email_and_client {
             Some(pair)
         } else if !client.is_empty() && by_client.clone().count(db).await? > self.per_client {
             Some(by_client)
+        } else if let Some(limit) = self.per_email {
+            (by_email.clone().count(db).await? > limit).then_some(by_email)
         } else {
             None
         };

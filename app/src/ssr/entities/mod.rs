@@ -3,11 +3,12 @@
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
 //! `handoff_tokens`, `api_tokens`. Tenant databases: `tenant_users`, `audit_log`,
-//! `login_failures`.
+//! `login_failures`, `password_resets`.
 pub mod api_tokens;
 pub mod audit_log;
 pub mod handoff_tokens;
 pub mod login_failures;
+pub mod password_resets;
 pub mod platform_users;
 pub mod provisioning;
 pub mod sessions;

@@ -1,0 +1,359 @@
+//! Password reset by email, and mail delivery itself: the outbox default,
+//! a real SMTP server, retries.
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::helpers::{
+    call, call_full, get, location_path, post_plain_form, sign_in, spawn_app, spawn_app_with,
+    Backend, Jar, TestApp, ADMIN_PASSWORD,
+};
+use crate::mailbox::{link_token, messages, wait_for, SmtpServer};
+use crate::on_both_backends;
+
+const HOST: &str = "acme.localhost";
+const ADMIN: &str = "admin@acme.test";
+const NEW: &str = "a brand new password";
+
+on_both_backends!(
+    a_reset_link_sets_the_password_once_and_ends_every_session,
+    asking_for_a_link_answers_the_same_for_unknown_emails,
+    a_reset_link_is_refused_when_expired_or_on_another_company,
+    asking_for_links_is_throttled_per_email_and_per_client,
+);
+
+fn outbox(app: &TestApp) -> std::path::PathBuf {
+    app.services
+        .mailer
+        .outbox()
+        .expect("no SMTP server set: the outbox")
+        .to_owned()
+}
+
+async fn ask_for_link(
+    app: &TestApp,
+    host: &str,
+    email: &str,
+) -> (StatusCode, Value, Option<String>) {
+    call_full(
+        app,
+        host,
+        &mut Jar::default(),
+        "forgot_password",
+        &[("email", email)],
+    )
+    .await
+}
+
+async fn whoami(app: &TestApp, jar: &mut Jar) -> Value {
+    let (status, me) = call(app, HOST, jar, "whoami", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    me
+}
+
+async fn a_reset_link_sets_the_password_once_and_ends_every_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let (_, _, mut laptop) = sign_in(&app, HOST, ADMIN, ADMIN_PASSWORD).await;
+    let (_, _, mut phone) = sign_in(&app, HOST, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(whoami(&app, &mut laptop).await["email"], ADMIN);
+
+    let (status, _, location) = ask_for_link(&app, HOST, ADMIN).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::OK, Some("/password/forgot?sent=1"))
+    );
+    let message = wait_for(&outbox(&app), ADMIN, 1).await.remove(0);
+    // Both parts, and a subject that names the company.
+    assert!(message.contains("multipart/alternative"), "{message}");
+    assert!(message.contains("text/plain"), "{message}");
+    assert!(message.contains("text/html"), "{message}");
+    assert!(
+        message.contains("Subject: Reset your password for Acme Corp"),
+        "{message}"
+    );
+    let token = link_token(&message, "/password/reset/");
+    let path = format!("/password/reset/{token}");
+
+    let mut browser = Jar::default();
+    let page = get(&app, HOST, &mut browser, &path)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"new\""), "the form: {page}");
+
+    // A mismatch is refused and does not spend the link.
+    let mismatch = [
+        ("token", token.as_str()),
+        ("new", NEW),
+        ("confirm", "something else entirely"),
+    ];
+    let (status, body) = call(&app, HOST, &mut browser, "reset_password", &mismatch).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let good = [("token", token.as_str()), ("new", NEW), ("confirm", NEW)];
+    let (status, body, location) =
+        call_full(&app, HOST, &mut browser, "reset_password", &good).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::OK, Some("/")),
+        "{body}"
+    );
+    // Signed in where the link was used; signed out everywhere else.
+    assert_eq!(whoami(&app, &mut browser).await["email"], ADMIN);
+    assert_eq!(whoami(&app, &mut laptop).await, Value::Null);
+    assert_eq!(whoami(&app, &mut phone).await, Value::Null);
+
+    // Once only.
+    let (status, body) = call(&app, HOST, &mut Jar::default(), "reset_password", &good).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.to_string().contains("expired or was already used"),
+        "{body}"
+    );
+    let page = get(&app, HOST, &mut Jar::default(), &path)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("This link has expired or was already used."),
+        "{page}"
+    );
+    assert!(!page.contains("name=\"new\""));
+
+    // The old password is gone, the new one works, and the log says so.
+    let (status, _, _) = sign_in(&app, HOST, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = sign_in(&app, HOST, ADMIN, NEW).await;
+    assert_eq!(status, StatusCode::OK);
+    let db = app.tenant_db("acme").await;
+    let audit = app::ssr::accounts::users::recent_audit(&db, 20)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(actions.contains(&"user.password_reset"), "{actions:?}");
+    assert!(
+        actions.contains(&"user.password_reset_requested"),
+        "{actions:?}"
+    );
+    db.close().await.ok();
+    app.teardown().await;
+}
+
+async fn asking_for_a_link_answers_the_same_for_unknown_emails(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    // Unknown here (though known to another company), then known.
+    let unknown = ask_for_link(&app, HOST, "admin@globex.test").await;
+    let known = ask_for_link(&app, HOST, ADMIN).await;
+    assert_eq!(unknown, known);
+    wait_for(&outbox(&app), ADMIN, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let all = messages(&outbox(&app));
+    assert_eq!(all.len(), 1, "only the known email gets a message");
+
+    // Without JavaScript: a 303 to the page that says a message is on its way.
+    let mut jar = Jar::default();
+    let res = post_plain_form(
+        &app,
+        HOST,
+        &mut jar,
+        "forgot_password",
+        &[("email", "nobody@acme.test")],
+        "/password/forgot",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location_path(&res);
+    assert_eq!(to, "/password/forgot?sent=1");
+    let page = get(&app, HOST, &mut jar, &to).await.text().await.unwrap();
+    assert!(
+        page.contains("a link to choose a new password is on its way"),
+        "{page}"
+    );
+    // A malformed email is told so, next to its field.
+    let res = post_plain_form(
+        &app,
+        HOST,
+        &mut jar,
+        "forgot_password",
+        &[("email", "not an email")],
+        "/password/forgot",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = get(&app, HOST, &mut jar, &location_path(&res))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("class=\"form-error\">Enter an email address like name@example.com.</p>"),
+        "the error, next to the form: {page}"
+    );
+    app.teardown().await;
+}
+
+async fn a_reset_link_is_refused_when_expired_or_on_another_company(backend: Backend) {
+    use app::ssr::entities::password_resets;
+    use sea_orm::{sea_query::Expr, EntityTrait};
+
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    ask_for_link(&app, HOST, ADMIN).await;
+    let token = link_token(
+        &wait_for(&outbox(&app), ADMIN, 1).await[0],
+        "/password/reset/",
+    );
+    let form = [("token", token.as_str()), ("new", NEW), ("confirm", NEW)];
+
+    // Another company's site does not know it.
+    let (status, body) = call(
+        &app,
+        "globex.localhost",
+        &mut Jar::default(),
+        "reset_password",
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Expired: refused, and the password stays.
+    let db = app.tenant_db("acme").await;
+    password_resets::Entity::update_many()
+        .col_expr(
+            password_resets::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)),
+        )
+        .exec(&db)
+        .await
+        .unwrap();
+    db.close().await.ok();
+    let (status, body) = call(&app, HOST, &mut Jar::default(), "reset_password", &form).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, _) = sign_in(&app, HOST, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    // A token of the wrong shape is the same refusal, never an error.
+    let (status, _) = call(
+        &app,
+        HOST,
+        &mut Jar::default(),
+        "reset_password",
+        &[("token", "'; DROP TABLE x"), ("new", NEW), ("confirm", NEW)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.teardown().await;
+}
+
+async fn asking_for_links_is_throttled_per_email_and_per_client(backend: Backend) {
+    use app::domain::Email;
+    use app::ssr::accounts::reset::{request, LinkSite, ResetError};
+    use app::ssr::accounts::throttle::ThrottleError;
+
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    // From one address: 3 for one email, then 429.
+    for _ in 0..3 {
+        assert_eq!(ask_for_link(&app, HOST, ADMIN).await.0, StatusCode::OK);
+    }
+    let (status, body, _) = ask_for_link(&app, HOST, ADMIN).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    // An unknown email is throttled the same way, so the throttle tells nothing.
+    for _ in 0..3 {
+        assert_eq!(
+            ask_for_link(&app, HOST, "nobody@acme.test").await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        ask_for_link(&app, HOST, "nobody@acme.test").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // From many addresses: 5 for one email in all, so no one floods an inbox.
+    let db = app.tenant_db("acme").await;
+    let email = Email::parse("victim@acme.test").unwrap();
+    let site = LinkSite {
+        base_url: "http://acme.localhost/",
+        company: "Acme Corp",
+    };
+    for i in 0..5 {
+        let client = format!("203.0.113.{i}");
+        request(&db, &email, &client, site, &app.services.mailer)
+            .await
+            .unwrap();
+    }
+    let refused = request(&db, &email, "203.0.113.99", site, &app.services.mailer).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ResetError::Throttle(ThrottleError::Throttled { .. }))
+        ),
+        "{refused:?}"
+    );
+    db.close().await.ok();
+    app.teardown().await;
+}
+
+/// With `ENCLAVE_SMTP_URL`, messages go through a real SMTP server, from
+/// `ENCLAVE_MAIL_FROM`, and nothing is written to the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_through_a_real_smtp_server() {
+    let smtp = tokio::task::spawn_blocking(SmtpServer::start)
+        .await
+        .unwrap();
+    let url = smtp.url();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.smtp_url = Some(SecretString::from(url));
+        s.mail_from = Some("Acme Ops <ops@example.test>".into());
+    })
+    .await;
+    assert!(app.services.mailer.outbox().is_none());
+    app.create_company("Acme Corp", "acme").await;
+    assert_eq!(ask_for_link(&app, HOST, ADMIN).await.0, StatusCode::OK);
+    let message = wait_for(&smtp.maildir(), ADMIN, 1).await.remove(0);
+    assert!(
+        message.contains("From: \"Acme Ops\" <ops@example.test>"),
+        "{message}"
+    );
+    assert!(
+        message.contains("text/plain") && message.contains("text/html"),
+        "{message}"
+    );
+    let token = link_token(&message, "/password/reset/");
+    let form = [("token", token.as_str()), ("new", NEW), ("confirm", NEW)];
+    let (status, _) = call(&app, HOST, &mut Jar::default(), "reset_password", &form).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!app.settings.data_dir.join("outbox").exists());
+    app.teardown().await;
+}
+
+/// A server that is down when the message is first tried gets it on a
+/// later attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_is_retried_until_the_smtp_server_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.smtp_url = Some(SecretString::from(format!("smtp://127.0.0.1:{port}")));
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    assert_eq!(ask_for_link(&app, HOST, ADMIN).await.0, StatusCode::OK);
+    // The first attempt has failed by now (connection refused).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let smtp = tokio::task::spawn_blocking(move || SmtpServer::start_on(port))
+        .await
+        .unwrap();
+    let message = wait_for(&smtp.maildir(), ADMIN, 1).await.remove(0);
+    link_token(&message, "/password/reset/");
+    app.teardown().await;
+}
