@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 // One server for the whole run, on its own SQLite data directory. Workers
@@ -10,6 +11,7 @@ const port = Number(process.env.E2E_PORT ?? 3100);
 process.env.E2E_MAIL_DIR ??= path.join(__dirname, '.data', `mail-${Date.now()}`);
 const smtpPort = Number(process.env.E2E_SMTP_PORT ?? 3125);
 export const mailDir = process.env.E2E_MAIL_DIR;
+mkdirSync(path.dirname(mailDir), { recursive: true });
 const serverBin =
   process.env.SERVER_BIN ?? path.join(process.env.HOME ?? '', '.cache/enclave/target/debug/server');
 

@@ -23,11 +23,12 @@ pub async fn log_and_count(State(state): State<AppState>, req: Request, next: Ne
         .get::<ClientIp>()
         .and_then(|c| c.0)
         .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-    // The path only: a query string can carry a handoff token.
+    // The path only (a query string can carry a handoff token), with any
+    // token in it masked (`/password/reset/{token}`).
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %Masked(req.uri().path()),
         tenant = %tenant,
         client = %client,
     );
@@ -42,4 +43,49 @@ pub async fn log_and_count(State(state): State<AppState>, req: Request, next: Ne
         )
     });
     response
+}
+
+/// A path as logged: a segment that looks like a token (32 or more hex
+/// digits) is written as `[token]`.
+struct Masked<'a>(&'a str);
+
+impl std::fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, segment) in self.0.split('/').enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            if segment.len() >= 32 && segment.bytes().all(|b| b.is_ascii_hexdigit()) {
+                f.write_str("[token]")?;
+            } else {
+                f.write_str(segment)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Masked;
+
+    #[test]
+    fn tokens_in_paths_are_masked_and_everything_else_kept() {
+        let token = "ab".repeat(32);
+        for (path, logged) in [
+            (
+                format!("/password/reset/{token}"),
+                "/password/reset/[token]",
+            ),
+            ("/users".into(), "/users"),
+            ("/".into(), "/"),
+            ("/pkg/enclave.wasm".into(), "/pkg/enclave.wasm"),
+            (
+                format!("/a/{}/b", &token[..31]),
+                &*format!("/a/{}/b", &token[..31]),
+            ),
+        ] {
+            assert_eq!(Masked(&path).to_string(), logged);
+        }
+    }
 }

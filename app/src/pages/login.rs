@@ -36,7 +36,7 @@ pub fn LoginForm(company: String) -> impl IntoView {
                 <p class="notice">"That sign-in link has expired or was already used. Please sign in."</p>
             </Show>
             <ActionForm action=login>
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label for="email">"Email"</label>
                 <input id="email" name="email" type="email" required autocomplete="username"/>
                 <label for="password">"Password"</label>

@@ -67,7 +67,7 @@ pub fn ResetPasswordForm(company: String) -> impl IntoView {
                     match live.await {
                         Ok(true) => view! {
                             <ActionForm action=reset>
-                                <input type="hidden" name="token" prop:value=token/>
+                                <input type="hidden" name="token" value=token/>
                                 <label for="new">"New password (at least 10 characters)"</label>
                                 <input id="new" name="new" type="password" required minlength="10" autocomplete="new-password"/>
                                 <label for="confirm">"New password again"</label>

@@ -500,8 +500,20 @@ async fn plain_form_posts_end_on_the_page_showing_the_outcome(backend: Backend) 
     let admin_id = t.admin_user_id.unwrap().to_string();
     let host = "acme.localhost";
 
-    // A refused sign-in: 303 back to the form, which shows why.
+    // Where to go after sign-in is in the served HTML itself (an
+    // attribute, not a property set by hydration), so a plain post has it.
     let mut jar = Jar::default();
+    let page = get(&app, host, &mut jar, "/login?next=/users")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"type="hidden" name="next" value="/users""#),
+        "{page}"
+    );
+
+    // A refused sign-in: 303 back to the form, which shows why.
     let res = post_plain_form(
         &app,
         host,

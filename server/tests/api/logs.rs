@@ -1,5 +1,5 @@
 //! No secret in any log line: passwords, role passwords, database URLs
-//! with credentials, handoff tokens, session ids, the secret key.
+//! with credentials, handoff tokens, reset links, session ids, the secret key.
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::header;
@@ -95,6 +95,40 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         .send()
         .await
         .unwrap();
+    // A password-reset link: asked for, opened and used.
+    let host = format!("{sub}.localhost");
+    app.client
+        .post(format!("{}/api/forgot_password", app.address))
+        .header(header::HOST, &host)
+        .form(&[("email", "boss@logged.test")])
+        .send()
+        .await
+        .unwrap();
+    let outbox = app.services.mailer.outbox().unwrap().to_owned();
+    let message = crate::mailbox::wait_for(&outbox, "boss@logged.test", 1)
+        .await
+        .remove(0);
+    let reset = crate::mailbox::link_token(&message, "/password/reset/");
+    app.client
+        .get(format!("{}/password/reset/{reset}", app.address))
+        .header(header::HOST, &host)
+        .send()
+        .await
+        .unwrap();
+    let new_password = format!("{sub} new-and-secret");
+    let res = app
+        .client
+        .post(format!("{}/api/reset_password", app.address))
+        .header(header::HOST, &host)
+        .form(&[
+            ("token", reset.as_str()),
+            ("new", new_password.as_str()),
+            ("confirm", new_password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
     let url = app.tenant_db_url(sub).await.expose_secret().to_owned();
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
@@ -107,10 +141,20 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         text.contains("company provisioned"),
         "no provisioning line captured"
     );
+    assert!(
+        text.contains("path=/password/reset/[token]"),
+        "no reset line captured"
+    );
+    assert!(
+        text.contains("mail written to the outbox"),
+        "no mail line captured"
+    );
     let mut secrets = vec![
         password.clone(),
         wrong.clone(),
         token.clone(),
+        reset,
+        new_password,
         session_id,
         url.clone(),
     ];
