@@ -8,8 +8,8 @@ use leptos_router::{
 
 use crate::pages::{
     home::{
-        AdminRoute, ForgotPasswordPage, HomePage, LoginPage, ProfileRoute, ResetPasswordPage,
-        SettingsRoute, SignupPage, UsersRoute,
+        AdminRoute, ForgotPasswordPage, HomePage, InvitePage, LoginPage, ProfileRoute,
+        ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute,
     },
     not_found::NotFound,
 };
@@ -50,6 +50,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("signup") view=SignupPage/>
                     <Route path=StaticSegment("admin") view=AdminRoute/>
                     <Route path=StaticSegment("login") view=LoginPage/>
+                    <Route path=(StaticSegment("invite"), ParamSegment("token")) view=InvitePage/>
                     <Route path=(StaticSegment("password"), StaticSegment("forgot")) view=ForgotPasswordPage/>
                     <Route path=(StaticSegment("password"), StaticSegment("reset"), ParamSegment("token")) view=ResetPasswordPage/>
                     <Route path=StaticSegment("users") view=UsersRoute/>

@@ -106,6 +106,23 @@ pub struct UserRow {
     pub created: String,
 }
 
+/// An invitation not yet accepted, as admins see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationRow {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: String,
+    pub expires: String,
+}
+
+/// Whom an invitation link is for, as its page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitee {
+    pub email: String,
+    pub role: Role,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub actor: String,

@@ -8,6 +8,7 @@ import {
   tenantUrl,
   uniqueSubdomain,
 } from './helpers';
+import { linkPath, waitForMail } from './mail';
 
 async function fillSignup(page: import('@playwright/test').Page, sub: string, email: string) {
   await page.getByLabel('Company name').fill('Initech');
@@ -100,24 +101,35 @@ test('a wrong password is refused with a message', async ({ page }) => {
   await expect(page.getByLabel('Password')).toHaveValue('');
 });
 
-test('an admin adds a member, who signs in and is refused the admin pages', async ({ page, browser }) => {
+test('an admin invites a member, who joins from the email and is refused the admin pages', async ({ page, browser }) => {
   const sub = uniqueSubdomain('team');
   createCompany('Team Inc', sub);
   await signIn(page, sub, `admin@${sub}.test`);
   await page.getByRole('link', { name: 'Users' }).click();
   await page.getByLabel('Email').fill(`member@${sub}.test`);
-  await page.getByLabel('Initial password (at least 10 characters)').fill('member password 1');
-  await page.getByRole('button', { name: 'Add user' }).click();
-  await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
+  await page.getByRole('button', { name: 'Send invitation' }).click();
+  await expect(page.locator(`tr[data-invited="member@${sub}.test"]`)).toContainText('member');
 
+  const message = await waitForMail(`member@${sub}.test`, '/invite/');
+  expect(message).toContain('You are invited to join Team Inc on Enclave');
   const context = await browser.newContext();
   const member = await context.newPage();
-  await signIn(member, sub, `member@${sub}.test`, 'member password 1');
+  await member.goto(tenantUrl(sub, linkPath(message, '/invite/')));
+  await expect(member.getByTestId('invitee')).toContainText(`member@${sub}.test`);
+  await member.getByLabel('Password (at least 10 characters)').fill('member password 1');
+  await member.getByLabel('Password again').fill('member password 1');
+  await member.getByRole('button', { name: 'Join and sign in' }).click();
+  await expect(member.getByTestId('me')).toHaveText(`member@${sub}.test`);
   await expect(member.getByRole('link', { name: 'Users' })).toHaveCount(0);
   const res = await member.goto(tenantUrl(sub, '/users'));
   expect(res?.status()).toBe(403);
   await expect(member.getByRole('heading', { level: 1 })).toHaveText('Admins only');
   await context.close();
+
+  // The admin sees them as a user now, no longer as invited.
+  await page.reload();
+  await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
+  await expect(page.locator(`tr[data-invited="member@${sub}.test"]`)).toHaveCount(0);
 });
 
 test('the last admin cannot demote themself', async ({ page }) => {

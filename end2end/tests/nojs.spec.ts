@@ -3,6 +3,7 @@
 // shows its outcome, never on a JSON body.
 import { test, expect, type Page } from '@playwright/test';
 import { createCompany, createSuperadmin, PASSWORD, rootUrl, tenantUrl, uniqueSubdomain } from './helpers';
+import { linkPath, waitForMail } from './mail';
 
 async function expectNoJson(page: Page): Promise<void> {
   const body = (await page.locator('body').textContent()) ?? '';
@@ -30,7 +31,7 @@ test.describe('with JavaScript disabled', () => {
     await expect(page.getByTestId('me')).toHaveText(`admin@${sub}.test`);
   });
 
-  test('the users page adds a user and refuses to demote the last admin', async ({ page }) => {
+  test('the users page invites someone and refuses to demote the last admin', async ({ page }) => {
     const sub = uniqueSubdomain('plainusers');
     createCompany('Plain Users', sub);
     await signInPlain(page, sub);
@@ -43,10 +44,41 @@ test.describe('with JavaScript disabled', () => {
       await expect(row).toContainText('admin');
     }
     await page.getByLabel('Email').fill(`member@${sub}.test`);
-    await page.getByLabel('Initial password (at least 10 characters)').fill('member password 1');
-    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('button', { name: 'Send invitation' }).click();
     await expectNoJson(page);
-    await expect(page.locator(`tr[data-email="member@${sub}.test"]`)).toContainText('member');
+    const invited = page.locator(`tr[data-invited="member@${sub}.test"]`);
+    await expect(invited).toContainText('member');
+    await invited.getByRole('button', { name: 'Resend' }).click();
+    await expectNoJson(page);
+    await invited.getByRole('button', { name: 'Revoke' }).click();
+    await expectNoJson(page);
+    await expect(invited).toHaveCount(0);
+  });
+
+  test('an invitation is sent and accepted', async ({ page, browser }) => {
+    const sub = uniqueSubdomain('plaininv');
+    createCompany('Plain Invite', sub);
+    await signInPlain(page, sub);
+    await page.goto(tenantUrl(sub, '/users'));
+    await page.getByLabel('Email').fill(`joiner@${sub}.test`);
+    await page.getByLabel('Role').selectOption('admin');
+    await page.getByRole('button', { name: 'Send invitation' }).click();
+    await expectNoJson(page);
+    const message = await waitForMail(`joiner@${sub}.test`, '/invite/');
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const joiner = await context.newPage();
+    await joiner.goto(tenantUrl(sub, linkPath(message, '/invite/')));
+    await joiner.getByLabel('Password (at least 10 characters)').fill('joiner password 1');
+    await joiner.getByLabel('Password again').fill('joiner password 2');
+    await joiner.getByRole('button', { name: 'Join and sign in' }).click();
+    await expectNoJson(joiner);
+    await expect(joiner.getByTestId('invite-error')).toHaveText('The two new passwords differ.');
+    await joiner.getByLabel('Password (at least 10 characters)').fill('joiner password 1');
+    await joiner.getByLabel('Password again').fill('joiner password 1');
+    await joiner.getByRole('button', { name: 'Join and sign in' }).click();
+    await expectNoJson(joiner);
+    await expect(joiner.getByTestId('me')).toHaveText(`joiner@${sub}.test`);
+    await context.close();
   });
 
   test('"Go to your company" leads to its sign-in page', async ({ page }) => {

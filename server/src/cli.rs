@@ -3,7 +3,7 @@ use std::{io::IsTerminal, process::ExitCode};
 
 use sea_orm::ActiveEnum;
 
-use app::domain::{Email, Password, Subdomain};
+use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
 use app::ssr::tenancy::{
     directory::{self, TenantInfo},
@@ -140,6 +140,20 @@ pub enum TenantCommand {
         #[arg(long)]
         admin_password_stdin: bool,
     },
+    /// Add a user to a company with a password (for automation; people
+    /// are invited from the Users page instead).
+    AddUser {
+        subdomain: String,
+        #[arg(long)]
+        email: String,
+        /// `member` or `admin`.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Read the password from the first line of standard input instead
+        /// of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// List companies.
     List {
         /// One JSON array instead of a table.
@@ -207,6 +221,7 @@ async fn serve(settings: Settings) -> CliResult {
 
 async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
     // Validate before touching any database.
+    let mut new_user = None;
     let new = match &cmd {
         TenantCommand::Create {
             name,
@@ -218,6 +233,21 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             NewTenant::parse(name, subdomain, admin_email, "a placeholder password")?;
             let password = read_password(*admin_password_stdin, "Admin password")?;
             Some(NewTenant::parse(name, subdomain, admin_email, &password)?)
+        }
+        TenantCommand::AddUser {
+            subdomain,
+            email,
+            role,
+            password_stdin,
+        } => {
+            let parsed = (
+                Subdomain::parse(subdomain)?,
+                Email::parse(email)?,
+                Role::parse(role)?,
+            );
+            let password = Password::parse(&read_password(*password_stdin, "Password")?)?;
+            new_user = Some((parsed, password));
+            None
         }
         _ => None,
     };
@@ -256,6 +286,14 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                     );
                 }
             }
+        }
+        TenantCommand::AddUser { .. } => {
+            let ((sub, email, role), password) = new_user.expect("parsed above");
+            let db = services.connect_tenant(&sub).await?;
+            let added = app::ssr::accounts::users::add(&db, "cli", &email, role, password).await;
+            db.close().await.ok();
+            let user = added?;
+            println!("added {} to {sub} as {}", user.email, user.role.as_str());
         }
         TenantCommand::Pause { subdomain } => {
             let t = services

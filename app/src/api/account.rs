@@ -1,7 +1,7 @@
 //! Server functions of a company user's own account: sign in, sign out, who am I, password, and resetting a forgotten one.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, Me};
+use crate::wire::{AppError, Invitee, Me};
 
 /// Only a path of this site may follow sign-in (no open redirect): `/`
 /// followed by letters, digits and `-._~/?=&%+,:@`, with no `//` anywhere
@@ -111,7 +111,7 @@ pub async fn forgot_password(email: String) -> Result<(), AppError> {
     let tenant = tenant()?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let db = tenant.db().await.map_err(db_error)?;
-    let base_url = tenant.origin().tenant_url(tenant.subdomain());
+    let base_url = tenant.url();
     let site = LinkSite {
         base_url: &base_url,
         company: tenant.name(),
@@ -170,6 +170,56 @@ pub async fn reset_password(token: String, new: String, confirm: String) -> Resu
     end_sessions_of(&services()?.registry, &subject, None)
         .await
         .map_err(internal)?;
+    start_tenant_session(&session().await?, tenant.id(), user_id).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Who a live invitation link invites, for the page it opens; `None`
+/// when it is unknown, used, revoked or expired.
+#[server(endpoint = "check_invitation")]
+pub async fn check_invitation(token: String) -> Result<Option<Invitee>, AppError> {
+    use crate::ssr::accounts::{auth::db_error, invitations};
+    use crate::ssr::{context::tenant, http::internal};
+
+    let db = tenant()?.db().await.map_err(db_error)?;
+    Ok(invitations::lookup(db.conn(), &token)
+        .await
+        .map_err(internal)?
+        .map(|(email, role)| Invitee { email, role }))
+}
+
+/// Accepts an invitation with a new password and signs the new user in.
+#[server(endpoint = "accept_invitation")]
+pub async fn accept_invitation(
+    token: String,
+    new: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    use crate::domain::Password;
+    use crate::ssr::accounts::{
+        auth::{db_error, start_tenant_session},
+        invitations::{self, InviteError},
+    };
+    use crate::ssr::context::{session, tenant};
+    use crate::ssr::http::{internal, reject};
+
+    let tenant = tenant()?;
+    let password = Password::parse(&new).map_err(|e| reject(AppError::invalid("new", e)))?;
+    if new != confirm {
+        return Err(reject(AppError::invalid(
+            "confirm",
+            "The two new passwords differ.",
+        )));
+    }
+    let db = tenant.db().await.map_err(db_error)?;
+    let user_id = match invitations::accept(db.conn(), &token, password).await {
+        Ok(id) => id,
+        Err(e @ InviteError::BadLink) => return Err(reject(AppError::invalid("token", e))),
+        Err(e @ InviteError::EmailTaken) => return Err(reject(AppError::conflict("token", e))),
+        Err(InviteError::Busy(_)) => return Err(reject(AppError::Unavailable)),
+        Err(e) => return Err(internal(e)),
+    };
     start_tenant_session(&session().await?, tenant.id(), user_id).await?;
     leptos_axum::redirect("/");
     Ok(())

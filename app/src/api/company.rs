@@ -1,7 +1,7 @@
 //! Server functions of a company's dashboard and user management; admin ones answer 403 to members.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, Dashboard, UserRow};
+use crate::wire::{AppError, Dashboard, InvitationRow, UserRow};
 
 #[cfg(feature = "ssr")]
 fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
@@ -107,4 +107,98 @@ pub async fn remove_user(id: String) -> Result<(), AppError> {
     users::remove(admin.db.conn(), &admin.email, user_id(&id)?)
         .await
         .map_err(user_error)
+}
+
+#[cfg(feature = "ssr")]
+fn invite_error(e: crate::ssr::accounts::invitations::InviteError) -> AppError {
+    use crate::ssr::{
+        accounts::invitations::InviteError,
+        http::{internal, reject},
+    };
+    match e {
+        InviteError::EmailTaken => reject(AppError::conflict("email", e)),
+        InviteError::NotFound | InviteError::BadLink => reject(AppError::NotFound),
+        InviteError::Busy(_) => reject(AppError::Unavailable),
+        InviteError::Db(e) => internal(e),
+    }
+}
+
+/// Invites `email` as `role` by mail (admins).
+#[server(endpoint = "invite_user")]
+pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, AppError> {
+    use crate::domain::{Email, Role};
+    use crate::ssr::{
+        accounts::{auth::require_admin, invitations, reset::LinkSite},
+        context::services,
+        http::reject,
+    };
+
+    let admin = require_admin().await?;
+    let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
+    let url = admin.tenant.url();
+    let site = LinkSite {
+        base_url: &url,
+        company: admin.tenant.name(),
+    };
+    invitations::invite(
+        admin.db.conn(),
+        &admin.email,
+        &email,
+        role,
+        site,
+        &services()?.mailer,
+    )
+    .await
+    .map_err(invite_error)
+}
+
+/// Invitations not yet accepted (admins).
+#[server(endpoint = "list_invitations")]
+pub async fn list_invitations() -> Result<Vec<InvitationRow>, AppError> {
+    use crate::ssr::{
+        accounts::{auth::require_admin, invitations},
+        http::internal,
+    };
+
+    let admin = require_admin().await?;
+    invitations::pending(admin.db.conn())
+        .await
+        .map_err(internal)
+}
+
+/// Sends an invitation again with a fresh link (admins).
+#[server(endpoint = "resend_invitation")]
+pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
+    use crate::ssr::{
+        accounts::{auth::require_admin, invitations, reset::LinkSite},
+        context::services,
+    };
+
+    let admin = require_admin().await?;
+    let url = admin.tenant.url();
+    let site = LinkSite {
+        base_url: &url,
+        company: admin.tenant.name(),
+    };
+    invitations::resend(
+        admin.db.conn(),
+        &admin.email,
+        user_id(&id)?,
+        site,
+        &services()?.mailer,
+    )
+    .await
+    .map_err(invite_error)
+}
+
+/// Withdraws an invitation (admins).
+#[server(endpoint = "revoke_invitation")]
+pub async fn revoke_invitation(id: String) -> Result<(), AppError> {
+    use crate::ssr::accounts::{auth::require_admin, invitations};
+
+    let admin = require_admin().await?;
+    invitations::revoke(admin.db.conn(), &admin.email, user_id(&id)?)
+        .await
+        .map_err(invite_error)
 }

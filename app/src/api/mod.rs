@@ -32,12 +32,18 @@ pub const TENANT_FNS: &[&str] = &[
     <account::ForgotPassword as ServerFn>::PATH,
     <account::CheckResetLink as ServerFn>::PATH,
     <account::ResetPassword as ServerFn>::PATH,
+    <account::CheckInvitation as ServerFn>::PATH,
+    <account::AcceptInvitation as ServerFn>::PATH,
     <company::LoadDashboard as ServerFn>::PATH,
     <company::ListUsers as ServerFn>::PATH,
     <company::AddUser as ServerFn>::PATH,
     <company::SetUserRole as ServerFn>::PATH,
     <company::SetUserDisabled as ServerFn>::PATH,
     <company::RemoveUser as ServerFn>::PATH,
+    <company::InviteUser as ServerFn>::PATH,
+    <company::ListInvitations as ServerFn>::PATH,
+    <company::ResendInvitation as ServerFn>::PATH,
+    <company::RevokeInvitation as ServerFn>::PATH,
 ];
 
 /// Served on every site: which site this is (pages ask for it).

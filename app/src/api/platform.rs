@@ -1,7 +1,7 @@
 //! Server functions of the platform admin, on the base domain only.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, TenantPage, TenantRow};
+use crate::wire::{AppError, TenantPage};
 
 /// Signs a platform admin in; `code` is their authenticator's current
 /// code, when they have turned the second factor on.
@@ -67,7 +67,7 @@ pub async fn list_tenants(
         .into_iter()
         .map(|t| {
             let schema_version = t.schema_version.unwrap_or_default();
-            TenantRow {
+            crate::wire::TenantRow {
                 schema: match tenant_schema_position(&schema_version) {
                     Some((at, of)) => format!("{at} of {of}"),
                     None => "unknown".into(),

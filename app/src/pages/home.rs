@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use super::{
     admin::AdminPage,
     dashboard::DashboardPage,
+    invite::InviteForm,
     landing::Landing,
     login::LoginForm,
     not_found::NotFoundCard,
@@ -76,6 +77,17 @@ pub fn ResetPasswordPage() -> impl IntoView {
     view! {
         <WithSite view=|site| match site {
             Site::Tenant { name, .. } => view! { <ResetPasswordForm company=name/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/invite/{token}`, company subdomains only.
+#[component]
+pub fn InvitePage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Tenant { name, .. } => view! { <InviteForm company=name/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }

@@ -2,6 +2,7 @@
 pub mod admin;
 pub mod dashboard;
 pub mod home;
+pub mod invite;
 pub mod landing;
 pub mod login;
 pub mod no_such_workspace;

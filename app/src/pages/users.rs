@@ -1,17 +1,22 @@
-//! `/users` on a company's site (admins): add users, change roles, disable, remove.
+//! `/users` on a company's site (admins): invite people, change roles, disable, remove.
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::account::whoami;
-use crate::api::company::{list_users, AddUser, RemoveUser, SetUserDisabled, SetUserRole};
+use crate::api::company::{
+    list_invitations, list_users, InviteUser, RemoveUser, ResendInvitation, RevokeInvitation,
+    SetUserDisabled, SetUserRole,
+};
 use crate::components::{guard::guard, nav::TenantNav};
 use crate::domain::Role;
 use crate::site::{Site, WithSite};
 
-/// `/users`, admins only: add users, change roles, disable, remove.
+/// `/users`, admins only: invite people, change roles, disable, remove.
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let add = ServerAction::<AddUser>::new();
+    let add = ServerAction::<InviteUser>::new();
+    let resend = ServerAction::<ResendInvitation>::new();
+    let revoke = ServerAction::<RevokeInvitation>::new();
     let role = ServerAction::<SetUserRole>::new();
     let disable = ServerAction::<SetUserDisabled>::new();
     let remove = ServerAction::<RemoveUser>::new();
@@ -26,6 +31,16 @@ pub fn UsersPage() -> impl IntoView {
         },
         |_| list_users(),
     );
+    let invitations = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                resend.version().get(),
+                revoke.version().get(),
+            )
+        },
+        |_| list_invitations(),
+    );
     let me = Resource::new(|| (), |_| whoami());
     let last_error = move || {
         [
@@ -33,6 +48,8 @@ pub fn UsersPage() -> impl IntoView {
             role.value().get().map(|r| r.map(|_| ())),
             disable.value().get().map(|r| r.map(|_| ())),
             remove.value().get(),
+            resend.value().get().map(|r| r.map(|_| ())),
+            revoke.value().get(),
         ]
         .into_iter()
         .flatten()
@@ -66,6 +83,7 @@ pub fn UsersPage() -> impl IntoView {
                         Suspend::new(async move {
                             let me = me.await;
                             let users = users.await;
+                            let pending = invitations.await.unwrap_or_default();
                             guard(users, "/users", move |users| {
                                 let me = me.ok().flatten();
                                 view! {
@@ -107,7 +125,8 @@ pub fn UsersPage() -> impl IntoView {
                                         </table>
                                     </section>
                                     <section class="card">
-                                        <h2>"Add a user"</h2>
+                                        <h2>"Invite someone"</h2>
+                                        <p class="muted">"They get an email with a link to choose their password; it works once, for 7 days."</p>
                                         <ActionForm action=add node_ref=add_form>
                                             <label for="new-email">"Email"</label>
                                             <input id="new-email" name="email" type="email" required/>
@@ -116,11 +135,40 @@ pub fn UsersPage() -> impl IntoView {
                                                 <option value="member" selected>"Member"</option>
                                                 <option value="admin">"Admin"</option>
                                             </select>
-                                            <label for="new-password">"Initial password (at least 10 characters)"</label>
-                                            <input id="new-password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
                                             <p class="form-error" role="alert">{add_error}</p>
-                                            <button type="submit">"Add user"</button>
+                                            {move || matches!(add.value().get(), Some(Ok(_))).then(|| view! {
+                                                <p class="notice" role="status">"Invitation sent."</p>
+                                            })}
+                                            <button type="submit">"Send invitation"</button>
                                         </ActionForm>
+                                        {(!pending.is_empty()).then(|| view! {
+                                            <h3>"Waiting to join"</h3>
+                                            <table class="invitations">
+                                                <thead><tr><th>"Email"</th><th>"Role"</th><th>"Link good until"</th><th>"Actions"</th></tr></thead>
+                                                <tbody>
+                                                    {pending.into_iter().map(|i| {
+                                                        let (id_resend, id_revoke) = (i.id.clone(), i.id.clone());
+                                                        view! {
+                                                            <tr data-invited=i.email.clone()>
+                                                                <td>{i.email.clone()}</td>
+                                                                <td>{i.role.as_str()}</td>
+                                                                <td class="nowrap">{i.expires.clone()}</td>
+                                                                <td class="actions">
+                                                                    <ActionForm action=resend>
+                                                                        <input type="hidden" name="id" value=id_resend/>
+                                                                        <button type="submit" class="small">"Resend"</button>
+                                                                    </ActionForm>
+                                                                    <ActionForm action=revoke>
+                                                                        <input type="hidden" name="id" value=id_revoke/>
+                                                                        <button type="submit" class="small danger">"Revoke"</button>
+                                                                    </ActionForm>
+                                                                </td>
+                                                            </tr>
+                                                        }
+                                                    }).collect_view()}
+                                                </tbody>
+                                            </table>
+                                        })}
                                     </section>
                                 }
                             })

@@ -5,6 +5,7 @@ mod m20261126_000002_create_audit_log;
 pub(crate) mod m20261126_000003_create_login_failures;
 pub(crate) mod m20261127_000004_login_failures_by_client;
 mod m20261127_000005_create_password_resets;
+mod m20261127_000006_create_invitations;
 
 /// Migrates one company's database. Every tenant database runs the same list.
 pub struct TenantMigrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m20261126_000003_create_login_failures::Migration),
             Box::new(m20261127_000004_login_failures_by_client::Migration),
             Box::new(m20261127_000005_create_password_resets::Migration),
+            Box::new(m20261127_000006_create_invitations::Migration),
         ]
     }
 }

@@ -205,6 +205,36 @@ fn tenant_create_list_and_show_work_and_never_print_a_database_url() {
         !ok && err.contains("no company has the subdomain 'globex'"),
         "{err}"
     );
+
+    // Users with a password, for automation (people are invited instead).
+    let add = |email: &str, role: &str, password: &str| {
+        run(
+            &dir,
+            &[
+                "tenant",
+                "add-user",
+                "acme",
+                "--email",
+                email,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    let (ok, out, err) = add("Ops@Acme.test", "admin", "ops password 123");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("added ops@acme.test to acme as admin"),
+        "{out}"
+    );
+    let (ok, _, err) = add("ops@acme.test", "member", "ops password 123");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = add("x@acme.test", "owner", "ops password 123");
+    assert!(!ok && err.contains("member"), "{err}");
+    let (ok, _, err) = add("x@acme.test", "member", "short");
+    assert!(!ok && err.contains("at least 10"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,6 +6,7 @@ mod companies_page;
 mod connections;
 mod helpers;
 mod host_routing;
+mod invitations;
 mod logs;
 mod mailbox;
 mod metrics;

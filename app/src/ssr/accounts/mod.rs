@@ -9,10 +9,12 @@
 //! * [`passwords`]: argon2id, always off the async workers.
 //! * [`platform`]: platform admins (superadmins) and API tokens.
 //! * [`reset`]: password reset by an emailed single-use link.
+//! * [`invitations`]: joining a company by an emailed invitation.
 //! * [`throttle`]: sign-in attempts and reset requests, reserved before
 //!   the work they guard.
 pub mod auth;
 pub mod handoff;
+pub mod invitations;
 pub mod passwords;
 pub mod platform;
 pub mod reset;

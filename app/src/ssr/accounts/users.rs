@@ -115,9 +115,28 @@ pub async fn add(
     password: Password,
 ) -> Result<UserRow, UserError> {
     let hash = passwords::hash_blocking(password).await?;
-    let user = tenant_users::ActiveModel {
+    let user = insert(db, email.as_str(), role, hash).await?;
+    audit(
+        db,
+        actor,
+        "user.added",
+        format!("Added {} as {}", email, role.as_str()),
+    )
+    .await?;
+    Ok(row(&user))
+}
+
+/// A new active user with an argon2 `hash` already made; 409 when the
+/// email is taken.
+pub(super) async fn insert(
+    db: &impl ConnectionTrait,
+    email: &str,
+    role: Role,
+    hash: String,
+) -> Result<tenant_users::Model, UserError> {
+    tenant_users::ActiveModel {
         id: Set(Uuid::new_v4()),
-        email: Set(email.as_str().to_owned()),
+        email: Set(email.to_owned()),
         password_hash: Set(hash),
         role: Set(role),
         disabled: Set(false),
@@ -128,15 +147,7 @@ pub async fn add(
     .map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => UserError::EmailTaken,
         _ => UserError::Db(e),
-    })?;
-    audit(
-        db,
-        actor,
-        "user.added",
-        format!("Added {} as {}", email, role.as_str()),
-    )
-    .await?;
-    Ok(row(&user))
+    })
 }
 
 /// `other active admins >= 1`, as a condition on the target row `id`.

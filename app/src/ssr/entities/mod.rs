@@ -3,10 +3,11 @@
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
 //! `handoff_tokens`, `api_tokens`. Tenant databases: `tenant_users`, `audit_log`,
-//! `login_failures`, `password_resets`.
+//! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
 pub mod handoff_tokens;
+pub mod invitations;
 pub mod login_failures;
 pub mod password_resets;
 pub mod platform_users;

@@ -116,6 +116,11 @@ impl TenantContext {
         &self.origin
     }
 
+    /// This company's site, `https://acme.example.com/`, for links in mail.
+    pub fn url(&self) -> String {
+        self.origin.tenant_url(self.subdomain())
+    }
+
     /// A lease on this company's pool, held until dropped.
     pub async fn db(&self) -> Result<TenantDb, TenantDbError> {
         let url = self.entry.url.as_ref().ok_or(TenantDbError::NotReady)?;
