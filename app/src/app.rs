@@ -8,7 +8,7 @@ use leptos_router::{
 
 use crate::pages::{
     home::{
-        AdminRoute, ForgotPasswordPage, HomePage, InvitePage, LoginPage, ProfileRoute,
+        AdminRoute, AuditRoute, ForgotPasswordPage, HomePage, InvitePage, LoginPage, ProfileRoute,
         ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute,
     },
     not_found::NotFound,
@@ -56,6 +56,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("users") view=UsersRoute/>
                     <Route path=StaticSegment("profile") view=ProfileRoute/>
                     <Route path=StaticSegment("settings") view=SettingsRoute/>
+                    <Route path=StaticSegment("audit") view=AuditRoute/>
                 </Routes>
             </main>
         </Router>

@@ -131,6 +131,16 @@ pub struct AuditRow {
     pub at: String,
 }
 
+/// One page of a company's audit log, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub rows: Vec<AuditRow>,
+    /// From 1.
+    pub page: u64,
+    pub pages: u64,
+    pub total: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dashboard {
     pub company: String,

@@ -196,3 +196,16 @@ test('"Sign out" stays on one line at 1200 px', async ({ page }) => {
   });
   expect(lines).toBe(1);
 });
+
+test('an admin renames the company and reads it in the activity log', async ({ page }) => {
+  const sub = uniqueSubdomain('rename');
+  createCompany('Old Name', sub);
+  await signIn(page, sub, `admin@${sub}.test`);
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Company name').fill('New Name');
+  await page.getByRole('button', { name: 'Rename' }).click();
+  await expect(page.getByTestId('renamed')).toBeVisible();
+  await expect(page.getByTestId('company-name')).toHaveText('New Name');
+  await page.getByRole('link', { name: 'Activity' }).click();
+  await expect(page.getByTestId('audit')).toContainText("Renamed the company from 'Old Name' to 'New Name'");
+});

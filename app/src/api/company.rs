@@ -1,7 +1,7 @@
 //! Server functions of a company's dashboard and user management; admin ones answer 403 to members.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, Dashboard, InvitationRow, UserRow};
+use crate::wire::{AppError, AuditPage, Dashboard, InvitationRow, UserRow};
 
 #[cfg(feature = "ssr")]
 fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
@@ -41,7 +41,12 @@ pub async fn load_dashboard() -> Result<Dashboard, AppError> {
         admins,
         disabled,
         me: user.me(),
-        recent: users::recent_audit(conn, 10).await.map_err(internal)?,
+        // The audit log is for admins; members see the company at a glance.
+        recent: if user.role == crate::domain::Role::Admin {
+            users::recent_audit(conn, 10).await.map_err(internal)?
+        } else {
+            vec![]
+        },
     })
 }
 
@@ -201,4 +206,61 @@ pub async fn revoke_invitation(id: String) -> Result<(), AppError> {
     invitations::revoke(admin.db.conn(), &admin.email, user_id(&id)?)
         .await
         .map_err(invite_error)
+}
+
+/// Entries per page of the audit log.
+pub const AUDIT_PER_PAGE: u64 = 50;
+
+/// One page of the audit log, newest first (admins); `page` from 1.
+#[server(endpoint = "load_audit")]
+pub async fn load_audit(#[server(default)] page: u64) -> Result<AuditPage, AppError> {
+    use crate::ssr::{
+        accounts::{auth::require_admin, users},
+        http::internal,
+    };
+
+    let admin = require_admin().await?;
+    let conn = admin.db.conn();
+    let total = users::audit_count(conn).await.map_err(internal)?;
+    let pages = total.div_ceil(AUDIT_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let rows = users::audit_page(conn, page - 1, AUDIT_PER_PAGE)
+        .await
+        .map_err(internal)?;
+    Ok(AuditPage {
+        rows,
+        page,
+        pages,
+        total,
+    })
+}
+
+/// Renames the company (its display name; the address stays) (admins).
+#[server(endpoint = "rename_company")]
+pub async fn rename_company(name: String) -> Result<(), AppError> {
+    use crate::domain::{CompanyName, Subdomain};
+    use crate::ssr::{
+        accounts::{auth::require_admin, users::audit},
+        context::services,
+        http::{internal, reject},
+    };
+
+    let admin = require_admin().await?;
+    let name = CompanyName::parse(&name).map_err(|e| reject(AppError::invalid("name", e)))?;
+    let old = admin.tenant.name().to_owned();
+    let sub = Subdomain::parse(admin.tenant.subdomain()).map_err(internal)?;
+    services()?
+        .rename_tenant(&sub, &name)
+        .await
+        .map_err(internal)?;
+    audit(
+        admin.db.conn(),
+        &admin.email,
+        "company.renamed",
+        format!("Renamed the company from '{old}' to '{}'", name.as_str()),
+    )
+    .await
+    .map_err(internal)?;
+    leptos_axum::redirect("/settings?renamed=1");
+    Ok(())
 }

@@ -44,6 +44,8 @@ pub const TENANT_FNS: &[&str] = &[
     <company::ListInvitations as ServerFn>::PATH,
     <company::ResendInvitation as ServerFn>::PATH,
     <company::RevokeInvitation as ServerFn>::PATH,
+    <company::LoadAudit as ServerFn>::PATH,
+    <company::RenameCompany as ServerFn>::PATH,
 ];
 
 /// Served on every site: which site this is (pages ask for it).

@@ -18,6 +18,7 @@ pub fn TenantNav(company: String, me: Me) -> impl IntoView {
                 <A href="/">"Dashboard"</A>
                 <Show when=move || admin>
                     <A href="/users">"Users"</A>
+                    <A href="/audit">"Activity"</A>
                     <A href="/settings">"Settings"</A>
                 </Show>
                 <A href="/profile">"Profile"</A>

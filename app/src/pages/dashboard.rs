@@ -12,7 +12,9 @@ pub fn DashboardPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                guard(data.await, "/", |d| view! {
+                guard(data.await, "/", |d| {
+                    let admin = d.me.role == crate::domain::Role::Admin;
+                    view! {
                     <Title text=format!("{} · Enclave", d.company)/>
                     <TenantNav company=d.company.clone() me=d.me.clone()/>
                     <section class="card">
@@ -25,14 +27,20 @@ pub fn DashboardPage() -> impl IntoView {
                             <div><dt>"Disabled"</dt><dd>{d.disabled}</dd></div>
                         </dl>
                     </section>
-                    <section class="card">
-                        <h2>"Recent activity"</h2>
-                        <ul class="audit" data-testid="audit">
-                            {d.recent.into_iter().map(|a| view! {
-                                <li><span class="when">{a.at}</span> " " <strong>{a.actor}</strong> ": " {a.detail}</li>
-                            }).collect_view()}
-                        </ul>
-                    </section>
+                    {admin.then(|| view! {
+                        <section class="card">
+                            <div class="row">
+                                <h2>"Recent activity"</h2>
+                                <a href="/audit">"See all"</a>
+                            </div>
+                            <ul class="audit" data-testid="audit">
+                                {d.recent.into_iter().map(|a| view! {
+                                    <li><span class="when">{a.at}</span> " " <strong>{a.actor}</strong> ": " {a.detail}</li>
+                                }).collect_view()}
+                            </ul>
+                        </section>
+                    })}
+                    }
                 })
             })}
         </Suspense>

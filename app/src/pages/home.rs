@@ -3,6 +3,7 @@ use leptos::prelude::*;
 
 use super::{
     admin::AdminPage,
+    audit::AuditPage,
     dashboard::DashboardPage,
     invite::InviteForm,
     landing::Landing,
@@ -114,3 +115,5 @@ tenant_only!(/// `/profile`
     ProfileRoute => ProfilePage);
 tenant_only!(/// `/settings`
     SettingsRoute => SettingsPage);
+tenant_only!(/// `/audit`
+    AuditRoute => AuditPage);

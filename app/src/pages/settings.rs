@@ -1,18 +1,29 @@
-//! `/settings` on a company's site (admins).
+//! `/settings` on a company's site (admins): the company's details, and renaming it.
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
-use crate::api::company::load_dashboard;
+use crate::api::company::{load_dashboard, RenameCompany};
 use crate::components::{guard::guard, nav::TenantNav};
 
-/// `/settings`, admins: the company's details.
+/// `/settings`, admins: the company's details and its display name.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_dashboard());
+    let rename = ServerAction::<RenameCompany>::new();
+    let data = Resource::new(move || rename.version().get(), |_| load_dashboard());
+    let query = use_query_map();
+    let renamed = move || query.read().get("renamed").is_some();
+    let error = move || {
+        rename
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
     view! {
         <Suspense>
             {move || Suspend::new(async move {
-                guard(data.await, "/settings", |d| {
+                guard(data.await, "/settings", move |d| {
                     if d.me.role != crate::domain::Role::Admin {
                         return guard::<(), ()>(Err(crate::wire::AppError::Forbidden), "/settings", |_| ());
                     }
@@ -22,10 +33,23 @@ pub fn SettingsPage() -> impl IntoView {
                         <section class="card">
                             <h1>"Company settings"</h1>
                             <dl class="details">
-                                <dt>"Name"</dt><dd>{d.company.clone()}</dd>
+                                <dt>"Name"</dt><dd data-testid="company-name">{d.company.clone()}</dd>
                                 <dt>"Address"</dt><dd><code>{d.subdomain.clone()}</code></dd>
                                 <dt>"Users"</dt><dd>{d.users}</dd>
                             </dl>
+                        </section>
+                        <section class="card">
+                            <h2>"Rename the company"</h2>
+                            <p class="muted">"The name people see; the address stays the same."</p>
+                            <ActionForm action=rename>
+                                <label for="company-name">"Company name"</label>
+                                <input id="company-name" name="name" required maxlength="100" value=d.company.clone()/>
+                                <p class="form-error" role="alert" data-testid="rename-error">{error}</p>
+                                <Show when=renamed>
+                                    <p class="notice" role="status" data-testid="renamed">"The company has its new name."</p>
+                                </Show>
+                                <button type="submit">"Rename"</button>
+                            </ActionForm>
                         </section>
                     }
                     .into_any()

@@ -3,6 +3,7 @@
 mod accounts;
 mod cli;
 mod companies_page;
+mod company_settings;
 mod connections;
 mod helpers;
 mod host_routing;

@@ -77,9 +77,19 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<UserRow>, DbErr> {
 }
 
 pub async fn recent_audit(db: &impl ConnectionTrait, n: u64) -> Result<Vec<AuditRow>, DbErr> {
+    audit_page(db, 0, n).await
+}
+
+/// Audit log entries, newest first: page `page` (from 0) of `per_page`.
+pub async fn audit_page(
+    db: &impl ConnectionTrait,
+    page: u64,
+    per_page: u64,
+) -> Result<Vec<AuditRow>, DbErr> {
     Ok(audit_log::Entity::find()
         .order_by_desc(audit_log::Column::Id)
-        .limit(n)
+        .offset(page.saturating_mul(per_page))
+        .limit(per_page)
         .all(db)
         .await?
         .into_iter()
@@ -90,6 +100,11 @@ pub async fn recent_audit(db: &impl ConnectionTrait, n: u64) -> Result<Vec<Audit
             at: a.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         })
         .collect())
+}
+
+/// How many entries the audit log holds.
+pub async fn audit_count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    audit_log::Entity::find().count(db).await
 }
 
 /// (users, active admins, disabled users)

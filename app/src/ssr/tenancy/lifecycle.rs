@@ -107,6 +107,27 @@ impl Services {
         Ok(t)
     }
 
+    /// Gives a company a new display name (its subdomain stays). Other
+    /// instances show it within their cache time.
+    pub async fn rename_tenant(
+        &self,
+        sub: &Subdomain,
+        name: &crate::domain::CompanyName,
+    ) -> Result<tenants::Model, LifecycleError> {
+        let t = self.settled(sub).await?;
+        let t = tenants::ActiveModel {
+            id: Set(t.id),
+            name: Set(name.as_str().to_owned()),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        self.directory.invalidate(sub.as_str());
+        tracing::info!(tenant = %sub, "company renamed");
+        Ok(t)
+    }
+
     /// Deletes a company: stops serving it, closes its connections, drops
     /// its database (and role) and frees the subdomain. The provisioning
     /// record stays, marked `deleted`.
