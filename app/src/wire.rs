@@ -152,6 +152,14 @@ pub struct Dashboard {
     pub recent: Vec<AuditRow>,
 }
 
+/// A signup waiting for its email to be confirmed, as its page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSignup {
+    pub company: String,
+    pub subdomain: String,
+    pub email: String,
+}
+
 /// The live answer while someone types a subdomain on the signup form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SubdomainCheck {

@@ -17,26 +17,40 @@ async function fillSignup(page: import('@playwright/test').Page, sub: string, em
   await page.getByLabel('Password (at least 10 characters)').fill(PASSWORD);
 }
 
-test('signup lands the new admin signed in on the company dashboard', async ({ page }) => {
+test('signup mails a link; confirming it lands the new admin signed in on the dashboard', async ({ page }) => {
   const sub = uniqueSubdomain('init');
   await page.goto(rootUrl('/signup'));
   await fillSignup(page, sub, `boss@${sub}.test`);
   await page.getByRole('button', { name: 'Create company' }).click();
+  await expect(page.getByTestId('signup-sent')).toContainText('Check your inbox');
+  // Nothing exists until the email is confirmed; the address is held.
+  const message = await waitForMail(`boss@${sub}.test`, '/verify/');
+  expect(message).toContain('Confirm your email to create Initech');
+  await page.goto(rootUrl(linkPath(message, '/verify/')));
+  await expect(page.getByTestId('pending')).toContainText(`${sub}.localhost`);
+  await page.getByRole('button', { name: 'Create my company' }).click();
   await page.waitForURL(tenantUrl(sub));
   await expect(page.getByTestId('company-name')).toHaveText('Initech');
   await expect(page.getByTestId('me')).toHaveText(`boss@${sub}.test`);
   await expect(page.getByTestId('audit')).toContainText("Company 'Initech' created");
 });
 
-test('signup works with JavaScript disabled', async ({ browser }) => {
+test('signup and its confirmation work with JavaScript disabled', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
   const sub = uniqueSubdomain('nojs');
   await page.goto(rootUrl('/signup'));
   await fillSignup(page, sub, `boss@${sub}.test`);
   await page.getByRole('button', { name: 'Create company' }).click();
+  await expect(page.getByTestId('signup-sent')).toContainText('Check your inbox');
+  const message = await waitForMail(`boss@${sub}.test`, '/verify/');
+  await page.goto(rootUrl(linkPath(message, '/verify/')));
+  await page.getByRole('button', { name: 'Create my company' }).click();
   await page.waitForURL(tenantUrl(sub));
   await expect(page.getByTestId('me')).toHaveText(`boss@${sub}.test`);
+  // The link is spent.
+  await page.goto(rootUrl(linkPath(message, '/verify/')));
+  await expect(page.getByTestId('verify-error')).toContainText('expired or was already used');
   await context.close();
 });
 

@@ -72,7 +72,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
                 name: CompanyName::parse("Acme Corp").unwrap(),
                 subdomain: Subdomain::parse("acme").unwrap(),
                 admin_email: Email::parse("admin@acme.test").unwrap(),
-                admin_password: Password::parse(PASSWORD).unwrap(),
+                admin_password: Password::parse(PASSWORD).unwrap().into(),
             })
             .await
             .expect("company created");

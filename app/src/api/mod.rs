@@ -16,6 +16,8 @@ use leptos::server_fn::ServerFn;
 pub const ROOT_FNS: &[&str] = &[
     <signup::CheckSubdomain as ServerFn>::PATH,
     <signup::Signup as ServerFn>::PATH,
+    <signup::CheckSignup as ServerFn>::PATH,
+    <signup::VerifySignup as ServerFn>::PATH,
     <platform::AdminLogin as ServerFn>::PATH,
     <platform::AdminLogout as ServerFn>::PATH,
     <platform::ListTenants as ServerFn>::PATH,

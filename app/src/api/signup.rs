@@ -1,22 +1,24 @@
-//! Server functions of signup on the base domain: the live subdomain check and creating a company.
+//! Server functions of signup on the base domain: the live subdomain check, signing up (a link mailed to confirm the email) and confirming it (the company is created).
 use leptos::prelude::*;
 
-use crate::wire::{AppError, SubdomainCheck};
+use crate::wire::{AppError, PendingSignup, SubdomainCheck};
 
 /// Whether `subdomain` could be had, for the live check on the signup form.
 #[server(endpoint = "check_subdomain")]
 pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{context::services, http::internal, tenancy::directory};
+    use crate::ssr::{accounts::signups, context::services, http::internal, tenancy::directory};
 
     let sub = match Subdomain::parse(&subdomain) {
         Ok(sub) => sub,
         Err(e) => return Ok(SubdomainCheck::Invalid(e.to_string())),
     };
-    let taken = directory::find_by_subdomain(&services()?.registry, &sub)
+    let registry = &services()?.registry;
+    let taken = directory::find_by_subdomain(registry, &sub)
         .await
         .map_err(internal)?
-        .is_some();
+        .is_some()
+        || signups::is_held(registry, &sub).await.map_err(internal)?;
     Ok(if taken {
         SubdomainCheck::Taken
     } else {
@@ -24,7 +26,8 @@ pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppErr
     })
 }
 
-/// Creates a company and sends its admin, signed in, to its subdomain.
+/// Holds the subdomain and mails a link that confirms the email; the
+/// company is created when it is confirmed ([`verify_signup`]).
 #[server(endpoint = "signup")]
 pub async fn signup(
     company: String,
@@ -33,10 +36,10 @@ pub async fn signup(
     password: String,
 ) -> Result<(), AppError> {
     use crate::ssr::{
-        accounts::handoff,
+        accounts::signups::{self, SignupError},
         context::{client_ip, root_origin, services},
         http::{internal, reject},
-        tenancy::provisioning::{NewTenant, NewTenantField, ProvisionError},
+        tenancy::provisioning::{NewTenant, NewTenantField},
     };
 
     let origin = root_origin()?;
@@ -54,17 +57,78 @@ pub async fn signup(
         .signups
         .check(client_ip())
         .map_err(|retry_after_secs| reject(AppError::Throttled { retry_after_secs }))?;
+    match signups::hold(
+        &services.registry,
+        &new,
+        &origin.root_url(),
+        &services.mailer,
+    )
+    .await
+    {
+        Ok(()) => {
+            leptos_axum::redirect("/signup?sent=1");
+            Ok(())
+        }
+        Err(e @ SignupError::Taken(_)) => Err(reject(AppError::conflict("subdomain", e))),
+        Err(SignupError::Busy(_)) => Err(reject(AppError::Unavailable)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// What a confirmation link would create, for its page; `None` when the
+/// link is unknown, used or expired.
+#[server(endpoint = "check_signup")]
+pub async fn check_signup(token: String) -> Result<Option<PendingSignup>, AppError> {
+    use crate::ssr::{accounts::signups, context::services, http::internal};
+
+    Ok(signups::lookup(&services()?.registry, &token)
+        .await
+        .map_err(internal)?
+        .map(|p| PendingSignup {
+            company: p.name,
+            subdomain: p.subdomain,
+            email: p.email,
+        }))
+}
+
+/// Creates the company a confirmed signup asked for and sends its admin,
+/// signed in, to its subdomain.
+#[server(endpoint = "verify_signup")]
+pub async fn verify_signup(token: String) -> Result<(), AppError> {
+    use crate::ssr::{
+        accounts::{
+            handoff,
+            signups::{self, SignupError},
+        },
+        context::{root_origin, services},
+        http::{internal, reject},
+        tenancy::provisioning::ProvisionError,
+    };
+
+    let origin = root_origin()?;
+    let services = services()?;
+    let registry = &services.registry;
+    let new = match signups::confirm(registry, &token).await {
+        Ok(new) => new,
+        Err(e @ SignupError::BadLink) => return Err(reject(AppError::invalid("token", e))),
+        Err(e) => return Err(internal(e)),
+    };
     let tenant = match services.create_tenant(new).await {
         Ok(t) => t,
         Err(e @ ProvisionError::Taken(_)) => {
-            return Err(reject(AppError::conflict("subdomain", e)))
+            signups::finish(registry, &token).await.map_err(internal)?;
+            return Err(reject(AppError::conflict("token", e)));
         }
-        Err(e) => return Err(internal(e)),
+        Err(e) => {
+            signups::release(registry, &token).await.map_err(internal)?;
+            return Err(internal(e));
+        }
     };
+    signups::finish(registry, &token).await.map_err(internal)?;
     let admin = tenant
         .admin_user_id
         .ok_or_else(|| internal("active tenant without admin"))?;
-    let token = handoff::issue(&services.registry, tenant.id, admin)
+    let token = handoff::issue(registry, tenant.id, admin)
         .await
         .map_err(internal)?;
     leptos_axum::redirect(&format!(

@@ -14,6 +14,7 @@ use super::{
     settings::SettingsPage,
     signup::SignupForm,
     users::UsersPage,
+    verify::VerifyForm,
 };
 use crate::site::{Site, WithSite};
 
@@ -34,6 +35,17 @@ pub fn SignupPage() -> impl IntoView {
     view! {
         <WithSite view=|site| match site {
             Site::Root { origin } => view! { <SignupForm origin/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/verify/{token}`, base domain only.
+#[component]
+pub fn VerifyPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Root { origin } => view! { <VerifyForm origin/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }

@@ -14,3 +14,4 @@ pub mod profile;
 pub mod settings;
 pub mod signup;
 pub mod users;
+pub mod verify;

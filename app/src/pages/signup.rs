@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::signup::{check_subdomain, Signup};
 use crate::domain::Subdomain;
@@ -73,9 +74,18 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
     });
 
     let suffix = format!(".{}", origin.base);
+    let query = use_query_map();
+    let sent = move || query.read().get("sent").is_some();
     view! {
         <Title text="Create your company · Enclave"/>
-        <section class="card">
+        <Show when=sent>
+            <section class="card narrow" data-testid="signup-sent">
+                <h1>"Check your inbox"</h1>
+                <p>"We sent you a link to confirm your email. Open it within an hour to create your company; its address is kept for you until then."</p>
+                <p class="muted">"Nothing there? Look in your spam folder, or "<a href="/signup">"sign up again"</a>"."</p>
+            </section>
+        </Show>
+        <section class="card" class:hidden=sent>
             <h1>"Create your company"</h1>
             <ActionForm action=signup attr:novalidate=true>
                 <label for="company">"Company name"</label>
@@ -114,7 +124,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
 
                 <p class="form-error" role="alert">{form_error}</p>
                 <button type="submit" disabled=move || signup.pending().get()>
-                    {move || if signup.pending().get() { "Creating…" } else { "Create company" }}
+                    {move || if signup.pending().get() { "Sending…" } else { "Create company" }}
                 </button>
             </ActionForm>
         </section>

@@ -10,6 +10,7 @@ mod m20261127_000007_hash_session_ids;
 mod m20261127_000008_create_login_failures;
 mod m20261127_000009_api_token_expiry;
 mod m20261127_000010_platform_totp;
+mod m20261127_000011_signup_holds_and_member_index;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000008_create_login_failures::Migration),
             Box::new(m20261127_000009_api_token_expiry::Migration),
             Box::new(m20261127_000010_platform_totp::Migration),
+            Box::new(m20261127_000011_signup_holds_and_member_index::Migration),
         ]
     }
 }

@@ -6,8 +6,8 @@ use reqwest::{header, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{
-    call, call_full, get, location_path, post_plain_form, sign_in, spawn_app, Backend, Jar,
-    TestApp, ADMIN_PASSWORD,
+    call, call_full, get, location_path, post_plain_form, sign_in, signup_link, spawn_app, Backend,
+    Jar, TestApp, ADMIN_PASSWORD,
 };
 use crate::on_both_backends;
 
@@ -41,7 +41,8 @@ async fn add_member(app: &TestApp, sub: &str, email: &str) {
 async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut root = Jar::default();
-    // From the hydrated page: the redirect comes back for the app to follow.
+    // From the hydrated page: the redirect comes back for the app to follow,
+    // to the page that says a link is on its way.
     let (status, _, location) = call_full(
         &app,
         "localhost:3000",
@@ -56,10 +57,21 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(location.as_deref(), Some("/signup?sent=1"));
+    let token = signup_link(&app, "boss@acme.test", 1).await;
+    let (status, body, location) = call_full(
+        &app,
+        "localhost:3000",
+        &mut root,
+        "verify_signup",
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert!(location
         .unwrap()
         .starts_with("http://acme.localhost:3000/auth/handoff?token="));
-    // As a plain HTML form (no JavaScript): a real redirect, 303 See Other.
+    // As a plain HTML form (no JavaScript): real redirects, 303 See Other.
     let res = app
         .client
         .post(format!("{}/api/signup", app.address))
@@ -74,6 +86,44 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_path(&res), "/signup?sent=1");
+    let page = get(
+        &app,
+        "localhost:3000",
+        &mut Jar::default(),
+        "/signup?sent=1",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("Check your inbox"), "{page}");
+    let token = signup_link(&app, "x@other.test", 1).await;
+    // The link's page says what will be made; its button makes it.
+    let page = get(
+        &app,
+        "localhost:3000",
+        &mut Jar::default(),
+        &format!("/verify/{token}"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("Create Other") && page.contains("x@other.test"),
+        "{page}"
+    );
+    let res = post_plain_form(
+        &app,
+        "localhost:3000",
+        &mut Jar::default(),
+        "verify_signup",
+        &[("token", &token)],
+        &format!("/verify/{token}"),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(
@@ -128,7 +178,17 @@ async fn a_handoff_token_works_once_and_only_on_its_own_subdomain(backend: Backe
                 .send()
                 .await
                 .unwrap();
-            let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            assert!(res.status().is_success(), "{:?}", res.status());
+            let token = signup_link(app, "a@acme.test", 1).await;
+            let (_, _, location) = call_full(
+                app,
+                "localhost",
+                &mut Jar::default(),
+                "verify_signup",
+                &[("token", &token)],
+            )
+            .await;
+            let location = location.expect("on to the company");
             location[location.find("/auth/").unwrap()..].to_owned()
         }
     };

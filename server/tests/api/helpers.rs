@@ -137,7 +137,7 @@ pub fn new_tenant(name: &str, subdomain: &str) -> NewTenant {
         name: CompanyName::parse(name).unwrap(),
         subdomain: Subdomain::parse(subdomain).unwrap(),
         admin_email: Email::parse(&format!("admin@{subdomain}.test")).unwrap(),
-        admin_password: Password::parse(ADMIN_PASSWORD).unwrap(),
+        admin_password: Password::parse(ADMIN_PASSWORD).unwrap().into(),
     }
 }
 
@@ -391,4 +391,12 @@ pub async fn sign_in(
         );
     }
     (status, body, jar)
+}
+
+/// The token of the newest signup-confirmation link mailed to `email`
+/// (from the outbox), waiting for it if need be.
+pub async fn signup_link(app: &TestApp, email: &str, nth: usize) -> String {
+    let outbox = app.services.mailer.outbox().expect("the outbox").to_owned();
+    let messages = crate::mailbox::wait_for(&outbox, email, nth).await;
+    crate::mailbox::link_token(&messages[nth - 1], "/verify/")
 }

@@ -66,6 +66,17 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert!(res.status().is_redirection(), "{:?}", res.status());
+    let verify = crate::helpers::signup_link(&app, "boss@logged.test", 1).await;
+    let res = app
+        .client
+        .post(format!("{}/api/verify_signup", app.address))
+        .header(header::HOST, "localhost")
+        .header(header::ACCEPT, "text/html")
+        .form(&[("token", verify.as_str())])
+        .send()
+        .await
+        .unwrap();
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     let token = location.rsplit("token=").next().unwrap().to_owned();
     let res = app
@@ -105,10 +116,8 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         .await
         .unwrap();
     let outbox = app.services.mailer.outbox().unwrap().to_owned();
-    let message = crate::mailbox::wait_for(&outbox, "boss@logged.test", 1)
-        .await
-        .remove(0);
-    let reset = crate::mailbox::link_token(&message, "/password/reset/");
+    let reset =
+        crate::mailbox::wait_for_link(&outbox, "boss@logged.test", "/password/reset/").await;
     app.client
         .get(format!("{}/password/reset/{reset}", app.address))
         .header(header::HOST, &host)
@@ -153,6 +162,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         password.clone(),
         wrong.clone(),
         token.clone(),
+        verify,
         reset,
         new_password,
         session_id,

@@ -129,3 +129,25 @@ pub fn link_token(message: &str, path: &str) -> String {
     assert_eq!(token.len(), 64, "a 64-hex token after {path}");
     token
 }
+
+/// Waits for a message to `to` with a `<path><token>` link and returns the
+/// token of the newest such message.
+pub async fn wait_for_link(dir: &Path, to: &str, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: Vec<String> = messages(dir)
+            .into_iter()
+            .filter(|m| to_header(m).contains(to))
+            .map(|m| unfold(&m))
+            .filter(|m| m.contains(path))
+            .collect();
+        if let Some(last) = found.last() {
+            return link_token(last, path);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {path} link to {to} after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -20,4 +20,5 @@ mod proxy;
 mod rendering;
 mod security;
 mod sessions;
+mod signup_holds;
 mod template;

@@ -10,6 +10,7 @@
 //! * [`platform`]: platform admins (superadmins) and API tokens.
 //! * [`reset`]: password reset by an emailed single-use link.
 //! * [`invitations`]: joining a company by an emailed invitation.
+//! * [`signups`]: signups held until their email is confirmed.
 //! * [`throttle`]: sign-in attempts and reset requests, reserved before
 //!   the work they guard.
 pub mod auth;
@@ -19,5 +20,6 @@ pub mod passwords;
 pub mod platform;
 pub mod reset;
 pub mod sessions;
+pub mod signups;
 pub mod throttle;
 pub mod users;

@@ -2,16 +2,19 @@
 //! Behaviour lives in the query modules beside them, not here.
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
-//! `handoff_tokens`, `api_tokens`. Tenant databases: `tenant_users`, `audit_log`,
+//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
 pub mod handoff_tokens;
 pub mod invitations;
 pub mod login_failures;
+pub mod member_emails;
+pub mod member_index;
 pub mod password_resets;
 pub mod platform_users;
 pub mod provisioning;
 pub mod sessions;
+pub mod signup_holds;
 pub mod tenant_users;
 pub mod tenants;

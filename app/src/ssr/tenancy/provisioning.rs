@@ -34,7 +34,22 @@ pub struct NewTenant {
     pub name: CompanyName,
     pub subdomain: Subdomain,
     pub admin_email: Email,
-    pub admin_password: Password,
+    pub admin_password: AdminPassword,
+}
+
+/// The first admin's password: as typed, or already hashed (a verified
+/// signup hashed it when the form was sent, and keeps only the hash).
+#[derive(Clone)]
+pub enum AdminPassword {
+    Plain(Password),
+    /// argon2id, as `passwords::hash` makes it.
+    Hashed(String),
+}
+
+impl From<Password> for AdminPassword {
+    fn from(p: Password) -> Self {
+        AdminPassword::Plain(p)
+    }
 }
 
 /// Which input of a new company was refused; each caller names its own
@@ -77,7 +92,8 @@ impl NewTenant {
             admin_email: Email::parse(admin_email)
                 .map_err(|e| refused(NewTenantField::AdminEmail)(&e))?,
             admin_password: Password::parse(admin_password)
-                .map_err(|e| refused(NewTenantField::AdminPassword)(&e))?,
+                .map_err(|e| refused(NewTenantField::AdminPassword)(&e))?
+                .into(),
         })
     }
 }
@@ -236,7 +252,10 @@ impl Provisioner {
 
         // The admin's password hash (tens of milliseconds of CPU) is made
         // on the blocking pool while the database is being created.
-        let hashing = tokio::spawn(passwords::hash_blocking(new.admin_password.clone()));
+        let hashing = match new.admin_password.clone() {
+            AdminPassword::Plain(p) => tokio::spawn(passwords::hash_blocking(p)),
+            AdminPassword::Hashed(h) => tokio::spawn(async move { Ok(h) }),
+        };
         let created = self.server.create(id).await?;
         tenants::ActiveModel {
             id: Set(id),
