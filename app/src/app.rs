@@ -8,8 +8,8 @@ use leptos_router::{
 
 use crate::pages::{
     home::{
-        AdminRoute, AuditRoute, ForgotPasswordPage, HomePage, InvitePage, LoginPage, ProfileRoute,
-        ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute, VerifyPage,
+        AdminRoute, AuditRoute, FindPage, ForgotPasswordPage, HomePage, InvitePage, LoginPage,
+        ProfileRoute, ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute, VerifyPage,
     },
     not_found::NotFound,
 };
@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("signup") view=SignupPage/>
+                    <Route path=StaticSegment("find") view=FindPage/>
                     <Route path=(StaticSegment("verify"), ParamSegment("token")) view=VerifyPage/>
                     <Route path=StaticSegment("admin") view=AdminRoute/>
                     <Route path=StaticSegment("login") view=LoginPage/>

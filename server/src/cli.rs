@@ -291,6 +291,17 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             let ((sub, email, role), password) = new_user.expect("parsed above");
             let db = services.connect_tenant(&sub).await?;
             let added = app::ssr::accounts::users::add(&db, "cli", &email, role, password).await;
+            if added.is_ok() {
+                if let Some(t) = directory::find_by_subdomain(&services.registry, &sub).await? {
+                    app::ssr::accounts::workspaces::sync(
+                        &services.registry,
+                        &services.cipher,
+                        t.id,
+                        &db,
+                    )
+                    .await?;
+                }
+            }
             db.close().await.ok();
             let user = added?;
             println!("added {} to {sub} as {}", user.email, user.role.as_str());
@@ -556,6 +567,8 @@ async fn rotate(settings: Settings) -> CliResult {
     if done.unreadable > 0 {
         return Err("some credentials open with neither key: is ENCLAVE_SECRET_KEY_PREVIOUS the key they were sealed with?".into());
     }
+    // "Find your workspace" digests are keyed too: made again under the new key.
+    app::ssr::accounts::workspaces::rebuild_if_stale(&services).await?;
     Ok(())
 }
 

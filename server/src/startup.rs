@@ -11,7 +11,7 @@ use ::leptos::config::LeptosOptions;
 use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
     accounts::sessions::DbSessionStore,
-    limits::ClientRateLimit,
+    limits::{ClientRateLimit, KeyRateLimit},
     mail::{MailError, Mailer},
     metrics::Metrics,
     purge::{purge, Purged},
@@ -120,6 +120,8 @@ async fn build_services_with(
         metrics,
         mailer,
         signups: ClientRateLimit::per_hour(settings.signups_per_hour),
+        finds: ClientRateLimit::per_hour(10),
+        finds_per_email: KeyRateLimit::per_hour(3),
         delete_crash_after: None,
         cipher: cipher.clone(),
     })
@@ -297,6 +299,14 @@ impl Application {
         // template to be built (PostgreSQL only).
         let server = self.services.provisioner.server().clone();
         tokio::spawn(async move { server.prepare_template().await });
+        // "Find your workspace" needs every company's users in the index
+        // under the current key: rebuilt once after an upgrade or rotation.
+        let for_index = self.services.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app::ssr::accounts::workspaces::rebuild_if_stale(&for_index).await {
+                tracing::warn!(error = %e, "member index not rebuilt; next start tries again");
+            }
+        });
         let housekeeping = tokio::spawn(async move {
             // Startup has just recovered; the first check is a period away.
             let period = Duration::from_secs(30);
@@ -305,6 +315,8 @@ impl Application {
                 tick.tick().await;
                 services.pools.reap_idle();
                 services.signups.forget_idle();
+                services.finds.forget_idle();
+                services.finds_per_email.forget_idle();
                 services.recover().await;
                 match purge(&services.registry, keep_records).await {
                     Ok(purged) if purged != Purged::default() => {

@@ -220,6 +220,7 @@ pub async fn accept_invitation(
         Err(InviteError::Busy(_)) => return Err(reject(AppError::Unavailable)),
         Err(e) => return Err(internal(e)),
     };
+    crate::api::company::sync_members(&tenant, db.conn()).await;
     start_tenant_session(&session().await?, tenant.id(), user_id).await?;
     leptos_axum::redirect("/");
     Ok(())

@@ -19,6 +19,22 @@ fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
     }
 }
 
+/// After a change to who is an active user here: the registry's "find your
+/// workspace" rows follow. A failure is logged, not the caller's: the next
+/// change, or the next rebuild, puts it right.
+#[cfg(feature = "ssr")]
+pub(crate) async fn sync_members(
+    tenant: &crate::ssr::tenancy::TenantContext,
+    db: &sea_orm::DatabaseConnection,
+) {
+    use crate::ssr::{accounts::workspaces, context::services};
+    if let Ok(s) = services() {
+        if let Err(e) = workspaces::sync(&s.registry, &s.cipher, tenant.id(), db).await {
+            tracing::warn!(tenant = %tenant.subdomain(), error = %e, "member index not updated");
+        }
+    }
+}
+
 #[cfg(feature = "ssr")]
 fn user_id(id: &str) -> Result<uuid::Uuid, AppError> {
     uuid::Uuid::parse_str(id).map_err(|_| crate::ssr::http::reject(AppError::NotFound))
@@ -74,9 +90,11 @@ pub async fn add_user(email: String, role: String, password: String) -> Result<U
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
     let password =
         Password::parse(&password).map_err(|e| reject(AppError::invalid("password", e)))?;
-    users::add(admin.db.conn(), &admin.email, &email, role, password)
+    let added = users::add(admin.db.conn(), &admin.email, &email, role, password)
         .await
-        .map_err(user_error)
+        .map_err(user_error)?;
+    sync_members(&admin.tenant, admin.db.conn()).await;
+    Ok(added)
 }
 
 #[server(endpoint = "set_user_role")]
@@ -99,9 +117,11 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, Ap
     use crate::ssr::accounts::{auth::require_admin, users};
 
     let admin = require_admin().await?;
-    users::set_disabled(admin.db.conn(), &admin.email, user_id(&id)?, disabled)
+    let changed = users::set_disabled(admin.db.conn(), &admin.email, user_id(&id)?, disabled)
         .await
-        .map_err(user_error)
+        .map_err(user_error)?;
+    sync_members(&admin.tenant, admin.db.conn()).await;
+    Ok(changed)
 }
 
 #[server(endpoint = "remove_user")]
@@ -111,7 +131,9 @@ pub async fn remove_user(id: String) -> Result<(), AppError> {
     let admin = require_admin().await?;
     users::remove(admin.db.conn(), &admin.email, user_id(&id)?)
         .await
-        .map_err(user_error)
+        .map_err(user_error)?;
+    sync_members(&admin.tenant, admin.db.conn()).await;
+    Ok(())
 }
 
 #[cfg(feature = "ssr")]

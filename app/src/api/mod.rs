@@ -18,6 +18,7 @@ pub const ROOT_FNS: &[&str] = &[
     <signup::Signup as ServerFn>::PATH,
     <signup::CheckSignup as ServerFn>::PATH,
     <signup::VerifySignup as ServerFn>::PATH,
+    <signup::FindWorkspaces as ServerFn>::PATH,
     <platform::AdminLogin as ServerFn>::PATH,
     <platform::AdminLogout as ServerFn>::PATH,
     <platform::ListTenants as ServerFn>::PATH,

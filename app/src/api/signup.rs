@@ -137,3 +137,36 @@ pub async fn verify_signup(token: String) -> Result<(), AppError> {
     ));
     Ok(())
 }
+
+/// "Find your workspace": mails `email` the sign-in links of every company
+/// where it is an active user. The same answer whatever was found.
+#[server(endpoint = "find_workspaces")]
+pub async fn find_workspaces(email: String) -> Result<(), AppError> {
+    use crate::domain::Email;
+    use crate::ssr::{
+        accounts::workspaces,
+        context::{client_ip, root_origin, services},
+        http::{internal, reject},
+    };
+
+    let origin = root_origin()?;
+    let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
+    let services = services()?;
+    let throttled = |retry_after_secs| reject(AppError::Throttled { retry_after_secs });
+    services.finds.check(client_ip()).map_err(throttled)?;
+    services
+        .finds_per_email
+        .check(&services.cipher.keyed_digest("find limit", email.as_str()))
+        .map_err(throttled)?;
+    workspaces::send_list(
+        &services.registry,
+        &services.cipher,
+        &email,
+        &origin,
+        &services.mailer,
+    )
+    .await
+    .map_err(internal)?;
+    leptos_axum::redirect("/find?sent=1");
+    Ok(())
+}

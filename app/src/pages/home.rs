@@ -5,6 +5,7 @@ use super::{
     admin::AdminPage,
     audit::AuditPage,
     dashboard::DashboardPage,
+    find::FindForm,
     invite::InviteForm,
     landing::Landing,
     login::LoginForm,
@@ -35,6 +36,17 @@ pub fn SignupPage() -> impl IntoView {
     view! {
         <WithSite view=|site| match site {
             Site::Root { origin } => view! { <SignupForm origin/> }.into_any(),
+            _ => view! { <NotFoundCard/> }.into_any(),
+        }/>
+    }
+}
+
+/// `/find`, base domain only.
+#[component]
+pub fn FindPage() -> impl IntoView {
+    view! {
+        <WithSite view=|site| match site {
+            Site::Root { .. } => view! { <FindForm/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }

@@ -67,6 +67,7 @@ pub fn Landing(origin: Origin) -> impl IntoView {
                 <p class="field-error" data-testid="go-error">{go_error}</p>
                 <button type="submit">"Go to sign-in"</button>
             </form>
+            <p class="muted"><a href="/find">"Forgot your company's address? Find it by email."</a></p>
         </section>
     }
 }

@@ -2,6 +2,7 @@
 pub mod admin;
 pub mod audit;
 pub mod dashboard;
+pub mod find;
 pub mod home;
 pub mod invite;
 pub mod landing;

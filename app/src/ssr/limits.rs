@@ -1,4 +1,4 @@
-//! Per-client rate limits on what anyone may do without signing in (creating companies).
+//! Rate limits on what anyone may do without signing in (creating companies, asking for their workspaces), per client address or per key.
 use std::{
     net::{IpAddr, Ipv6Addr},
     num::NonZeroU32,
@@ -43,6 +43,37 @@ impl ClientRateLimit {
 
     /// Forgets clients whose quota is whole again, so the table stays as
     /// small as the clients of the last hour. Housekeeping calls it.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// A quota per key (a digest of an email, say), kept in this process.
+#[derive(Clone)]
+pub struct KeyRateLimit {
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl KeyRateLimit {
+    pub fn per_hour(n: u32) -> Self {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_hour(n))),
+        }
+    }
+
+    /// Takes one from `key`'s quota, or says in how many seconds it may
+    /// try again.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        self.limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                wait.as_secs().max(1)
+            })
+    }
+
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();

@@ -25,6 +25,8 @@ const NONCE_LEN: usize = 12;
 pub struct Cipher {
     current: ChaCha20Poly1305,
     previous: Option<ChaCha20Poly1305>,
+    /// Derived from the current key, for keyed digests ([`Cipher::keyed_digest`]).
+    digest_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Cipher {
@@ -41,7 +43,7 @@ pub enum CipherError {
     Undecryptable,
 }
 
-fn key_from_hex(key: &SecretString) -> Result<ChaCha20Poly1305, CipherError> {
+fn key_bytes(key: &SecretString) -> Result<[u8; 32], CipherError> {
     let hex = key.expose_secret().trim();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(CipherError::BadKey);
@@ -50,7 +52,22 @@ fn key_from_hex(key: &SecretString) -> Result<ChaCha20Poly1305, CipherError> {
     for (i, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| CipherError::BadKey)?;
     }
-    Ok(ChaCha20Poly1305::new(&Key::from(bytes)))
+    Ok(bytes)
+}
+
+fn key_from_hex(key: &SecretString) -> Result<ChaCha20Poly1305, CipherError> {
+    Ok(ChaCha20Poly1305::new(&Key::from(key_bytes(key)?)))
+}
+
+/// BLAKE2b-512 of the parts, each preceded by its length.
+fn blake2b(parts: &[&[u8]]) -> [u8; 64] {
+    use blake2::{Blake2b512, Digest};
+    let mut h = Blake2b512::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
 }
 
 /// Where a stored credential stands under this cipher.
@@ -66,10 +83,31 @@ pub enum Sealing {
 impl Cipher {
     /// From 64 hex characters (`openssl rand -hex 32` makes one).
     pub fn from_hex_key(key: &SecretString) -> Result<Self, CipherError> {
+        let bytes = key_bytes(key)?;
+        let derived = blake2b(&[b"enclave keyed digests", &bytes]);
+        let mut digest_key = [0u8; 32];
+        digest_key.copy_from_slice(&derived[..32]);
         Ok(Self {
             current: key_from_hex(key)?,
             previous: None,
+            digest_key,
         })
+    }
+
+    /// A digest of `data` for `purpose` that only the holder of the key can
+    /// compute (keyed BLAKE2b), 64 hex characters: lets the registry look
+    /// something up (an email) without storing it.
+    pub fn keyed_digest(&self, purpose: &str, data: &str) -> String {
+        blake2b(&[&self.digest_key, purpose.as_bytes(), data.as_bytes()])[..32]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Names the current key without revealing it (16 hex characters):
+    /// what keyed digests were made with.
+    pub fn key_id(&self) -> String {
+        self.keyed_digest("key id", "")[..16].to_owned()
     }
 
     /// Also opens what `previous` sealed (during a rotation).

@@ -22,6 +22,10 @@ pub struct Services {
     pub metrics: Metrics,
     /// Companies a client address may create through signup in an hour.
     pub signups: ClientRateLimit,
+    /// "Find your workspace" requests a client address may make in an hour.
+    pub finds: ClientRateLimit,
+    /// … and that may be made for one email (a keyed digest), from anywhere.
+    pub finds_per_email: super::limits::KeyRateLimit,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).
     pub cipher: super::secrets::Cipher,
     /// Sends email off the request path (SMTP, or the outbox directory).

@@ -5,6 +5,7 @@ mod cli;
 mod companies_page;
 mod company_settings;
 mod connections;
+mod find_workspace;
 mod helpers;
 mod host_routing;
 mod invitations;

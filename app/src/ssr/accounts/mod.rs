@@ -11,6 +11,7 @@
 //! * [`reset`]: password reset by an emailed single-use link.
 //! * [`invitations`]: joining a company by an emailed invitation.
 //! * [`signups`]: signups held until their email is confirmed.
+//! * [`workspaces`]: "find your workspace", by keyed digests of emails.
 //! * [`throttle`]: sign-in attempts and reset requests, reserved before
 //!   the work they guard.
 pub mod auth;
@@ -23,3 +24,4 @@ pub mod sessions;
 pub mod signups;
 pub mod throttle;
 pub mod users;
+pub mod workspaces;

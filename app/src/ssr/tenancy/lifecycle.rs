@@ -55,6 +55,7 @@ impl Services {
     /// within the lookup cache time).
     pub async fn create_tenant(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
         let subdomain = new.subdomain.to_string();
+        let admin_email = new.admin_email.as_str().to_owned();
         let started = std::time::Instant::now();
         let created = self.provisioner.provision(new).await;
         self.directory.invalidate(&subdomain);
@@ -65,6 +66,19 @@ impl Services {
         };
         self.metrics
             .provisioned(outcome, started.elapsed().as_secs_f64());
+        if let Ok(t) = &created {
+            // Its one user, for "find your workspace".
+            if let Err(e) = crate::ssr::accounts::workspaces::note(
+                &self.registry,
+                &self.cipher,
+                t.id,
+                &admin_email,
+            )
+            .await
+            {
+                tracing::warn!(tenant = %subdomain, error = %e, "member index not updated");
+            }
+        }
         created
     }
 
@@ -168,6 +182,10 @@ impl Services {
         self.checkpoint(DeleteStep::Serving)?;
         self.provisioner.server().drop(t.id).await?;
         self.checkpoint(DeleteStep::Database)?;
+        crate::ssr::entities::member_emails::Entity::delete_many()
+            .filter(crate::ssr::entities::member_emails::Column::TenantId.eq(t.id))
+            .exec(&self.registry)
+            .await?;
         tenants::Entity::delete_by_id(t.id)
             .exec(&self.registry)
             .await?;
