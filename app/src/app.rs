@@ -9,7 +9,8 @@ use leptos_router::{
 use crate::pages::{
     home::{
         AdminRoute, AuditRoute, FindPage, ForgotPasswordPage, HomePage, InvitePage, LoginPage,
-        ProfileRoute, ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute, VerifyPage,
+        ProfileRoute, RemoveUserRoute, ResetPasswordPage, SettingsRoute, SignupPage, UsersRoute,
+        VerifyPage,
     },
     not_found::NotFound,
 };
@@ -56,6 +57,7 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("password"), StaticSegment("forgot")) view=ForgotPasswordPage/>
                     <Route path=(StaticSegment("password"), StaticSegment("reset"), ParamSegment("token")) view=ResetPasswordPage/>
                     <Route path=StaticSegment("users") view=UsersRoute/>
+                    <Route path=(StaticSegment("users"), StaticSegment("remove"), ParamSegment("id")) view=RemoveUserRoute/>
                     <Route path=StaticSegment("profile") view=ProfileRoute/>
                     <Route path=StaticSegment("settings") view=SettingsRoute/>
                     <Route path=StaticSegment("audit") view=AuditRoute/>

@@ -1,6 +1,7 @@
 import { test, expect } from '@playwright/test';
 import {
   PASSWORD,
+  cli,
   createCompany,
   createSuperadmin,
   rootUrl,
@@ -181,6 +182,9 @@ test('a paused company shows the paused page, and resumes', async ({ page, brows
   await page.getByLabel('Email').fill(admin);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Companies' })).toBeVisible();
+  // Other tests' companies share the list: search finds this one.
+  await page.goto(rootUrl(`/admin?q=${sub}`));
   const row = page.locator(`tr[data-subdomain="${sub}"]`);
   await expect(row.getByTestId('status')).toHaveText('active');
   await row.getByRole('button', { name: 'Pause' }).click();
@@ -222,4 +226,23 @@ test('an admin renames the company and reads it in the activity log', async ({ p
   await expect(page.getByTestId('company-name')).toHaveText('New Name');
   await page.getByRole('link', { name: 'Activity' }).click();
   await expect(page.getByTestId('audit')).toContainText("Renamed the company from 'Old Name' to 'New Name'");
+});
+
+test('removing a user asks first, then removes them', async ({ page }) => {
+  const sub = uniqueSubdomain('remove');
+  createCompany('Remove Inc', sub);
+  cli(['tenant', 'add-user', sub, '--email', `leaver@${sub}.test`, '--password-stdin'], 'leaver password 1\n');
+  await signIn(page, sub, `admin@${sub}.test`);
+  await page.goto(tenantUrl(sub, '/users'));
+  const row = page.locator(`tr[data-email="leaver@${sub}.test"]`);
+  await row.getByRole('link', { name: 'Remove…' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Remove this user?');
+  // Cancel changes nothing.
+  await page.getByRole('link', { name: 'Cancel' }).click();
+  await expect(row).toContainText('member');
+  await row.getByRole('link', { name: 'Remove…' }).click();
+  await page.getByRole('button', { name: `Remove leaver@${sub}.test` }).click();
+  await expect(page).toHaveURL(tenantUrl(sub, '/users'));
+  await expect(page.locator(`tr[data-email="admin@${sub}.test"]`)).toBeVisible();
+  await expect(row).toHaveCount(0);
 });

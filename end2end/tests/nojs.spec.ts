@@ -37,12 +37,20 @@ test.describe('with JavaScript disabled', () => {
     await signInPlain(page, sub);
     await page.goto(tenantUrl(sub, '/users'));
     const row = page.locator(`tr[data-email="admin@${sub}.test"]`);
-    for (const button of ['Make member', 'Disable', 'Remove']) {
+    for (const button of ['Make member', 'Disable']) {
       await row.getByRole('button', { name: button }).click();
       await expectNoJson(page);
       await expect(page.getByTestId('users-error')).toHaveText('The company needs at least one active admin.');
       await expect(row).toContainText('admin');
     }
+    // Remove asks first, on a page of its own.
+    await row.getByRole('link', { name: 'Remove…' }).click();
+    await expect(page.getByTestId('remove-who')).toContainText(`admin@${sub}.test`);
+    await page.getByRole('button', { name: `Remove admin@${sub}.test` }).click();
+    await expectNoJson(page);
+    await expect(page.getByTestId('remove-error')).toHaveText('The company needs at least one active admin.');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expect(row).toContainText('admin');
     await page.getByLabel('Email').fill(`member@${sub}.test`);
     await page.getByRole('button', { name: 'Send invitation' }).click();
     await expectNoJson(page);
@@ -94,7 +102,7 @@ test.describe('with JavaScript disabled', () => {
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Goto Inc');
   });
 
-  test('the platform admin signs in and pauses a company', async ({ page }) => {
+  test('the platform admin signs in, then pauses, resumes and deletes a company', async ({ page }) => {
     const sub = uniqueSubdomain('plainpause');
     const admin = `plain-${sub}@platform.test`;
     createCompany('Plain Pause', sub);
@@ -109,10 +117,49 @@ test.describe('with JavaScript disabled', () => {
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expectNoJson(page);
+    // Other tests' companies share the list: search finds this one.
+    await page.getByLabel('Search').fill(sub);
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect(page.getByTestId('tenant-count')).toHaveText('1 company · page 1 of 1');
     const row = page.locator(`tr[data-subdomain="${sub}"]`);
     await row.getByRole('button', { name: 'Pause' }).click();
     await expectNoJson(page);
     await expect(row.getByTestId('status')).toHaveText('paused');
+    await row.getByRole('button', { name: 'Resume' }).click();
+    await expectNoJson(page);
+    await expect(row.getByTestId('status')).toHaveText('active');
+    // Delete: refused without the typed subdomain, done with it.
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await expectNoJson(page);
+    await expect(page.getByTestId('admin-error')).toHaveText(`Type ${sub} to confirm.`);
+    await row.getByLabel('Type the subdomain to delete').fill(sub);
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await expectNoJson(page);
+    await expect(row).toHaveCount(0);
+  });
+
+  test('profile changes the password, then sign out', async ({ page }) => {
+    const sub = uniqueSubdomain('plainprofile');
+    createCompany('Plain Profile', sub);
+    await signInPlain(page, sub);
+    await page.goto(tenantUrl(sub, '/profile'));
+    await page.getByLabel('Current password').fill('not my password');
+    await page.getByLabel('New password (at least 10 characters)').fill('a new password 1');
+    await page.getByLabel('New password again').fill('a new password 1');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expectNoJson(page);
+    await expect(page.getByRole('status')).toHaveText('The current password is wrong.');
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByLabel('New password (at least 10 characters)').fill('a new password 1');
+    await page.getByLabel('New password again').fill('a new password 1');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expectNoJson(page);
+    await expect(page.getByRole('status')).toHaveText('Password changed.');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectNoJson(page);
+    await expect(page).toHaveURL(/\/login$/);
+    await signInPlain(page, sub, 'a new password 1');
+    await expect(page.getByTestId('me')).toHaveText(`admin@${sub}.test`);
   });
 });
 

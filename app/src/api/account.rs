@@ -87,6 +87,8 @@ pub async fn change_password(
             end_sessions_of(&services()?.registry, &subject, keep)
                 .await
                 .map_err(internal)?;
+            // The page says so, with or without JavaScript.
+            leptos_axum::redirect("/profile?changed=1");
             Ok(())
         }
         Err(e @ UserError::WrongPassword) => Err(reject(AppError::invalid("current", e))),

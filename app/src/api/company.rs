@@ -133,6 +133,8 @@ pub async fn remove_user(id: String) -> Result<(), AppError> {
         .await
         .map_err(user_error)?;
     sync_members(&admin.tenant, admin.db.conn()).await;
+    // From its confirmation page, back to the list.
+    leptos_axum::redirect("/users");
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use super::{
     not_found::NotFoundCard,
     password::{ForgotPasswordForm, ResetPasswordForm},
     profile::ProfilePage,
+    remove_user::RemoveUserPage,
     settings::SettingsPage,
     signup::SignupForm,
     users::UsersPage,
@@ -141,3 +142,5 @@ tenant_only!(/// `/settings`
     SettingsRoute => SettingsPage);
 tenant_only!(/// `/audit`
     AuditRoute => AuditPage);
+tenant_only!(/// `/users/remove/{id}`
+    RemoveUserRoute => RemoveUserPage);

@@ -12,6 +12,7 @@ pub mod not_found;
 pub mod password;
 pub mod paused;
 pub mod profile;
+pub mod remove_user;
 pub mod settings;
 pub mod signup;
 pub mod users;

@@ -1,6 +1,7 @@
 //! `/profile` on a company's site: who you are, and changing your password.
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::account::{whoami, ChangePassword};
 use crate::components::{guard::guard, nav::TenantNav};
@@ -11,9 +12,13 @@ use crate::site::{Site, WithSite};
 pub fn ProfilePage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let me = Resource::new(|| (), |_| whoami());
+    let query = use_query_map();
     let outcome = move || match change.value().get() {
         Some(Ok(())) => Some(("notice", "Password changed.".to_string())),
         Some(Err(e)) => Some(("form-error", e.to_string())),
+        None if query.read().get("changed").is_some() => {
+            Some(("notice", "Password changed.".to_string()))
+        }
         None => None,
     };
     view! {

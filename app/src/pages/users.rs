@@ -113,10 +113,7 @@ pub fn UsersPage() -> impl IntoView {
                                                                     <input type="hidden" name="disabled" value=(!u.disabled).to_string()/>
                                                                     <button type="submit" class="small">{if u.disabled { "Enable" } else { "Disable" }}</button>
                                                                 </ActionForm>
-                                                                <ActionForm action=remove>
-                                                                    <input type="hidden" name="id" value=id_remove/>
-                                                                    <button type="submit" class="small danger">"Remove"</button>
-                                                                </ActionForm>
+                                                                <a class="button small danger" href=format!("/users/remove/{id_remove}")>"Remove…"</a>
                                                             </td>
                                                         </tr>
                                                     }
