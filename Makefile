@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
+.PHONY: help run build build-release compress-assets test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -52,6 +52,7 @@ setup-system:
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v brotli >/dev/null || missing="$$missing brotli"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing="$$missing python3-aiosmtpd"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
@@ -71,6 +72,23 @@ postgres:
 
 build: setup-rust
 	cargo leptos build
+	@$(MAKE) --no-print-directory compress-assets BROTLI_QUALITY=5
+
+# A release build, as served in production: assets precompressed at full
+# strength (the server sends `.br`/`.gz` to browsers that accept them).
+build-release: setup-rust setup-system
+	cargo leptos build --release
+	@$(MAKE) --no-print-directory compress-assets BROTLI_QUALITY=11
+
+# Brotli and gzip copies of the site's assets, made once at build time
+# (brotli only where installed: `make setup-system` installs it).
+BROTLI_QUALITY ?= 11
+compress-assets:
+	@for f in $(LEPTOS_SITE_ROOT)/pkg/*.js $(LEPTOS_SITE_ROOT)/pkg/*.wasm $(LEPTOS_SITE_ROOT)/pkg/*.css; do \
+	  [ -f "$$f" ] || continue; \
+	  command -v brotli >/dev/null && { [ "$$f.br" -nt "$$f" ] || brotli -f -q $(BROTLI_QUALITY) -o "$$f.br" "$$f"; }; \
+	  [ "$$f.gz" -nt "$$f" ] || gzip -9 -k -f "$$f"; \
+	done
 
 run: build
 	$(SERVER_BIN) serve
@@ -106,8 +124,7 @@ BENCH := server/benches/load.sh
 # 1000 companies on PostgreSQL, 10 and 10000 on SQLite, provisioning. About
 # 15 minutes the first time (creating the companies), 5 after. The table
 # lands in ~/.cache/enclave/bench/results.md.
-bench: setup-rust setup-e2e postgres
-	cargo leptos build --release
+bench: setup-rust setup-e2e postgres build-release
 	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
 
 bench-micro: postgres

@@ -1,6 +1,6 @@
 //! The HTML shell and the app's routes: one `<Routes>` for every kind of site.
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     ParamSegment, StaticSegment,
@@ -26,6 +26,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -42,7 +43,6 @@ pub fn App() -> impl IntoView {
     provide_site();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/enclave.css"/>
         <Title text="Enclave"/>
         <Router>
             <main>

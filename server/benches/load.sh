@@ -269,9 +269,12 @@ fi
     echo "|---|---:|---:|---:|---:|"
     printf '%s\n' "${PROVISION_ROWS[@]}"
   fi
-  if [ -n "$SITE_PKG" ] && [ -f "$SITE_PKG/enclave.wasm" ]; then
+  # Assets are named by their hash: the newest of each kind is this build's.
+  WASM=$( [ -n "$SITE_PKG" ] && ls -t "$SITE_PKG"/enclave*.wasm 2>/dev/null | head -n1 )
+  JS=$( [ -n "$SITE_PKG" ] && ls -t "$SITE_PKG"/enclave*.js 2>/dev/null | head -n1 )
+  if [ -n "$WASM" ] && [ -n "$JS" ]; then
     echo
-    echo "Release WASM bundle: $(wc -c <"$SITE_PKG/enclave.wasm") bytes, $(gzip -9 -c "$SITE_PKG/enclave.wasm" | wc -c) gzipped (JS glue $(gzip -9 -c "$SITE_PKG/enclave.js" | wc -c) gzipped)."
+    echo "Release WASM bundle: $(wc -c <"$WASM") bytes, $(gzip -9 -c "$WASM" | wc -c) gzipped, $( [ -f "$WASM.br" ] && wc -c <"$WASM.br" || echo '?') as served (brotli) (JS glue $(gzip -9 -c "$JS" | wc -c) gzipped)."
   fi
 } | tee "$OUT"
 exit $FAILED

@@ -1,9 +1,10 @@
-//! Security headers on every response, and the Content-Security-Policy of pages with their script nonce.
+//! Security headers on every response, the Content-Security-Policy of pages with their script nonce, and how long each answer may be cached.
 use axum::{
     extract::Request,
     http::{
         header::{
-            CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+            CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+            X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
         },
         HeaderValue,
     },
@@ -30,8 +31,24 @@ const DEFAULT_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-u
 /// `X-Frame-Options` (for browsers without `frame-ancestors`) and, unless
 /// the page set its own, the default Content-Security-Policy.
 pub async fn security_headers(req: Request, next: Next) -> Response {
+    let cache = cache_policy(req.uri().path());
     let mut response = next.run(req).await;
+    let status = response.status();
     let headers = response.headers_mut();
+    let page = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    match cache {
+        Some(policy) if status.is_success() || status.as_u16() == 304 => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(policy));
+        }
+        // Pages differ per person and change with every action: kept by
+        // the browser only to be asked for again.
+        _ if page => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+        }
+        _ => {}
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(
         REFERRER_POLICY,
@@ -42,4 +59,45 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         .entry(CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(DEFAULT_POLICY));
     response
+}
+
+/// Assets under `/pkg/`: a name with its content's hash in it
+/// (`enclave.<hash>.wasm`, as cargo-leptos names them with `hash-files`)
+/// never changes, so it is kept for a year; any other asset is checked
+/// again on each use (`Last-Modified`).
+fn cache_policy(path: &str) -> Option<&'static str> {
+    let file = path.strip_prefix("/pkg/")?;
+    let parts: Vec<&str> = file.split('.').collect();
+    let hashed = parts.len() >= 3
+        && parts[1..parts.len() - 1].iter().any(|p| {
+            p.len() >= 8
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    Some(if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_policy;
+
+    #[test]
+    fn hashed_assets_are_kept_a_year_and_the_rest_revalidated() {
+        assert_eq!(
+            cache_policy("/pkg/enclave.Ab3_x-9Zq1w2e3r4.wasm"),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert_eq!(
+            cache_policy("/pkg/enclave.Ab3_x-9Zq1w2e3r4.wasm.br"),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert_eq!(cache_policy("/pkg/enclave.wasm"), Some("no-cache"));
+        assert_eq!(cache_policy("/pkg/enclave.css"), Some("no-cache"));
+        assert_eq!(cache_policy("/users"), None);
+        assert_eq!(cache_policy("/favicon.svg"), None);
+    }
 }

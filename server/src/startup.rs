@@ -257,6 +257,9 @@ impl Application {
             .site_root(settings.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(listener.local_addr().map_err(listen_err)?)
+            // cargo-leptos names assets by their hash and lists the hashes
+            // in `hash.txt` beside the binary; without it, plain names.
+            .hash_files(hash_file_beside_binary())
             .build();
         let resolver = Resolver::new(
             settings.base_domain.clone(),
@@ -347,6 +350,13 @@ impl Application {
 fn route_list() -> Vec<AxumRouteListing> {
     static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+fn hash_file_beside_binary() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+        .unwrap_or(false)
 }
 
 /// The whole app: static assets, then every other request resolved to its

@@ -203,6 +203,18 @@ async fn two_companies_and_the_base_domain_work_through_nginx(backend: Backend) 
     let port = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let nginx = start_nginx(port);
 
+    // Pages are compressed on the way out for clients that take gzip.
+    let res = app
+        .client
+        .get(format!("http://127.0.0.1:{}/", nginx.port))
+        .header(header::HOST, "example.com")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "private, no-cache");
+
     let res = via(&app, &nginx, "example.com", "/").await;
     assert_eq!(res.status(), 200);
     assert!(res
