@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -126,6 +126,11 @@ BENCH := server/benches/load.sh
 # lands in ~/.cache/enclave/bench/results.md.
 bench: setup-rust setup-e2e postgres build-release
 	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
+
+# Page weight and time to interactive in Chromium, throttled (issue 12's
+# 562 ms RTT, 1.6/0.75 Mbit/s, CPU 4x), against the release build.
+bench-pages: setup-e2e build-release
+	cd end2end && SERVER_BIN=$(CARGO_TARGET_DIR)/server-release/server npx playwright test -c playwright.bench.config.ts
 
 bench-micro: postgres
 	cargo bench --profile server-release -p server --bench hot_path

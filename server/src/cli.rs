@@ -289,21 +289,9 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
         }
         TenantCommand::AddUser { .. } => {
             let ((sub, email, role), password) = new_user.expect("parsed above");
-            let db = services.connect_tenant(&sub).await?;
-            let added = app::ssr::accounts::users::add(&db, "cli", &email, role, password).await;
-            if added.is_ok() {
-                if let Some(t) = directory::find_by_subdomain(&services.registry, &sub).await? {
-                    app::ssr::accounts::workspaces::sync(
-                        &services.registry,
-                        &services.cipher,
-                        t.id,
-                        &db,
-                    )
-                    .await?;
-                }
-            }
-            db.close().await.ok();
-            let user = added?;
+            let user = services
+                .add_user_with_password(&sub, "cli", &email, role, password)
+                .await?;
             println!("added {} to {sub} as {}", user.email, user.role.as_str());
         }
         TenantCommand::Pause { subdomain } => {

@@ -465,6 +465,10 @@ fn root_routes() -> Router<AppState> {
             "/api/admin/tenants/{subdomain}/resume",
             post(platform_api::resume),
         )
+        .route(
+            "/api/admin/tenants/{subdomain}/users",
+            post(platform_api::add_user),
+        )
 }
 
 /// An active company's site.

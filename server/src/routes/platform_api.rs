@@ -2,7 +2,7 @@
 //!
 //! The same services as the CLI and the admin pages; every error is JSON
 //! with a stable `code`:
-//! `unauthorized` 401, `not_found` 404, `subdomain_taken` 409,
+//! `unauthorized` 401, `not_found` 404, `subdomain_taken` 409, `email_taken` 409,
 //! `invalid` 422 (with `field`), `malformed` 400, `unavailable` 503,
 //! `internal` 500.
 use app::domain::Subdomain;
@@ -193,4 +193,59 @@ pub async fn delete(
         .await
         .map_err(lifecycle_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct AddUser {
+    email: String,
+    #[serde(default)]
+    role: Option<String>,
+    password: String,
+}
+
+/// `POST /api/admin/tenants/{subdomain}/users` `{email, role?, password}` →
+/// 201 `{id, email, role}`: a user with a password, for automation (people
+/// are invited from the Users page).
+pub async fn add_user(
+    State(state): State<AppState>,
+    _: PlatformToken,
+    Path(sub): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    use app::domain::{Email, Password, Role};
+    use app::ssr::{accounts::users::UserError, tenancy::lifecycle::AddUserError};
+
+    let sub = path_subdomain(&sub)?;
+    let req: AddUser = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("Expected JSON {{email, role, password}}: {e}"),
+        )
+    })?;
+    let email = Email::parse(&req.email).map_err(|e| ApiError::invalid("email", e))?;
+    let role = Role::parse(req.role.as_deref().unwrap_or("member"))
+        .map_err(|e| ApiError::invalid("role", e))?;
+    let password = Password::parse(&req.password).map_err(|e| ApiError::invalid("password", e))?;
+    match state
+        .services
+        .add_user_with_password(&sub, "platform API", &email, role, password)
+        .await
+    {
+        Ok(user) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"id": user.id, "email": user.email, "role": user.role.as_str()})),
+        )
+            .into_response()),
+        Err(AddUserError::Company(e)) => Err(lifecycle_error(e)),
+        Err(AddUserError::User(e @ UserError::EmailTaken)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "email_taken", e))
+        }
+        Err(AddUserError::User(UserError::Busy(_))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is busy; please try again in a moment.",
+        )),
+        Err(AddUserError::User(e)) => Err(ApiError::internal(e)),
+    }
 }

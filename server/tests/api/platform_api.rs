@@ -9,6 +9,7 @@ on_both_backends!(
     the_platform_api_creates_lists_pauses_resumes_and_deletes_companies,
     the_platform_api_refuses_missing_or_wrong_tokens_and_tenant_hosts,
     every_bad_input_to_the_platform_api_gets_4xx_json,
+    the_platform_api_adds_users_with_a_password,
 );
 
 async fn api(
@@ -293,6 +294,89 @@ async fn every_bad_input_to_the_platform_api_gets_4xx_json(backend: Backend) {
             .unwrap()
             .len(),
         1
+    );
+    app.teardown().await;
+}
+
+async fn the_platform_api_adds_users_with_a_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let t = token(&app).await;
+    let add = |body: Value| {
+        let app = &app;
+        let t = t.clone();
+        async move {
+            api(
+                app,
+                Method::POST,
+                "localhost",
+                "/api/admin/tenants/acme/users",
+                Some(&t),
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, user) =
+        add(json!({"email": "Bot@Acme.test", "role": "admin", "password": "a bot's password"}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    assert_eq!(
+        (user["email"].as_str(), user["role"].as_str()),
+        (Some("bot@acme.test"), Some("admin"))
+    );
+    // It signs in with that password, and is in the company's audit log.
+    let (status, _, _) =
+        crate::helpers::sign_in(&app, "acme.localhost", "bot@acme.test", "a bot's password").await;
+    assert_eq!(status, StatusCode::OK);
+    let db = app.tenant_db("acme").await;
+    let audit = app::ssr::accounts::users::recent_audit(&db, 5)
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.actor == "platform API" && a.detail.contains("bot@acme.test")),
+        "{audit:?}"
+    );
+    db.close().await.ok();
+
+    let (status, body) =
+        add(json!({"email": "bot@acme.test", "password": "a bot's password"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_taken"))
+    );
+    for (body, field) in [
+        (
+            json!({"email": "nope", "password": "a bot's password"}),
+            "email",
+        ),
+        (
+            json!({"email": "x@acme.test", "role": "owner", "password": "a bot's password"}),
+            "role",
+        ),
+        (
+            json!({"email": "x@acme.test", "password": "short"}),
+            "password",
+        ),
+    ] {
+        let (status, answer) = add(body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["field"], field);
+    }
+    let (status, body) = api(
+        &app,
+        Method::POST,
+        "localhost",
+        "/api/admin/tenants/globex/users",
+        Some(&t),
+        Some(&json!({"email": "x@globex.test", "password": "a bot's password"}).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
     );
     app.teardown().await;
 }

@@ -41,6 +41,15 @@ pub enum LifecycleError {
     Injected(DeleteStep),
 }
 
+/// Why a user could not be added from outside a request (CLI, platform API).
+#[derive(Debug, thiserror::Error)]
+pub enum AddUserError {
+    #[error(transparent)]
+    Company(#[from] LifecycleError),
+    #[error(transparent)]
+    User(#[from] crate::ssr::accounts::users::UserError),
+}
+
 /// The steps of a deletion after it is recorded, for the test hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteStep {
@@ -213,6 +222,32 @@ impl Services {
             Some(at) if at == step => Err(LifecycleError::Injected(step)),
             _ => Ok(()),
         }
+    }
+
+    /// Adds a user with a password to company `sub` (automation: the CLI
+    /// and the platform API; people are invited instead), recorded in its
+    /// audit log as done by `actor`, and in the "find your workspace" index.
+    pub async fn add_user_with_password(
+        &self,
+        sub: &Subdomain,
+        actor: &str,
+        email: &crate::domain::Email,
+        role: crate::domain::Role,
+        password: crate::domain::Password,
+    ) -> Result<crate::wire::UserRow, AddUserError> {
+        let t = self.settled(sub).await?;
+        let db = self.connect_tenant(sub).await?;
+        let added = crate::ssr::accounts::users::add(&db, actor, email, role, password).await;
+        if added.is_ok() {
+            if let Err(e) =
+                crate::ssr::accounts::workspaces::sync(&self.registry, &self.cipher, t.id, &db)
+                    .await
+            {
+                tracing::warn!(tenant = %sub, error = %e, "member index not updated");
+            }
+        }
+        db.close().await.ok();
+        Ok(added?)
     }
 
     /// A connection of its own to company `sub`'s database, as its own
