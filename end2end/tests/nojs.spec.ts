@@ -26,6 +26,9 @@ test.describe('with JavaScript disabled', () => {
     await signInPlain(page, sub, 'wrong password!');
     await expectNoJson(page);
     await expect(page.getByTestId('login-error')).toHaveText('Wrong email or password.');
+    // What was typed is kept, the password excepted.
+    await expect(page.getByLabel('Email')).toHaveValue(`admin@${sub}.test`);
+    await expect(page.getByLabel('Password')).toHaveValue('');
     await signInPlain(page, sub);
     await expectNoJson(page);
     await expect(page.getByTestId('me')).toHaveText(`admin@${sub}.test`);

@@ -1,4 +1,5 @@
-//! Reusable pieces of pages: the load guard, the company navigation bar, the response status.
+//! Reusable pieces of pages: the load guard, the company navigation bar, the response status, the values a refused form kept.
 pub mod guard;
+pub mod kept;
 pub mod nav;
 pub mod status;

@@ -1,6 +1,8 @@
 //! `/admin` on the base domain: the platform admin's sign-in and list of companies (searched, filtered, sorted and paged by the query string).
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::platform::{list_tenants, AdminLogin, AdminLogout, DeleteTenant, SetTenantPaused};
@@ -67,7 +69,7 @@ pub fn AdminPage() -> impl IntoView {
                             <h1>"Platform admin"</h1>
                             <ActionForm action=login>
                                 <label for="admin-email">"Email"</label>
-                                <input id="admin-email" name="email" type="email" required autocomplete="username"/>
+                                <input id="admin-email" name="email" type="email" required autocomplete="username" value=kept("email", "")/>
                                 <label for="admin-password">"Password"</label>
                                 <input id="admin-password" name="password" type="password" required autocomplete="current-password"/>
                                 <label for="admin-code">"Authentication code (if you turned it on)"</label>

@@ -1,6 +1,8 @@
 //! `/find` on the base domain: "find your workspace", by email.
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::signup::FindWorkspaces;
@@ -28,7 +30,7 @@ pub fn FindForm() -> impl IntoView {
                     <p>"Forgot your company's address? Type your email: we will send you a link to sign in to each company where you have an account."</p>
                     <ActionForm action=find>
                         <label for="find-email">"Your email"</label>
-                        <input id="find-email" name="email" type="email" required autocomplete="email"/>
+                        <input id="find-email" name="email" type="email" required autocomplete="email" value=kept("email", "")/>
                         <p class="form-error" role="alert" data-testid="find-error">{error}</p>
                         <button type="submit" disabled=move || find.pending().get()>"Email me my companies"</button>
                     </ActionForm>

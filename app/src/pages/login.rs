@@ -1,6 +1,8 @@
 //! `/login` on a company's site: the sign-in form.
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::account::Login;
@@ -38,7 +40,7 @@ pub fn LoginForm(company: String) -> impl IntoView {
             <ActionForm action=login>
                 <input type="hidden" name="next" value=next/>
                 <label for="email">"Email"</label>
-                <input id="email" name="email" type="email" required autocomplete="username"/>
+                <input id="email" name="email" type="email" required autocomplete="username" value=kept("email", "")/>
                 <label for="password">"Password"</label>
                 <input id="password" name="password" type="password" required autocomplete="current-password" node_ref=password/>
                 <p class="form-error" role="alert" data-testid="login-error">{error}</p>

@@ -1,6 +1,8 @@
 //! `/password/forgot` and `/password/reset/{token}` on a company's site: asking for a reset link, and choosing a new password with it.
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::account::{check_reset_link, ForgotPassword, ResetPassword};
@@ -29,7 +31,7 @@ pub fn ForgotPasswordForm(company: String) -> impl IntoView {
                     <p>"Type the email you sign in with. If it has an account here, we will send it a link to choose a new password."</p>
                     <ActionForm action=forgot>
                         <label for="email">"Email"</label>
-                        <input id="email" name="email" type="email" required autocomplete="username"/>
+                        <input id="email" name="email" type="email" required autocomplete="username" value=kept("email", "")/>
                         <p class="form-error" role="alert" data-testid="forgot-error">{error}</p>
                         <button type="submit" disabled=move || forgot.pending().get()>"Send me a link"</button>
                     </ActionForm>

@@ -1,6 +1,8 @@
 //! `/settings` on a company's site (admins): the company's details, and renaming it.
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::company::{load_dashboard, RenameCompany};
@@ -43,7 +45,7 @@ pub fn SettingsPage() -> impl IntoView {
                             <p class="muted">"The name people see; the address stays the same."</p>
                             <ActionForm action=rename>
                                 <label for="company-name">"Company name"</label>
-                                <input id="company-name" name="name" required maxlength="100" value=d.company.clone()/>
+                                <input id="company-name" name="name" required maxlength="100" value=kept("name", d.company.clone())/>
                                 <p class="form-error" role="alert" data-testid="rename-error">{error}</p>
                                 <Show when=renamed>
                                     <p class="notice" role="status" data-testid="renamed">"The company has its new name."</p>

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
+
+use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::signup::{check_subdomain, Signup};
@@ -89,7 +91,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
             <h1>"Create your company"</h1>
             <ActionForm action=signup attr:novalidate=true>
                 <label for="company">"Company name"</label>
-                <input id="company" name="company" required maxlength="100" autocomplete="organization"/>
+                <input id="company" name="company" required maxlength="100" autocomplete="organization" value=kept("company", "")/>
                 <p class="field-error" data-testid="company-error">{field_error("company")}</p>
 
                 <label for="subdomain">"Address"</label>
@@ -97,6 +99,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
                     <input
                         id="subdomain"
                         name="subdomain"
+                        value=kept("subdomain", "")
                         required
                         autocomplete="off"
                         spellcheck="false"
@@ -115,7 +118,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
                 <p class="field-error" data-testid="subdomain-error">{field_error("subdomain")}</p>
 
                 <label for="email">"Your email"</label>
-                <input id="email" name="email" type="email" required autocomplete="email"/>
+                <input id="email" name="email" type="email" required autocomplete="email" value=kept("email", "")/>
                 <p class="field-error" data-testid="email-error">{field_error("email")}</p>
 
                 <label for="password">"Password (at least 10 characters)"</label>

@@ -2,6 +2,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::components::kept::kept;
+
 use crate::api::account::whoami;
 use crate::api::company::{
     list_invitations, list_users, InviteUser, RemoveUser, ResendInvitation, RevokeInvitation,
@@ -126,7 +128,7 @@ pub fn UsersPage() -> impl IntoView {
                                         <p class="muted">"They get an email with a link to choose their password; it works once, for 7 days."</p>
                                         <ActionForm action=add node_ref=add_form>
                                             <label for="new-email">"Email"</label>
-                                            <input id="new-email" name="email" type="email" required/>
+                                            <input id="new-email" name="email" type="email" required value=kept("email", "")/>
                                             <label for="new-role">"Role"</label>
                                             <select id="new-role" name="role">
                                                 <option value="member" selected>"Member"</option>

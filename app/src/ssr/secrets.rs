@@ -205,6 +205,12 @@ pub fn token_digest(token: &str) -> String {
         .collect()
 }
 
+/// Whether `token` has the shape of one [`random_hex`]`(32)` makes (64 hex
+/// digits): anything else is refused before a digest is even taken.
+pub fn is_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// `n` random bytes from the OS.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];

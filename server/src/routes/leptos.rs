@@ -53,6 +53,11 @@ pub async fn render_page(
 /// finds and shows it) or on to where the function redirects. Whatever
 /// status the function set (a 409, a 401), such an answer is a 303, so the
 /// browser goes to that page instead of showing the error's JSON body.
+///
+/// When such a post is refused, what was typed (passwords and other
+/// secrets aside, see [`KEPT_NEVER`]) goes back with it as `keep.<field>`
+/// in the query, and the form's inputs take their values from there
+/// (`app::components::kept`), so nothing typed is lost.
 pub async fn server_fn(
     State(state): State<AppState>,
     Extension(site): Extension<RequestSite>,
@@ -64,15 +69,103 @@ pub async fn server_fn(
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
+    // A plain form's fields, read here and handed on unchanged.
+    let (req, typed) = if plain_form {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response();
+        };
+        let typed = kept_fields(&bytes);
+        (
+            Request::from_parts(parts, axum::body::Body::from(bytes)),
+            typed,
+        )
+    } else {
+        (req, Vec::new())
+    };
     let services = state.services.clone();
     let mut response =
         leptos_axum::handle_server_fns_with_context(move || provide(&site, client, &services), req)
             .await
             .into_response();
-    if plain_form && response.headers().contains_key(LOCATION) {
-        *response.status_mut() = StatusCode::SEE_OTHER;
+    if plain_form {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        if let Some(location) = location {
+            if location.contains("__err=") {
+                if let Ok(with_values) = HeaderValue::from_str(&keep_in(&location, &typed)) {
+                    response.headers_mut().insert(LOCATION, with_values);
+                }
+            }
+            *response.status_mut() = StatusCode::SEE_OTHER;
+        }
     }
     response
+}
+
+/// The most a plain form may send (every form here is a few fields).
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// Fields never sent back into a URL: passwords, codes, tokens.
+const KEPT_NEVER: &[&str] = &["password", "current", "new", "confirm", "code", "token"];
+
+/// The fields of a form body worth giving back (short, not secret).
+fn kept_fields(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .filter(|(k, v)| {
+            !KEPT_NEVER.contains(&k.as_ref()) && !k.starts_with("__") && v.len() <= 256
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .take(16)
+        .collect()
+}
+
+/// `location` with `keep.<field>=<value>` for each of `typed`, in place of
+/// any it carried from an earlier refusal.
+fn keep_in(location: &str, typed: &[(String, String)]) -> String {
+    let (path, query) = location.split_once('?').unwrap_or((location, ""));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !k.starts_with("keep.") {
+            out.append_pair(&k, &v);
+        }
+    }
+    for (k, v) in typed {
+        out.append_pair(&format!("keep.{k}"), v);
+    }
+    format!("{path}?{}", out.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{keep_in, kept_fields};
+
+    #[test]
+    fn refused_forms_get_back_what_was_typed_but_never_secrets() {
+        let typed = kept_fields(b"email=a%40b.test&password=hunter22&new=x&confirm=x&token=t&code=1&company=A+%26+B&__x=y");
+        assert_eq!(
+            typed,
+            vec![
+                ("email".to_owned(), "a@b.test".to_owned()),
+                ("company".to_owned(), "A & B".to_owned())
+            ]
+        );
+        let once = keep_in(
+            "http://acme.localhost/login?next=%2F&__path=%2Fapi%2Flogin&__err=abc",
+            &typed,
+        );
+        assert_eq!(
+            once,
+            "http://acme.localhost/login?next=%2F&__path=%2Fapi%2Flogin&__err=abc&keep.email=a%40b.test&keep.company=A+%26+B"
+        );
+        // A second refusal replaces what the first kept.
+        let again = keep_in(&once, &[("email".into(), "c@d.test".into())]);
+        assert!(again.ends_with("&keep.email=c%40d.test"), "{again}");
+        assert_eq!(again.matches("keep.").count(), 1);
+    }
 }
 
 /// `/api/{fn}` of a function this site does not serve (a base-domain

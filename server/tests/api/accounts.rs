@@ -591,6 +591,48 @@ async fn plain_form_posts_end_on_the_page_showing_the_outcome(backend: Backend) 
     assert!(back.starts_with("/login?"), "{back}");
     let page = get(&app, host, &mut jar, &back).await.text().await.unwrap();
     assert!(page.contains("Wrong email or password."), "{page}");
+    // What was typed comes back in the form; the password never does.
+    assert!(page.contains(r#"value="admin@acme.test""#), "{page}");
+    assert!(
+        !back.contains("wrong") && !page.contains("wrong password!"),
+        "{back}"
+    );
+
+    // So does a refused signup's, each field in its place.
+    let res = post_plain_form(
+        &app,
+        "localhost",
+        &mut Jar::default(),
+        "signup",
+        &[
+            ("company", "Acme & Sons"),
+            ("subdomain", "acme"),
+            ("email", "boss@sons.test"),
+            ("password", "a secret password"),
+        ],
+        "/signup",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = location_path(&res);
+    let page = get(&app, "localhost", &mut Jar::default(), &back)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("The subdomain &#x27;acme&#x27; is taken.")
+            || page.contains("The subdomain 'acme' is taken."),
+        "{page}"
+    );
+    for kept in [
+        r#"value="Acme &amp; Sons""#,
+        r#"value="acme""#,
+        r#"value="boss@sons.test""#,
+    ] {
+        assert!(page.contains(kept), "{kept}: {page}");
+    }
+    assert!(!back.contains("secret") && !page.contains("a secret password"));
 
     // A sign-in that works: 303 on to the dashboard, signed in.
     let res = post_plain_form(

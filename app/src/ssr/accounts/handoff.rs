@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::ssr::entities::handoff_tokens;
-use crate::ssr::secrets::{random_hex, token_digest as digest};
+use crate::ssr::secrets::{is_token, random_hex, token_digest as digest};
 
 /// How long a token can be redeemed.
 pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -42,7 +42,7 @@ pub async fn redeem(
     token: &str,
     tenant_id: Uuid,
 ) -> Result<Option<Uuid>, DbErr> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_token(token) {
         return Ok(None);
     }
     let hash = digest(token);

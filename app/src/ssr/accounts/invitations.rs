@@ -15,7 +15,7 @@ use super::users::{self, audit, UserError};
 use crate::domain::{Email, Password, Role};
 use crate::ssr::entities::{invitations, tenant_users};
 use crate::ssr::mail::{Mail, Mailer};
-use crate::ssr::secrets::{random_hex, token_digest};
+use crate::ssr::secrets::{is_token, random_hex, token_digest};
 use crate::wire::InvitationRow;
 
 /// How long a link works.
@@ -212,16 +212,12 @@ pub async fn revoke(db: &impl ConnectionTrait, actor: &str, id: Uuid) -> Result<
     Ok(())
 }
 
-fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// The email and role a live link invites, for the page it opens.
 pub async fn lookup(
     db: &impl ConnectionTrait,
     token: &str,
 ) -> Result<Option<(String, Role)>, DbErr> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Ok(None);
     }
     Ok(invitations::Entity::find()
@@ -239,7 +235,7 @@ pub async fn accept(
     token: &str,
     password: Password,
 ) -> Result<Uuid, InviteError> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Err(InviteError::BadLink);
     }
     // Hashed before the transaction, so no lock waits on argon2.

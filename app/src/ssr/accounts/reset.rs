@@ -17,7 +17,7 @@ use super::users::audit;
 use crate::domain::{Email, Password};
 use crate::ssr::entities::{password_resets, tenant_users};
 use crate::ssr::mail::{Mail, Mailer};
-use crate::ssr::secrets::{random_hex, token_digest};
+use crate::ssr::secrets::{is_token, random_hex, token_digest};
 
 /// How long a link works.
 pub const LIFETIME: TimeDelta = TimeDelta::minutes(30);
@@ -114,7 +114,7 @@ pub async fn request(
 /// Whether `token` is a live link of this company (for the page that
 /// shows the form; using it checks again).
 pub async fn is_live(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbErr> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Ok(false);
     }
     Ok(password_resets::Entity::find_by_id(token_digest(token))
@@ -123,10 +123,6 @@ pub async fn is_live(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbE
         .one(db)
         .await?
         .is_some())
-}
-
-fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Spends `token` and sets the password of the user it was sent to; every
@@ -138,7 +134,7 @@ pub async fn reset(
     token: &str,
     new: Password,
 ) -> Result<(Uuid, String), ResetError> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Err(ResetError::BadLink);
     }
     // Hashed before the transaction, so no lock waits on argon2.

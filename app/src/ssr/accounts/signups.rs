@@ -14,7 +14,7 @@ use super::passwords;
 use crate::domain::{CompanyName, Email, Subdomain};
 use crate::ssr::entities::signup_holds;
 use crate::ssr::mail::{Mail, Mailer};
-use crate::ssr::secrets::{random_hex, token_digest};
+use crate::ssr::secrets::{is_token, random_hex, token_digest};
 use crate::ssr::tenancy::{
     directory,
     provisioning::{AdminPassword, NewTenant},
@@ -110,13 +110,9 @@ pub async fn is_held(registry: &DatabaseConnection, subdomain: &Subdomain) -> Re
         .is_some())
 }
 
-fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// What a live link would create, for its confirmation page.
 pub async fn lookup(registry: &DatabaseConnection, token: &str) -> Result<Option<Pending>, DbErr> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Ok(None);
     }
     Ok(signup_holds::Entity::find_by_id(token_digest(token))
@@ -135,7 +131,7 @@ pub async fn lookup(registry: &DatabaseConnection, token: &str) -> Result<Option
 /// Call [`finish`] once the company exists, or [`release`] if making it
 /// failed for a reason a retry could fix.
 pub async fn confirm(registry: &DatabaseConnection, token: &str) -> Result<NewTenant, SignupError> {
-    if !well_formed(token) {
+    if !is_token(token) {
         return Err(SignupError::BadLink);
     }
     let digest = token_digest(token);
