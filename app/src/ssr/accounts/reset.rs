@@ -61,7 +61,7 @@ pub struct LinkSite<'a> {
 /// Sends a reset link to `email` if it is an active user of this company.
 /// The outcome the caller shows is the same either way.
 pub async fn request(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     email: &Email,
     client: &str,
     site: LinkSite<'_>,

@@ -2,10 +2,12 @@
 //!
 //! An attempt is a `login_failures` row, written before the password is
 //! checked; it may go on if the attempts in the window written up to and
-//! including it (by id) are within the limit. Racing requests all write
-//! before they count, and each counts only the rows written before its own,
-//! so however many guesses arrive at once, the first ones up to the limit
-//! get to the password check and no more. A refused attempt removes its row
+//! including it (by id) are within the limit. Writing and counting happen in
+//! one transaction that holds the client's and the email's turn (advisory
+//! locks on PostgreSQL, the write lock on SQLite), so however many guesses
+//! arrive at once, exactly the first ones up to the limit get to the
+//! password check. (Counting by id alone was not enough on PostgreSQL: a
+//! higher id could count before a lower one committed, and slip through.) A refused attempt removes its row
 //! (the table stays bounded); a wrong password leaves it as a failure; a
 //! right one clears that client's failures for that email. Keys include the
 //! client address, so guesses from one address cannot lock the account for
@@ -13,8 +15,8 @@
 //! company's database) and platform admins (in the registry).
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
 };
 
 use crate::ssr::entities::login_failures::{self, Column};
@@ -62,6 +64,39 @@ impl Throttle {
     /// Reserves an attempt for `email` from `client` (empty when unknown),
     /// or refuses it.
     pub async fn reserve(
+        &self,
+        db: &DatabaseConnection,
+        email: &str,
+        client: &str,
+    ) -> Result<Attempt, ThrottleError> {
+        // One transaction that holds this client's and this email's turn:
+        // on PostgreSQL transaction-scoped advisory locks (taken in one
+        // order, so two reservations never wait on each other in a
+        // circle); on SQLite the write lock the first INSERT takes. Either
+        // way the row written and the rows counted are exact, whatever
+        // runs at the same time.
+        let txn = db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let mut keys = vec![lock_key("email", email)];
+            if !client.is_empty() {
+                keys.push(lock_key("client", client));
+            }
+            keys.sort_unstable();
+            for key in keys {
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                ))
+                .await?;
+            }
+        }
+        let outcome = self.reserve_in(&txn, email, client).await;
+        txn.commit().await?;
+        outcome
+    }
+
+    async fn reserve_in(
         &self,
         db: &impl ConnectionTrait,
         email: &str,
@@ -122,6 +157,12 @@ impl Throttle {
             retry_after_secs: retry,
         })
     }
+}
+
+/// The advisory-lock key of one throttle key (64 bits of its BLAKE2b).
+fn lock_key(kind: &str, value: &str) -> i64 {
+    let digest = crate::ssr::secrets::token_digest(&format!("throttle {kind} {value}"));
+    i64::from_str_radix(&digest[..15], 16).expect("hex")
 }
 
 impl Attempt {
