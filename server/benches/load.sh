@@ -270,8 +270,12 @@ fi
     printf '%s\n' "${PROVISION_ROWS[@]}"
   fi
   # Assets are named by their hash: the newest of each kind is this build's.
-  WASM=$( [ -n "$SITE_PKG" ] && ls -t "$SITE_PKG"/enclave*.wasm 2>/dev/null | head -n1 )
-  JS=$( [ -n "$SITE_PKG" ] && ls -t "$SITE_PKG"/enclave*.js 2>/dev/null | head -n1 )
+  WASM=""
+  JS=""
+  if [ -n "$SITE_PKG" ]; then
+    WASM=$(ls -t "$SITE_PKG"/enclave*.wasm 2>/dev/null | head -n1 || true)
+    JS=$(ls -t "$SITE_PKG"/enclave*.js 2>/dev/null | head -n1 || true)
+  fi
   if [ -n "$WASM" ] && [ -n "$JS" ]; then
     echo
     echo "Release WASM bundle: $(wc -c <"$WASM") bytes, $(gzip -9 -c "$WASM" | wc -c) gzipped, $( [ -f "$WASM.br" ] && wc -c <"$WASM.br" || echo '?') as served (brotli) (JS glue $(gzip -9 -c "$JS" | wc -c) gzipped)."
