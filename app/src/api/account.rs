@@ -113,12 +113,8 @@ pub async fn forgot_password(email: String) -> Result<(), AppError> {
     let tenant = tenant()?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let db = tenant.db().await.map_err(db_error)?;
-    let base_url = tenant.url();
-    let site = LinkSite {
-        base_url: &base_url,
-        company: tenant.name(),
-    };
-    match reset::request(db.conn(), &email, &client(), site, &services()?.mailer).await {
+    let site = LinkSite::of(&tenant);
+    match reset::request(db.conn(), &email, &client(), &site, &services()?.mailer).await {
         Ok(()) => {
             leptos_axum::redirect("/password/forgot?sent=1");
             Ok(())

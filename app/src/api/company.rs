@@ -165,17 +165,13 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
     let admin = require_admin().await?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
-    let url = admin.tenant.url();
-    let site = LinkSite {
-        base_url: &url,
-        company: admin.tenant.name(),
-    };
+    let site = LinkSite::of(&admin.tenant);
     invitations::invite(
         admin.db.conn(),
         &admin.email,
         &email,
         role,
-        site,
+        &site,
         &services()?.mailer,
     )
     .await
@@ -205,16 +201,12 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
     };
 
     let admin = require_admin().await?;
-    let url = admin.tenant.url();
-    let site = LinkSite {
-        base_url: &url,
-        company: admin.tenant.name(),
-    };
+    let site = LinkSite::of(&admin.tenant);
     invitations::resend(
         admin.db.conn(),
         &admin.email,
         user_id(&id)?,
-        site,
+        &site,
         &services()?.mailer,
     )
     .await

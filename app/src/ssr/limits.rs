@@ -1,5 +1,6 @@
 //! Rate limits on what anyone may do without signing in (creating companies, asking for their workspaces), per client address or per key.
 use std::{
+    hash::Hash,
     net::{IpAddr, Ipv6Addr},
     num::NonZeroU32,
     sync::Arc,
@@ -7,15 +8,14 @@ use std::{
 
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// A quota per client address, kept in this process. IPv6 clients count
-/// per /64, the block one subscriber usually holds. Cheap to clone.
+/// A quota per key, kept in this process. Cheap to clone.
 #[derive(Clone)]
-pub struct ClientRateLimit {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+pub struct KeyRateLimit<K: Clone + Eq + Hash = String> {
+    limiter: Arc<DefaultKeyedRateLimiter<K>>,
 }
 
-impl ClientRateLimit {
-    /// `n` a client may do in an hour, in a burst or spread out.
+impl<K: Clone + Eq + Hash> KeyRateLimit<K> {
+    /// `n` a key may do in an hour, in a burst or spread out.
     pub fn per_hour(n: u32) -> Self {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         Self {
@@ -23,8 +23,33 @@ impl ClientRateLimit {
         }
     }
 
-    /// Takes one from `client`'s quota, or says in how many seconds it may
-    /// try again. Clients of unknown address share one quota.
+    /// Takes one from `key`'s quota, or says in how many seconds it may
+    /// try again.
+    pub fn check(&self, key: &K) -> Result<(), u64> {
+        self.limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs().max(1)
+        })
+    }
+
+    /// Forgets keys whose quota is whole again, so the table stays as
+    /// small as the keys of the last hour. Housekeeping calls it.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// A quota per client address. IPv6 clients count per /64, the block one
+/// subscriber usually holds; clients of unknown address share one quota.
+#[derive(Clone)]
+pub struct ClientRateLimit(KeyRateLimit<IpAddr>);
+
+impl ClientRateLimit {
+    pub fn per_hour(n: u32) -> Self {
+        Self(KeyRateLimit::per_hour(n))
+    }
+
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), u64> {
         let key = match client {
             Some(IpAddr::V6(v6)) => {
@@ -35,48 +60,11 @@ impl ClientRateLimit {
             Some(v4) => v4,
             None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        self.limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            wait.as_secs().max(1)
-        })
-    }
-
-    /// Forgets clients whose quota is whole again, so the table stays as
-    /// small as the clients of the last hour. Housekeeping calls it.
-    pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-    }
-}
-
-/// A quota per key (a digest of an email, say), kept in this process.
-#[derive(Clone)]
-pub struct KeyRateLimit {
-    limiter: Arc<DefaultKeyedRateLimiter<String>>,
-}
-
-impl KeyRateLimit {
-    pub fn per_hour(n: u32) -> Self {
-        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        Self {
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_hour(n))),
-        }
-    }
-
-    /// Takes one from `key`'s quota, or says in how many seconds it may
-    /// try again.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        self.limiter
-            .check_key(&key.to_owned())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                wait.as_secs().max(1)
-            })
+        self.0.check(&key)
     }
 
     pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        self.0.forget_idle();
     }
 }
 

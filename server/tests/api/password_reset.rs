@@ -279,16 +279,16 @@ async fn asking_for_links_is_throttled_per_email_and_per_client(backend: Backend
     let db = app.tenant_db("acme").await;
     let email = Email::parse("victim@acme.test").unwrap();
     let site = LinkSite {
-        base_url: "http://acme.localhost/",
-        company: "Acme Corp",
+        base_url: "http://acme.localhost/".into(),
+        company: "Acme Corp".into(),
     };
     for i in 0..5 {
         let client = format!("203.0.113.{i}");
-        request(&db, &email, &client, site, &app.services.mailer)
+        request(&db, &email, &client, &site, &app.services.mailer)
             .await
             .unwrap();
     }
-    let refused = request(&db, &email, "203.0.113.99", site, &app.services.mailer).await;
+    let refused = request(&db, &email, "203.0.113.99", &site, &app.services.mailer).await;
     assert!(
         matches!(
             refused,

@@ -69,7 +69,7 @@ fn live() -> sea_orm::Condition {
         .add(invitations::Column::ExpiresAt.gt(Utc::now()))
 }
 
-fn send(mailer: &Mailer, site: LinkSite<'_>, invited_by: &str, email: &str, token: &str) {
+fn send(mailer: &Mailer, site: &LinkSite, invited_by: &str, email: &str, token: &str) {
     let url = format!("{}invite/{token}", site.base_url);
     mailer.send(Mail::with_link(
         "invitation",
@@ -91,7 +91,7 @@ pub async fn invite(
     actor: &str,
     email: &Email,
     role: Role,
-    site: LinkSite<'_>,
+    site: &LinkSite,
     mailer: &Mailer,
 ) -> Result<InvitationRow, InviteError> {
     let taken = tenant_users::Entity::find()
@@ -154,7 +154,7 @@ pub async fn resend(
     db: &impl ConnectionTrait,
     actor: &str,
     id: Uuid,
-    site: LinkSite<'_>,
+    site: &LinkSite,
     mailer: &Mailer,
 ) -> Result<InvitationRow, InviteError> {
     let token = random_hex(32);

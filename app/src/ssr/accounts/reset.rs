@@ -51,11 +51,20 @@ pub enum ResetError {
 }
 
 /// Where a link points and what the message calls the company.
-#[derive(Clone, Copy)]
-pub struct LinkSite<'a> {
+pub struct LinkSite {
     /// The company's site, `https://acme.example.com/`.
-    pub base_url: &'a str,
-    pub company: &'a str,
+    pub base_url: String,
+    pub company: String,
+}
+
+impl LinkSite {
+    /// The links of the company a request is for.
+    pub fn of(tenant: &crate::ssr::tenancy::TenantContext) -> Self {
+        LinkSite {
+            base_url: tenant.url(),
+            company: tenant.name().to_owned(),
+        }
+    }
 }
 
 /// Sends a reset link to `email` if it is an active user of this company.
@@ -64,7 +73,7 @@ pub async fn request(
     db: &sea_orm::DatabaseConnection,
     email: &Email,
     client: &str,
-    site: LinkSite<'_>,
+    site: &LinkSite,
     mailer: &Mailer,
 ) -> Result<(), ResetError> {
     // Reserved, never marked succeeded: every request counts in the window.
