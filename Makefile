@@ -139,5 +139,7 @@ bench-micro: postgres
 # a request fails or the tenant connections exceed the budget.
 bench-smoke: setup-system postgres build
 	BIN=$(SERVER_BIN) WORK=$(CARGO_TARGET_DIR)/bench-smoke BENCH_FRESH=1 \
-	  PG_NS="5 20" SQLITE_NS="20" DURATION=2 WARMUP=1 CONCURRENCY=8 BUDGET=8 \
-	  PROVISION_COUNT=2 SETUP_PARALLEL=2 REGISTRY_DB=enclave_bench_smoke PORT=3210 $(BENCH)
+	  PG_NS="5 20" PG_ZIPF_NS="20" OWN_NS="5" OWN_MAX_CONNECTIONS=60 OWN_PORT=5498 \
+	  OWN_DIR=/var/tmp/enclave-bench-smoke-pg SQLITE_NS="20" DURATION=2 WARMUP=1 \
+	  CONCURRENCY=8 BUDGET=8 PROVISION_COUNT=2 SETUP_PARALLEL=2 \
+	  REGISTRY_DB=enclave_bench_smoke PORT=3210 $(BENCH)

@@ -2,43 +2,65 @@
 # Enclave's load benchmark: `make bench` runs it on a release build,
 # `make bench-smoke` (part of `make test`) runs a tiny version of it.
 #
-# In one run, on this machine and its PostgreSQL:
-#   1. pgbench -S (select-only) at the same concurrency: the reference;
-#   2. for each N in PG_NS, N companies on PostgreSQL, and for each N in
-#      SQLITE_NS, N companies on SQLite: wrk sends GET /api/health (one
-#      query on the company's own database) with the Host picked uniformly
-#      at random among the N, while pg_stat_activity (PostgreSQL) or
-#      /metrics (SQLite) is sampled for the connections open to tenant
-#      databases;
-#   3. provisioning on PostgreSQL, one company at a time, copied from the
-#      tenant template and (ENCLAVE_TENANT_TEMPLATE=false) migrated from
-#      empty.
-# and prints one Markdown table. It exits non-zero if any request failed or
-# the tenant connections ever exceeded the budget.
+# In one run, on this machine:
+#   1. the ceilings, on each PostgreSQL cluster: `pgbench -S` (select-only,
+#      kept connections) and `pgbench -S -C` (a new connection per
+#      transaction, the physics of churn), at the same concurrency;
+#   2. load: wrk sends GET /api/health (one query on the company's own
+#      database) with the Host picked among N companies, uniformly or
+#      Zipf-distributed (s = 0.99), against
+#        - "stock": the machine's PostgreSQL (PG_NS uniform, PG_ZIPF_NS Zipf),
+#        - "own": a cluster of the benchmark's own (OWN_NS): initdb into
+#          $OWN_DIR, its own port, scram-sha-256 for company roles as in
+#          production, max_connections $OWN_MAX_CONNECTIONS,
+#        - SQLite (SQLITE_NS), with the open-file limit raised to
+#          $SQLITE_NOFILE where this user may;
+#      while it samples the tenant connections open and Enclave's RSS, and
+#      reads the pool-cache hit rate (/metrics) and the connections opened
+#      per second (PostgreSQL's session count; pools opened on SQLite);
+#   3. provisioning on the stock cluster, one company at a time, copied
+#      from the tenant template and (ENCLAVE_TENANT_TEMPLATE=false) migrated
+#      from empty, the mean time of each step (/metrics), and a bare
+#      `CREATE DATABASE` as its ceiling;
+# and prints Markdown tables, every row with its ratios to the ceilings of
+# the same run, then issue 13's targets with what this run measured. It
+# exits non-zero if a request failed or the tenant connections ever
+# exceeded the open budget.
 #
-# Companies are created through the platform API and kept in $WORK between
-# runs (BENCH_FRESH=1 starts over); only the missing ones are created.
+# Companies are created through the platform API and kept between runs
+# ($WORK, and the own cluster in $OWN_DIR); BENCH_FRESH=1 starts over.
+# Enclave runs with its default settings (the open budget derived from the
+# server) unless BUDGET or POOL say otherwise.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:?set BIN to the server binary}
 PG_NS=${PG_NS-10 100 1000}
+PG_ZIPF_NS=${PG_ZIPF_NS-1000}
+OWN_NS=${OWN_NS-10 1000}
+OWN_MAX_CONNECTIONS=${OWN_MAX_CONNECTIONS:-1200}
+OWN_PORT=${OWN_PORT:-5499}
+OWN_DIR=${OWN_DIR:-/var/tmp/enclave-bench-pg}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 SQLITE_NS=${SQLITE_NS-10 10000}
+SQLITE_NOFILE=${SQLITE_NOFILE:-65536}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
 CONCURRENCY=${CONCURRENCY:-32}
 THREADS=${THREADS:-2}
-BUDGET=${BUDGET:-64}
-POOL=${POOL:-1}
+BUDGET=${BUDGET:-}
+POOL=${POOL:-}
 PROVISION_COUNT=${PROVISION_COUNT:-20}
 SETUP_PARALLEL=${SETUP_PARALLEL:-4}
 PORT=${PORT:-3200}
 WORK=${WORK:-$HOME/.cache/enclave/bench}
-PG=${PG:-postgres://postgres@127.0.0.1:5432}
+STOCK=${PG:-postgres://postgres@127.0.0.1:5432}
+OWN=postgres://postgres@127.0.0.1:$OWN_PORT
 REGISTRY_DB=${REGISTRY_DB:-enclave_bench}
 PGBENCH_DB=${PGBENCH_DB:-enclave_pgbench}
 SITE_PKG=${SITE_PKG:-}
 OUT=${OUT:-$WORK/results.md}
+ZIPF_S=0.99
 
 # Fixed so that the registry's encrypted URLs stay readable between runs.
 # A benchmark key for a benchmark database: never use it for real data.
@@ -46,19 +68,54 @@ KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 ORIGIN="http://127.0.0.1:$PORT"
 SERVER_PID=
 SAMPLER_PID=
+OWN_STARTED=
+PG=$STOCK      # the cluster pg() and the server use now
+CLUSTER=stock
 
 pg() { psql "$PG/${1}?sslmode=disable" -v ON_ERROR_STOP=1 -Atq "${@:2}"; }
 die() { echo "load.sh: $*" >&2; exit 1; }
 for tool in wrk pgbench psql curl; do command -v $tool >/dev/null || die "$tool is missing (make setup-system)"; done
 [ -x "$BIN" ] || die "no server binary at $BIN"
 
+# initdb and postgres refuse to run as root.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
 cleanup() {
   [ -n "$SAMPLER_PID" ] && { pkill -P "$SAMPLER_PID"; kill "$SAMPLER_PID"; } 2>/dev/null || true
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  [ -n "$OWN_STARTED" ] && as_postgres "$PG_BIN/pg_ctl" -D "$OWN_DIR" -m fast -w stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-# Drops the companies a previous run left: their databases and roles (names
+# The benchmark's own cluster, made once and started for the run. Company
+# roles log in with scram-sha-256; the superuser (the benchmark's and
+# Enclave's administrator URL) is trusted on loopback.
+start_own_cluster() {
+  [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL binaries in $PG_BIN"
+  if [ ! -s "$OWN_DIR/PG_VERSION" ]; then
+    rm -rf "$OWN_DIR"
+    mkdir -p "$OWN_DIR"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$OWN_DIR"; fi
+    as_postgres "$PG_BIN/initdb" -D "$OWN_DIR" -U postgres --auth-local=trust \
+      --auth-host=scram-sha-256 >/dev/null
+    as_postgres sh -c "printf '%s\n' 'local all all trust' \
+      'host all postgres 127.0.0.1/32 trust' 'host all all 127.0.0.1/32 scram-sha-256' \
+      >'$OWN_DIR/pg_hba.conf'"
+  fi
+  as_postgres "$PG_BIN/pg_ctl" -D "$OWN_DIR" -l "$OWN_DIR/server.log" -w \
+    -o "-p $OWN_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=$OWN_MAX_CONNECTIONS" \
+    start >/dev/null || die "the benchmark's cluster did not start; see $OWN_DIR/server.log"
+  OWN_STARTED=1
+}
+
+use_cluster() {
+  CLUSTER=$1
+  case $1 in stock) PG=$STOCK ;; own) PG=$OWN ;; esac
+  [ -n "$(pg postgres -c "select 1 from pg_database where datname = '$REGISTRY_DB'")" ] \
+    || pg postgres -c "create database $REGISTRY_DB"
+}
+
+# Drops the companies a previous run left on the current cluster (names
 # read from the registry and checked to be tenant_<hex>), then the registry.
 fresh() {
   if [ -n "$(pg postgres -c "select 1 from pg_database where datname = '$REGISTRY_DB'")" ]; then
@@ -68,30 +125,35 @@ fresh() {
     done
     pg postgres -c "drop database $REGISTRY_DB with (force)"
   fi
-  rm -rf "$WORK/sqlite" "$WORK"/token-* "$WORK"/companies-*
+  rm -f "$WORK/token-$CLUSTER" "$WORK/companies-$CLUSTER"
 }
 
-mkdir -p "$WORK"
-[ "${BENCH_FRESH:-0}" = 1 ] && fresh
-[ -n "$(pg postgres -c "select 1 from pg_database where datname = '$REGISTRY_DB'")" ] \
-  || pg postgres -c "create database $REGISTRY_DB"
+# Enclave's environment for a backend: sqlite | postgres (the current cluster).
+server_env() {
+  ENV=(ENCLAVE_DATA_DIR="$WORK/sqlite" ENCLAVE_SECRET_KEY=$KEY)
+  if [ "$1" = postgres ]; then
+    ENV+=(ENCLAVE_REGISTRY_URL="$PG/$REGISTRY_DB?sslmode=disable"
+      ENCLAVE_TENANT_DB_URL="$PG/postgres?sslmode=disable")
+  fi
+  [ -n "$BUDGET" ] && ENV+=(ENCLAVE_CONNECTION_BUDGET="$BUDGET")
+  [ -n "$POOL" ] && ENV+=(ENCLAVE_TENANT_POOL_SIZE="$POOL")
+  return 0
+}
 
 # start_server sqlite|postgres [extra env...]
 start_server() {
   local backend=$1; shift
-  local env=(ENCLAVE_LISTEN=127.0.0.1:$PORT ENCLAVE_BASE_DOMAIN=localhost
-    ENCLAVE_DATA_DIR="$WORK/sqlite" ENCLAVE_SECRET_KEY=$KEY
-    ENCLAVE_CONNECTION_BUDGET=$BUDGET ENCLAVE_TENANT_POOL_SIZE=$POOL
-    ENCLAVE_LOG_FORMAT=human RUST_LOG=${RUST_LOG:-info})
-  if [ "$backend" = postgres ]; then
-    env+=(ENCLAVE_REGISTRY_URL="$PG/$REGISTRY_DB?sslmode=disable"
-      ENCLAVE_TENANT_DB_URL="$PG/postgres?sslmode=disable")
-  fi
-  env "${env[@]}" "$@" "$BIN" serve >>"$WORK/server-$backend.log" 2>&1 &
+  server_env "$backend"
+  # 10,000 SQLite companies need some 30,000 files: raise the hard limit
+  # where this user may (root; systemd's LimitNOFILE= in production).
+  ( if [ "$backend" = sqlite ]; then ulimit -Hn "$SQLITE_NOFILE" 2>/dev/null || true; fi
+    exec env "${ENV[@]}" ENCLAVE_LISTEN=127.0.0.1:$PORT ENCLAVE_BASE_DOMAIN=localhost \
+      ENCLAVE_LOG_FORMAT=human RUST_LOG=${RUST_LOG:-info} "$@" "$BIN" serve \
+  ) >>"$WORK/server-$backend-$CLUSTER.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 300); do
     curl -fs -o /dev/null -H "Host: localhost:$PORT" "$ORIGIN/healthz" && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited; see $WORK/server-$backend.log"
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited; see $WORK/server-$backend-$CLUSTER.log"
     sleep 0.2
   done
   die "the server did not answer in 60 s"
@@ -104,18 +166,14 @@ stop_server() {
 # run_cli backend args...: the server binary's CLI against the same registry.
 run_cli() {
   local backend=$1; shift
-  local env=(ENCLAVE_DATA_DIR="$WORK/sqlite" ENCLAVE_SECRET_KEY=$KEY RUST_LOG=warn)
-  [ "$backend" = postgres ] && env+=(ENCLAVE_REGISTRY_URL="$PG/$REGISTRY_DB?sslmode=disable"
-    ENCLAVE_TENANT_DB_URL="$PG/postgres?sslmode=disable")
-  env "${env[@]}" "$BIN" "$@"
+  server_env "$backend"
+  env "${ENV[@]}" RUST_LOG=warn "$BIN" "$@"
 }
 
 # A platform API token for this backend's registry (made once, kept).
 token() {
-  local backend=$1 file="$WORK/token-$1"
-  if [ ! -s "$file" ]; then
-    run_cli "$backend" superadmin token create --label bench 2>/dev/null >"$file"
-  fi
+  local file="$WORK/token-$1-$CLUSTER"
+  [ -s "$file" ] || run_cli "$1" superadmin token create --label bench 2>/dev/null >"$file"
   cat "$file"
 }
 
@@ -132,13 +190,13 @@ export PORT ORIGIN
 
 # ensure_companies backend N: t00001 … tN exist (201 now, or 409 already).
 ensure_companies() {
-  local backend=$1 n=$2 have=0 file="$WORK/companies-$1"
+  local backend=$1 n=$2 have=0 file="$WORK/companies-$1-$CLUSTER"
   [ -s "$file" ] && have=$(cat "$file")
   [ "$have" -ge "$n" ] && return 0
   local tok started
   tok=$(token "$backend")
   started=$(date +%s)
-  echo "creating companies $((have + 1))…$n on $backend ($SETUP_PARALLEL at a time)" >&2
+  echo "creating companies $((have + 1))…$n on $backend ($CLUSTER, $SETUP_PARALLEL at a time)" >&2
   seq "$((have + 1))" "$n" | xargs -P "$SETUP_PARALLEL" -I{} bash -c '
     out=$(create_company "$0" "$(printf "t%05d" {})")
     case ${out%% *} in 201|409) ;; *) echo "creating t{} answered $out" >&2; exit 1 ;; esac' "$tok" \
@@ -147,63 +205,139 @@ ensure_companies() {
   echo "  took $(( $(date +%s) - started )) s" >&2
 }
 
-# Samples the connections open to tenant databases into $WORK/samples.
+metrics() { curl -fs -H "Host: localhost:$PORT" "$ORIGIN/metrics"; }
+# metric NAME: its value in the last /metrics read ($METRICS).
+metric() { awk -v m="$1" '$1 == m {print $2; found = 1} END {if (!found) print 0}' <<<"$METRICS"; }
+# Sessions PostgreSQL has opened to tenant databases, ever (PostgreSQL 14+).
+sessions() { pg postgres -c "select coalesce(sum(sessions), 0) from pg_stat_database where datname like 'tenant\\_%'"; }
+
+# Samples, every 100 ms, "<tenant connections open> <Enclave RSS KiB>".
 start_sampler() {
-  local backend=$1
+  local backend=$1 pid=$SERVER_PID
   : >"$WORK/samples"
-  if [ "$backend" = postgres ]; then
-    # One psql session, fed a query every 50 ms.
-    ( (while sleep 0.05; do
-      echo "select count(*) from pg_stat_activity where datname like 'tenant\\_%';"
-    done) | pg postgres >"$WORK/samples" ) 2>/dev/null &
-  else
-    (while sleep 0.05; do
-      curl -fs -H "Host: localhost:$PORT" "$ORIGIN/metrics" \
-        | awk '/^enclave_tenant_connections_open /{print $2}'
-    done >"$WORK/samples") 2>/dev/null &
-  fi
+  (while sleep 0.1; do
+    local open rss
+    if [ "$backend" = postgres ]; then
+      open=$(pg postgres -c "select count(*) from pg_stat_activity where datname like 'tenant\\_%'" 2>/dev/null || echo 0)
+    else
+      open=$(metrics | awk '/^enclave_tenant_connections_open /{print $2}')
+    fi
+    rss=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    echo "${open:-0} ${rss:-0}"
+  done >"$WORK/samples") 2>/dev/null &
   SAMPLER_PID=$!
 }
 
-# Stops the sampler (and what it started); prints the peak sample.
+# Stops the sampler; prints "<peak connections> <peak RSS MiB>".
 stop_sampler() {
   pkill -P "$SAMPLER_PID" 2>/dev/null || true
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=
-  sort -n "$WORK/samples" | tail -n1
+  awk '{if ($1 > c) c = $1; if ($2 > r) r = $2} END {printf "%d %.0f", c, r / 1024}' "$WORK/samples"
 }
 
+# PostgreSQL's memory now: "<backends> <PSS of all its processes, MiB>".
+pg_memory() {
+  local dir pm
+  dir=$(pg postgres -c 'show data_directory')
+  pm=$(head -n1 "$dir/postmaster.pid" 2>/dev/null) || { echo "? ?"; return; }
+  local pids
+  pids="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+  local backends
+  backends=$(pg postgres -c "select count(*) from pg_stat_activity where backend_type = 'client backend'")
+  # shellcheck disable=SC2086
+  echo "$backends $(cat $(printf '/proc/%s/smaps_rollup ' $pids) 2>/dev/null \
+    | awk '/^Pss:/{s += $2} END {printf "%.0f", s / 1024}')"
+}
+
+# best_hit_rate dist N K: the share of requests that go to the K most
+# popular of N companies, the best any cache of K pools can do.
+best_hit_rate() {
+  awk -v d="$1" -v n="$2" -v k="$3" -v s="$ZIPF_S" 'BEGIN {
+    if (k >= n) { print 1; exit }
+    if (d == "uniform") { printf "%.4f", k / n; exit }
+    for (i = 1; i <= n; i++) { w = 1 / i ^ s; t += w; if (i <= k) top += w }
+    printf "%.4f", top / t }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "–" }'; }
+ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us / 1000}'; }
+pct() { awk -v r="$1" 'BEGIN{printf "%.1f %%", r * 100}'; }
+
+# pgbench_ceilings: "<pgbench -S tps> <pgbench -S -C tps>" on the current
+# cluster. -C logs in as a scram-sha-256 role on the own cluster, as a
+# company's role would; the stock cluster trusts every role.
+pgbench_ceilings() {
+  if [ -z "$(pg postgres -c "select 1 from pg_database where datname = '$PGBENCH_DB'")" ]; then
+    pg postgres -c "create database $PGBENCH_DB"
+    pgbench -i -q -s 10 "$PG/$PGBENCH_DB?sslmode=disable" >/dev/null 2>&1
+  fi
+  pg postgres -c "do \$\$ begin create role enclave_pgbench login password 'pgbench-password';
+    exception when duplicate_object then null; end \$\$" >/dev/null
+  pg "$PGBENCH_DB" -c "grant select on all tables in schema public to enclave_pgbench" >/dev/null
+  local as_role=${PG/postgres@/enclave_pgbench:pgbench-password@}
+  local kept churn
+  kept=$(pgbench -S -n -c "$CONCURRENCY" -j "$THREADS" -T "$DURATION" \
+    "$PG/$PGBENCH_DB?sslmode=disable" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
+  churn=$(pgbench -S -C -n -c "$CONCURRENCY" -j "$THREADS" -T "$DURATION" \
+    "$as_role/$PGBENCH_DB?sslmode=disable" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
+  echo "${kept:-0} ${churn:-0}"
+}
+
+declare -A RPS HIT BEST CEIL_S CEIL_C
 ROWS=()
 FAILED=0
 
-# load backend N: one table row.
+# load backend dist N: one table row, for the current cluster.
 load() {
-  local backend=$1 n=$2
-  BENCH_N=$n BENCH_DOMAIN="localhost:$PORT" wrk -t"$THREADS" -c"$CONCURRENCY" -d"${WARMUP}s" \
-    -s "$HERE/rotate.lua" "$ORIGIN" >/dev/null
+  local backend=$1 dist=$2 n=$3 name
+  name=$([ "$backend" = sqlite ] && echo sqlite || echo "$CLUSTER")
+  local warm=$WARMUP
+  # Every company's pool opened once before the measured run.
+  [ "$n" -ge 1000 ] && warm=$((WARMUP * 2))
+  BENCH_N=$n BENCH_DIST=$dist BENCH_DOMAIN="localhost:$PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
+    -d"${warm}s" -s "$HERE/rotate.lua" "$ORIGIN" >/dev/null
+  METRICS=$(metrics)
+  local hits0 misses0 sessions0=0
+  hits0=$(metric enclave_tenant_pool_hits_total)
+  misses0=$(metric enclave_tenant_pool_misses_total)
+  [ "$backend" = postgres ] && sessions0=$(sessions)
   start_sampler "$backend"
   local out
-  out=$(BENCH_N=$n BENCH_DOMAIN="localhost:$PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
+  out=$(BENCH_N=$n BENCH_DIST=$dist BENCH_DOMAIN="localhost:$PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
     -d"${DURATION}s" --timeout 10s -s "$HERE/rotate.lua" "$ORIGIN" | grep '^RESULT')
-  local peak
-  peak=$(stop_sampler)
+  local peak rss
+  read -r peak rss < <(stop_sampler)
+  METRICS=$(metrics)
+  local hits misses budget opened
+  hits=$(( $(metric enclave_tenant_pool_hits_total) - hits0 ))
+  misses=$(( $(metric enclave_tenant_pool_misses_total) - misses0 ))
+  budget=$(metric enclave_tenant_connections_budget)
+  if [ "$backend" = postgres ]; then opened=$(( $(sessions) - sessions0 )); else opened=$misses; fi
   local requests duration_us non2xx socket p50_us p99_us
   eval "$(echo "${out#RESULT }" | tr ' ' '\n')"
-  local rps errors ratio
+  local rps errors hit best key="$name $dist $n"
   rps=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN{printf "%.0f", r / (d / 1e6)}')
   errors=$((non2xx + socket))
-  ratio=$(awk -v a="$rps" -v b="$PGBENCH_TPS" 'BEGIN{printf "%.2f", (b > 0) ? a / b : 0}')
-  ROWS+=("| $backend | $n | $rps | $(ms "$p50_us") | $(ms "$p99_us") | $errors | ${peak:-0} / $BUDGET | $ratio |")
+  hit=$(awk -v h="$hits" -v m="$misses" 'BEGIN{printf "%.4f", (h + m) ? h / (h + m) : 0}')
+  best=$(best_hit_rate "$dist" "$n" "$budget")
+  RPS[$key]=$rps; HIT[$key]=$hit; BEST[$key]=$best
+  local per_s
+  per_s=$(awk -v o="$opened" -v d="$duration_us" 'BEGIN{printf "%.0f", o / (d / 1e6)}')
+  local ceil_s="–" ceil_c="–" of10="–"
+  [ "$backend" = postgres ] && { ceil_s=$(ratio "$rps" "${CEIL_S[$CLUSTER]}"); ceil_c=$(ratio "$rps" "${CEIL_C[$CLUSTER]}"); }
+  [ -n "${RPS[$name uniform 10]:-}" ] && of10=$(ratio "$rps" "${RPS[$name uniform 10]}")
+  ROWS+=("| $name | $dist | $n | $rps | $(ms "$p50_us") | $(ms "$p99_us") | $errors | $peak / $budget | $(pct "$hit") ($(pct "$best")) | $per_s | $rss | $ceil_s | $ceil_c | $of10 |")
   echo "${ROWS[-1]}" >&2
   [ "$errors" -eq 0 ] || { echo "  $errors requests failed" >&2; FAILED=1; }
-  [ "${peak:-0}" -le "$BUDGET" ] || { echo "  tenant connections exceeded the budget" >&2; FAILED=1; }
+  [ "$peak" -le "$budget" ] || { echo "  tenant connections exceeded the open budget" >&2; FAILED=1; }
 }
 
-ms() { awk -v us="$1" 'BEGIN{printf "%.2f", us / 1000}'; }
-
-# provision label count [env...]: median and p90 creation time, one at a time.
+# provision label count [env...]: median and p90 creation time, one at a
+# time, and the mean time of each step.
 PROVISION_ROWS=()
+STEP_ROWS=()
 provision() {
   local label=$1 count=$2; shift 2
   start_server postgres "$@"
@@ -221,53 +355,125 @@ provision() {
     curl -fs -o /dev/null -X DELETE -H "Host: localhost:$PORT" \
       -H "Authorization: Bearer $tok" "$ORIGIN/api/admin/tenants/$sub"
   done
+  METRICS=$(metrics)
   stop_server
+  local median
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{t[NR] = $1 * 1000} END {printf "%.1f", t[int((NR + 1) / 2)]}')
+  PROVISION_MEDIAN[$label]=$median
   PROVISION_ROWS+=("| $label | $count | $(printf '%s\n' "${times[@]}" | sort -n | awk '
-    {t[NR] = $1 * 1000} END {printf "%.0f | %.0f | %.0f", t[int((NR + 1) / 2)], t[int(NR * 0.9 + 0.5)], t[1]}') |")
+    {t[NR] = $1 * 1000} END {printf "%.1f | %.1f | %.1f", t[int((NR + 1) / 2)], t[int(NR * 0.9 + 0.5)], t[1]}') | $(ratio "$median" "$BARE_MEDIAN") |")
   echo "${PROVISION_ROWS[-1]}" >&2
+  # Mean per step over the creations of this server's life (count + 1).
+  STEP_ROWS+=("| $label | $(awk '
+    /^enclave_provisioning_step_seconds_sum/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); sum[s] = $2; order[++n] = s}
+    /^enclave_provisioning_step_seconds_count/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); cnt[s] = $2}
+    END {for (i = 1; i <= n; i++) {s = order[i]; printf "%s%s %.1f", (i > 1 ? ", " : ""), s, 1000 * sum[s] / cnt[s]}}' <<<"$METRICS") |")
+  echo "${STEP_ROWS[-1]}" >&2
+}
+declare -A PROVISION_MEDIAN
+
+# bare_create count: median ms of `CREATE DATABASE` from template1 in one
+# psql session (no role, schema or admin), the provisioning ceiling.
+bare_create() {
+  local count=$1 names=()
+  for i in $(seq 1 "$count"); do names+=("enclave_bare_$i"); done
+  for n in "${names[@]}"; do pg postgres -c "drop database if exists $n" ; done
+  { echo '\timing on'; for n in "${names[@]}"; do echo "create database $n;"; done; } \
+    | pg postgres 2>&1 | awk '/^Time: /{print $2}' | sort -n | awk '{t[NR] = $1} END {printf "%.1f", t[int((NR + 1) / 2)]}'
+  for n in "${names[@]}"; do pg postgres -c "drop database if exists $n" ; done
 }
 
-# 1. The reference: pgbench select-only on the same server.
-if [ -z "$(pg postgres -c "select 1 from pg_database where datname = '$PGBENCH_DB'")" ]; then
-  pg postgres -c "create database $PGBENCH_DB"
-  pgbench -i -q -s 10 "$PG/$PGBENCH_DB?sslmode=disable" >/dev/null 2>&1
-fi
-PGBENCH_TPS=$(pgbench -S -n -c "$CONCURRENCY" -j "$THREADS" -T "$DURATION" \
-  "$PG/$PGBENCH_DB?sslmode=disable" 2>/dev/null | awk '/^tps = /{printf "%.0f", $3}')
-echo "pgbench -S -c $CONCURRENCY: $PGBENCH_TPS tps" >&2
-
-# 2. Load, PostgreSQL then SQLite.
-for backend in postgres sqlite; do
-  ns=$PG_NS; [ "$backend" = sqlite ] && ns=$SQLITE_NS
-  [ -n "$ns" ] || continue
-  start_server "$backend"
-  for n in $ns; do
-    ensure_companies "$backend" "$n"
-    load "$backend" "$n"
-  done
+PG_NOTES=()
+# run_cluster stock|own: ceilings, then uniform (and Zipf) load.
+run_cluster() {
+  local which=$1 uniform=$2 zipf=$3
+  [ -n "$uniform$zipf" ] || return 0
+  use_cluster "$which"
+  [ "${BENCH_FRESH:-0}" = 1 ] && { fresh; use_cluster "$which"; }
+  read -r CEIL_S[$which] CEIL_C[$which] < <(pgbench_ceilings)
+  echo "$which: pgbench -S ${CEIL_S[$which]} tps, pgbench -S -C ${CEIL_C[$which]} tps" >&2
+  start_server postgres
+  for n in $uniform; do ensure_companies postgres "$n"; load postgres uniform "$n"; done
+  for n in $zipf; do ensure_companies postgres "$n"; load postgres zipf "$n"; done
+  local mem
+  mem=$(pg_memory)
+  PG_NOTES+=("$which cluster after its last row: ${mem% *} client backends, PostgreSQL's processes ${mem#* } MiB PSS in all.")
   stop_server
-done
+}
 
-# 3. Provisioning on PostgreSQL, with and without the template.
+# 1, 2. PostgreSQL, the stock cluster then the benchmark's own; SQLite.
+run_cluster stock "$PG_NS" "$PG_ZIPF_NS"
+STOCK_VERSION=$(pg postgres -c 'show server_version' | cut -d' ' -f1)
+STOCK_MAX=$(pg postgres -c 'show max_connections')
+if [ -n "$OWN_NS" ]; then
+  start_own_cluster
+  run_cluster own "$OWN_NS" ""
+fi
+if [ -n "$SQLITE_NS" ]; then
+  start_server sqlite
+  for n in $SQLITE_NS; do ensure_companies sqlite "$n"; load sqlite uniform "$n"; done
+  stop_server
+fi
+
+# 3. Provisioning on the stock cluster.
+use_cluster stock
+BARE_MEDIAN=0
 if [ "$PROVISION_COUNT" -gt 0 ]; then
+  BARE_MEDIAN=$(bare_create "$PROVISION_COUNT")
+  echo "bare CREATE DATABASE: median $BARE_MEDIAN ms" >&2
   provision "template copy" "$PROVISION_COUNT"
   provision "migrated from empty" "$PROVISION_COUNT" ENCLAVE_TENANT_TEMPLATE=false
 fi
 
+# Issue 13's targets, from this run's rows.
+TARGETS=()
+target() { # description measured wanted-minimum
+  local verdict
+  verdict=$(awk -v m="$2" -v w="$3" 'BEGIN{print (m != "" && m + 0 >= w + 0) ? "holds" : "does not hold"}')
+  TARGETS+=("| $1 | $2 | ≥ $3 | $verdict |")
+}
+r() { [ -n "${RPS[$1]:-}" ] && [ -n "${RPS[$2]:-}" ] && ratio "${RPS[$1]}" "${RPS[$2]}" || true; }
+[ -n "${RPS[own uniform 1000]:-}" ] && target "own cluster, uniform 1,000 ÷ its 10 companies" "$(r 'own uniform 1000' 'own uniform 10')" 0.5
+[ -n "${RPS[stock uniform 1000]:-}" ] && target "stock, uniform 1,000 ÷ pgbench -S -C" "$(ratio "${RPS[stock uniform 1000]}" "${CEIL_C[stock]}")" 0.9
+if [ -n "${RPS[stock zipf 1000]:-}" ]; then
+  target "stock, Zipf 1,000: hit rate − best possible (points)" \
+    "$(awk -v h="${HIT[stock zipf 1000]}" -v b="${BEST[stock zipf 1000]}" 'BEGIN{printf "%.1f", 100 * (h - b)}')" -5
+  target "stock, Zipf 1,000 ÷ uniform 1,000" "$(r 'stock zipf 1000' 'stock uniform 1000')" 2
+fi
+[ -n "${RPS[sqlite uniform 10000]:-}" ] && target "SQLite, uniform 10,000 ÷ its 10 companies" "$(r 'sqlite uniform 10000' 'sqlite uniform 10')" 0.5
+[ -n "${RPS[stock uniform 10]:-}" ] && target "stock, 10 companies ÷ pgbench -S" "$(ratio "${RPS[stock uniform 10]}" "${CEIL_S[stock]}")" 0.5
+[ -n "${PROVISION_MEDIAN[template copy]:-}" ] && target "bare CREATE DATABASE ÷ provisioning median (2.5 × means ≥ 0.40)" "$(ratio "$BARE_MEDIAN" "${PROVISION_MEDIAN[template copy]}")" 0.4
+
 {
   echo "Enclave load benchmark, $(date -u +%Y-%m-%d), $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), PostgreSQL $(pg postgres -c 'show server_version' | cut -d' ' -f1) (max_connections $(pg postgres -c 'show max_connections'))."
-  echo "Load: wrk -t$THREADS -c$CONCURRENCY, ${DURATION} s after ${WARMUP} s of warm-up, GET /api/health with the Host uniform over N companies; budget $BUDGET tenant connections, $POOL per company pool."
-  echo "Reference: pgbench -S -c $CONCURRENCY -j $THREADS on the same server: $PGBENCH_TPS tps."
+  echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME")."
+  echo "Clusters: stock = the machine's PostgreSQL $STOCK_VERSION (max_connections $STOCK_MAX, trust); own = initdb by the benchmark ($("$PG_BIN/postgres" --version | awk '{print $3}'), max_connections $OWN_MAX_CONNECTIONS, scram-sha-256 for company roles)."
+  echo "Load: wrk -t$THREADS -c$CONCURRENCY, ${DURATION} s after ${WARMUP} s of warm-up (twice that from 1,000 companies), GET /api/health with the Host uniform or Zipf (s = $ZIPF_S) over N companies; Enclave's default settings${BUDGET:+, budget $BUDGET}${POOL:+, pool $POOL}."
+  for c in stock own; do
+    [ -n "${CEIL_S[$c]:-}" ] && echo "Ceilings on $c: pgbench -S -c $CONCURRENCY -j $THREADS ${CEIL_S[$c]} tps; pgbench -S -C ${CEIL_C[$c]} tps."
+  done
   echo
-  echo "| backend | N | req/s | p50 ms | p99 ms | errors | peak tenant connections / budget | ratio to pgbench |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| cluster | traffic | N | req/s | p50 ms | p99 ms | errors | peak tenant connections / open budget | pool hit rate (best possible) | connections opened/s | Enclave peak RSS MiB | ÷ pgbench -S | ÷ pgbench -S -C | ÷ its 10 companies |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
+  [ "${#PG_NOTES[@]}" -gt 0 ] && { echo; printf '%s\n' "${PG_NOTES[@]}"; }
   if [ "${#PROVISION_ROWS[@]}" -gt 0 ]; then
     echo
-    echo "| provisioning on PostgreSQL (through the API, one at a time) | companies | median ms | p90 ms | min ms |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "Bare \`CREATE DATABASE\` on the stock cluster (one psql session): median $BARE_MEDIAN ms."
+    echo
+    echo "| provisioning on the stock cluster (through the API, one at a time) | companies | median ms | p90 ms | min ms | ÷ bare CREATE DATABASE |"
+    echo "|---|---:|---:|---:|---:|---:|"
     printf '%s\n' "${PROVISION_ROWS[@]}"
+    echo
+    echo "| provisioning, mean ms per step | steps |"
+    echo "|---|---|"
+    printf '%s\n' "${STEP_ROWS[@]}"
+  fi
+  if [ "${#TARGETS[@]}" -gt 0 ]; then
+    echo
+    echo "| target (issue 13) | measured | wanted | |"
+    echo "|---|---:|---:|---|"
+    printf '%s\n' "${TARGETS[@]}"
   fi
   # Assets are named by their hash: the newest of each kind is this build's.
   WASM=""

@@ -1,7 +1,10 @@
--- wrk script: GET /api/health with the Host picked uniformly at random
--- among N companies (t00001 … tNNNNN under BENCH_DOMAIN), then one
--- machine-readable RESULT line for load.sh.
+-- wrk script: GET /api/health with the Host picked at random among N
+-- companies (t00001 … tNNNNN under BENCH_DOMAIN), uniformly or, with
+-- BENCH_DIST=zipf, company k with weight 1/k^BENCH_ZIPF_S (default 0.99);
+-- then one machine-readable RESULT line for load.sh.
 local n = tonumber(os.getenv("BENCH_N") or "10")
+local dist = os.getenv("BENCH_DIST") or "uniform"
+local s = tonumber(os.getenv("BENCH_ZIPF_S") or "0.99")
 local domain = os.getenv("BENCH_DOMAIN") or "localhost:3200"
 local path = os.getenv("BENCH_PATH") or "/api/health"
 
@@ -20,10 +23,34 @@ function init(args)
   for i = 1, n do
     hosts[i] = string.format("t%05d.%s", i, domain)
   end
+  if dist == "zipf" then
+    -- cdf[k]: the share of requests that go to companies 1 … k.
+    cdf = {}
+    local total = 0
+    for k = 1, n do
+      total = total + 1 / k ^ s
+      cdf[k] = total
+    end
+    for k = 1, n do
+      cdf[k] = cdf[k] / total
+    end
+  end
+end
+
+-- The first k with cdf[k] >= u, by bisection.
+local function zipf_pick()
+  local u = math.random()
+  local lo, hi = 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cdf[mid] < u then lo = mid + 1 else hi = mid end
+  end
+  return lo
 end
 
 function request()
-  return wrk.format("GET", path, { Host = hosts[math.random(n)] })
+  local k = dist == "zipf" and zipf_pick() or math.random(n)
+  return wrk.format("GET", path, { Host = hosts[k] })
 end
 
 function done(summary, latency, requests)

@@ -342,7 +342,7 @@ async fn migrate(
     use migration::TenantMigrator;
 
     let only = tenant.as_deref().map(Subdomain::parse).transpose()?;
-    let budget = settings.connection_budget as usize;
+    let budget = settings.connection_budget.unwrap_or(64) as usize;
     let opts = MigrateOptions {
         concurrency: concurrency.unwrap_or(8).clamp(1, budget),
         only,

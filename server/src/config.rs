@@ -37,13 +37,39 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_SECRET_KEY_PREVIOUS", hide_env_values = true, value_parser = parse_secret)]
     pub secret_key_previous: Option<SecretString>,
 
-    /// Connections one tenant's pool may open.
-    #[arg(long, global = true, env = "ENCLAVE_TENANT_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Connections one company's pool may open (1: a company's queries
+    /// take turns on one connection, which holds the most companies open).
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_POOL_SIZE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub tenant_pool_size: u32,
 
-    /// Connections all tenant pools of this process may hold together.
-    #[arg(long, global = true, env = "ENCLAVE_CONNECTION_BUDGET", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub connection_budget: u32,
+    /// Connections all company pools of this process may hold open
+    /// together (the open budget) [default: derived from the server: on
+    /// PostgreSQL, `max_connections` minus its reserved slots, minus
+    /// `ENCLAVE_CONNECTION_RESERVE`, shared by `ENCLAVE_INSTANCES`, minus
+    /// this process's own registry and administrator pools; on SQLite, a
+    /// third of the open-file limit (a company's file, WAL and shared
+    /// memory), at most 20,000].
+    #[arg(long, global = true, env = "ENCLAVE_CONNECTION_BUDGET", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connection_budget: Option<u32>,
+
+    /// Connections to company databases in use at once (the busy budget);
+    /// more requests wait their turn.
+    #[arg(long, global = true, env = "ENCLAVE_BUSY_BUDGET", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub busy_budget: u32,
+
+    /// PostgreSQL connections the derived open budget leaves to others
+    /// (psql, backups, monitoring, `migrate`).
+    #[arg(long, global = true, env = "ENCLAVE_CONNECTION_RESERVE", default_value_t = 10)]
+    pub connection_reserve: u32,
+
+    /// Enclave processes sharing the tenant database server; each derives
+    /// an equal share of its connections.
+    #[arg(long, global = true, env = "ENCLAVE_INSTANCES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub instances: u32,
+
+    /// Seconds a company's pool may stay unused before it is closed.
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tenant_idle_secs: u64,
 
     /// Milliseconds a request waits for a tenant connection (or room for
     /// one) before answering 503.

@@ -91,19 +91,31 @@ async fn build_services_with(
             .map_err(StartupError::TenantServer)?,
         None => TenantServer::sqlite(settings.tenant_dir()),
     };
-    let pools = TenantPools::new(PoolSettings {
-        per_tenant: settings.tenant_pool_size,
-        budget: settings.connection_budget,
-        acquire_timeout: Duration::from_millis(settings.tenant_acquire_timeout_ms),
-        ..PoolSettings::default()
-    });
+    let metrics = Metrics::default();
+    let budget = open_budget(settings, &server).await?;
+    tracing::info!(
+        open = budget,
+        busy = settings.busy_budget,
+        per_company = settings.tenant_pool_size,
+        "tenant connection budgets"
+    );
+    let pools = TenantPools::new(
+        PoolSettings {
+            per_tenant: settings.tenant_pool_size,
+            budget,
+            busy: settings.busy_budget,
+            acquire_timeout: Duration::from_millis(settings.tenant_acquire_timeout_ms),
+            idle_timeout: Duration::from_secs(settings.tenant_idle_secs),
+        },
+        metrics.pool_counters(),
+    );
     let directory = Directory::new(
         registry.clone(),
         cipher.clone(),
         Duration::from_secs(settings.tenant_cache_secs),
     );
-    let provisioner = Provisioner::new(registry.clone(), server, cipher.clone());
-    let metrics = Metrics::default();
+    let provisioner =
+        Provisioner::new(registry.clone(), server, cipher.clone()).with_metrics(metrics.clone());
     let mailer = Mailer::start(
         settings.smtp_url.as_ref(),
         &settings.mail_from(),
@@ -125,6 +137,50 @@ async fn build_services_with(
         delete_crash_after: None,
         cipher: cipher.clone(),
     })
+}
+
+/// Connections of this process's own pools on the database server: the
+/// registry's (16) and the administrator's (4).
+const OWN_CONNECTIONS: u32 = 20;
+/// Files a SQLite company holds open: its database, WAL and shared memory.
+const FILES_PER_SQLITE_COMPANY: u64 = 3;
+/// Files kept for everything else: sockets, the registry, logs.
+const FILES_RESERVED: u64 = 1024;
+const SQLITE_BUDGET_MAX: u64 = 20_000;
+
+/// The open budget: `ENCLAVE_CONNECTION_BUDGET`, or what the tenant
+/// database server can hold open (see the setting's help).
+async fn open_budget(settings: &Settings, server: &TenantServer) -> Result<u32, StartupError> {
+    if let Some(budget) = settings.connection_budget {
+        return Ok(budget);
+    }
+    let capacity = server
+        .connection_capacity()
+        .await
+        .map_err(|e| StartupError::TenantServer(e.into()))?;
+    Ok(match capacity {
+        Some(capacity) => {
+            let share = capacity.saturating_sub(settings.connection_reserve) / settings.instances;
+            share.saturating_sub(OWN_CONNECTIONS).max(1)
+        }
+        None => {
+            let files = raise_open_file_limit();
+            (files.saturating_sub(FILES_RESERVED) / FILES_PER_SQLITE_COMPANY)
+                .clamp(1, SQLITE_BUDGET_MAX) as u32
+        }
+    })
+}
+
+/// Raises this process's open-file limit to its hard limit (10,000 SQLite
+/// companies need some 30,000 descriptors) and returns the limit now.
+pub fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }
 
 async fn migrate_sqlite_tenants(services: &Services) {

@@ -12,7 +12,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::tenancy::pools::PoolStats;
+use super::tenancy::pools::{PoolCounters, PoolStats};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -30,6 +30,9 @@ pub struct Metrics {
     connections_in_use: Gauge,
     connections_reserved: Gauge,
     connections_budget: Gauge,
+    busy_budget: Gauge,
+    pool_counters: PoolCounters,
+    provisioning_steps: Family<Labels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -65,6 +68,29 @@ impl Default for Metrics {
             "Email messages, by kind and outcome (sent, written to the outbox, failed after retries, dropped with the queue full)",
             mail.clone(),
         );
+        let provisioning_steps =
+            Family::<Labels, Histogram>::new_with_constructor(step_histogram as fn() -> Histogram);
+        registry.register(
+            "provisioning_step_seconds",
+            "Time of each step of creating a company (PostgreSQL: role, copy, owner, admin, registry)",
+            provisioning_steps.clone(),
+        );
+        let pool_counters = PoolCounters::default();
+        registry.register(
+            "tenant_pool_hits",
+            "Requests whose company's pool was already open",
+            pool_counters.hits.clone(),
+        );
+        registry.register(
+            "tenant_pool_misses",
+            "Requests that opened their company's pool",
+            pool_counters.misses.clone(),
+        );
+        registry.register(
+            "tenant_pool_evictions",
+            "Tenant pools closed to make room for another company's",
+            pool_counters.evictions.clone(),
+        );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -93,7 +119,12 @@ impl Default for Metrics {
         let connections_budget = gauge(
             &mut registry,
             "tenant_connections_budget",
-            "Connections all tenant pools may hold together",
+            "Connections all tenant pools may hold open together (the open budget)",
+        );
+        let busy_budget = gauge(
+            &mut registry,
+            "tenant_connections_busy_budget",
+            "Tenant connections that may serve requests at once (the busy budget)",
         );
         Self {
             registry: Arc::new(registry),
@@ -107,6 +138,9 @@ impl Default for Metrics {
             connections_in_use,
             connections_reserved,
             connections_budget,
+            busy_budget,
+            pool_counters,
+            provisioning_steps,
         }
     }
 }
@@ -125,6 +159,18 @@ impl Metrics {
         if outcome == "created" {
             self.provisioning_seconds.observe(seconds);
         }
+    }
+
+    /// Counters the tenant pools count into.
+    pub fn pool_counters(&self) -> PoolCounters {
+        self.pool_counters.clone()
+    }
+
+    /// One step of creating a company took `seconds`.
+    pub fn provisioning_step(&self, step: &'static str, seconds: f64) {
+        self.provisioning_steps
+            .get_or_create(&vec![("step", step.to_owned())])
+            .observe(seconds);
     }
 
     pub fn migrated(&self, outcome: &'static str) {
@@ -150,8 +196,14 @@ impl Metrics {
         self.connections_reserved
             .set(pools.reserved_connections as i64);
         self.connections_budget.set(pools.budget as i64);
+        self.busy_budget.set(pools.busy_budget as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// Buckets from 1 ms to about 4 s for the steps of provisioning.
+fn step_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 13))
 }

@@ -19,6 +19,9 @@ use crate::on_both_backends;
 on_both_backends!(
     three_hundred_tenants_hit_at_once_stay_inside_the_budget,
     a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds,
+    the_busy_budget_bounds_connections_in_use_whatever_the_open_budget,
+    companies_asked_for_often_keep_their_connections_through_a_pass_over_the_tail,
+    the_open_budget_is_derived_from_the_server,
 );
 
 async fn three_hundred_tenants_hit_at_once_stay_inside_the_budget(backend: Backend) {
@@ -31,7 +34,7 @@ async fn three_hundred_tenants_hit_at_once_stay_inside_the_budget(backend: Backe
     // fresh connections inside the default 2 s wait, so the wait is longer
     // here; the 2 s answer itself is tested below.
     let app = spawn_app_with(backend, |s| {
-        s.connection_budget = BUDGET;
+        s.connection_budget = Some(BUDGET);
         s.tenant_acquire_timeout_ms = 15_000;
     })
     .await;
@@ -144,7 +147,7 @@ async fn three_hundred_tenants_hit_at_once_stay_inside_the_budget(backend: Backe
 async fn a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds(backend: Backend) {
     // Room for one tenant pool only.
     let app = spawn_app_with(backend, |s| {
-        s.connection_budget = 2;
+        s.connection_budget = Some(2);
         s.tenant_pool_size = 2;
     })
     .await;
@@ -286,5 +289,121 @@ async fn an_unreachable_registry_answers_503_quickly_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    app.teardown().await;
+}
+
+async fn the_busy_budget_bounds_connections_in_use_whatever_the_open_budget(backend: Backend) {
+    // Room to keep 8 pools open, but one connection in use at a time.
+    let app = spawn_app_with(backend, |s| {
+        s.connection_budget = Some(8);
+        s.busy_budget = 1;
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let RequestSite::Tenant(acme) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    let held = acme.db().await.unwrap();
+    let started = Instant::now();
+    let res = app.get("globex.localhost", "/api/health").await;
+    let waited = started.elapsed();
+    assert_eq!(res.status(), 503);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(app.services.pools.stats().busy_budget, 1);
+    drop(held);
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        200
+    );
+    app.teardown().await;
+}
+
+async fn companies_asked_for_often_keep_their_connections_through_a_pass_over_the_tail(
+    backend: Backend,
+) {
+    // Three pools of one connection; two busy companies and five asked for
+    // once. Least-recently-used would close both busy ones during the pass.
+    let app = spawn_app_with(backend, |s| {
+        s.connection_budget = Some(3);
+        s.tenant_pool_size = 1;
+    })
+    .await;
+    let subs = ["hot-a", "hot-b", "tail-1", "tail-2", "tail-3", "tail-4", "tail-5"];
+    for sub in subs {
+        app.create_company("Company", sub).await;
+    }
+    let health = |sub: &str| {
+        let host = format!("{sub}.localhost");
+        let app = &app;
+        async move { app.get(&host, "/api/health").await }
+    };
+    for _ in 0..5 {
+        for hot in ["hot-a", "hot-b"] {
+            assert_eq!(health(hot).await.status(), 200);
+        }
+    }
+    for tail in &subs[2..] {
+        assert_eq!(health(tail).await.status(), 200);
+    }
+    let counters = app.services.metrics.pool_counters();
+    let (hits, misses) = (counters.hits.get(), counters.misses.get());
+    for hot in ["hot-a", "hot-b"] {
+        assert_eq!(health(hot).await.status(), 200);
+    }
+    assert_eq!(
+        (counters.hits.get() - hits, counters.misses.get() - misses),
+        (2, 0),
+        "both busy companies were still open"
+    );
+    // Every tail company after the first made room by closing another
+    // tail company's pool.
+    assert_eq!(counters.evictions.get(), 4);
+    assert!(app.services.pools.stats().reserved_connections <= 3);
+    app.teardown().await;
+}
+
+async fn the_open_budget_is_derived_from_the_server(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.connection_budget = None;
+        s.instances = 2;
+        s.connection_reserve = 7;
+    })
+    .await;
+    let budget = app.services.pools.stats().budget;
+    match backend {
+        Backend::Postgres => {
+            let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+            let row = admin
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT current_setting('max_connections')::int AS max, \
+                     current_setting('superuser_reserved_connections')::int AS reserved",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let max: i32 = row.try_get("", "max").unwrap();
+            let reserved: i32 = row.try_get("", "reserved").unwrap();
+            // Half of what is left after the reserves, minus this process's
+            // registry (16) and administrator (4) pools.
+            assert_eq!(budget as i32, (max - reserved - 7) / 2 - 20);
+            admin.close().await.ok();
+        }
+        Backend::Sqlite => {
+            // The open-file limit was raised to the hard limit; a third of
+            // it (less 1,024 kept for the rest) is the budget, at most 20,000.
+            let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+            assert_eq!(soft, hard, "the soft limit was raised");
+            assert_eq!(
+                u64::from(budget),
+                ((soft - 1024) / 3).clamp(1, 20_000),
+                "soft limit {soft}"
+            );
+        }
+    }
     app.teardown().await;
 }

@@ -41,7 +41,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 }
 
 async fn metrics_count_requests_pools_provisioning_and_migrations(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.connection_budget = 40).await;
+    let app = spawn_app_with(backend, |s| s.connection_budget = Some(40)).await;
     app.create_company("Acme Corp", "acme").await;
     for _ in 0..3 {
         assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);

@@ -142,6 +142,17 @@ pub async fn connect_once(url: &SecretString) -> Result<DatabaseConnection, DbEr
     Database::connect(opts).await
 }
 
+/// How long each step of creating a company took, in order.
+#[derive(Debug, Default)]
+pub struct StepTimes(pub Vec<(&'static str, Duration)>);
+
+impl StepTimes {
+    /// Records `step` as having run from `since` until now.
+    pub fn done(&mut self, step: &'static str, since: std::time::Instant) {
+        self.0.push((step, since.elapsed()));
+    }
+}
+
 /// A tenant database that exists and how to reach it.
 pub struct CreatedDatabase {
     pub db_name: String,
@@ -151,6 +162,12 @@ pub struct CreatedDatabase {
     pub server: String,
     /// Copied from the tenant template: already at the latest migration.
     pub from_template: bool,
+    /// PostgreSQL template copy: the administrator's connection to the new
+    /// database, left open by the ownership step so that the first user is
+    /// written without opening another (as the company's role: `SET LOCAL
+    /// ROLE`).
+    pub session: Option<DatabaseConnection>,
+    pub steps: StepTimes,
 }
 
 #[derive(Clone)]
@@ -213,6 +230,26 @@ impl TenantServer {
         })
     }
 
+    /// PostgreSQL: the connections the server accepts from roles that are
+    /// not superusers (`max_connections` minus `superuser_reserved_connections`
+    /// and, from 16, `reserved_connections`); `None` for SQLite.
+    pub async fn connection_capacity(&self) -> Result<Option<u32>, DbErr> {
+        let Self::Postgres { admin, .. } = self else {
+            return Ok(None);
+        };
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT (current_setting('max_connections')::int \
+                   - current_setting('superuser_reserved_connections')::int \
+                   - coalesce(current_setting('reserved_connections', true)::int, 0)) AS n",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no answer to SHOW max_connections".into()))?;
+        let n: i32 = row.try_get("", "n")?;
+        Ok(Some(n.max(0) as u32))
+    }
+
     pub fn sqlite(dir: PathBuf) -> Self {
         Self::Sqlite { dir }
     }
@@ -244,6 +281,8 @@ impl TenantServer {
                     url: SecretString::from(format!("sqlite://{}?mode=rw", path.display())),
                     server: "sqlite".into(),
                     from_template: false,
+                    session: None,
+                    steps: StepTimes::default(),
                 })
             }
             Self::Postgres {
@@ -251,6 +290,8 @@ impl TenantServer {
                 admin_url,
                 template,
             } => {
+                let mut steps = StepTimes::default();
+                let started = std::time::Instant::now();
                 let password = random_hex(24);
                 // PostgreSQL is sent the SCRAM verifier, never the password,
                 // so its logs cannot hold it. `name` is `tenant_<hex>` and
@@ -266,8 +307,12 @@ impl TenantServer {
                 admin
                     .execute_unprepared(&format!("GRANT \"{name}\" TO CURRENT_USER"))
                     .await?;
-                let from_template = match template.create_database(admin, admin_url, &name).await {
-                    Ok(from_template) => from_template,
+                steps.done("role", started);
+                let created = template
+                    .create_database(admin, admin_url, &name, &mut steps)
+                    .await;
+                let (from_template, session) = match created {
+                    Ok(created) => created,
                     Err(e) => {
                         let _ = admin
                             .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{name}\""))
@@ -275,7 +320,9 @@ impl TenantServer {
                         return Err(e.into());
                     }
                 };
+                let started = std::time::Instant::now();
                 close_to_public(admin, &name).await?;
+                steps.done("ownership", started);
                 let mut url = admin_url.clone();
                 let _ = url.set_username(&name);
                 let _ = url.set_password(Some(&password));
@@ -290,6 +337,8 @@ impl TenantServer {
                         admin_url.port().unwrap_or(5432)
                     ),
                     from_template,
+                    session,
+                    steps,
                 })
             }
         }

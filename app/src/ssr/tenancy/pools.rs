@@ -1,12 +1,25 @@
-//! The tenant connection cache: one small pool per company, inside one connection budget per process.
+//! The tenant connection cache: one small pool per company, inside an open budget and a busy budget per process.
 //!
-//! Each cached pool reserves `per_tenant` permits of a semaphore holding
-//! `budget` permits, and gives them back only once the pool is closed, so
-//! the connections this process holds to tenant databases never exceed the
-//! budget, however many tenants are hit. When the budget is spent, the
-//! least recently used pool that no request is using is closed to make
-//! room; a request that cannot get room within `acquire_timeout` fails
-//! with [`PoolError::Busy`] (503) instead of hanging.
+//! **Open.** Each cached pool reserves `per_tenant` permits of a semaphore
+//! holding `budget` permits, and gives them back only once the pool is
+//! closed, so the connections this process holds open to tenant databases
+//! never exceed the budget, however many tenants are hit. The budget is
+//! sized to what the database server can hold open (idle connections are
+//! cheap), not to the connections busy at once. A pool unused for
+//! `idle_timeout` is closed.
+//!
+//! **Busy.** Every lease also holds one of `busy` permits: requests using a
+//! tenant database at once, whatever the number of pools open.
+//!
+//! **Eviction.** When the open budget is spent, the idle pool of the
+//! company asked for least often lately is closed to make room (ties: the
+//! least recently used). Frequencies are counted per company, cached or
+//! not, and halved every `10 × budget` requests, so the cache holds the
+//! companies that are busy now: under skewed traffic that is close to the
+//! best any policy can do with that many connections, where LRU lets one
+//! pass over the long tail flush the busy ones. A request that cannot get
+//! room or a busy permit within `acquire_timeout` fails with
+//! [`PoolError::Busy`] (503) instead of hanging.
 use std::{
     collections::HashMap,
     sync::{
@@ -16,6 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus_client::metrics::counter::Counter;
 use sea_orm::{Database, DatabaseConnection};
 use secrecy::SecretString;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
@@ -27,26 +41,37 @@ use super::databases::connect_options;
 pub struct PoolSettings {
     /// Connections one tenant's pool may open.
     pub per_tenant: u32,
-    /// Connections all tenant pools together may open.
+    /// Connections all tenant pools together may hold open (the open budget).
     pub budget: u32,
+    /// Leases, so connections in use, at once (the busy budget).
+    pub busy: u32,
     /// How long a request waits for room or a connection before failing.
     pub acquire_timeout: Duration,
-    /// A connection unused this long is closed (its pool stays cached).
+    /// A pool unused this long is closed by [`TenantPools::reap_idle`].
     pub idle_timeout: Duration,
-    /// A pool unused this long is closed and evicted by [`TenantPools::reap_idle`].
-    pub pool_ttl: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            per_tenant: 2,
+            per_tenant: 1,
             budget: 64,
+            busy: 64,
             acquire_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(60),
-            pool_ttl: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(300),
         }
     }
+}
+
+/// How requests found their company's pool: counted into `/metrics`.
+#[derive(Clone, Default)]
+pub struct PoolCounters {
+    /// The pool was open (or being opened by another request).
+    pub hits: Counter,
+    /// This request opened the pool.
+    pub misses: Counter,
+    /// Pools closed to make room for another company's.
+    pub evictions: Counter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +92,9 @@ pub struct TenantPools {
 struct Inner {
     settings: PoolSettings,
     permits: Arc<Semaphore>,
-    slots: Mutex<HashMap<Uuid, Arc<Slot>>>,
+    busy: Arc<Semaphore>,
+    counters: PoolCounters,
+    slots: Mutex<Slots>,
     /// Requests waiting for room for a new pool.
     waiting: AtomicU64,
     /// Pools being closed to make room; each will free one pool's room.
@@ -83,12 +110,51 @@ struct Slot {
     last_used_ms: AtomicU64,
 }
 
+/// The cached pools and how often each company was asked for lately.
+#[derive(Default)]
+struct Slots {
+    open: HashMap<Uuid, Arc<Slot>>,
+    /// Requests per company (cached or not), halved every `window` requests.
+    asked: HashMap<Uuid, u32>,
+    counted: u64,
+}
+
+impl Slots {
+    fn count(&mut self, id: Uuid, window: u64) {
+        *self.asked.entry(id).or_default() += 1;
+        self.counted += 1;
+        if self.counted >= window {
+            self.asked.retain(|_, n| {
+                *n /= 2;
+                *n > 0
+            });
+            self.counted /= 2;
+        }
+    }
+
+    /// The idle open pool to close first: asked for least often, then least
+    /// recently used.
+    fn victim(&self) -> Option<Uuid> {
+        self.open
+            .iter()
+            .filter(|(_, s)| s.leases.load(Ordering::SeqCst) == 0 && s.pool.initialized())
+            .min_by_key(|(id, s)| {
+                (
+                    self.asked.get(*id).copied().unwrap_or(0),
+                    s.last_used_ms.load(Ordering::Relaxed),
+                )
+            })
+            .map(|(id, _)| *id)
+    }
+}
+
 /// A request's hold on one tenant's pool. While it lives the pool is not
 /// evicted; dropping it lets the pool be reused or closed.
 pub struct TenantDb {
     slot: Arc<Slot>,
     id: Uuid,
     inner: Arc<Inner>,
+    _busy: OwnedSemaphorePermit,
 }
 
 impl TenantDb {
@@ -106,9 +172,9 @@ impl Drop for TenantDb {
         let left = self.slot.leases.fetch_sub(1, Ordering::SeqCst) - 1;
         // A slot whose pool never opened (it timed out) is not kept around.
         if left == 0 && !self.slot.pool.initialized() {
-            if let Some(s) = slots.get(&self.id) {
+            if let Some(s) = slots.open.get(&self.id) {
                 if Arc::ptr_eq(s, &self.slot) {
-                    slots.remove(&self.id);
+                    slots.open.remove(&self.id);
                 }
             }
         }
@@ -131,16 +197,24 @@ pub struct PoolStats {
     /// connections held.
     pub reserved_connections: u32,
     pub budget: u32,
+    pub busy_budget: u32,
 }
 
 impl TenantPools {
-    pub fn new(settings: PoolSettings) -> Self {
+    pub fn new(settings: PoolSettings, counters: PoolCounters) -> Self {
         let budget = settings.budget.max(settings.per_tenant);
+        let busy = settings.busy.max(1);
         Self {
             inner: Arc::new(Inner {
-                settings: PoolSettings { budget, ..settings },
+                settings: PoolSettings {
+                    budget,
+                    busy,
+                    ..settings
+                },
                 permits: Arc::new(Semaphore::new(budget as usize)),
-                slots: Mutex::new(HashMap::new()),
+                busy: Arc::new(Semaphore::new(busy as usize)),
+                counters,
+                slots: Mutex::new(Slots::default()),
                 waiting: AtomicU64::new(0),
                 closing: AtomicU64::new(0),
                 epoch: Instant::now(),
@@ -157,9 +231,16 @@ impl TenantPools {
     /// `TenantContext`, so no other code can pick a company's database.
     pub(super) async fn get(&self, id: Uuid, url: &SecretString) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
+        let busy = tokio::time::timeout_at(deadline, self.inner.busy.clone().acquire_owned())
+            .await
+            .map_err(|_| PoolError::Busy)?
+            .map_err(|_| PoolError::Busy)?;
+        let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
+            slots.count(id, window);
             let slot = slots
+                .open
                 .entry(id)
                 .or_insert_with(|| {
                     Arc::new(Slot {
@@ -179,17 +260,25 @@ impl TenantPools {
             slot,
             id,
             inner: self.inner.clone(),
+            _busy: busy,
         };
-        lease
-            .slot
-            .pool
-            .get_or_try_init(|| async {
+        let opened = &std::sync::atomic::AtomicBool::new(false);
+        let slot = &lease.slot;
+        slot.pool
+            .get_or_try_init(|| async move {
+                opened.store(true, Ordering::Relaxed);
                 let permit = self.reserve(deadline).await?;
                 let pool = self.open(url, deadline).await?;
-                *lease.slot.permit.lock().unwrap() = Some(permit);
+                *slot.permit.lock().unwrap() = Some(permit);
                 Ok::<_, PoolError>(pool)
             })
             .await?;
+        let counters = &self.inner.counters;
+        if opened.load(Ordering::Relaxed) {
+            counters.misses.inc();
+        } else {
+            counters.hits.inc();
+        }
         Ok(lease)
     }
 
@@ -221,9 +310,13 @@ impl TenantPools {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut opts =
             connect_options(url, s.per_tenant, remaining.max(Duration::from_millis(100)));
+        // Connections live as long as their pool: the pool's room in the
+        // budget is held until it is closed, so closing its connections
+        // earlier would save nothing. `reap_idle` closes idle pools.
         opts.connect_lazy(true)
             .acquire_timeout(s.acquire_timeout)
-            .idle_timeout(s.idle_timeout);
+            .idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>);
         Database::connect(opts).await.map_err(PoolError::Connect)
     }
 
@@ -233,14 +326,15 @@ impl TenantPools {
         Inner::close_slot(&self.inner, slot, false);
     }
 
-    /// Closes pools unused for longer than `pool_ttl`. `serve` calls it
+    /// Closes pools unused for longer than `idle_timeout`. `serve` calls it
     /// periodically.
     pub fn reap_idle(&self) -> usize {
-        let ttl = self.inner.settings.pool_ttl.as_millis() as u64;
+        let ttl = self.inner.settings.idle_timeout.as_millis() as u64;
         let now = self.inner.now_ms();
         let victims: Vec<_> = {
             let mut slots = self.inner.slots.lock().unwrap();
             let ids: Vec<Uuid> = slots
+                .open
                 .iter()
                 .filter(|(_, s)| {
                     s.leases.load(Ordering::SeqCst) == 0
@@ -249,7 +343,7 @@ impl TenantPools {
                 })
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| slots.remove(id)).collect()
+            ids.iter().filter_map(|id| slots.open.remove(id)).collect()
         };
         let n = victims.len();
         victims.into_iter().for_each(|s| self.close_slot(s));
@@ -259,7 +353,7 @@ impl TenantPools {
     /// Closes a tenant's pool now (pause, delete). Waits (a few seconds at
     /// most) for requests using it to finish their queries.
     pub async fn forget(&self, id: Uuid) {
-        let slot = self.inner.slots.lock().unwrap().remove(&id);
+        let slot = self.inner.slots.lock().unwrap().open.remove(&id);
         if let Some(slot) = slot {
             if let Some(pool) = slot.pool.get() {
                 let closing = pool.close_by_ref();
@@ -282,16 +376,18 @@ impl TenantPools {
         let s = self.inner.settings;
         let slots = self.inner.slots.lock().unwrap();
         let (open, idle) = slots
+            .open
             .values()
             .filter_map(|slot| slot.pool.get())
             .map(pool_usage)
             .fold((0, 0), |(o, i), (po, pi)| (o + po, i + pi));
         PoolStats {
-            cached_pools: slots.len(),
+            cached_pools: slots.open.len(),
             open_connections: open,
             connections_in_use: open.saturating_sub(idle),
             reserved_connections: s.budget - self.inner.permits.available_permits() as u32,
             budget: s.budget,
+            busy_budget: s.busy,
         }
     }
 }
@@ -317,17 +413,15 @@ impl Inner {
     }
 
     /// While more requests wait for room than pools are closing, closes the
-    /// least recently used pool that no request holds. Called with the
-    /// `slots` lock held.
-    fn evict_for_waiters(inner: &Arc<Inner>, slots: &mut HashMap<Uuid, Arc<Slot>>) {
+    /// idle pool asked for least often (see [`Slots::victim`]). Called with
+    /// the `slots` lock held.
+    fn evict_for_waiters(inner: &Arc<Inner>, slots: &mut Slots) {
         while inner.waiting.load(Ordering::SeqCst) > inner.closing.load(Ordering::SeqCst) {
-            let victim = slots
-                .iter()
-                .filter(|(_, s)| s.leases.load(Ordering::SeqCst) == 0 && s.pool.initialized())
-                .min_by_key(|(_, s)| s.last_used_ms.load(Ordering::Relaxed))
-                .map(|(id, _)| *id);
-            match victim.and_then(|id| slots.remove(&id)) {
-                Some(slot) => Inner::close_slot(inner, slot, true),
+            match slots.victim().and_then(|id| slots.open.remove(&id)) {
+                Some(slot) => {
+                    inner.counters.evictions.inc();
+                    Inner::close_slot(inner, slot, true)
+                }
                 None => return,
             }
         }

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::databases::{connect_once, TenantServer, TenantServerError};
+use super::databases::{connect_once, StepTimes, TenantServer, TenantServerError};
 use super::migrate::latest_tenant_schema;
 use crate::domain::{CompanyName, Email, Password, Role, Subdomain};
 use crate::ssr::accounts::{passwords, users::audit};
@@ -27,6 +28,7 @@ use crate::ssr::entities::{
     tenant_users,
     tenants::{self, TenantStatus},
 };
+use crate::ssr::metrics::Metrics;
 use crate::ssr::secrets::Cipher;
 
 /// What creating a company takes, validated.
@@ -142,6 +144,7 @@ pub struct Provisioner {
     server: TenantServer,
     cipher: Cipher,
     fail_point: Option<FailPoint>,
+    metrics: Option<Metrics>,
 }
 
 impl Provisioner {
@@ -151,7 +154,14 @@ impl Provisioner {
             server,
             cipher,
             fail_point: None,
+            metrics: None,
         }
+    }
+
+    /// Times each step into `enclave_provisioning_step_seconds`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn with_fail_point(mut self, fail_point: FailPoint) -> Self {
@@ -256,7 +266,9 @@ impl Provisioner {
             AdminPassword::Plain(p) => tokio::spawn(passwords::hash_blocking(p)),
             AdminPassword::Hashed(h) => tokio::spawn(async move { Ok(h) }),
         };
-        let created = self.server.create(id).await?;
+        let mut created = self.server.create(id).await?;
+        let mut steps = std::mem::take(&mut created.steps);
+        let registry = Instant::now();
         tenants::ActiveModel {
             id: Set(id),
             db_url: Set(Some(self.cipher.encrypt(id, &created.url))),
@@ -268,19 +280,38 @@ impl Provisioner {
         .await?;
         self.record(id, sub, Step::Database, Outcome::Running, None, None)
             .await?;
+        steps.done("registry", registry);
         self.checkpoint(Step::Database, done)?;
 
-        let db = connect_once(&created.url).await?;
+        // A template copy comes with the administrator's session on it;
+        // an empty database is migrated on a connection of its own role.
+        let started = Instant::now();
+        let (db, role) = match created.session.take() {
+            Some(session) => (session, Some(created.db_name.clone())),
+            None => (connect_once(&created.url).await?, None),
+        };
         let outcome = async {
             if !created.from_template {
                 TenantMigrator::up(&db, None).await?;
+                steps.done("migrate", started);
             }
+            let registry = Instant::now();
             self.record(id, sub, Step::Migrated, Outcome::Running, None, None)
                 .await?;
+            steps.done("registry", registry);
             self.checkpoint(Step::Migrated, done)?;
 
+            let started = Instant::now();
             let admin_id = Uuid::new_v4();
             let hash = hashing.await??;
+            steps.done("hash wait", started);
+            let started = Instant::now();
+            let txn = db.begin().await?;
+            if let Some(role) = &role {
+                // `role` is `tenant_<hex>`: nothing to escape.
+                txn.execute_unprepared(&format!("SET LOCAL ROLE \"{role}\""))
+                    .await?;
+            }
             tenant_users::ActiveModel {
                 id: Set(admin_id),
                 email: Set(new.admin_email.as_str().to_owned()),
@@ -289,20 +320,23 @@ impl Provisioner {
                 disabled: Set(false),
                 created_at: Set(Utc::now()),
             }
-            .insert(&db)
+            .insert(&txn)
             .await?;
             audit(
-                &db,
+                &txn,
                 new.admin_email.as_str(),
                 "company.created",
                 format!("Company '{}' created", new.name.as_str()),
             )
             .await?;
+            txn.commit().await?;
+            steps.done("admin", started);
             Ok::<_, StepError>(admin_id)
         }
         .await;
         let _ = db.close().await;
         let admin_id = outcome?;
+        let registry = Instant::now();
         self.record(id, sub, Step::Admin, Outcome::Running, None, None)
             .await?;
         self.checkpoint(Step::Admin, done)?;
@@ -317,7 +351,24 @@ impl Provisioner {
         }
         .update(&self.registry)
         .await?;
+        steps.done("registry", registry);
+        self.observe(&steps);
         Ok((active, created.from_template))
+    }
+
+    /// Adds each step's time (summed over its parts) to the metrics.
+    fn observe(&self, steps: &StepTimes) {
+        let Some(metrics) = &self.metrics else { return };
+        let mut sums: Vec<(&'static str, Duration)> = Vec::new();
+        for (step, took) in &steps.0 {
+            match sums.iter_mut().find(|(s, _)| s == step) {
+                Some((_, sum)) => *sum += *took,
+                None => sums.push((step, *took)),
+            }
+        }
+        for (step, took) in sums {
+            metrics.provisioning_step(step, took.as_secs_f64());
+        }
     }
 
     fn checkpoint(&self, step: Step, done: &mut Option<Step>) -> Result<(), StepError> {

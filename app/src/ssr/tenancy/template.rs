@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Transaction
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-use super::databases::{close_to_public, connect_once};
+use super::databases::{close_to_public, connect_once, StepTimes};
 use crate::ssr::secrets::random_hex;
 
 /// The role that owns the template's objects until a copy reassigns them.
@@ -138,39 +138,49 @@ impl Template {
         admin: &DatabaseConnection,
         admin_url: &url::Url,
         name: &str,
-    ) -> Result<bool, DbErr> {
+        steps: &mut StepTimes,
+    ) -> Result<(bool, Option<DatabaseConnection>), DbErr> {
         if let Some(tpl) = self.ready(admin, admin_url).await {
+            let started = std::time::Instant::now();
             let copied = admin
                 .execute_unprepared(&format!(
                     "CREATE DATABASE \"{name}\" OWNER \"{name}\" TEMPLATE \"{tpl}\""
                 ))
                 .await;
+            steps.done("copy", started);
             match copied {
-                Ok(_) => match adopt(admin_url, name).await {
-                    Ok(()) => {
-                        self.copies
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Ok(true);
+                Ok(_) => {
+                    let started = std::time::Instant::now();
+                    let adopted = adopt(admin_url, name).await;
+                    steps.done("ownership", started);
+                    match adopted {
+                        Ok(session) => {
+                            self.copies
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            return Ok((true, Some(session)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot hand a template copy to its tenant; creating the database empty");
+                            admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .await?;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot hand a template copy to its tenant; creating the database empty");
-                        admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await?;
-                    }
-                },
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot copy the tenant template; creating the database empty");
                 }
             }
             self.state.lock().await.ready = false;
         }
+        let started = std::time::Instant::now();
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
             .await?;
-        Ok(false)
+        steps.done("copy", started);
+        Ok((false, None))
     }
 }
 
@@ -250,7 +260,10 @@ async fn migrate(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
 
 /// In a fresh copy `db` (owned by role `db`): gives the tenant's role the
 /// template's objects and takes the template owner's rights away.
-async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
+/// Hands a template copy's objects to its company's role, on a connection
+/// of the administrator to the new database, which is returned open for
+/// the next step.
+async fn adopt(admin_url: &url::Url, db: &str) -> Result<DatabaseConnection, DbErr> {
     let mut url = admin_url.clone();
     url.set_path(db);
     let conn = connect_once(&SecretString::from(url.to_string())).await?;
@@ -259,10 +272,14 @@ async fn adopt(admin_url: &url::Url, db: &str) -> Result<(), DbErr> {
             "REASSIGN OWNED BY {OWNER_ROLE} TO \"{db}\"; \
              REVOKE ALL ON SCHEMA public FROM {OWNER_ROLE}"
         ))
-        .await
-        .map(|_| ());
-    let _ = conn.close().await;
-    result
+        .await;
+    match result {
+        Ok(_) => Ok(conn),
+        Err(e) => {
+            let _ = conn.close().await;
+            Err(e)
+        }
+    }
 }
 
 /// Drops the templates of other migration lists and the builds left by
