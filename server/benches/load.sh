@@ -234,7 +234,7 @@ stop_sampler() {
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=
-  awk '{if ($1 > c) c = $1; if ($2 > r) r = $2} END {printf "%d %.0f", c, r / 1024}' "$WORK/samples"
+  awk '{if ($1 > c) c = $1; if ($2 > r) r = $2} END {printf "%d %.0f\n", c, r / 1024}' "$WORK/samples"
 }
 
 # PostgreSQL's memory now: "<backends> <PSS of all its processes, MiB>".
@@ -307,8 +307,9 @@ load() {
   local out
   out=$(BENCH_N=$n BENCH_DIST=$dist BENCH_DOMAIN="localhost:$PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
     -d"${DURATION}s" --timeout 10s -s "$HERE/rotate.lua" "$ORIGIN" | grep '^RESULT')
-  local peak rss
-  read -r peak rss < <(stop_sampler)
+  local peak rss sampled
+  sampled=$(stop_sampler)
+  read -r peak rss <<<"$sampled"
   METRICS=$(metrics)
   local hits misses budget opened
   hits=$(( $(metric enclave_tenant_pool_hits_total) - hits0 ))
@@ -365,9 +366,9 @@ provision() {
   echo "${PROVISION_ROWS[-1]}" >&2
   # Mean per step over the creations of this server's life (count + 1).
   STEP_ROWS+=("| $label | $(awk '
-    /^enclave_provisioning_step_seconds_sum/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); sum[s] = $2; order[++n] = s}
-    /^enclave_provisioning_step_seconds_count/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); cnt[s] = $2}
-    END {for (i = 1; i <= n; i++) {s = order[i]; printf "%s%s %.1f", (i > 1 ? ", " : ""), s, 1000 * sum[s] / cnt[s]}}' <<<"$METRICS") |")
+    /^enclave_provisioning_step_seconds_sum/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); sum[s] = $NF; order[++n] = s}
+    /^enclave_provisioning_step_seconds_count/ {match($0, /step="[^"]*"/); s = substr($0, RSTART + 6, RLENGTH - 7); cnt[s] = $NF}
+    END {for (i = 1; i <= n; i++) {s = order[i]; if (cnt[s] > 0) printf "%s%s %.1f", (i > 1 ? ", " : ""), s, 1000 * sum[s] / cnt[s]}}' <<<"$METRICS") |")
   echo "${STEP_ROWS[-1]}" >&2
 }
 declare -A PROVISION_MEDIAN
@@ -390,7 +391,9 @@ run_cluster() {
   [ -n "$uniform$zipf" ] || return 0
   use_cluster "$which"
   [ "${BENCH_FRESH:-0}" = 1 ] && { fresh; use_cluster "$which"; }
-  read -r CEIL_S[$which] CEIL_C[$which] < <(pgbench_ceilings)
+  local ceilings
+  ceilings=$(pgbench_ceilings)
+  read -r "CEIL_S[$which]" "CEIL_C[$which]" <<<"$ceilings"
   echo "$which: pgbench -S ${CEIL_S[$which]} tps, pgbench -S -C ${CEIL_C[$which]} tps" >&2
   start_server postgres
   for n in $uniform; do ensure_companies postgres "$n"; load postgres uniform "$n"; done
@@ -400,6 +403,9 @@ run_cluster() {
   PG_NOTES+=("$which cluster after its last row: ${mem% *} client backends, PostgreSQL's processes ${mem#* } MiB PSS in all.")
   stop_server
 }
+
+mkdir -p "$WORK"
+if [ "${BENCH_FRESH:-0}" = 1 ]; then rm -rf "$WORK/sqlite" "$WORK"/token-* "$WORK"/companies-*; fi
 
 # 1, 2. PostgreSQL, the stock cluster then the benchmark's own; SQLite.
 run_cluster stock "$PG_NS" "$PG_ZIPF_NS"

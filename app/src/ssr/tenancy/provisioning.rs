@@ -304,7 +304,7 @@ impl Provisioner {
             let started = Instant::now();
             let admin_id = Uuid::new_v4();
             let hash = hashing.await??;
-            steps.done("hash wait", started);
+            steps.done("hash", started);
             let started = Instant::now();
             let txn = db.begin().await?;
             if let Some(role) = &role {
