@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke bench-sqlite-drivers
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -131,6 +131,17 @@ bench: setup-rust setup-e2e postgres build-release
 # 562 ms RTT, 1.6/0.75 Mbit/s, CPU 4x), against the release build.
 bench-pages: setup-e2e build-release
 	cd end2end && SERVER_BIN=$(CARGO_TARGET_DIR)/server-release/server npx playwright test -c playwright.bench.config.ts
+
+# SeaORM's sqlx and rusqlite SQLite drivers, 10,000 files open at once
+# (a separate crate, outside the workspace and its lock file).
+DRIVERS_N ?= 10000
+bench-sqlite-drivers: setup-rust
+	cd server/benches/sqlite-drivers && cargo build --release
+	@for d in sqlx rusqlite; do \
+	  rm -rf $(CARGO_TARGET_DIR)/sqlite-drivers-data; \
+	  ( ulimit -Hn 65536 2>/dev/null; ulimit -Sn $$(ulimit -Hn); \
+	    $(CARGO_TARGET_DIR)/release/sqlite-drivers $$d $(CARGO_TARGET_DIR)/sqlite-drivers-data $(DRIVERS_N) ) || exit 1; \
+	done
 
 bench-micro: postgres
 	cargo bench --profile server-release -p server --bench hot_path

@@ -46,9 +46,9 @@ pub struct Settings {
     /// together (the open budget) [default: derived from the server: on
     /// PostgreSQL, `max_connections` minus its reserved slots, minus
     /// `ENCLAVE_CONNECTION_RESERVE`, shared by `ENCLAVE_INSTANCES`, minus
-    /// this process's own registry and administrator pools; on SQLite, a
-    /// third of the open-file limit (a company's file, WAL and shared
-    /// memory), at most 20,000].
+    /// this process's own registry and administrator pools; on SQLite, the
+    /// open-file limit (one per open company, plus a journal per busy
+    /// connection) less 1,024 for the rest, at most 20,000].
     #[arg(long, global = true, env = "ENCLAVE_CONNECTION_BUDGET", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub connection_budget: Option<u32>,
 

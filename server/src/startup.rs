@@ -142,8 +142,6 @@ async fn build_services_with(
 /// Connections of this process's own pools on the database server: the
 /// registry's (16) and the administrator's (4).
 const OWN_CONNECTIONS: u32 = 20;
-/// Files a SQLite company holds open: its database, WAL and shared memory.
-const FILES_PER_SQLITE_COMPANY: u64 = 3;
 /// Files kept for everything else: sockets, the registry, logs.
 const FILES_RESERVED: u64 = 1024;
 const SQLITE_BUDGET_MAX: u64 = 20_000;
@@ -164,15 +162,19 @@ async fn open_budget(settings: &Settings, server: &TenantServer) -> Result<u32, 
             share.saturating_sub(OWN_CONNECTIONS).max(1)
         }
         None => {
+            // A company's file is one descriptor while open (rollback
+            // journal); its journal is a second only while a write is under
+            // way, so at most the busy budget's worth of them.
             let files = raise_open_file_limit();
-            (files.saturating_sub(FILES_RESERVED) / FILES_PER_SQLITE_COMPANY)
+            files
+                .saturating_sub(FILES_RESERVED + u64::from(settings.busy_budget))
                 .clamp(1, SQLITE_BUDGET_MAX) as u32
         }
     })
 }
 
 /// Raises this process's open-file limit to its hard limit (10,000 SQLite
-/// companies need some 30,000 descriptors) and returns the limit now.
+/// companies open need 10,000 descriptors) and returns the limit now.
 pub fn raise_open_file_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
