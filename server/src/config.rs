@@ -53,8 +53,10 @@ pub struct Settings {
     pub connection_budget: Option<u32>,
 
     /// Connections to company databases in use at once (the busy budget);
-    /// more requests wait their turn.
-    #[arg(long, global = true, env = "ENCLAVE_BUSY_BUDGET", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// more requests wait their turn. A few times the database server's
+    /// cores; fewer requests in flight also keep more of the popular
+    /// companies' connections open when companies outnumber the open budget.
+    #[arg(long, global = true, env = "ENCLAVE_BUSY_BUDGET", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub busy_budget: u32,
 
     /// PostgreSQL connections the derived open budget leaves to others

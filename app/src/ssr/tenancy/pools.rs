@@ -56,7 +56,7 @@ impl Default for PoolSettings {
         Self {
             per_tenant: 1,
             budget: 64,
-            busy: 64,
+            busy: 16,
             acquire_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),
         }
