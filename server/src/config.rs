@@ -61,7 +61,12 @@ pub struct Settings {
 
     /// PostgreSQL connections the derived open budget leaves to others
     /// (psql, backups, monitoring, `migrate`).
-    #[arg(long, global = true, env = "ENCLAVE_CONNECTION_RESERVE", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_CONNECTION_RESERVE",
+        default_value_t = 10
+    )]
     pub connection_reserve: u32,
 
     /// Enclave processes sharing the tenant database server; each derives

@@ -332,7 +332,9 @@ async fn companies_asked_for_often_keep_their_connections_through_a_pass_over_th
         s.tenant_pool_size = 1;
     })
     .await;
-    let subs = ["hot-a", "hot-b", "tail-1", "tail-2", "tail-3", "tail-4", "tail-5"];
+    let subs = [
+        "hot-a", "hot-b", "tail-1", "tail-2", "tail-3", "tail-4", "tail-5",
+    ];
     for sub in subs {
         app.create_company("Company", sub).await;
     }

@@ -53,7 +53,14 @@ fn with_rusqlite(dir: &str, n: usize) {
             db.execute_unprepared("SELECT 1").unwrap();
         }
     }
-    report("rusqlite", n, open_s, before, started.elapsed().as_secs_f64(), ROUNDS * n);
+    report(
+        "rusqlite",
+        n,
+        open_s,
+        before,
+        started.elapsed().as_secs_f64(),
+        ROUNDS * n,
+    );
 }
 
 async fn with_sqlx(dir: &str, n: usize, lean: bool) {
@@ -63,9 +70,13 @@ async fn with_sqlx(dir: &str, n: usize, lean: bool) {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut opts = ConnectOptions::new(url(dir, i));
-        opts.max_connections(1).min_connections(0).sqlx_logging(false);
+        opts.max_connections(1)
+            .min_connections(0)
+            .sqlx_logging(false);
         if lean {
-            opts.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", "-64").statement_cache_capacity(16));
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.pragma("cache_size", "-64").statement_cache_capacity(16)
+            });
         }
         let db = Database::connect(opts).await.unwrap();
         db.execute_unprepared("SELECT 1").await.unwrap();
@@ -79,7 +90,14 @@ async fn with_sqlx(dir: &str, n: usize, lean: bool) {
         }
     }
     let name = if lean { "sqlx-lean" } else { "sqlx" };
-    report(name, n, open_s, before, started.elapsed().as_secs_f64(), ROUNDS * n);
+    report(
+        name,
+        n,
+        open_s,
+        before,
+        started.elapsed().as_secs_f64(),
+        ROUNDS * n,
+    );
 }
 
 fn main() {
