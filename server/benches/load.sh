@@ -375,7 +375,7 @@ provision() {
   stop_server
   local median bare_median
   median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{t[NR] = $1} END {print t[int((NR + 1) / 2)]}')
-  bare_median=$(printf '%s\n' "${bare[@]}" | sort -n | awk '{t[NR] = $1} END {print t[int((NR + 1) / 2)]}')
+  bare_median=$(printf '%s\n' "${bare[@]}" | sort -n | awk '{t[NR] = $1} END {printf "%.1f", t[int((NR + 1) / 2)]}')
   PROVISION_RATIO[$label]=$(ratio "$median" "$bare_median")
   PROVISION_ROWS+=("| $label | $count | $(printf '%s\n' "${times[@]}" | sort -n | awk '
     {t[NR] = $1} END {printf "%.1f | %.1f | %.1f", t[int((NR + 1) / 2)], t[int(NR * 0.9 + 0.5)], t[1]}') | $bare_median | ${PROVISION_RATIO[$label]} |")

@@ -93,12 +93,6 @@ async fn build_services_with(
     };
     let metrics = Metrics::default();
     let budget = open_budget(settings, &server).await?;
-    tracing::info!(
-        open = budget,
-        busy = settings.busy_budget,
-        per_company = settings.tenant_pool_size,
-        "tenant connection budgets"
-    );
     let pools = TenantPools::new(
         PoolSettings {
             per_tenant: settings.tenant_pool_size,
@@ -353,6 +347,13 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let budgets = self.services.pools.settings();
+        tracing::info!(
+            open = budgets.budget,
+            busy = budgets.busy,
+            per_company = budgets.per_tenant,
+            "tenant connection budgets"
+        );
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
         let keep_records = chrono::TimeDelta::days(self.provisioning_records_days.into());
