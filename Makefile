@@ -26,6 +26,7 @@ help:
 	@echo "make setup  install the toolchain only"
 	@echo "make bench  the load benchmark on a release build (README, Performance)"
 	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
+	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
 ## ---- toolchain ---------------------------------------------------------
 
@@ -120,10 +121,11 @@ fmt:
 
 BENCH := server/benches/load.sh
 
-# The load benchmark (issue 6): release build, then pgbench, N = 10, 100,
-# 1000 companies on PostgreSQL, 10 and 10000 on SQLite, provisioning. About
-# 15 minutes the first time (creating the companies), 5 after. The table
-# lands in ~/.cache/enclave/bench/results.md.
+# The load benchmark (issues 6 and 13): release build, then the ceilings
+# (pgbench -S and -S -C), N companies on the machine's PostgreSQL (uniform
+# and Zipf), on a cluster the script makes itself, and on SQLite, then
+# provisioning. About 25 minutes the first time (creating the companies),
+# 12 after. The tables land in ~/.cache/enclave/bench/results.md.
 bench: setup-rust setup-e2e postgres build-release
 	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
 
