@@ -296,16 +296,21 @@ impl TenantServer {
                 // PostgreSQL is sent the SCRAM verifier, never the password,
                 // so its logs cannot hold it. `name` is `tenant_<hex>` and
                 // the verifier is base64 with `$` and `:`: nothing to escape.
-                let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+                // Its 4,096 rounds of PBKDF2 run off the async workers.
+                let secret = password.clone();
+                let verifier = tokio::task::spawn_blocking(move || {
+                    postgres_protocol::password::scram_sha_256(secret.as_bytes())
+                })
+                .await
+                .map_err(|e| DbErr::Custom(format!("computing the role's verifier: {e}")))?;
+                // One round trip, one transaction: an administrator that is
+                // not a superuser may make a database owned by a role only as
+                // a member of it.
                 admin
                     .execute_unprepared(&format!(
-                        "CREATE ROLE \"{name}\" LOGIN PASSWORD '{verifier}'"
+                        "CREATE ROLE \"{name}\" LOGIN PASSWORD '{verifier}'; \
+                         GRANT \"{name}\" TO CURRENT_USER"
                     ))
-                    .await?;
-                // An administrator that is not a superuser may make a
-                // database owned by a role only as a member of it.
-                admin
-                    .execute_unprepared(&format!("GRANT \"{name}\" TO CURRENT_USER"))
                     .await?;
                 steps.done("role", started);
                 let created = template
