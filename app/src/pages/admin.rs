@@ -7,6 +7,8 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::platform::{list_tenants, AdminLogin, AdminLogout, DeleteTenant, SetTenantPaused};
 use crate::components::guard::guard;
+use crate::pages::not_found::NotFoundCard;
+use crate::site::{Site, WithSite};
 use crate::wire::AppError;
 
 /// Percent-encodes a query-string value.
@@ -60,6 +62,11 @@ pub fn AdminPage() -> impl IntoView {
     };
 
     view! {
+        <WithSite view=move |site| {
+            if !matches!(site, Site::Root { .. }) {
+                return view! { <NotFoundCard/> }.into_any();
+            }
+            view! {
         <Title text="Platform admin · Enclave"/>
         <Suspense>
             {move || Suspend::new(async move {
@@ -176,5 +183,8 @@ pub fn AdminPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+            }
+            .into_any()
+        }/>
     }
 }

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{account::whoami, company::load_audit};
 use crate::components::{guard::guard, nav::TenantNav};
+use crate::pages::not_found::NotFoundCard;
 use crate::site::{Site, WithSite};
 
 /// `/audit`, admins only: who did what, page by page (`?page=N`).
@@ -22,7 +23,7 @@ pub fn AuditPage() -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());
     view! {
         <WithSite view=move |site| {
-            let Site::Tenant { name, .. } = site else { return ().into_any() };
+            let Site::Tenant { name, .. } = site else { return view! { <NotFoundCard/> }.into_any() };
             view! {
                 <Title text=format!("Activity · {name}")/>
                 <Suspense>

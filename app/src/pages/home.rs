@@ -68,10 +68,9 @@ pub fn VerifyPage() -> impl IntoView {
 #[component]
 pub fn AdminRoute() -> impl IntoView {
     view! {
-        <WithSite view=|site| match site {
-            Site::Root { .. } => view! { <AdminPage/> }.into_any(),
-            _ => view! { <NotFoundCard/> }.into_any(),
-        }/>
+        // Not inside a `WithSite`: the page makes its resources once (see
+        // `tenant_only!`) and answers 404 itself off the base domain.
+        <AdminPage/>
     }
 }
 
@@ -119,17 +118,18 @@ pub fn InvitePage() -> impl IntoView {
     }
 }
 
+/// A company page: rendered directly, not inside a `WithSite`, so that the
+/// page's resources are created once per request. Leptos's `Suspense`
+/// walks its children up to three times on the server (to find resource
+/// reads nested behind others), and a page made inside it made its
+/// resources, and fetched them, each time. The page answers 404 itself
+/// on any other site (its own `WithSite`).
 macro_rules! tenant_only {
     ($(#[$doc:meta])* $name:ident => $page:ident) => {
         $(#[$doc])*
         #[component]
         pub fn $name() -> impl IntoView {
-            view! {
-                <WithSite view=|site| match site {
-                    Site::Tenant { .. } => view! { <$page/> }.into_any(),
-                    _ => view! { <NotFoundCard/> }.into_any(),
-                }/>
-            }
+            view! { <$page/> }
         }
     };
 }

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::account::{whoami, ChangePassword};
 use crate::components::{guard::guard, nav::TenantNav};
+use crate::pages::not_found::NotFoundCard;
 use crate::site::{Site, WithSite};
 
 /// `/profile`: who you are here, and your password.
@@ -23,7 +24,7 @@ pub fn ProfilePage() -> impl IntoView {
     };
     view! {
         <WithSite view=move |site| {
-            let Site::Tenant { name, .. } = site else { return ().into_any() };
+            let Site::Tenant { name, .. } = site else { return view! { <NotFoundCard/> }.into_any() };
             view! {
                 <Suspense>
                     {move || {

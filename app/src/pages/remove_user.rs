@@ -5,6 +5,8 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::company::{list_users, RemoveUser};
 use crate::components::guard::guard;
+use crate::pages::not_found::NotFoundCard;
+use crate::site::{Site, WithSite};
 
 /// The question, the user it is about, and the two ways out.
 #[component]
@@ -21,6 +23,11 @@ pub fn RemoveUserPage() -> impl IntoView {
             .map(|e| e.to_string())
     };
     view! {
+        <WithSite view=move |site| {
+            if !matches!(site, Site::Tenant { .. }) {
+                return view! { <NotFoundCard/> }.into_any();
+            }
+            view! {
         <Title text="Remove a user"/>
         <Suspense>
             {move || Suspend::new(async move {
@@ -57,5 +64,8 @@ pub fn RemoveUserPage() -> impl IntoView {
                 })
             })}
         </Suspense>
+            }
+            .into_any()
+        }/>
     }
 }

@@ -7,6 +7,8 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::company::{load_dashboard, RenameCompany};
 use crate::components::{guard::guard, nav::TenantNav};
+use crate::pages::not_found::NotFoundCard;
+use crate::site::{Site, WithSite};
 
 /// `/settings`, admins: the company's details and its display name.
 #[component]
@@ -23,6 +25,11 @@ pub fn SettingsPage() -> impl IntoView {
             .map(|e| e.to_string())
     };
     view! {
+        <WithSite view=move |site| {
+            if !matches!(site, Site::Tenant { .. }) {
+                return view! { <NotFoundCard/> }.into_any();
+            }
+            view! {
         <Suspense>
             {move || Suspend::new(async move {
                 guard(data.await, "/settings", move |d| {
@@ -58,5 +65,8 @@ pub fn SettingsPage() -> impl IntoView {
                 })
             })}
         </Suspense>
+            }
+            .into_any()
+        }/>
     }
 }

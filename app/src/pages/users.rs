@@ -11,6 +11,7 @@ use crate::api::company::{
 };
 use crate::components::{guard::guard, nav::TenantNav};
 use crate::domain::Role;
+use crate::pages::not_found::NotFoundCard;
 use crate::site::{Site, WithSite};
 
 /// `/users`, admins only: invite people, change roles, disable, remove.
@@ -76,7 +77,7 @@ pub fn UsersPage() -> impl IntoView {
 
     view! {
         <WithSite view=move |site| {
-            let Site::Tenant { name, .. } = site else { return ().into_any() };
+            let Site::Tenant { name, .. } = site else { return view! { <NotFoundCard/> }.into_any() };
             view! {
                 <Title text=format!("Users · {name}")/>
                 <Suspense>
