@@ -18,7 +18,20 @@ use super::{
     users::UsersPage,
     verify::VerifyForm,
 };
+use crate::api::{
+    account::{check_invitation, check_reset_link},
+    signup::check_signup,
+};
 use crate::site::{Site, WithSite};
+use leptos_router::hooks::use_params_map;
+
+/// The `{token}` of the route, for a resource made at route level: made
+/// inside a `WithSite`, it would be made (and fetched) once for each of the
+/// up to three walks of Leptos's `Suspense` on the server.
+fn route_token() -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    let params = use_params_map();
+    move || params.read().get("token").unwrap_or_default()
+}
 
 /// `/`: the landing page on the base domain, the dashboard on a subdomain.
 #[component]
@@ -56,9 +69,10 @@ pub fn FindPage() -> impl IntoView {
 /// `/verify/{token}`, base domain only.
 #[component]
 pub fn VerifyPage() -> impl IntoView {
+    let pending = Resource::new(route_token(), check_signup);
     view! {
-        <WithSite view=|site| match site {
-            Site::Root { origin } => view! { <VerifyForm origin/> }.into_any(),
+        <WithSite view=move |site| match site {
+            Site::Root { origin } => view! { <VerifyForm origin pending/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }
@@ -99,9 +113,10 @@ pub fn ForgotPasswordPage() -> impl IntoView {
 /// `/password/reset/{token}`, company subdomains only.
 #[component]
 pub fn ResetPasswordPage() -> impl IntoView {
+    let live = Resource::new(route_token(), check_reset_link);
     view! {
-        <WithSite view=|site| match site {
-            Site::Tenant { name, .. } => view! { <ResetPasswordForm company=name/> }.into_any(),
+        <WithSite view=move |site| match site {
+            Site::Tenant { name, .. } => view! { <ResetPasswordForm company=name live/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }
@@ -110,9 +125,10 @@ pub fn ResetPasswordPage() -> impl IntoView {
 /// `/invite/{token}`, company subdomains only.
 #[component]
 pub fn InvitePage() -> impl IntoView {
+    let invitee = Resource::new(route_token(), check_invitation);
     view! {
-        <WithSite view=|site| match site {
-            Site::Tenant { name, .. } => view! { <InviteForm company=name/> }.into_any(),
+        <WithSite view=move |site| match site {
+            Site::Tenant { name, .. } => view! { <InviteForm company=name invitee/> }.into_any(),
             _ => view! { <NotFoundCard/> }.into_any(),
         }/>
     }

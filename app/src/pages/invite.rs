@@ -3,15 +3,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::account::{check_invitation, AcceptInvitation};
+use crate::api::account::AcceptInvitation;
 
 /// `/invite/{token}`: who is invited, and their new password, twice.
 #[component]
-pub fn InviteForm(company: String) -> impl IntoView {
+pub fn InviteForm(company: String, invitee: Resource<Result<Option<crate::wire::Invitee>, crate::wire::AppError>>) -> impl IntoView {
     let accept = ServerAction::<AcceptInvitation>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
-    let invitee = Resource::new(token, check_invitation);
     let error = move || {
         accept
             .value()

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use crate::components::kept::kept;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::account::{check_reset_link, ForgotPassword, ResetPassword};
+use crate::api::account::{ForgotPassword, ResetPassword};
 
 /// `/password/forgot`: an email in, the same answer out whether or not it
 /// has an account here.
@@ -48,11 +48,10 @@ pub fn ForgotPasswordForm(company: String) -> impl IntoView {
 
 /// `/password/reset/{token}`: the new password, twice.
 #[component]
-pub fn ResetPasswordForm(company: String) -> impl IntoView {
+pub fn ResetPasswordForm(company: String, live: Resource<Result<bool, crate::wire::AppError>>) -> impl IntoView {
     let reset = ServerAction::<ResetPassword>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
-    let live = Resource::new(token, check_reset_link);
     let error = move || {
         reset
             .value()

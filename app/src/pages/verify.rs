@@ -3,18 +3,17 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::signup::{check_signup, VerifySignup};
+use crate::api::signup::VerifySignup;
 use crate::site::Origin;
 
 /// `/verify/{token}`: what will be created, and one button to create it.
 /// A button rather than on opening: mail scanners open links by
 /// themselves, and must not create companies.
 #[component]
-pub fn VerifyForm(origin: Origin) -> impl IntoView {
+pub fn VerifyForm(origin: Origin, pending: Resource<Result<Option<crate::wire::PendingSignup>, crate::wire::AppError>>) -> impl IntoView {
     let verify = ServerAction::<VerifySignup>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
-    let pending = Resource::new(token, check_signup);
     let error = move || {
         verify
             .value()
