@@ -55,13 +55,18 @@ pub async fn current_site() -> Result<Site, AppError> {
     Ok(crate::ssr::context::request_site()?.site())
 }
 
-type SiteResource = Resource<Result<Site, AppError>>;
+pub type SiteResource = Resource<Result<Site, AppError>>;
 
 /// Loads the site once per page load: on the server from context, in the
 /// browser from the serialized SSR data (no extra request).
 pub fn provide_site() {
     let site: SiteResource = Resource::new_blocking(|| (), |_| current_site());
     provide_context(site);
+}
+
+/// The request's site, for a resource that depends on it.
+pub fn use_site() -> SiteResource {
+    expect_context::<SiteResource>()
 }
 
 /// Renders `view` for the request's site. Unknown and paused workspaces get

@@ -2,13 +2,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::company::load_dashboard;
 use crate::components::{guard::guard, nav::TenantNav};
+use crate::wire::{AppError, Dashboard};
 
 /// `/` on a company's subdomain, signed in: the company at a glance.
 #[component]
-pub fn DashboardPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_dashboard());
+pub fn DashboardPage(data: Resource<Result<Dashboard, AppError>>) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

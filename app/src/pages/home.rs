@@ -20,9 +20,11 @@ use super::{
 };
 use crate::api::{
     account::{check_invitation, check_reset_link},
+    company::load_dashboard,
     signup::check_signup,
 };
-use crate::site::{Site, WithSite};
+use crate::site::{use_site, Site, WithSite};
+use crate::wire::AppError;
 use leptos_router::hooks::use_params_map;
 
 /// The `{token}` of the route, for a resource made at route level: made
@@ -36,10 +38,22 @@ fn route_token() -> impl Fn() -> String + Copy + Send + Sync + 'static {
 /// `/`: the landing page on the base domain, the dashboard on a subdomain.
 #[component]
 pub fn HomePage() -> impl IntoView {
+    // Made here, not by the dashboard inside `WithSite` (see `route_token`);
+    // on the base domain it asks nothing of the server.
+    let site = use_site();
+    let dashboard = Resource::new(
+        || (),
+        move |_| async move {
+            match site.await {
+                Ok(Site::Tenant { .. }) => load_dashboard().await,
+                _ => Err(AppError::NotFound),
+            }
+        },
+    );
     view! {
-        <WithSite view=|site| match site {
+        <WithSite view=move |site| match site {
             Site::Root { origin } => view! { <Landing origin/> }.into_any(),
-            _ => view! { <DashboardPage/> }.into_any(),
+            _ => view! { <DashboardPage data=dashboard/> }.into_any(),
         }/>
     }
 }

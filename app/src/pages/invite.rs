@@ -7,7 +7,10 @@ use crate::api::account::AcceptInvitation;
 
 /// `/invite/{token}`: who is invited, and their new password, twice.
 #[component]
-pub fn InviteForm(company: String, invitee: Resource<Result<Option<crate::wire::Invitee>, crate::wire::AppError>>) -> impl IntoView {
+pub fn InviteForm(
+    company: String,
+    invitee: Resource<Result<Option<crate::wire::Invitee>, crate::wire::AppError>>,
+) -> impl IntoView {
     let accept = ServerAction::<AcceptInvitation>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();

@@ -48,7 +48,10 @@ pub fn ForgotPasswordForm(company: String) -> impl IntoView {
 
 /// `/password/reset/{token}`: the new password, twice.
 #[component]
-pub fn ResetPasswordForm(company: String, live: Resource<Result<bool, crate::wire::AppError>>) -> impl IntoView {
+pub fn ResetPasswordForm(
+    company: String,
+    live: Resource<Result<bool, crate::wire::AppError>>,
+) -> impl IntoView {
     let reset = ServerAction::<ResetPassword>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();

@@ -10,7 +10,10 @@ use crate::site::Origin;
 /// A button rather than on opening: mail scanners open links by
 /// themselves, and must not create companies.
 #[component]
-pub fn VerifyForm(origin: Origin, pending: Resource<Result<Option<crate::wire::PendingSignup>, crate::wire::AppError>>) -> impl IntoView {
+pub fn VerifyForm(
+    origin: Origin,
+    pending: Resource<Result<Option<crate::wire::PendingSignup>, crate::wire::AppError>>,
+) -> impl IntoView {
     let verify = ServerAction::<VerifySignup>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
