@@ -77,7 +77,7 @@ where
     F: Fn(Site) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
-    let site = expect_context::<SiteResource>();
+    let site = use_site();
     view! {
         <Suspense>
             {move || {

@@ -169,7 +169,7 @@ async fn open_budget(settings: &Settings, server: &TenantServer) -> Result<u32, 
 
 /// Raises this process's open-file limit to its hard limit (10,000 SQLite
 /// companies open need 10,000 descriptors) and returns the limit now.
-pub fn raise_open_file_limit() -> u64 {
+fn raise_open_file_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
