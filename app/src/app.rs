@@ -17,7 +17,17 @@ use crate::pages::{
 use crate::site::provide_site;
 
 /// The HTML document around [`App`]; rendered on the server only.
+///
+/// Islands mode: the page is plain HTML, and only `#[island]` components
+/// hydrate. The scripts that load them are not here: the server adds
+/// [`island_scripts`] to a page that has an island, so a page without one
+/// ships no JavaScript or WASM.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // What `HydrationScripts islands=true` would do: outside an island,
+    // render no hydration markers and serialize no resources.
+    if let Some(context) = Owner::current_shared_context() {
+        context.set_is_hydrating(false);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -26,8 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HashedStylesheet options=options.clone() id="leptos"/>
-                <HydrationScripts options/>
+                <HashedStylesheet options id="leptos"/>
                 <MetaTags/>
             </head>
             <body>
@@ -35,6 +44,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The `<head>` tags that load and hydrate a page's islands (Leptos's island
+/// script, the JS and WASM preloads), with the page's nonce. Added by the
+/// server to pages that have an island.
+#[cfg(feature = "ssr")]
+pub fn island_scripts(options: LeptosOptions, nonce: leptos::nonce::Nonce) -> String {
+    let owner = Owner::new();
+    owner.with(|| {
+        provide_context(nonce);
+        view! { <HydrationScripts options islands=true/> }.to_html()
+    })
 }
 
 #[component]

@@ -19,4 +19,6 @@ pub mod wire;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
+#[cfg(feature = "ssr")]
+pub use app::island_scripts;
 pub use app::{shell, App};

@@ -4,6 +4,7 @@ import {
   cli,
   createCompany,
   createSuperadmin,
+  hydrated,
   rootUrl,
   signIn,
   tenantUrl,
@@ -228,21 +229,29 @@ test('an admin renames the company and reads it in the activity log', async ({ p
   await expect(page.getByTestId('audit')).toContainText("Renamed the company from 'Old Name' to 'New Name'");
 });
 
-test('removing a user asks first, then removes them', async ({ page }) => {
+test('removing a user asks first, in the row, then removes them', async ({ page }) => {
   const sub = uniqueSubdomain('remove');
   createCompany('Remove Inc', sub);
   cli(['tenant', 'add-user', sub, '--email', `leaver@${sub}.test`, '--password-stdin'], 'leaver password 1\n');
   await signIn(page, sub, `admin@${sub}.test`);
   await page.goto(tenantUrl(sub, '/users'));
+  await hydrated(page);
   const row = page.locator(`tr[data-email="leaver@${sub}.test"]`);
+  // The island asks in the row (without it, Remove… leads to a page: nojs.spec.ts).
   await row.getByRole('link', { name: 'Remove…' }).click();
-  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Remove this user?');
+  await expect(row.getByTestId('remove-confirm')).toContainText(`Remove leaver@${sub}.test?`);
+  await expect(page).toHaveURL(tenantUrl(sub, '/users'));
   // Cancel changes nothing.
-  await page.getByRole('link', { name: 'Cancel' }).click();
+  await row.getByRole('button', { name: 'Cancel' }).click();
+  await expect(row.getByTestId('remove-confirm')).toHaveCount(0);
   await expect(row).toContainText('member');
   await row.getByRole('link', { name: 'Remove…' }).click();
-  await page.getByRole('button', { name: `Remove leaver@${sub}.test` }).click();
+  await row.getByRole('button', { name: `Remove leaver@${sub}.test` }).click();
+  await expect(row).toHaveCount(0);
+  await expect(page.locator(`tr[data-email="admin@${sub}.test"]`)).toBeVisible();
   await expect(page).toHaveURL(tenantUrl(sub, '/users'));
+  // Gone on the server too, not only from the table.
+  await page.reload();
   await expect(page.locator(`tr[data-email="admin@${sub}.test"]`)).toBeVisible();
   await expect(row).toHaveCount(0);
 });

@@ -52,3 +52,8 @@ export async function signIn(page: Page, subdomain: string, email: string, passw
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('me')).toHaveText(email);
 }
+
+/** Waits until the page's islands are live (the WASM marks `<html data-hydrated>`). */
+export async function hydrated(page: Page): Promise<void> {
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+}

@@ -2,7 +2,7 @@
 // clicked before the WASM has arrived. Every post must end on a page that
 // shows its outcome, never on a JSON body.
 import { test, expect, type Page } from '@playwright/test';
-import { createCompany, createSuperadmin, PASSWORD, rootUrl, tenantUrl, uniqueSubdomain } from './helpers';
+import { createCompany, createSuperadmin, hydrated, PASSWORD, rootUrl, tenantUrl, uniqueSubdomain } from './helpers';
 import { linkPath, waitForMail } from './mail';
 
 async function expectNoJson(page: Page): Promise<void> {
@@ -166,19 +166,30 @@ test.describe('with JavaScript disabled', () => {
   });
 });
 
-test('a click before the WASM has arrived still ends on the page, with its outcome', async ({ page }) => {
+test('a click before the WASM has arrived still ends on the page, with its outcome, which hydration keeps', async ({ page }) => {
   const sub = uniqueSubdomain('early');
   createCompany('Early Inc', sub);
+  await signInPlain(page, sub);
+  await expect(page.getByTestId('me')).toHaveText(`admin@${sub}.test`);
   // Hold the WASM back until the form has been submitted.
   let release!: () => void;
   const clicked = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
   await page.route('**/pkg/*.wasm', async (route) => {
+    held += 1;
     await clicked;
     await route.continue();
   });
-  await signInPlain(page, sub, 'wrong password!');
+  await page.goto(tenantUrl(sub, '/users'));
+  const row = page.locator(`tr[data-email="admin@${sub}.test"]`);
+  await row.getByRole('button', { name: 'Make member' }).click();
   await page.waitForURL(/__err=/, { waitUntil: 'commit' });
+  expect(held, 'the users page asked for its WASM before the click').toBeGreaterThan(0);
   release();
   await expectNoJson(page);
-  await expect(page.getByTestId('login-error')).toHaveText('Wrong email or password.');
+  await expect(page.getByTestId('users-error')).toHaveText('The company needs at least one active admin.');
+  // Once the island is live it still shows what the server rendered.
+  await hydrated(page);
+  await expect(page.getByTestId('users-error')).toHaveText('The company needs at least one active admin.');
+  await expect(row).toContainText('admin');
 });

@@ -107,9 +107,11 @@ pub async fn set_user_role(id: String, role: String) -> Result<UserRow, AppError
 
     let admin = require_admin().await?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
-    users::set_role(admin.db.conn(), &admin.email, user_id(&id)?, role)
+    let changed = users::set_role(admin.db.conn(), &admin.email, user_id(&id)?, role)
         .await
-        .map_err(user_error)
+        .map_err(user_error)?;
+    back_to_users("");
+    Ok(changed)
 }
 
 #[server(endpoint = "set_user_disabled")]
@@ -121,6 +123,7 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, Ap
         .await
         .map_err(user_error)?;
     sync_members(&admin.tenant, admin.db.conn()).await;
+    back_to_users("");
     Ok(changed)
 }
 
@@ -133,8 +136,8 @@ pub async fn remove_user(id: String) -> Result<(), AppError> {
         .await
         .map_err(user_error)?;
     sync_members(&admin.tenant, admin.db.conn()).await;
-    // From its confirmation page, back to the list.
-    leptos_axum::redirect("/users");
+    // From its confirmation page too, back to the list.
+    back_to_users("");
     Ok(())
 }
 
@@ -166,7 +169,7 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
     let site = LinkSite::of(&admin.tenant);
-    invitations::invite(
+    let invited = invitations::invite(
         admin.db.conn(),
         &admin.email,
         &email,
@@ -175,7 +178,9 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
         &services()?.mailer,
     )
     .await
-    .map_err(invite_error)
+    .map_err(invite_error)?;
+    back_to_users("?invited=1");
+    Ok(invited)
 }
 
 /// Invitations not yet accepted (admins).
@@ -202,7 +207,7 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
 
     let admin = require_admin().await?;
     let site = LinkSite::of(&admin.tenant);
-    invitations::resend(
+    let resent = invitations::resend(
         admin.db.conn(),
         &admin.email,
         user_id(&id)?,
@@ -210,7 +215,9 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
         &services()?.mailer,
     )
     .await
-    .map_err(invite_error)
+    .map_err(invite_error)?;
+    back_to_users("");
+    Ok(resent)
 }
 
 /// Withdraws an invitation (admins).
@@ -221,7 +228,18 @@ pub async fn revoke_invitation(id: String) -> Result<(), AppError> {
     let admin = require_admin().await?;
     invitations::revoke(admin.db.conn(), &admin.email, user_id(&id)?)
         .await
-        .map_err(invite_error)
+        .map_err(invite_error)?;
+    back_to_users("");
+    Ok(())
+}
+
+/// A plain form post from the users page that succeeded goes back to a
+/// clean `/users` (`query`: what it says there, such as `?invited=1`), not
+/// to its Referer, which may carry an earlier outcome. A call from script
+/// (the page's island) only gets a header it ignores.
+#[cfg(feature = "ssr")]
+fn back_to_users(query: &str) {
+    leptos_axum::redirect(&format!("/users{query}"));
 }
 
 /// Entries per page of the audit log.

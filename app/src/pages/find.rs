@@ -32,7 +32,7 @@ pub fn FindForm() -> impl IntoView {
                         <label for="find-email">"Your email"</label>
                         <input id="find-email" name="email" type="email" required autocomplete="email" value=kept("email", "")/>
                         <p class="form-error" role="alert" data-testid="find-error">{error}</p>
-                        <button type="submit" disabled=move || find.pending().get()>"Email me my companies"</button>
+                        <button type="submit">"Email me my companies"</button>
                     </ActionForm>
                 }
             >

@@ -41,7 +41,7 @@ pub fn InviteForm(
                                 <label for="confirm">"Password again"</label>
                                 <input id="confirm" name="confirm" type="password" required autocomplete="new-password"/>
                                 <p class="form-error" role="alert" data-testid="invite-error">{error}</p>
-                                <button type="submit" disabled=move || accept.pending().get()>"Join and sign in"</button>
+                                <button type="submit">"Join and sign in"</button>
                             </ActionForm>
                         }
                         .into_any(),

@@ -1,5 +1,5 @@
 //! `/login` on a company's site: the sign-in form.
-use leptos::{html, prelude::*};
+use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::kept::kept;
@@ -14,7 +14,6 @@ pub fn LoginForm(company: String) -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_else(|| "/".into());
     let expired = move || query.read().get("handoff").is_some();
-    let password = NodeRef::<html::Input>::new();
     let error = move || {
         login
             .value()
@@ -22,13 +21,6 @@ pub fn LoginForm(company: String) -> impl IntoView {
             .and_then(|r| r.err())
             .map(|e| e.to_string())
     };
-    Effect::new(move |_| {
-        if error().is_some() {
-            if let Some(input) = password.get() {
-                input.set_value("");
-            }
-        }
-    });
 
     view! {
         <Title text=format!("Sign in · {company}")/>
@@ -42,9 +34,9 @@ pub fn LoginForm(company: String) -> impl IntoView {
                 <label for="email">"Email"</label>
                 <input id="email" name="email" type="email" required autocomplete="username" value=kept("email", "")/>
                 <label for="password">"Password"</label>
-                <input id="password" name="password" type="password" required autocomplete="current-password" node_ref=password/>
+                <input id="password" name="password" type="password" required autocomplete="current-password"/>
                 <p class="form-error" role="alert" data-testid="login-error">{error}</p>
-                <button type="submit" disabled=move || login.pending().get()>"Sign in"</button>
+                <button type="submit">"Sign in"</button>
             </ActionForm>
             <p><a href="/password/forgot">"Forgot your password?"</a></p>
         </section>

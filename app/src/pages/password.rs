@@ -33,7 +33,7 @@ pub fn ForgotPasswordForm(company: String) -> impl IntoView {
                         <label for="email">"Email"</label>
                         <input id="email" name="email" type="email" required autocomplete="username" value=kept("email", "")/>
                         <p class="form-error" role="alert" data-testid="forgot-error">{error}</p>
-                        <button type="submit" disabled=move || forgot.pending().get()>"Send me a link"</button>
+                        <button type="submit">"Send me a link"</button>
                     </ActionForm>
                 }
             >
@@ -77,7 +77,7 @@ pub fn ResetPasswordForm(
                                 <label for="confirm">"New password again"</label>
                                 <input id="confirm" name="confirm" type="password" required autocomplete="new-password"/>
                                 <p class="form-error" role="alert" data-testid="reset-error">{error}</p>
-                                <button type="submit" disabled=move || reset.pending().get()>"Set password and sign in"</button>
+                                <button type="submit">"Set password and sign in"</button>
                             </ActionForm>
                         }
                         .into_any(),

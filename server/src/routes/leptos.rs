@@ -1,14 +1,14 @@
 //! The Leptos handlers: pages and server functions, each given the request's site and the services as context.
 use ::leptos::{nonce::Nonce, prelude::provide_context};
 use app::{
-    shell,
+    island_scripts, shell,
     ssr::{context::ClientIp, secrets::random_hex, services::Services, tenancy::RequestSite},
     wire::AppError,
 };
 use axum::{
     extract::{Request, State},
     http::{
-        header::{ACCEPT, CONTENT_SECURITY_POLICY, LOCATION},
+        header::{ACCEPT, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, LOCATION},
         HeaderValue, StatusCode,
     },
     response::{IntoResponse, Response},
@@ -31,17 +31,56 @@ pub async fn render_page(
     let nonce = random_hex(16);
     let policy = HeaderValue::from_str(&page_policy(&nonce)).expect("hex is a valid header");
     let handler = leptos_axum::render_app_async_with_context(
-        move || {
-            provide(&site, client, &services);
-            provide_context(Nonce::from_value(nonce.clone()));
+        {
+            let nonce = nonce.clone();
+            move || {
+                provide(&site, client, &services);
+                provide_context(Nonce::from_value(nonce.clone()));
+            }
         },
         move || shell(options.clone()),
     );
-    let mut response = handler(req).await.into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_SECURITY_POLICY, policy);
-    response
+    let response = handler(req).await.into_response();
+    let (mut parts, body) = response.into_parts();
+    // Rendered asynchronously, the page is already whole in memory.
+    let Ok(html) = axum::body::to_bytes(body, PAGE_LIMIT).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let html = with_island_scripts(html, || {
+        island_scripts(state.leptos_options.clone(), Nonce::from_value(nonce))
+    });
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(CONTENT_SECURITY_POLICY, policy);
+    Response::from_parts(parts, axum::body::Body::from(html))
+}
+
+/// The most a rendered page may hold (the largest is a few tens of KB).
+const PAGE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// `html` with the island scripts before its `</head>` if it has an island
+/// (`<leptos-island`, which page text cannot contain: text is escaped), or
+/// unchanged: a page without islands loads no JavaScript or WASM.
+fn with_island_scripts(
+    html: axum::body::Bytes,
+    scripts: impl FnOnce() -> String,
+) -> axum::body::Bytes {
+    let has_island = find_bytes(&html, b"<leptos-island").is_some();
+    let head_end = find_bytes(&html, b"</head>");
+    match (has_island, head_end) {
+        (true, Some(at)) => {
+            let scripts = scripts();
+            let mut out = Vec::with_capacity(html.len() + scripts.len());
+            out.extend_from_slice(&html[..at]);
+            out.extend_from_slice(scripts.as_bytes());
+            out.extend_from_slice(&html[at..]);
+            out.into()
+        }
+        _ => html,
+    }
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `/api/{fn}`: a Leptos server function this site serves, with the same
