@@ -22,11 +22,16 @@ async function measure(context: BrowserContext, name: string, url: string): Prom
   const kinds = new Map<string, string>();
   let html = 0;
   let code = 0;
-  cdp.on('Network.responseReceived', (e) => kinds.set(e.requestId, e.type));
+  // The page itself, and the app's JS and WASM (`/pkg/*.js`, `/pkg/*.wasm`; not CSS, not the icon).
+  cdp.on('Network.responseReceived', (e) => {
+    const path = new URL(e.response.url).pathname;
+    if (e.type === 'Document') kinds.set(e.requestId, 'html');
+    else if (path.startsWith('/pkg/') && /\.(js|wasm)$/.test(path)) kinds.set(e.requestId, 'code');
+  });
   cdp.on('Network.loadingFinished', (e) => {
     const kind = kinds.get(e.requestId);
-    if (kind === 'Document') html += e.encodedDataLength;
-    else if (kind === 'Script' || kind === 'Fetch' || kind === 'Other') code += e.encodedDataLength;
+    if (kind === 'html') html += e.encodedDataLength;
+    else if (kind === 'code') code += e.encodedDataLength;
   });
   await page.addInitScript(() => {
     const w = window as unknown as { __hydratedAt?: number };

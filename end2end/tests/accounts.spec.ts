@@ -236,6 +236,8 @@ test('removing a user asks first, in the row, then removes them', async ({ page 
   await signIn(page, sub, `admin@${sub}.test`);
   await page.goto(tenantUrl(sub, '/users'));
   await hydrated(page);
+  // Marks this page: a page load would lose it.
+  await page.evaluate(() => ((window as unknown as { samePage: boolean }).samePage = true));
   const row = page.locator(`tr[data-email="leaver@${sub}.test"]`);
   // The island asks in the row (without it, Remove… leads to a page: nojs.spec.ts).
   await row.getByRole('link', { name: 'Remove…' }).click();
@@ -250,6 +252,8 @@ test('removing a user asks first, in the row, then removes them', async ({ page 
   await expect(row).toHaveCount(0);
   await expect(page.locator(`tr[data-email="admin@${sub}.test"]`)).toBeVisible();
   await expect(page).toHaveURL(tenantUrl(sub, '/users'));
+  // All of it in place, on the same page.
+  expect(await page.evaluate(() => (window as unknown as { samePage?: boolean }).samePage)).toBe(true);
   // Gone on the server too, not only from the table.
   await page.reload();
   await expect(page.locator(`tr[data-email="admin@${sub}.test"]`)).toBeVisible();

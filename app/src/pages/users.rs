@@ -1,5 +1,6 @@
 //! `/users` on a company's site (admins): invite people, change roles, disable, remove.
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use leptos_router::hooks::use_query_map;
@@ -132,6 +133,10 @@ pub fn UsersBoard(
     };
     // A user added: the form starts over for the next one.
     let add_form = NodeRef::<leptos::html::Form>::new();
+    let (new_email, new_role) = (
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Select>::new(),
+    );
     Effect::new(move |_| {
         if matches!(add.value().get(), Some(Ok(_))) {
             if let Some(form) = add_form.get() {
@@ -149,8 +154,14 @@ pub fn UsersBoard(
                 <tbody>
                     {move || users.get().into_iter().map(|u| {
                         let other = if u.role == Role::Admin { Role::Member } else { Role::Admin };
-                        // Each form's children own their copy.
-                        let (id_role, id_disable, id_remove) = (u.id.clone(), u.id.clone(), u.id.clone());
+                        let on_role = submit_with(role, {
+                            let id = u.id.clone();
+                            move || SetUserRole { id: id.clone(), role: other.as_str().to_owned() }
+                        });
+                        let on_disable = submit_with(disable, {
+                            let (id, disabled) = (u.id.clone(), !u.disabled);
+                            move || SetUserDisabled { id: id.clone(), disabled }
+                        });
                         let email = u.email.clone();
                         let asking = {
                             let id = u.id.clone();
@@ -169,19 +180,19 @@ pub fn UsersBoard(
                                 <td>{u.role.as_str()}</td>
                                 <td>{if u.disabled { "disabled" } else { "active" }}</td>
                                 <td class="actions">
-                                    <ActionForm action=role>
-                                        <input type="hidden" name="id" value=id_role/>
+                                    <form method="post" action=SetUserRole::url() on:submit=on_role>
+                                        <input type="hidden" name="id" value=u.id.clone()/>
                                         <input type="hidden" name="role" value=other.as_str()/>
                                         <button type="submit" class="small">{format!("Make {}", other.as_str())}</button>
-                                    </ActionForm>
-                                    <ActionForm action=disable>
-                                        <input type="hidden" name="id" value=id_disable/>
+                                    </form>
+                                    <form method="post" action=SetUserDisabled::url() on:submit=on_disable>
+                                        <input type="hidden" name="id" value=u.id.clone()/>
                                         <input type="hidden" name="disabled" value=(!u.disabled).to_string()/>
                                         <button type="submit" class="small">{if u.disabled { "Enable" } else { "Disable" }}</button>
-                                    </ActionForm>
+                                    </form>
                                     <a class="button small danger" href=format!("/users/remove/{}", u.id) on:click=ask class:hidden=asking.clone()>"Remove…"</a>
                                     <Show when=asking>
-                                        <RemoveConfirm id=id_remove.clone() email=email.clone() remove confirming/>
+                                        <RemoveConfirm id=u.id.clone() email=email.clone() remove confirming/>
                                     </Show>
                                 </td>
                             </tr>
@@ -193,11 +204,14 @@ pub fn UsersBoard(
         <section class="card">
             <h2>"Invite someone"</h2>
             <p class="muted">"They get an email with a link to choose their password; it works once, for 7 days."</p>
-            <ActionForm action=add node_ref=add_form>
+            <form method="post" action=InviteUser::url() node_ref=add_form on:submit=submit_with(add, move || InviteUser {
+                email: new_email.get().map(|input| input.value()).unwrap_or_default(),
+                role: new_role.get().map(|select| select.value()).unwrap_or_default(),
+            })>
                 <label for="new-email">"Email"</label>
-                <input id="new-email" name="email" type="email" required value=kept_email/>
+                <input id="new-email" name="email" type="email" required value=kept_email node_ref=new_email/>
                 <label for="new-role">"Role"</label>
-                <select id="new-role" name="role">
+                <select id="new-role" name="role" node_ref=new_role>
                     <option value="member" selected>"Member"</option>
                     <option value="admin">"Admin"</option>
                 </select>
@@ -206,7 +220,7 @@ pub fn UsersBoard(
                     <p class="notice" role="status">"Invitation sent."</p>
                 </Show>
                 <button type="submit">"Send invitation"</button>
-            </ActionForm>
+            </form>
             {move || {
                 let pending = invitations.get();
                 (!pending.is_empty()).then(|| view! {
@@ -215,21 +229,28 @@ pub fn UsersBoard(
                         <thead><tr><th>"Email"</th><th>"Role"</th><th>"Link good until"</th><th>"Actions"</th></tr></thead>
                         <tbody>
                             {pending.into_iter().map(|i| {
-                                let (id_resend, id_revoke) = (i.id.clone(), i.id.clone());
+                                let on_resend = submit_with(resend, {
+                                    let id = i.id.clone();
+                                    move || ResendInvitation { id: id.clone() }
+                                });
+                                let on_revoke = submit_with(revoke, {
+                                    let id = i.id.clone();
+                                    move || RevokeInvitation { id: id.clone() }
+                                });
                                 view! {
                                 <tr data-invited=i.email.clone()>
                                     <td>{i.email.clone()}</td>
                                     <td>{i.role.as_str()}</td>
                                     <td class="nowrap">{i.expires.clone()}</td>
                                     <td class="actions">
-                                        <ActionForm action=resend>
-                                            <input type="hidden" name="id" value=id_resend/>
+                                        <form method="post" action=ResendInvitation::url() on:submit=on_resend>
+                                            <input type="hidden" name="id" value=i.id.clone()/>
                                             <button type="submit" class="small">"Resend"</button>
-                                        </ActionForm>
-                                        <ActionForm action=revoke>
-                                            <input type="hidden" name="id" value=id_revoke/>
+                                        </form>
+                                        <form method="post" action=RevokeInvitation::url() on:submit=on_revoke>
+                                            <input type="hidden" name="id" value=i.id.clone()/>
                                             <button type="submit" class="small danger">"Revoke"</button>
-                                        </ActionForm>
+                                        </form>
                                     </td>
                                 </tr>
                                 }
@@ -250,12 +271,37 @@ fn RemoveConfirm(
     remove: ServerAction<RemoveUser>,
     confirming: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    let on_remove = submit_with(remove, {
+        let id = id.clone();
+        move || RemoveUser { id: id.clone() }
+    });
     view! {
-        <ActionForm action=remove attr:class="confirm" attr:data-testid="remove-confirm">
+        <form method="post" action=RemoveUser::url() class="confirm" data-testid="remove-confirm" on:submit=on_remove>
             <input type="hidden" name="id" value=id/>
             <span>"Remove "<strong>{email.clone()}</strong>"?"</span>
             <button type="submit" class="small danger">{format!("Remove {email}")}</button>
             <button type="button" class="small" on:click=move |_| confirming.set(None)>"Cancel"</button>
-        </ActionForm>
+        </form>
+    }
+}
+
+/// A form's submit handler once hydrated: sends `action` with `input()`
+/// instead of posting the page. Before hydration (and without JavaScript)
+/// the form posts itself, from its hidden fields, to the same function.
+/// (Not `ActionForm`: it reads the fields back with a query-string parser,
+/// and follows the function's redirect with a page load; this way the
+/// island is about a third smaller and stays on the page.)
+fn submit_with<S>(
+    action: ServerAction<S>,
+    input: impl Fn() -> S + 'static,
+) -> impl FnMut(leptos::ev::SubmitEvent) + 'static
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    move |ev| {
+        ev.prevent_default();
+        action.dispatch(input());
     }
 }

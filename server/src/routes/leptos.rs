@@ -180,7 +180,24 @@ fn keep_in(location: &str, typed: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_in, kept_fields};
+    use super::{keep_in, kept_fields, with_island_scripts};
+
+    #[test]
+    fn only_a_page_with_an_island_gets_the_island_scripts() {
+        let scripts = || "<script>islands</script>".to_owned();
+        let with = with_island_scripts(
+            "<html><head><title>t</title></head><body><leptos-island data-component=\"X\">x</leptos-island></body></html>".into(),
+            scripts,
+        );
+        assert_eq!(
+            &with[..],
+            b"<html><head><title>t</title><script>islands</script></head><body><leptos-island data-component=\"X\">x</leptos-island></body></html>"
+        );
+        // Text is escaped, so a page can only mention an island, not hold one.
+        let plain = "<html><head></head><body><p>&lt;leptos-island</p></body></html>";
+        let without = with_island_scripts(plain.into(), || unreachable!("no island, no scripts"));
+        assert_eq!(&without[..], plain.as_bytes());
+    }
 
     #[test]
     fn refused_forms_get_back_what_was_typed_but_never_secrets() {
