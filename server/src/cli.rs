@@ -2,6 +2,7 @@
 use std::{io::IsTerminal, process::ExitCode};
 
 use sea_orm::ActiveEnum;
+use secrecy::SecretString;
 
 use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
@@ -55,6 +56,37 @@ pub enum Command {
     /// The key that encrypts stored database credentials.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// The PostgreSQL servers new companies are placed on.
+    #[command(subcommand)]
+    Dbserver(DbserverCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbserverCommand {
+    /// Add a server: new companies go to the active server with the most
+    /// free capacity.
+    Add {
+        /// 1–63 of a-z, 0-9 and '-'; `default` is ENCLAVE_TENANT_DB_URL's.
+        #[arg(long)]
+        name: String,
+        /// Read the administrator's URL (CREATEDB and CREATEROLE) from the
+        /// first line of standard input; it is stored encrypted.
+        #[arg(long, required = true)]
+        admin_url_stdin: bool,
+        /// How many companies it should hold [default: no limit].
+        #[arg(long)]
+        capacity: Option<u32>,
+    },
+    /// List the servers: companies, capacity, state.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Place no new company on a server (its companies stay).
+    Drain { name: String },
+    /// Forget a server that holds no company.
+    Remove { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +234,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
             Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,
+            Command::Dbserver(cmd) => dbserver(cli.settings, cmd).await,
         }
     });
     match result {
@@ -216,6 +249,55 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> CliResult {
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn dbserver(settings: Settings, cmd: DbserverCommand) -> CliResult {
+    let admin_url = match &cmd {
+        DbserverCommand::Add { .. } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Some(SecretString::from(line.trim().to_owned()))
+        }
+        _ => None,
+    };
+    let services = build_services(&settings).await?;
+    let fleet = services.provisioner.fleet();
+    match cmd {
+        DbserverCommand::Add { name, capacity, .. } => {
+            let url = admin_url.expect("read above");
+            for warning in fleet.add(&name, &url, capacity).await? {
+                eprintln!("warning: {warning}");
+            }
+            println!("added {name}");
+        }
+        DbserverCommand::List { json } => {
+            let servers = fleet.list().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&servers)?);
+            } else {
+                println!(
+                    "{:<20} {:<28} {:>9} {:>9} state",
+                    "name", "address", "companies", "capacity"
+                );
+                for s in &servers {
+                    let capacity = s.capacity.map_or("-".to_owned(), |c| c.to_string());
+                    println!(
+                        "{:<20} {:<28} {:>9} {:>9} {}",
+                        s.name, s.address, s.companies, capacity, s.state
+                    );
+                }
+            }
+        }
+        DbserverCommand::Drain { name } => {
+            fleet.drain(&name).await?;
+            println!("{name} takes no new companies");
+        }
+        DbserverCommand::Remove { name } => {
+            fleet.remove(&name).await?;
+            println!("removed {name}");
+        }
+    }
     Ok(())
 }
 
@@ -548,6 +630,10 @@ async fn rotate(settings: Settings) -> CliResult {
     done.resealed += totp.resealed;
     done.current += totp.current;
     done.unreadable += totp.unreadable;
+    let servers = app::ssr::tenancy::fleet::reseal(&services.registry, &cipher).await?;
+    done.resealed += servers.resealed;
+    done.current += servers.current;
+    done.unreadable += servers.unreadable;
     println!(
         "{} resealed, {} already under the current key, {} unreadable",
         done.resealed, done.current, done.unreadable

@@ -221,7 +221,15 @@ impl TestApp {
             if let Ok(tenants) = directory::list(&self.services.registry).await {
                 for t in tenants {
                     self.services.pools.forget(t.id).await;
-                    let _ = self.services.provisioner.server().drop(t.id).await;
+                    if let Ok(server) = self
+                        .services
+                        .provisioner
+                        .fleet()
+                        .server(t.db_server.as_deref())
+                        .await
+                    {
+                        let _ = server.drop(t.id).await;
+                    }
                 }
             }
         };

@@ -7,6 +7,7 @@ mod companies_page;
 mod company_settings;
 mod connections;
 mod find_workspace;
+mod fleet;
 mod helpers;
 mod host_routing;
 mod invitations;

@@ -2,10 +2,11 @@
 //! Behaviour lives in the query modules beside them, not here.
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
-//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`. Tenant databases: `tenant_users`, `audit_log`,
+//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
+pub mod db_servers;
 pub mod handoff_tokens;
 pub mod invitations;
 pub mod login_failures;

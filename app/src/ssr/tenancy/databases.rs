@@ -254,6 +254,30 @@ impl TenantServer {
         Self::Sqlite { dir }
     }
 
+    /// Whether new databases are copied from the template (PostgreSQL).
+    pub fn uses_template(&self) -> bool {
+        matches!(self, Self::Postgres { template, .. } if template.enabled())
+    }
+
+    /// Host and port (no credentials), or `sqlite`: for operators.
+    pub fn address(&self) -> String {
+        match self {
+            Self::Sqlite { .. } => "sqlite".into(),
+            Self::Postgres { admin_url, .. } => format!(
+                "{}:{}",
+                admin_url.host_str().unwrap_or("localhost"),
+                admin_url.port().unwrap_or(5432)
+            ),
+        }
+    }
+
+    /// Closes the administrator's pool (PostgreSQL).
+    pub async fn close(self) {
+        if let Self::Postgres { admin, .. } = self {
+            let _ = admin.close().await;
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres { .. })
     }
@@ -336,11 +360,7 @@ impl TenantServer {
                 Ok(CreatedDatabase {
                     db_name: name,
                     url: SecretString::from(url.to_string()),
-                    server: format!(
-                        "{}:{}",
-                        admin_url.host_str().unwrap_or("localhost"),
-                        admin_url.port().unwrap_or(5432)
-                    ),
+                    server: self.address(),
                     from_template,
                     session,
                     steps,

@@ -34,6 +34,9 @@ pub enum LifecycleError {
     #[error("the company's database server")]
     Server(#[from] TenantServerError),
     /// 500
+    #[error("the company's database server")]
+    Fleet(#[from] super::fleet::FleetError),
+    /// 500
     #[error("the stored database URL")]
     Cipher(#[from] CipherError),
     /// Tests: the process "died" after this step.
@@ -189,7 +192,12 @@ impl Services {
         self.directory.invalidate(&t.subdomain);
         self.pools.forget(t.id).await;
         self.checkpoint(DeleteStep::Serving)?;
-        self.provisioner.server().drop(t.id).await?;
+        self.provisioner
+            .fleet()
+            .server(t.db_server.as_deref())
+            .await?
+            .drop(t.id)
+            .await?;
         self.checkpoint(DeleteStep::Database)?;
         crate::ssr::entities::member_emails::Entity::delete_many()
             .filter(crate::ssr::entities::member_emails::Column::TenantId.eq(t.id))

@@ -9,12 +9,14 @@
 //!
 //! Outside requests: [`databases`] creates, drops and connects to company
 //! databases (SQLite files or PostgreSQL databases with their own roles),
-//! copying the PostgreSQL [`template`]; [`provisioning`] creates a company as
+//! copying the PostgreSQL [`template`], on the servers of the [`fleet`] (the
+//! first, and those added with `dbserver add`); [`provisioning`] creates a company as
 //! a recorded state machine; [`migrate`] brings every company to the latest
 //! schema; [`lifecycle`] creates, pauses, resumes, deletes and recovers
 //! companies for the pages, the platform API and the CLI.
 pub mod databases;
 pub mod directory;
+pub mod fleet;
 pub mod host;
 pub mod lifecycle;
 pub mod migrate;

@@ -20,6 +20,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::databases::{connect_once, StepTimes, TenantServer, TenantServerError};
+use super::fleet::Fleet;
 use super::migrate::latest_tenant_schema;
 use crate::domain::{CompanyName, Email, Password, Role, Subdomain};
 use crate::ssr::accounts::{passwords, users::audit};
@@ -130,6 +131,8 @@ pub enum StepError {
     Db(#[from] DbErr),
     #[error("creating the company's database")]
     Server(#[from] TenantServerError),
+    #[error("choosing the company's database server")]
+    Placement(#[from] super::fleet::FleetError),
     #[error("password hashing")]
     Hashing(#[from] tokio::task::JoinError),
     #[error("password hashing")]
@@ -141,17 +144,19 @@ pub enum StepError {
 #[derive(Clone)]
 pub struct Provisioner {
     registry: DatabaseConnection,
-    server: TenantServer,
+    fleet: Fleet,
     cipher: Cipher,
     fail_point: Option<FailPoint>,
     metrics: Option<Metrics>,
 }
 
 impl Provisioner {
+    /// `server` is the first of the [`Fleet`]'s servers.
     pub fn new(registry: DatabaseConnection, server: TenantServer, cipher: Cipher) -> Self {
+        let use_template = server.uses_template();
         Self {
+            fleet: Fleet::new(registry.clone(), cipher.clone(), server, use_template),
             registry,
-            server,
             cipher,
             fail_point: None,
             metrics: None,
@@ -169,21 +174,37 @@ impl Provisioner {
         self
     }
 
+    /// The first server (`ENCLAVE_TENANT_DB_URL`, or the SQLite directory).
     pub fn server(&self) -> &TenantServer {
-        &self.server
+        self.fleet.first()
+    }
+
+    /// Every server companies are placed on.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     pub async fn provision(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
         let started = Instant::now();
         let id = Uuid::new_v4();
         let now = Utc::now();
+        // The server is chosen, and recorded, before anything is made on it:
+        // undo and recovery drop what exists there.
+        let (placed, server) = self
+            .fleet
+            .place()
+            .await
+            .map_err(|e| ProvisionError::Failed {
+                step: None,
+                source: e.into(),
+            })?;
         let reserved = tenants::ActiveModel {
             id: Set(id),
             name: Set(new.name.as_str().to_owned()),
             subdomain: Set(new.subdomain.as_str().to_owned()),
             db_name: Set(TenantServer::db_name(id)),
             db_url: Set(None),
-            db_server: Set(None),
+            db_server: Set(Some(placed)),
             status: Set(TenantStatus::Provisioning),
             admin_user_id: Set(None),
             schema_version: Set(None),
@@ -219,7 +240,7 @@ impl Provisioner {
             .await;
 
         let mut done = None;
-        let result = self.build(id, &new, &mut done).await;
+        let result = self.build(id, &new, &server, &mut done).await;
         let elapsed = started.elapsed().as_millis() as i64;
         match result {
             Ok((model, from_template)) => {
@@ -255,6 +276,7 @@ impl Provisioner {
         &self,
         id: Uuid,
         new: &NewTenant,
+        server: &TenantServer,
         done: &mut Option<Step>,
     ) -> Result<(tenants::Model, bool), StepError> {
         let sub = new.subdomain.as_str();
@@ -266,13 +288,12 @@ impl Provisioner {
             AdminPassword::Plain(p) => tokio::spawn(passwords::hash_blocking(p)),
             AdminPassword::Hashed(h) => tokio::spawn(async move { Ok(h) }),
         };
-        let mut created = self.server.create(id).await?;
+        let mut created = server.create(id).await?;
         let mut steps = std::mem::take(&mut created.steps);
         let registry = Instant::now();
         tenants::ActiveModel {
             id: Set(id),
             db_url: Set(Some(self.cipher.encrypt(id, &created.url))),
-            db_server: Set(Some(created.server.clone())),
             updated_at: Set(Utc::now()),
             ..Default::default()
         }
@@ -381,8 +402,12 @@ impl Provisioner {
 
     /// Drops whatever exists of tenant `id` and frees its subdomain.
     async fn undo(&self, id: Uuid, reason: &str) -> Result<(), StepError> {
-        self.server.drop(id).await?;
         let row = tenants::Entity::find_by_id(id).one(&self.registry).await?;
+        let server = self
+            .fleet
+            .server(row.as_ref().and_then(|r| r.db_server.as_deref()))
+            .await?;
+        server.drop(id).await?;
         tenants::Entity::delete_by_id(id)
             .exec(&self.registry)
             .await?;

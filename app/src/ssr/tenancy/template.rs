@@ -92,6 +92,11 @@ impl Template {
         }
     }
 
+    /// Whether new databases are copied from the template.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Databases this process made by copying the template.
     pub fn copies(&self) -> u64 {
         self.copies.load(std::sync::atomic::Ordering::Relaxed)

@@ -1,0 +1,128 @@
+//! Companies placed across PostgreSQL servers: the machine's (the first,
+//! `default`, from `ENCLAVE_TENANT_DB_URL`) and a cluster of the test's own
+//! (`initdb` on another port, scram for company roles).
+use app::domain::Subdomain;
+use app::ssr::tenancy::fleet::FleetError;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Statement};
+use secrecy::SecretString;
+
+use crate::helpers::{spawn_app, Backend};
+use crate::pg_cluster::{pg16_bin, PgCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companies_go_to_the_server_with_room_and_a_server_drains_and_leaves_empty() {
+    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
+        .await
+        .unwrap();
+    let admin = cluster.admin_url("postgres");
+    let outcome = tokio::spawn(async move { placement(admin).await }).await;
+    let log = cluster.log();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        panic!("{e}\n--- second cluster's log ---\n{log}");
+    }
+}
+
+async fn databases_on(server: &DatabaseConnection) -> Vec<String> {
+    server
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'tenant\\_%'",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "datname").unwrap())
+        .collect()
+}
+
+async fn placement(admin_url: String) {
+    let app = spawn_app(Backend::Postgres).await;
+    let fleet = app.services.provisioner.fleet().clone();
+    let second = Database::connect(&admin_url).await.unwrap();
+    let first = app.create_company("First Inc", "first").await;
+
+    // Bad names and taken names are refused before anything is stored.
+    let url = SecretString::from(admin_url.clone());
+    for (name, want) in [("Bad Name", "BadName"), ("default", "Exists")] {
+        let err = fleet.add(name, &url, None).await.unwrap_err();
+        assert!(format!("{err:?}").starts_with(want), "{name}: {err:?}");
+    }
+    fleet.add("second", &url, None).await.unwrap();
+    assert!(matches!(
+        fleet.add("second", &url, None).await,
+        Err(FleetError::Exists(_))
+    ));
+    // Its administrator URL is stored sealed, never as written.
+    let rows = app::ssr::entities::db_servers::Entity::find()
+        .all(&app.services.registry)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].admin_url.contains("postgres"), "sealed");
+
+    // The new server holds fewer companies: the next one goes there, on
+    // its cluster, and is served from it.
+    let acme = app.create_company("Acme Corp", "acme").await;
+    assert_eq!(acme.db_server.as_deref(), Some("second"));
+    assert_eq!(first.db_server.as_deref(), Some("default"));
+    assert!(databases_on(&second).await.contains(&acme.db_name));
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    assert_eq!(
+        app.get("first.localhost", "/api/health").await.status(),
+        200
+    );
+    let port = admin_url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let list = fleet.list().await.unwrap();
+    let counts: Vec<_> = list
+        .iter()
+        .map(|s| (s.name.as_str(), s.companies, s.state))
+        .collect();
+    assert_eq!(
+        counts,
+        [("default", 1, "active"), ("second", 1, "active")],
+        "{list:?}"
+    );
+    assert_eq!(list[1].address, format!("127.0.0.1:{port}"));
+
+    // Equal: the first listed. Then draining keeps the second's company
+    // but sends every new one elsewhere.
+    let beta = app.create_company("Beta", "beta").await;
+    assert_eq!(beta.db_server.as_deref(), Some("default"));
+    fleet.drain("second").await.unwrap();
+    let gamma = app.create_company("Gamma", "gamma").await;
+    assert_eq!(gamma.db_server.as_deref(), Some("default"));
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+
+    // Only an empty server leaves; deleting its company drops the database
+    // there. The first server is not this command's to change.
+    assert!(matches!(
+        fleet.remove("second").await,
+        Err(FleetError::NotEmpty { companies: 1, .. })
+    ));
+    assert!(matches!(
+        fleet.drain("default").await,
+        Err(FleetError::FirstServer)
+    ));
+    app.services
+        .delete_tenant(&Subdomain::parse("acme").unwrap())
+        .await
+        .unwrap();
+    assert!(!databases_on(&second).await.contains(&acme.db_name));
+    fleet.remove("second").await.unwrap();
+    assert_eq!(fleet.list().await.unwrap().len(), 1);
+    assert!(matches!(
+        fleet.remove("second").await,
+        Err(FleetError::NoSuchServer(_))
+    ));
+    second.close().await.ok();
+    app.teardown().await;
+}
