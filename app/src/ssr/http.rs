@@ -10,10 +10,33 @@ pub fn reject(err: AppError) -> AppError {
 
 /// An unexpected failure: the cause, with its whole chain, goes to the log;
 /// the person sees an opaque message.
+///
+/// A database that cannot be reached (its server down or refusing) is not
+/// a bug but an outage: 503, so the person is told to try again.
 pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> AppError {
     let cause = cause.into();
+    if unreachable_database(&*cause) {
+        tracing::warn!(error = %error_chain(&*cause), "database unreachable");
+        return reject(AppError::Unavailable);
+    }
     tracing::error!(error = %error_chain(&*cause), "request failed");
     reject(AppError::Internal)
+}
+
+/// Whether `err`, or a cause of it, is a connection that could not be made
+/// or had.
+fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if matches!(
+            e.downcast_ref::<sea_orm::DbErr>(),
+            Some(sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_))
+        ) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// `err` and each of its causes, joined by `: `, for logs and records.

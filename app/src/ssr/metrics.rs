@@ -12,6 +12,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::tenancy::fleet::ServerHealth;
 use super::tenancy::pools::{PoolCounters, PoolStats};
 
 type Labels = Vec<(&'static str, String)>;
@@ -33,6 +34,8 @@ pub struct Metrics {
     busy_budget: Gauge,
     pool_counters: PoolCounters,
     provisioning_steps: Family<Labels, Histogram>,
+    db_server_up: Family<Labels, Gauge>,
+    db_server_companies: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -126,7 +129,21 @@ impl Default for Metrics {
             "tenant_connections_busy_budget",
             "Tenant connections that may serve requests at once (the busy budget)",
         );
+        let db_server_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "db_server_up",
+            "Whether each database server answered its administrator within 2 s (1) or not (0)",
+            db_server_up.clone(),
+        );
+        let db_server_companies = Family::<Labels, Gauge>::default();
+        registry.register(
+            "db_server_companies",
+            "Companies placed on each database server",
+            db_server_companies.clone(),
+        );
         Self {
+            db_server_up,
+            db_server_companies,
             registry: Arc::new(registry),
             requests,
             provisioning_seconds,
@@ -188,8 +205,18 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the pool gauges read now.
-    pub fn render(&self, pools: &PoolStats) -> String {
+    /// The text exposition, with the pool gauges read now and the database
+    /// servers as `servers` found them.
+    pub fn render(&self, pools: &PoolStats, servers: &[ServerHealth]) -> String {
+        for s in servers {
+            let server = vec![("server", s.name.clone())];
+            self.db_server_up
+                .get_or_create(&server)
+                .set(i64::from(s.up));
+            self.db_server_companies
+                .get_or_create(&server)
+                .set(s.companies as i64);
+        }
         self.pools_open.set(pools.cached_pools as i64);
         self.connections_open.set(pools.open_connections as i64);
         self.connections_in_use.set(pools.connections_in_use as i64);

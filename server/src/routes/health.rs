@@ -14,10 +14,31 @@ use super::platform_api::ApiError;
 use crate::site::ClientIp;
 use crate::startup::AppState;
 
-/// `GET /healthz` (base domain): 200 when the registry answers.
+/// `GET /healthz` (base domain): 200 when the registry answers, with
+/// whether each database server answers (a server down takes only its
+/// companies out, not this instance; how many companies each holds is in
+/// `/metrics`, which is not public).
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.services.registry.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => {
+            let servers = state
+                .services
+                .provisioner
+                .fleet()
+                .health()
+                .await
+                .unwrap_or_default();
+            let servers: Vec<_> = servers
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "status": if s.up { "ok" } else { "unavailable" },
+                    })
+                })
+                .collect();
+            Json(json!({"status": "ok", "servers": servers})).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "registry health check failed");
             (
@@ -88,7 +109,17 @@ pub async fn metrics(
         )
             .into_response();
     }
-    let body = state.services.metrics.render(&state.services.pools.stats());
+    let servers = state
+        .services
+        .provisioner
+        .fleet()
+        .health()
+        .await
+        .unwrap_or_default();
+    let body = state
+        .services
+        .metrics
+        .render(&state.services.pools.stats(), &servers);
     (
         [(
             axum::http::header::CONTENT_TYPE,

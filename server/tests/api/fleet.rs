@@ -93,6 +93,42 @@ async fn placement(admin_url: String) {
     );
     assert_eq!(list[1].address, format!("127.0.0.1:{port}"));
 
+    // `migrate` reaches it there: made to look behind, it is brought to
+    // the latest schema on the second server.
+    {
+        use app::ssr::entities::tenants;
+        use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions, Outcome};
+        use sea_orm::{ActiveModelTrait, Set};
+        tenants::ActiveModel {
+            id: Set(acme.id),
+            schema_version: Set(None),
+            ..Default::default()
+        }
+        .update(&app.services.registry)
+        .await
+        .unwrap();
+        let opts = MigrateOptions {
+            concurrency: 2,
+            only: Some(Subdomain::parse("acme").unwrap()),
+            dry_run: false,
+        };
+        let summary =
+            migrate_tenants::<migration::TenantMigrator>(&app.services, &opts, |_| {}, |_| {})
+                .await
+                .unwrap();
+        assert_eq!(summary.results.len(), 1);
+        assert_eq!(summary.results[0].outcome, Outcome::Current);
+        let row = tenants::Entity::find_by_id(acme.id)
+            .one(&app.services.registry)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.schema_version,
+            Some(app::ssr::tenancy::migrate::latest_tenant_schema())
+        );
+    }
+
     // Equal: the first listed. Then draining keeps the second's company
     // but sends every new one elsewhere.
     let beta = app.create_company("Beta", "beta").await;
@@ -124,5 +160,94 @@ async fn placement(admin_url: String) {
         Err(FleetError::NoSuchServer(_))
     ));
     second.close().await.ok();
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_takes_only_its_companies_out_until_it_returns() {
+    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
+        .await
+        .unwrap();
+    let cluster = std::sync::Arc::new(cluster);
+    let outcome = tokio::spawn(server_down(cluster.clone())).await;
+    let log = cluster.log();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        panic!("{e}\n--- second cluster's log ---\n{log}");
+    }
+}
+
+async fn server_down(cluster: std::sync::Arc<PgCluster>) {
+    use crate::helpers::{call, Jar, ADMIN_PASSWORD};
+    use std::time::{Duration, Instant};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let fleet = app.services.provisioner.fleet().clone();
+    app.create_company("Home", "home").await;
+    let url = SecretString::from(cluster.admin_url("postgres"));
+    fleet.add("second", &url, None).await.unwrap();
+    let away = app.create_company("Away", "away").await;
+    assert_eq!(away.db_server.as_deref(), Some("second"));
+    for host in ["home.localhost", "away.localhost"] {
+        assert_eq!(app.get(host, "/api/health").await.status(), 200, "{host}");
+    }
+
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    // Its companies answer 503 at once, pages' server functions too (a
+    // sign-in needs the company's database), not 500.
+    let started = Instant::now();
+    assert_eq!(app.get("away.localhost", "/api/health").await.status(), 503);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "503 after {took:?}");
+    let (status, body) = call(
+        &app,
+        "away.localhost",
+        &mut Jar::default(),
+        "login",
+        &[("email", "admin@away.test"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    // Companies elsewhere are served as before.
+    for _ in 0..20 {
+        assert_eq!(app.get("home.localhost", "/api/health").await.status(), 200);
+    }
+    let health: serde_json::Value = app.get("localhost", "/healthz").await.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["servers"][0]["status"], "ok", "{health}");
+    assert_eq!(health["servers"][1]["name"], "second", "{health}");
+    assert_eq!(health["servers"][1]["status"], "unavailable", "{health}");
+    let metrics = app.get("localhost", "/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("enclave_db_server_up{server=\"second\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("enclave_db_server_companies{server=\"second\"} 1"),
+        "{metrics}"
+    );
+
+    // Back, and served again without a restart.
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = app.get("away.localhost", "/api/health").await.status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} 10 s after the server came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     app.teardown().await;
 }

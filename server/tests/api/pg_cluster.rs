@@ -12,6 +12,8 @@ pub struct PgCluster {
     bin: PathBuf,
     dir: PathBuf,
     pub port: u16,
+    /// `postgres`'s options (port, socket directory, settings).
+    opts: String,
 }
 
 /// Where the PostgreSQL 16 binaries are; panics with the command that
@@ -122,25 +124,52 @@ impl PgCluster {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections={max_connections} -c fsync=off",
             dir.display()
         );
+        let cluster = PgCluster {
+            bin: bin.to_owned(),
+            dir,
+            port,
+            opts,
+        };
+        cluster.start_again();
+        cluster
+    }
+
+    /// Starts the server (again, after [`PgCluster::stop`]), on the same
+    /// port. Blocking.
+    pub fn start_again(&self) {
+        let data = self.dir.join("data");
         run(
-            bin,
+            &self.bin,
             "pg_ctl",
             &[
                 "-D",
-                data_s,
+                data.to_str().unwrap(),
                 "-o",
-                &opts,
+                &self.opts,
                 "-l",
-                dir.join("log").to_str().unwrap(),
+                self.dir.join("log").to_str().unwrap(),
                 "-w",
                 "start",
             ],
         );
-        PgCluster {
-            bin: bin.to_owned(),
-            dir,
-            port,
-        }
+    }
+
+    /// Stops the server at once, as a crash would (its data stays).
+    /// Blocking.
+    pub fn stop(&self) {
+        let data = self.dir.join("data");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
     }
 
     /// The superuser's URL for one database of this cluster.

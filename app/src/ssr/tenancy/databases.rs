@@ -271,6 +271,15 @@ impl TenantServer {
         }
     }
 
+    /// Whether the server answers its administrator (PostgreSQL), or the
+    /// directory is there (SQLite).
+    pub async fn ping(&self) -> bool {
+        match self {
+            Self::Sqlite { dir } => dir.is_dir(),
+            Self::Postgres { admin, .. } => admin.ping().await.is_ok(),
+        }
+    }
+
     /// Closes the administrator's pool (PostgreSQL).
     pub async fn close(self) {
         if let Self::Postgres { admin, .. } = self {

@@ -34,6 +34,10 @@ pub struct Fleet {
     /// first does (`ENCLAVE_TENANT_TEMPLATE`).
     use_template: bool,
     opened: Arc<tokio::sync::Mutex<HashMap<String, TenantServer>>>,
+    /// The last health check and when it finished: `/healthz` is public, so
+    /// the servers are asked at most once per [`HEALTH_TIMEOUT`], however
+    /// often it is called (callers meanwhile wait for, and share, one check).
+    health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Vec<ServerHealth>)>>>,
 }
 
 /// A server as `dbserver list` shows it.
@@ -47,6 +51,18 @@ pub struct ServerInfo {
     pub capacity: Option<u32>,
     pub state: &'static str,
 }
+
+/// A server as `/healthz` and `/metrics` report it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ServerHealth {
+    pub name: String,
+    pub companies: u64,
+    /// Answered its administrator within [`HEALTH_TIMEOUT`].
+    pub up: bool,
+}
+
+/// How long a health check waits for a server.
+pub const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -62,7 +78,7 @@ pub enum FleetError {
     NotPostgres,
     #[error("the first server is the one ENCLAVE_TENANT_DB_URL names; it cannot be drained or removed here")]
     FirstServer,
-    #[error("'{name}' still holds {companies} companies; move or delete them first")]
+    #[error("'{name}' still holds {companies} {}; move or delete them first", if *.companies == 1 { "company" } else { "companies" })]
     NotEmpty { name: String, companies: u64 },
     #[error("no server can take a new company: every one is draining or full")]
     Full,
@@ -93,6 +109,7 @@ impl Fleet {
             first,
             use_template,
             opened: Arc::default(),
+            health: Arc::default(),
         }
     }
 
@@ -137,6 +154,55 @@ impl Fleet {
         let best = pick(self.list().await?).ok_or(FleetError::Full)?;
         let server = self.server(Some(&best)).await?;
         Ok((best, server))
+    }
+
+    /// Whether each server answers its administrator, all asked at once,
+    /// each given [`HEALTH_TIMEOUT`] (opening its pool included); an answer
+    /// younger than that is given again.
+    pub async fn health(&self) -> Result<Vec<ServerHealth>, FleetError> {
+        let mut last = self.health.lock().await;
+        if let Some((at, health)) = last.as_ref() {
+            if at.elapsed() < HEALTH_TIMEOUT {
+                return Ok(health.clone());
+            }
+        }
+        let health = self.check().await?;
+        *last = Some((std::time::Instant::now(), health.clone()));
+        Ok(health)
+    }
+
+    async fn check(&self) -> Result<Vec<ServerHealth>, FleetError> {
+        let servers = self.list().await?;
+        let mut checks = tokio::task::JoinSet::new();
+        for (at, s) in servers.iter().enumerate() {
+            let (fleet, name) = (self.clone(), s.name.clone());
+            checks.spawn(async move {
+                let up = tokio::time::timeout(HEALTH_TIMEOUT, async {
+                    match fleet.server(Some(&name)).await {
+                        Ok(server) => server.ping().await,
+                        Err(_) => false,
+                    }
+                })
+                .await
+                .unwrap_or(false);
+                (at, up)
+            });
+        }
+        let mut up = vec![false; servers.len()];
+        while let Some(done) = checks.join_next().await {
+            if let Ok((at, answered)) = done {
+                up[at] = answered;
+            }
+        }
+        Ok(servers
+            .into_iter()
+            .zip(up)
+            .map(|(s, up)| ServerHealth {
+                name: s.name,
+                companies: s.companies,
+                up,
+            })
+            .collect())
     }
 
     /// Every server, the first one first, with its companies counted.

@@ -112,6 +112,8 @@ pub enum MigrateError {
     Registry(#[from] DbErr),
     #[error("no company has the subdomain '{0}'")]
     UnknownTenant(String),
+    #[error("cannot list the database servers")]
+    Servers(#[from] super::fleet::FleetError),
 }
 
 /// The name of `M`'s newest migration: what an up-to-date tenant records.
@@ -138,6 +140,8 @@ pub fn tenant_schema_position(name: &str) -> Option<(usize, usize)> {
 
 /// Migrates every active or paused tenant (or `opts.only`) with `M`,
 /// calling `progress` as each finishes. `total` is reported first.
+/// `opts.concurrency` companies at a time on each database server, the
+/// servers in parallel.
 pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     services: &Services,
     opts: &MigrateOptions,
@@ -159,7 +163,15 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     }
     total(tenants.len());
 
-    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let servers: std::collections::HashSet<String> = services
+        .provisioner
+        .fleet()
+        .list()
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let mut per_server: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
     let mut running = JoinSet::new();
     let mut summary = Summary::default();
     for t in tenants {
@@ -174,12 +186,17 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
             summary.results.push(r);
             continue;
         }
-        let (services, permits, dry_run, latest) = (
-            services.clone(),
-            permits.clone(),
-            opts.dry_run,
-            latest.clone(),
-        );
+        // The company's server, as `Fleet::server` reads its row.
+        let server = t
+            .db_server
+            .clone()
+            .filter(|name| servers.contains(name))
+            .unwrap_or_else(|| super::fleet::FIRST.to_owned());
+        let permits = per_server
+            .entry(server)
+            .or_insert_with(|| Arc::new(Semaphore::new(opts.concurrency.max(1))))
+            .clone();
+        let (services, dry_run, latest) = (services.clone(), opts.dry_run, latest.clone());
         running.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let started = Instant::now();
