@@ -21,14 +21,8 @@ use crate::startup::AppState;
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.services.registry.ping().await {
         Ok(()) => {
-            let servers = state
-                .services
-                .provisioner
-                .fleet()
-                .health()
+            let servers: Vec<_> = server_health(&state)
                 .await
-                .unwrap_or_default();
-            let servers: Vec<_> = servers
                 .iter()
                 .map(|s| {
                     json!({
@@ -109,13 +103,7 @@ pub async fn metrics(
         )
             .into_response();
     }
-    let servers = state
-        .services
-        .provisioner
-        .fleet()
-        .health()
-        .await
-        .unwrap_or_default();
+    let servers = server_health(&state).await;
     let body = state
         .services
         .metrics
@@ -128,4 +116,16 @@ pub async fn metrics(
         body,
     )
         .into_response()
+}
+
+/// Whether each database server answers (none listed if the registry
+/// cannot say which there are).
+async fn server_health(state: &AppState) -> Vec<app::ssr::tenancy::fleet::ServerHealth> {
+    state
+        .services
+        .provisioner
+        .fleet()
+        .health()
+        .await
+        .unwrap_or_default()
 }

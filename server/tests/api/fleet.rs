@@ -5,17 +5,23 @@ use app::domain::Subdomain;
 use app::ssr::tenancy::fleet::FleetError;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Statement};
 use secrecy::SecretString;
+use std::sync::Arc;
 
 use crate::helpers::{spawn_app, Backend};
 use crate::pg_cluster::{pg16_bin, PgCluster};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn companies_go_to_the_server_with_room_and_a_server_drains_and_leaves_empty() {
+/// Runs `test` with a second PostgreSQL cluster, stopped and removed
+/// after; a failure shows that cluster's log.
+async fn with_second_cluster<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<PgCluster>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
         .await
         .unwrap();
-    let admin = cluster.admin_url("postgres");
-    let outcome = tokio::spawn(async move { placement(admin).await }).await;
+    let cluster = Arc::new(cluster);
+    let outcome = tokio::spawn(test(cluster.clone())).await;
     let log = cluster.log();
     tokio::task::spawn_blocking(move || drop(cluster))
         .await
@@ -23,6 +29,11 @@ async fn companies_go_to_the_server_with_room_and_a_server_drains_and_leaves_emp
     if let Err(e) = outcome {
         panic!("{e}\n--- second cluster's log ---\n{log}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companies_go_to_the_server_with_room_and_a_server_drains_and_leaves_empty() {
+    with_second_cluster(|cluster| placement(cluster.admin_url("postgres"))).await;
 }
 
 async fn databases_on(server: &DatabaseConnection) -> Vec<String> {
@@ -165,21 +176,10 @@ async fn placement(admin_url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_takes_only_its_companies_out_until_it_returns() {
-    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
-        .await
-        .unwrap();
-    let cluster = std::sync::Arc::new(cluster);
-    let outcome = tokio::spawn(server_down(cluster.clone())).await;
-    let log = cluster.log();
-    tokio::task::spawn_blocking(move || drop(cluster))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        panic!("{e}\n--- second cluster's log ---\n{log}");
-    }
+    with_second_cluster(server_down).await;
 }
 
-async fn server_down(cluster: std::sync::Arc<PgCluster>) {
+async fn server_down(cluster: Arc<PgCluster>) {
     use crate::helpers::{call, Jar, ADMIN_PASSWORD};
     use std::time::{Duration, Instant};
 
