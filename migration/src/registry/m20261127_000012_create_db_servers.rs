@@ -4,7 +4,9 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// Each has a name, its administrator URL (sealed like company credentials,
 /// for the row's id), a capacity in companies (none: no limit) and a state
 /// (`active`, or `draining`: no new companies). A company's
-/// `tenants.db_server` names its server.
+/// `tenants.db_server` names its server: the companies made before (whose
+/// row holds the server's `host:port`, or nothing) are on the first one,
+/// `default`.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -25,7 +27,12 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Placement counts companies per server.
+        // Placement counts companies per server, and each server's companies
+        // share its open budget: one name per server.
+        manager
+            .get_connection()
+            .execute_unprepared("UPDATE tenants SET db_server = 'default'")
+            .await?;
         manager
             .create_index(
                 Index::create()

@@ -251,3 +251,57 @@ async fn server_down(cluster: Arc<PgCluster>) {
     }
     app.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_has_an_open_budget_of_its_own() {
+    with_second_cluster(budgets).await;
+}
+
+/// With an open budget of one connection per server, a held connection on
+/// one server makes another company of that server wait (503 after the
+/// acquire timeout), but not a company of the other server.
+async fn budgets(cluster: Arc<PgCluster>) {
+    use app::ssr::tenancy::RequestSite;
+    use std::time::{Duration, Instant};
+
+    let app = crate::helpers::spawn_app_with(Backend::Postgres, |s| {
+        s.connection_budget = Some(1);
+        s.tenant_pool_size = 1;
+    })
+    .await;
+    let fleet = app.services.provisioner.fleet().clone();
+    let url = SecretString::from(cluster.admin_url("postgres"));
+    app.create_company("Home", "home").await;
+    fleet.add("second", &url, None).await.unwrap();
+    let away = app.create_company("Away", "away").await;
+    let next = app.create_company("Next Door", "next").await;
+    assert_eq!(away.db_server.as_deref(), Some("second"));
+    assert_eq!(next.db_server.as_deref(), Some("default"));
+
+    let RequestSite::Tenant(home) = app.resolve("home.localhost").await else {
+        panic!("home is served")
+    };
+    let held = home.db().await.unwrap();
+    // The other server's budget is its own: served at once.
+    let started = Instant::now();
+    assert_eq!(app.get("away.localhost", "/api/health").await.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first server's one connection is held: its other company waits.
+    let started = Instant::now();
+    assert_eq!(app.get("next.localhost", "/api/health").await.status(), 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = app.services.pools.stats();
+    assert_eq!((stats.budget, stats.servers), (1, 2), "{stats:?}");
+    assert_eq!(stats.reserved_connections, 2, "one per server: {stats:?}");
+    drop(held);
+    assert_eq!(app.get("next.localhost", "/api/health").await.status(), 200);
+    app.teardown().await;
+}

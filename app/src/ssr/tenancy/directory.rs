@@ -205,6 +205,9 @@ pub struct TenantEntry {
     pub name: String,
     pub subdomain: String,
     pub status: TenantStatus,
+    /// The database server it is on (`tenants.db_server`): whose open
+    /// budget its pool counts against.
+    pub(super) server: String,
     /// Decrypted connection URL; `None` until provisioning stored one.
     /// Only tenancy reads it: requests go through `TenantContext::db`.
     pub(super) url: Option<SecretString>,
@@ -331,6 +334,9 @@ impl Directory {
             name: t.name,
             subdomain: t.subdomain,
             status: t.status,
+            server: t
+                .db_server
+                .unwrap_or_else(|| super::fleet::FIRST.to_owned()),
             url,
         })
     }

@@ -1,8 +1,8 @@
 //! The database servers companies are placed on: the first one (`ENCLAVE_TENANT_DB_URL`, or the SQLite directory), named `default`, and the PostgreSQL servers added with `server dbserver add`.
 //!
-//! A company's row names its server (`tenants.db_server`); rows made before
-//! servers had names hold the first server's `host:port`, and any name that
-//! is not an added server's means the first. An added server's administrator
+//! A company's row names its server (`tenants.db_server`; the registry
+//! migration that made servers named every earlier company's `default`),
+//! and any name that is not an added server's means the first. An added server's administrator
 //! URL is stored sealed for its row's id, like company credentials, and its
 //! administrator pool is opened on first use.
 use std::{collections::HashMap, sync::Arc};

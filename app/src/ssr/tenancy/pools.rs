@@ -1,18 +1,19 @@
-//! The tenant connection cache: one small pool per company, inside an open budget and a busy budget per process.
+//! The tenant connection cache: one small pool per company, inside an open budget per database server and a busy budget per process.
 //!
-//! **Open.** Each cached pool reserves `per_tenant` permits of a semaphore
-//! holding `budget` permits, and gives them back only once the pool is
-//! closed, so the connections this process holds open to tenant databases
-//! never exceed the budget, however many tenants are hit. The budget is
-//! sized to what the database server can hold open (idle connections are
-//! cheap), not to the connections busy at once. A pool unused for
-//! `idle_timeout` is closed.
+//! **Open.** Each cached pool reserves `per_tenant` permits of its database
+//! server's semaphore, which holds `budget` permits, and gives them back
+//! only once the pool is closed, so the connections this process holds open
+//! to one server never exceed the budget, however many of its tenants are
+//! hit; each server has a budget of its own, so servers add up. The budget
+//! is sized to what a server can hold open (idle connections are cheap),
+//! not to the connections busy at once. A pool unused for `idle_timeout`
+//! is closed.
 //!
 //! **Busy.** Every lease also holds one of `busy` permits: requests using a
 //! tenant database at once, whatever the number of pools open.
 //!
-//! **Eviction.** When the open budget is spent, the idle pool of the
-//! company asked for least often lately is closed to make room (ties: the
+//! **Eviction.** When a server's open budget is spent, the idle pool of the
+//! company on that server asked for least often lately is closed to make room (ties: the
 //! least recently used). Frequencies are counted per company, cached or
 //! not, and halved every `10 × budget` requests, so the cache holds the
 //! companies that are busy now: under skewed traffic that is close to the
@@ -41,7 +42,8 @@ use super::databases::connect_options;
 pub struct PoolSettings {
     /// Connections one tenant's pool may open.
     pub per_tenant: u32,
-    /// Connections all tenant pools together may hold open (the open budget).
+    /// Connections the tenant pools of one database server may hold open
+    /// together (the open budget; each server has one).
     pub budget: u32,
     /// Leases, so connections in use, at once (the busy budget).
     pub busy: u32,
@@ -91,18 +93,24 @@ pub struct TenantPools {
 
 struct Inner {
     settings: PoolSettings,
-    permits: Arc<Semaphore>,
     busy: Arc<Semaphore>,
     counters: PoolCounters,
     slots: Mutex<Slots>,
-    /// Requests waiting for room for a new pool.
-    waiting: AtomicU64,
-    /// Pools being closed to make room; each will free one pool's room.
-    closing: AtomicU64,
     epoch: Instant,
 }
 
+/// One database server's open budget.
+struct Room {
+    permits: Arc<Semaphore>,
+    /// Requests waiting for room for a new pool on this server.
+    waiting: AtomicU64,
+    /// Pools being closed to make room; each will free one pool's room.
+    closing: AtomicU64,
+}
+
 struct Slot {
+    /// The budget of the company's database server.
+    room: Arc<Room>,
     pool: OnceCell<DatabaseConnection>,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// Requests using this pool now; changed only under the `slots` lock.
@@ -114,6 +122,8 @@ struct Slot {
 #[derive(Default)]
 struct Slots {
     open: HashMap<Uuid, Arc<Slot>>,
+    /// Each database server's budget, by its name (`tenants.db_server`).
+    rooms: HashMap<String, Arc<Room>>,
     /// Requests per company (cached or not), halved every `window` requests.
     asked: HashMap<Uuid, u32>,
     counted: u64,
@@ -132,12 +142,16 @@ impl Slots {
         }
     }
 
-    /// The idle open pool to close first: asked for least often, then least
-    /// recently used.
-    fn victim(&self) -> Option<Uuid> {
+    /// The idle open pool on `room`'s server to close first: asked for
+    /// least often, then least recently used.
+    fn victim(&self, room: &Arc<Room>) -> Option<Uuid> {
         self.open
             .iter()
-            .filter(|(_, s)| s.leases.load(Ordering::SeqCst) == 0 && s.pool.initialized())
+            .filter(|(_, s)| {
+                Arc::ptr_eq(&s.room, room)
+                    && s.leases.load(Ordering::SeqCst) == 0
+                    && s.pool.initialized()
+            })
             .min_by_key(|(id, s)| {
                 (
                     self.asked.get(*id).copied().unwrap_or(0),
@@ -180,7 +194,7 @@ impl Drop for TenantDb {
         }
         // A pool just became idle: if someone waits for room, make it.
         if left == 0 {
-            Inner::evict_for_waiters(&self.inner, &mut slots);
+            Inner::evict_for_waiters(&self.inner, &mut slots, &self.slot.room);
         }
     }
 }
@@ -196,7 +210,10 @@ pub struct PoolStats {
     /// Permits reserved by open (or closing) pools: an upper bound on the
     /// connections held.
     pub reserved_connections: u32,
+    /// The open budget of one database server.
     pub budget: u32,
+    /// Database servers this process has opened pools on.
+    pub servers: usize,
     pub busy_budget: u32,
 }
 
@@ -211,12 +228,9 @@ impl TenantPools {
                     busy,
                     ..settings
                 },
-                permits: Arc::new(Semaphore::new(budget as usize)),
                 busy: Arc::new(Semaphore::new(busy as usize)),
                 counters,
                 slots: Mutex::new(Slots::default()),
-                waiting: AtomicU64::new(0),
-                closing: AtomicU64::new(0),
                 epoch: Instant::now(),
             }),
         }
@@ -226,10 +240,16 @@ impl TenantPools {
         self.inner.settings
     }
 
-    /// The pool of tenant `id` (reachable at `url`), opened if needed.
-    /// Private to tenancy: a request reaches it only through its
-    /// `TenantContext`, so no other code can pick a company's database.
-    pub(super) async fn get(&self, id: Uuid, url: &SecretString) -> Result<TenantDb, PoolError> {
+    /// The pool of tenant `id` (on database server `server`, reachable at
+    /// `url`), opened if needed. Private to tenancy: a request reaches it
+    /// only through its `TenantContext`, so no other code can pick a
+    /// company's database.
+    pub(super) async fn get(
+        &self,
+        id: Uuid,
+        server: &str,
+        url: &SecretString,
+    ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
         let busy = tokio::time::timeout_at(deadline, self.inner.busy.clone().acquire_owned())
             .await
@@ -239,11 +259,24 @@ impl TenantPools {
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
             slots.count(id, window);
+            let budget = self.inner.settings.budget as usize;
+            let room = slots
+                .rooms
+                .entry(server.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(Room {
+                        permits: Arc::new(Semaphore::new(budget)),
+                        waiting: AtomicU64::new(0),
+                        closing: AtomicU64::new(0),
+                    })
+                })
+                .clone();
             let slot = slots
                 .open
                 .entry(id)
                 .or_insert_with(|| {
                     Arc::new(Slot {
+                        room,
                         pool: OnceCell::new(),
                         permit: Mutex::new(None),
                         leases: AtomicU64::new(0),
@@ -267,7 +300,7 @@ impl TenantPools {
         slot.pool
             .get_or_try_init(|| async move {
                 opened.store(true, Ordering::Relaxed);
-                let permit = self.reserve(deadline).await?;
+                let permit = self.reserve(&slot.room, deadline).await?;
                 let pool = self.open(url, deadline).await?;
                 *slot.permit.lock().unwrap() = Some(permit);
                 Ok::<_, PoolError>(pool)
@@ -282,21 +315,22 @@ impl TenantPools {
         Ok(lease)
     }
 
-    /// Reserves room for one pool. Waiters queue first come, first served
-    /// on the semaphore; idle pools are closed as long as there are more
-    /// waiters than pools already closing.
+    /// Reserves room for one pool on `room`'s server. Waiters queue first
+    /// come, first served on the semaphore; idle pools of that server are
+    /// closed as long as there are more waiters than pools already closing.
     async fn reserve(
         &self,
+        room: &Arc<Room>,
         deadline: tokio::time::Instant,
     ) -> Result<OwnedSemaphorePermit, PoolError> {
         let n = self.inner.settings.per_tenant;
-        if let Ok(permit) = self.inner.permits.clone().try_acquire_many_owned(n) {
+        if let Ok(permit) = room.permits.clone().try_acquire_many_owned(n) {
             return Ok(permit);
         }
-        let _waiting = WaitingGuard::enter(&self.inner);
-        Inner::evict_for_waiters(&self.inner, &mut self.inner.slots.lock().unwrap());
+        let _waiting = WaitingGuard::enter(room);
+        Inner::evict_for_waiters(&self.inner, &mut self.inner.slots.lock().unwrap(), room);
         tokio::select! {
-            permit = self.inner.permits.clone().acquire_many_owned(n) => permit.map_err(|_| PoolError::Busy),
+            permit = room.permits.clone().acquire_many_owned(n) => permit.map_err(|_| PoolError::Busy),
             _ = tokio::time::sleep_until(deadline) => Err(PoolError::Busy),
         }
     }
@@ -323,7 +357,7 @@ impl TenantPools {
     /// Closes in the background; the room returns once every connection
     /// of the pool is closed.
     fn close_slot(&self, slot: Arc<Slot>) {
-        Inner::close_slot(&self.inner, slot, false);
+        Slot::close(slot, false);
     }
 
     /// Closes pools unused for longer than `idle_timeout`. `serve` calls it
@@ -364,7 +398,7 @@ impl TenantPools {
                     // Stop waiting, but keep its room reserved until it is
                     // really closed, so the budget still holds.
                     tracing::warn!(tenant = %id, "tenant pool still busy after 5 s; closing in the background");
-                    Inner::close_slot(&self.inner, slot, false);
+                    Slot::close(slot, false);
                     return;
                 }
             }
@@ -381,12 +415,18 @@ impl TenantPools {
             .filter_map(|slot| slot.pool.get())
             .map(pool_usage)
             .fold((0, 0), |(o, i), (po, pi)| (o + po, i + pi));
+        let reserved = slots
+            .rooms
+            .values()
+            .map(|room| s.budget - room.permits.available_permits() as u32)
+            .sum();
         PoolStats {
             cached_pools: slots.open.len(),
             open_connections: open,
             connections_in_use: open.saturating_sub(idle),
-            reserved_connections: s.budget - self.inner.permits.available_permits() as u32,
+            reserved_connections: reserved,
             budget: s.budget,
+            servers: slots.rooms.len(),
             busy_budget: s.busy,
         }
     }
@@ -412,45 +452,48 @@ impl Inner {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// While more requests wait for room than pools are closing, closes the
-    /// idle pool asked for least often (see [`Slots::victim`]). Called with
-    /// the `slots` lock held.
-    fn evict_for_waiters(inner: &Arc<Inner>, slots: &mut Slots) {
-        while inner.waiting.load(Ordering::SeqCst) > inner.closing.load(Ordering::SeqCst) {
-            match slots.victim().and_then(|id| slots.open.remove(&id)) {
+    /// While more requests wait for room on `room`'s server than its pools
+    /// are closing, closes its idle pool asked for least often (see
+    /// [`Slots::victim`]). Called with the `slots` lock held.
+    fn evict_for_waiters(inner: &Arc<Inner>, slots: &mut Slots, room: &Arc<Room>) {
+        while room.waiting.load(Ordering::SeqCst) > room.closing.load(Ordering::SeqCst) {
+            match slots.victim(room).and_then(|id| slots.open.remove(&id)) {
                 Some(slot) => {
                     inner.counters.evictions.inc();
-                    Inner::close_slot(inner, slot, true)
+                    Slot::close(slot, true)
                 }
                 None => return,
             }
         }
     }
+}
 
-    fn close_slot(inner: &Arc<Inner>, slot: Arc<Slot>, for_waiter: bool) {
+impl Slot {
+    /// Closes its pool in the background; its room returns once every
+    /// connection of the pool is closed.
+    fn close(slot: Arc<Slot>, for_waiter: bool) {
         if for_waiter {
-            inner.closing.fetch_add(1, Ordering::SeqCst);
+            slot.room.closing.fetch_add(1, Ordering::SeqCst);
         }
-        let inner = inner.clone();
         tokio::spawn(async move {
             if let Some(pool) = slot.pool.get() {
                 let _ = pool.close_by_ref().await;
             }
             drop(slot.permit.lock().unwrap().take());
             if for_waiter {
-                inner.closing.fetch_sub(1, Ordering::SeqCst);
+                slot.room.closing.fetch_sub(1, Ordering::SeqCst);
             }
         });
     }
 }
 
-/// Counts a request as waiting for room while it lives.
-struct WaitingGuard<'a>(&'a Inner);
+/// Counts a request as waiting for room on a server while it lives.
+struct WaitingGuard<'a>(&'a Room);
 
 impl<'a> WaitingGuard<'a> {
-    fn enter(inner: &'a Inner) -> Self {
-        inner.waiting.fetch_add(1, Ordering::SeqCst);
-        Self(inner)
+    fn enter(room: &'a Room) -> Self {
+        room.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(room)
     }
 }
 

@@ -124,7 +124,10 @@ impl TenantContext {
     /// A lease on this company's pool, held until dropped.
     pub async fn db(&self) -> Result<TenantDb, TenantDbError> {
         let url = self.entry.url.as_ref().ok_or(TenantDbError::NotReady)?;
-        Ok(self.pools.get(self.entry.id, url).await?)
+        Ok(self
+            .pools
+            .get(self.entry.id, &self.entry.server, url)
+            .await?)
     }
 }
 
