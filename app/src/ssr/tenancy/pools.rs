@@ -259,18 +259,18 @@ impl TenantPools {
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
             slots.count(id, window);
-            let budget = self.inner.settings.budget as usize;
-            let room = slots
-                .rooms
-                .entry(server.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(Room {
-                        permits: Arc::new(Semaphore::new(budget)),
+            let room = match slots.rooms.get(server) {
+                Some(room) => room.clone(),
+                None => {
+                    let room = Arc::new(Room {
+                        permits: Arc::new(Semaphore::new(self.inner.settings.budget as usize)),
                         waiting: AtomicU64::new(0),
                         closing: AtomicU64::new(0),
-                    })
-                })
-                .clone();
+                    });
+                    slots.rooms.insert(server.to_owned(), room.clone());
+                    room
+                }
+            };
             let slot = slots
                 .open
                 .entry(id)
