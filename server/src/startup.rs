@@ -274,6 +274,43 @@ pub struct Application {
     services: Services,
     header_timeout: Duration,
     provisioning_records_days: u32,
+    sizing: BudgetSizing,
+}
+
+/// How added database servers' open budgets are sized: from each server
+/// (`reserve` and `instances` as for the first), or all as the first when
+/// `ENCLAVE_CONNECTION_BUDGET` is set.
+#[derive(Clone, Copy, Debug)]
+pub struct BudgetSizing {
+    derived: bool,
+    reserve: u32,
+    instances: u32,
+}
+
+impl BudgetSizing {
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            derived: settings.connection_budget.is_none(),
+            reserve: settings.connection_reserve,
+            instances: settings.instances,
+        }
+    }
+}
+
+/// Sizes each added database server's open budget from that server (unless
+/// `ENCLAVE_CONNECTION_BUDGET` gives every server the same). `serve` calls
+/// it at start and every 30 s, so a server added meanwhile is sized too.
+pub async fn size_server_budgets(services: &Services, sizing: BudgetSizing) {
+    if !sizing.derived {
+        return;
+    }
+    let fleet = services.provisioner.fleet();
+    for (server, budget) in fleet.budgets(sizing.reserve, sizing.instances).await {
+        if services.pools.server_budget(&server) != Some(budget) {
+            tracing::info!(server, open = budget, "database server's open budget");
+        }
+        services.pools.set_server_budget(&server, budget);
+    }
 }
 
 impl Application {
@@ -326,6 +363,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            sizing: BudgetSizing::of(&state.settings),
             header_timeout: Duration::from_secs(state.settings.header_timeout_secs),
             provisioning_records_days: state.settings.provisioning_records_days,
             router: router(state),
@@ -369,12 +407,15 @@ impl Application {
                 tracing::warn!(error = %e, "member index not rebuilt; next start tries again");
             }
         });
+        let sizing = self.sizing;
         let housekeeping = tokio::spawn(async move {
+            size_server_budgets(&services, sizing).await;
             // Startup has just recovered; the first check is a period away.
             let period = Duration::from_secs(30);
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tick.tick().await;
+                size_server_budgets(&services, sizing).await;
                 services.pools.reap_idle();
                 services.signups.forget_idle();
                 services.finds.forget_idle();

@@ -10,16 +10,25 @@ use std::sync::Arc;
 use crate::helpers::{spawn_app, Backend};
 use crate::pg_cluster::{pg16_bin, PgCluster};
 
-/// Runs `test` with a second PostgreSQL cluster, stopped and removed
-/// after; a failure shows that cluster's log.
+/// Runs `test` with a second PostgreSQL cluster (max_connections 100),
+/// stopped and removed after; a failure shows that cluster's log.
 async fn with_second_cluster<F, Fut>(test: F)
 where
     F: FnOnce(Arc<PgCluster>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
-        .await
-        .unwrap();
+    with_second_cluster_of(100, test).await
+}
+
+async fn with_second_cluster_of<F, Fut>(max_connections: u32, test: F)
+where
+    F: FnOnce(Arc<PgCluster>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let cluster =
+        tokio::task::spawn_blocking(move || PgCluster::start(&pg16_bin(), max_connections))
+            .await
+            .unwrap();
     let cluster = Arc::new(cluster);
     let outcome = tokio::spawn(test(cluster.clone())).await;
     let log = cluster.log();
@@ -303,5 +312,58 @@ async fn budgets(cluster: Arc<PgCluster>) {
     assert_eq!(stats.reserved_connections, 2, "one per server: {stats:?}");
     drop(held);
     assert_eq!(app.get("next.localhost", "/api/health").await.status(), 200);
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_servers_open_budget_is_derived_from_that_server() {
+    with_second_cluster_of(40, derived_budget).await;
+}
+
+async fn derived_budget(cluster: Arc<PgCluster>) {
+    use server::startup::{size_server_budgets, BudgetSizing};
+
+    let app = crate::helpers::spawn_app_with(Backend::Postgres, |s| {
+        s.connection_budget = None;
+    })
+    .await;
+    let sizing = BudgetSizing::of(&app.settings);
+    let first = app.services.pools.settings().budget;
+    let url = SecretString::from(cluster.admin_url("postgres"));
+    app.create_company("Home", "home").await;
+    app.services
+        .provisioner
+        .fleet()
+        .add("second", &url, None)
+        .await
+        .unwrap();
+    let away = app.create_company("Away", "away").await;
+    assert_eq!(away.db_server.as_deref(), Some("second"));
+    // Served before it was sized: its budget is the first server's.
+    for host in ["home.localhost", "away.localhost"] {
+        assert_eq!(app.get(host, "/api/health").await.status(), 200);
+    }
+    assert_eq!(app.services.pools.server_budget("second"), Some(first));
+    // Sized from its own max_connections: 40, less 3 superuser slots, less
+    // the reserve of 10, less its administrator pool of 4.
+    size_server_budgets(&app.services, sizing).await;
+    assert_eq!(app.services.pools.server_budget("second"), Some(23));
+    assert_eq!(app.services.pools.server_budget("default"), Some(first));
+    // Made smaller while one of its pools was open: that pool still counts
+    // (one pool on each server, each reserving its size).
+    let stats = app.services.pools.stats();
+    let per_pool = app.services.pools.settings().per_tenant;
+    assert_eq!(stats.reserved_connections, 2 * per_pool, "{stats:?}");
+    assert_eq!(app.get("away.localhost", "/api/health").await.status(), 200);
+
+    // With ENCLAVE_CONNECTION_BUDGET set, every server keeps that one:
+    // sizing leaves them alone.
+    let fixed = BudgetSizing::of(&{
+        let mut s = app.settings.clone();
+        s.connection_budget = Some(7);
+        s
+    });
+    size_server_budgets(&app.services, fixed).await;
+    assert_eq!(app.services.pools.server_budget("second"), Some(23));
     app.teardown().await;
 }

@@ -25,6 +25,10 @@ use crate::ssr::secrets::Cipher;
 /// The first server's name.
 pub const FIRST: &str = "default";
 
+/// Connections an added server's administrator pool may hold (see
+/// [`TenantServer::postgres`]).
+const ADMIN_CONNECTIONS: u32 = 4;
+
 #[derive(Clone)]
 pub struct Fleet {
     registry: DatabaseConnection,
@@ -203,6 +207,32 @@ impl Fleet {
                 up,
             })
             .collect())
+    }
+
+    /// Each added server's open budget, derived as the first server's is
+    /// (`server::startup`): what it accepts from roles that are not
+    /// superusers, less `reserve`, shared among `instances`, less its
+    /// administrator pool. A server that does not answer within
+    /// [`HEALTH_TIMEOUT`] is left out (asked again next time).
+    pub async fn budgets(&self, reserve: u32, instances: u32) -> Vec<(String, u32)> {
+        let Ok(rows) = db_servers::Entity::find().all(&self.registry).await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let capacity = tokio::time::timeout(HEALTH_TIMEOUT, async {
+                let server = self.server(Some(&row.name)).await.ok()?;
+                server.connection_capacity().await.ok().flatten()
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(capacity) = capacity {
+                let share = capacity.saturating_sub(reserve) / instances.max(1);
+                out.push((row.name, share.saturating_sub(ADMIN_CONNECTIONS).max(1)));
+            }
+        }
+        out
     }
 
     /// Every server, the first one first, with its companies counted.

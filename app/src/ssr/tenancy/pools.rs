@@ -24,7 +24,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -102,6 +102,11 @@ struct Inner {
 /// One database server's open budget.
 struct Room {
     permits: Arc<Semaphore>,
+    /// The budget: the permits the semaphore holds, reserved or not.
+    size: AtomicU32,
+    /// Permits to forget as pools give them back (the budget was made
+    /// smaller while they were reserved).
+    owed: AtomicU32,
     /// Requests waiting for room for a new pool on this server.
     waiting: AtomicU64,
     /// Pools being closed to make room; each will free one pool's room.
@@ -262,11 +267,7 @@ impl TenantPools {
             let room = match slots.rooms.get(server) {
                 Some(room) => room.clone(),
                 None => {
-                    let room = Arc::new(Room {
-                        permits: Arc::new(Semaphore::new(self.inner.settings.budget as usize)),
-                        waiting: AtomicU64::new(0),
-                        closing: AtomicU64::new(0),
-                    });
+                    let room = Room::new(self.inner.settings.budget);
                     slots.rooms.insert(server.to_owned(), room.clone());
                     room
                 }
@@ -402,8 +403,40 @@ impl TenantPools {
                     return;
                 }
             }
-            drop(slot.permit.lock().unwrap().take());
+            slot.give_back();
         }
+    }
+
+    /// Sizes `server`'s open budget to `budget` (derived from that server
+    /// by the caller); until told, a server's budget is the settings' one.
+    /// A smaller budget takes effect as its pools close.
+    pub fn set_server_budget(&self, server: &str, budget: u32) {
+        let budget = budget.max(self.inner.settings.per_tenant);
+        let mut slots = self.inner.slots.lock().unwrap();
+        let room = slots
+            .rooms
+            .entry(server.to_owned())
+            .or_insert_with(|| Room::new(budget));
+        let was = room.size.swap(budget, Ordering::SeqCst);
+        if budget > was {
+            room.permits.add_permits((budget - was) as usize);
+        } else if budget < was {
+            // What is free goes now; the rest as pools close and give back
+            // permits, which are then forgotten too (see `Slot::close`).
+            let forgotten = room.permits.forget_permits((was - budget) as usize) as u32;
+            room.owed
+                .fetch_add((was - budget) - forgotten, Ordering::SeqCst);
+        }
+    }
+
+    /// The open budget of `server`, once a pool was opened on it or it was
+    /// sized.
+    pub fn server_budget(&self, server: &str) -> Option<u32> {
+        let slots = self.inner.slots.lock().unwrap();
+        slots
+            .rooms
+            .get(server)
+            .map(|room| room.size.load(Ordering::SeqCst))
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -418,7 +451,11 @@ impl TenantPools {
         let reserved = slots
             .rooms
             .values()
-            .map(|room| s.budget - room.permits.available_permits() as u32)
+            .map(|room| {
+                room.size
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(room.permits.available_permits() as u32)
+            })
             .sum();
         PoolStats {
             cached_pools: slots.open.len(),
@@ -468,7 +505,41 @@ impl Inner {
     }
 }
 
+impl Room {
+    fn new(budget: u32) -> Arc<Self> {
+        Arc::new(Room {
+            permits: Arc::new(Semaphore::new(budget as usize)),
+            size: AtomicU32::new(budget),
+            owed: AtomicU32::new(0),
+            waiting: AtomicU64::new(0),
+            closing: AtomicU64::new(0),
+        })
+    }
+}
+
 impl Slot {
+    /// Returns the pool's room to its server's budget (or forgets it, if the
+    /// budget was made smaller meanwhile).
+    fn give_back(&self) {
+        let Some(permit) = self.permit.lock().unwrap().take() else {
+            return;
+        };
+        let n = permit.num_permits() as u32;
+        let owed = self
+            .room
+            .owed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |owed| {
+                (owed > 0).then(|| owed.saturating_sub(n))
+            });
+        if let Ok(owed) = owed {
+            permit.forget();
+            // Only what was owed is forgotten.
+            if n > owed {
+                self.room.permits.add_permits((n - owed) as usize);
+            }
+        }
+    }
+
     /// Closes its pool in the background; its room returns once every
     /// connection of the pool is closed.
     fn close(slot: Arc<Slot>, for_waiter: bool) {
@@ -479,7 +550,7 @@ impl Slot {
             if let Some(pool) = slot.pool.get() {
                 let _ = pool.close_by_ref().await;
             }
-            drop(slot.permit.lock().unwrap().take());
+            slot.give_back();
             if for_waiter {
                 slot.room.closing.fetch_sub(1, Ordering::SeqCst);
             }
