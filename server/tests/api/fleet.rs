@@ -82,6 +82,47 @@ async fn placement(admin_url: String) {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].admin_url.contains("postgres"), "sealed");
+    // `secret rotate` seals it under the new key, once.
+    {
+        use app::ssr::{secrets::Cipher, tenancy::directory::Resealed, tenancy::fleet::reseal};
+        let old = app.settings.secret_key.clone().unwrap();
+        let new = Cipher::generate_hex_key();
+        let rotating = Cipher::from_hex_key(&new)
+            .unwrap()
+            .with_previous(&old)
+            .unwrap();
+        let reg = &app.services.registry;
+        let once = Resealed {
+            resealed: 1,
+            current: 0,
+            unreadable: 0,
+        };
+        assert_eq!(reseal(reg, &rotating).await.unwrap(), once);
+        let again = Resealed {
+            resealed: 0,
+            current: 1,
+            unreadable: 0,
+        };
+        assert_eq!(reseal(reg, &rotating).await.unwrap(), again);
+        let row = app::ssr::entities::db_servers::Entity::find()
+            .one(reg)
+            .await
+            .unwrap()
+            .unwrap();
+        let opened = Cipher::from_hex_key(&new)
+            .unwrap()
+            .decrypt(row.id, &row.admin_url);
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&opened.unwrap()),
+            admin_url.as_str()
+        );
+        // Put back under the app's key, which the rest of the test runs on.
+        let back = Cipher::from_hex_key(&old)
+            .unwrap()
+            .with_previous(&new)
+            .unwrap();
+        assert_eq!(reseal(reg, &back).await.unwrap(), once);
+    }
 
     // The new server holds fewer companies: the next one goes there, on
     // its cluster, and is served from it.

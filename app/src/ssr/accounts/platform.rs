@@ -323,26 +323,25 @@ pub mod totp {
         registry: &DatabaseConnection,
         cipher: &Cipher,
     ) -> Result<crate::ssr::tenancy::directory::Resealed, sea_orm::DbErr> {
-        let mut done = crate::ssr::tenancy::directory::Resealed::default();
-        for user in platform_users::Entity::find().all(registry).await? {
-            let Some(stored) = user.totp_secret.as_deref() else {
-                continue;
-            };
-            match cipher.reseal(user.id, stored) {
-                Ok(None) => done.current += 1,
-                Err(_) => done.unreadable += 1,
-                Ok(Some(resealed)) => {
-                    let changed = platform_users::Entity::update_many()
-                        .col_expr(platform_users::Column::TotpSecret, Expr::value(resealed))
-                        .filter(platform_users::Column::Id.eq(user.id))
-                        .filter(platform_users::Column::TotpSecret.eq(stored))
-                        .exec(registry)
-                        .await?;
-                    done.resealed += changed.rows_affected;
-                }
-            }
-        }
-        Ok(done)
+        let sealed = platform_users::Entity::find()
+            .all(registry)
+            .await?
+            .into_iter()
+            .filter_map(|user| Some((user.id, user.totp_secret?)));
+        crate::ssr::tenancy::directory::reseal_each(
+            sealed,
+            cipher,
+            |id, stored, resealed| async move {
+                let changed = platform_users::Entity::update_many()
+                    .col_expr(platform_users::Column::TotpSecret, Expr::value(resealed))
+                    .filter(platform_users::Column::Id.eq(id))
+                    .filter(platform_users::Column::TotpSecret.eq(stored))
+                    .exec(registry)
+                    .await?;
+                Ok(changed.rows_affected)
+            },
+        )
+        .await
     }
 
     /// The current code for a base32 secret (tests, and operators checking

@@ -33,6 +33,16 @@ pub fn connect_options(
     opts
 }
 
+/// `host:port` of a PostgreSQL URL (5432 when it names none): where a
+/// server is, without its credentials, for operators.
+pub fn host_port(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or("localhost"),
+        url.port().unwrap_or(5432)
+    )
+}
+
 /// Makes `dir` (and its parents) readable by this user only, if missing.
 pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -263,11 +273,7 @@ impl TenantServer {
     pub fn address(&self) -> String {
         match self {
             Self::Sqlite { .. } => "sqlite".into(),
-            Self::Postgres { admin_url, .. } => format!(
-                "{}:{}",
-                admin_url.host_str().unwrap_or("localhost"),
-                admin_url.port().unwrap_or(5432)
-            ),
+            Self::Postgres { admin_url, .. } => host_port(admin_url),
         }
     }
 

@@ -146,23 +146,41 @@ pub async fn reseal_credentials(
     cipher: &Cipher,
 ) -> Result<Resealed, DbErr> {
     use sea_orm::sea_query::Expr;
+    let sealed = list(registry)
+        .await?
+        .into_iter()
+        .filter_map(|t| Some((t.id, t.db_url?)));
+    reseal_each(sealed, cipher, |id, stored, resealed| async move {
+        let changed = tenants::Entity::update_many()
+            .col_expr(tenants::Column::DbUrl, Expr::value(resealed))
+            .filter(tenants::Column::Id.eq(id))
+            .filter(tenants::Column::DbUrl.eq(stored))
+            .exec(registry)
+            .await?;
+        Ok(changed.rows_affected)
+    })
+    .await
+}
+
+/// Seals each `(owner, stored)` again under `cipher`'s current key, for
+/// its owner; `write(owner, stored, resealed)` stores one that changed,
+/// only if its row still holds `stored`, and says how many rows it changed.
+/// What `secret rotate` does to every kind of sealed secret.
+pub async fn reseal_each<F, Fut>(
+    sealed: impl IntoIterator<Item = (Uuid, String)>,
+    cipher: &Cipher,
+    mut write: F,
+) -> Result<Resealed, DbErr>
+where
+    F: FnMut(Uuid, String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, DbErr>>,
+{
     let mut done = Resealed::default();
-    for t in list(registry).await? {
-        let Some(stored) = t.db_url.as_deref() else {
-            continue;
-        };
-        match cipher.reseal(t.id, stored) {
+    for (owner, stored) in sealed {
+        match cipher.reseal(owner, &stored) {
             Ok(None) => done.current += 1,
             Err(_) => done.unreadable += 1,
-            Ok(Some(resealed)) => {
-                let changed = tenants::Entity::update_many()
-                    .col_expr(tenants::Column::DbUrl, Expr::value(resealed))
-                    .filter(tenants::Column::Id.eq(t.id))
-                    .filter(tenants::Column::DbUrl.eq(stored))
-                    .exec(registry)
-                    .await?;
-                done.resealed += changed.rows_affected;
-            }
+            Ok(Some(resealed)) => done.resealed += write(owner, stored, resealed).await?,
         }
     }
     Ok(done)

@@ -383,23 +383,21 @@ pub async fn reseal(
     registry: &DatabaseConnection,
     cipher: &Cipher,
 ) -> Result<super::directory::Resealed, DbErr> {
-    let mut done = super::directory::Resealed::default();
-    for row in db_servers::Entity::find().all(registry).await? {
-        match cipher.reseal(row.id, &row.admin_url) {
-            Ok(None) => done.current += 1,
-            Err(_) => done.unreadable += 1,
-            Ok(Some(resealed)) => {
-                let changed = db_servers::Entity::update_many()
-                    .col_expr(db_servers::Column::AdminUrl, Expr::value(resealed))
-                    .filter(db_servers::Column::Id.eq(row.id))
-                    .filter(db_servers::Column::AdminUrl.eq(row.admin_url))
-                    .exec(registry)
-                    .await?;
-                done.resealed += changed.rows_affected;
-            }
-        }
-    }
-    Ok(done)
+    let sealed = db_servers::Entity::find()
+        .all(registry)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.admin_url));
+    super::directory::reseal_each(sealed, cipher, |id, stored, resealed| async move {
+        let changed = db_servers::Entity::update_many()
+            .col_expr(db_servers::Column::AdminUrl, Expr::value(resealed))
+            .filter(db_servers::Column::Id.eq(id))
+            .filter(db_servers::Column::AdminUrl.eq(stored))
+            .exec(registry)
+            .await?;
+        Ok(changed.rows_affected)
+    })
+    .await
 }
 
 /// The placement rule of [`Fleet::place`]; ties go to the first listed.
@@ -424,11 +422,7 @@ fn pick(servers: Vec<ServerInfo>) -> Option<String> {
 fn address_of(url: &SecretString) -> String {
     use secrecy::ExposeSecret;
     match url::Url::parse(url.expose_secret()) {
-        Ok(u) => format!(
-            "{}:{}",
-            u.host_str().unwrap_or("localhost"),
-            u.port().unwrap_or(5432)
-        ),
+        Ok(u) => super::databases::host_port(&u),
         Err(_) => "(not a URL)".to_owned(),
     }
 }
