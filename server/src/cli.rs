@@ -198,6 +198,14 @@ pub enum TenantCommand {
     Pause { subdomain: String },
     /// Serve a paused company again.
     Resume { subdomain: String },
+    /// Move a company's database to another server (see `dbserver`): copy,
+    /// verify, switch, clean up. Its writes pause from the copy to the switch.
+    Move {
+        subdomain: String,
+        /// The server's name (`default` is ENCLAVE_TENANT_DB_URL's).
+        #[arg(long)]
+        to: String,
+    },
     /// Delete a company: its database, its role, its subdomain.
     Delete {
         subdomain: String,
@@ -387,6 +395,20 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 .set_paused(&Subdomain::parse(&subdomain)?, false)
                 .await?;
             println!("resumed {}", t.subdomain);
+        }
+        TenantCommand::Move { subdomain, to } => {
+            let moved = services
+                .move_tenant(&Subdomain::parse(&subdomain)?, &to)
+                .await?;
+            println!(
+                "moved {subdomain} from {} to {}: {} rows in {} tables, writes paused {:.1} s, {:.1} s in all",
+                moved.from,
+                moved.to,
+                moved.rows,
+                moved.tables,
+                moved.paused.as_secs_f64(),
+                moved.took.as_secs_f64()
+            );
         }
         TenantCommand::Delete { subdomain, yes } => {
             if !yes {

@@ -129,6 +129,7 @@ async fn build_services_with(
         finds: ClientRateLimit::per_hour(10),
         finds_per_email: KeyRateLimit::per_hour(3),
         delete_crash_after: None,
+        move_crash_after: None,
         cipher: cipher.clone(),
     })
 }

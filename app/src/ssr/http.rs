@@ -23,16 +23,29 @@ pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> A
     reject(AppError::Internal)
 }
 
-/// Whether `err`, or a cause of it, is a connection that could not be made
-/// or had.
+/// Whether `err`, or a cause of it, is a database that cannot serve for a
+/// while: a connection that could not be made or was lost (a server down,
+/// a session ended), or a write refused by a read-only database (a company
+/// being moved to another server).
 fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
+    use sea_orm::{sqlx, DbErr, RuntimeErr};
     let mut next = Some(err);
     while let Some(e) = next {
-        if matches!(
-            e.downcast_ref::<sea_orm::DbErr>(),
-            Some(sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_))
-        ) {
-            return true;
+        match e.downcast_ref::<DbErr>() {
+            Some(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => return true,
+            Some(DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x))) => {
+                match &**x {
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => return true,
+                    // read_only_sql_transaction, admin_shutdown
+                    sqlx::Error::Database(d)
+                        if matches!(d.code().as_deref(), Some("25006" | "57P01")) =>
+                    {
+                        return true
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
         }
         next = e.source();
     }

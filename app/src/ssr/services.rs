@@ -2,7 +2,7 @@
 //!
 //! Built once at startup (`server::startup`) and provided to every request
 //! as context. Their company lifecycle (create, pause, resume, delete,
-//! recover) is in `tenancy::lifecycle`.
+//! recover) is in `tenancy::lifecycle`, moving one in `tenancy::moves`.
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -32,4 +32,6 @@ pub struct Services {
     pub mailer: super::mail::Mailer,
     /// Tests: deletions "die" after this step.
     pub delete_crash_after: Option<super::tenancy::lifecycle::DeleteStep>,
+    /// Tests: moves "die" after this step.
+    pub move_crash_after: Option<super::entities::tenant_moves::MoveStep>,
 }

@@ -12,6 +12,7 @@ mod m20261127_000009_api_token_expiry;
 mod m20261127_000010_platform_totp;
 mod m20261127_000011_signup_holds_and_member_index;
 mod m20261127_000012_create_db_servers;
+mod m20261127_000013_create_tenant_moves;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000010_platform_totp::Migration),
             Box::new(m20261127_000011_signup_holds_and_member_index::Migration),
             Box::new(m20261127_000012_create_db_servers::Migration),
+            Box::new(m20261127_000013_create_tenant_moves::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ use crate::pg_cluster::{pg16_bin, PgCluster};
 
 /// Runs `test` with a second PostgreSQL cluster (max_connections 100),
 /// stopped and removed after; a failure shows that cluster's log.
-async fn with_second_cluster<F, Fut>(test: F)
+pub(crate) async fn with_second_cluster<F, Fut>(test: F)
 where
     F: FnOnce(Arc<PgCluster>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -20,7 +20,7 @@ where
     with_second_cluster_of(100, test).await
 }
 
-async fn with_second_cluster_of<F, Fut>(max_connections: u32, test: F)
+pub(crate) async fn with_second_cluster_of<F, Fut>(max_connections: u32, test: F)
 where
     F: FnOnce(Arc<PgCluster>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -45,7 +45,7 @@ async fn companies_go_to_the_server_with_room_and_a_server_drains_and_leaves_emp
     with_second_cluster(|cluster| placement(cluster.admin_url("postgres"))).await;
 }
 
-async fn databases_on(server: &DatabaseConnection) -> Vec<String> {
+pub(crate) async fn databases_on(server: &DatabaseConnection) -> Vec<String> {
     server
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,

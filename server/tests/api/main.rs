@@ -14,6 +14,7 @@ mod invitations;
 mod logs;
 mod mailbox;
 mod metrics;
+mod moves;
 mod operations;
 mod password_reset;
 mod pg_cluster;

@@ -2,7 +2,7 @@
 //! Behaviour lives in the query modules beside them, not here.
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
-//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`. Tenant databases: `tenant_users`, `audit_log`,
+//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`, `tenant_moves`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
@@ -17,5 +17,6 @@ pub mod platform_users;
 pub mod provisioning;
 pub mod sessions;
 pub mod signup_holds;
+pub mod tenant_moves;
 pub mod tenant_users;
 pub mod tenants;

@@ -293,6 +293,16 @@ impl TenantServer {
         }
     }
 
+    /// PostgreSQL: the administrator's pool and URL.
+    pub(super) fn postgres_admin(&self) -> Option<(&DatabaseConnection, &url::Url)> {
+        match self {
+            Self::Postgres {
+                admin, admin_url, ..
+            } => Some((admin, admin_url)),
+            Self::Sqlite { .. } => None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres { .. })
     }

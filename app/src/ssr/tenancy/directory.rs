@@ -289,6 +289,12 @@ impl Directory {
         }
     }
 
+    /// How long a lookup is kept: the longest another instance may still
+    /// use what this one changed.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Remembers at most `n` unknown subdomains (tests make it small).
     pub fn with_max_unknown(mut self, n: usize) -> Self {
         self.max_unknown = n.max(1);

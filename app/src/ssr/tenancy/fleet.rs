@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::databases::{TenantServer, TenantServerError};
 use crate::ssr::entities::{
     db_servers::{self, ServerState},
+    tenant_moves::{self, MoveOutcome},
     tenants,
 };
 use crate::ssr::secrets::Cipher;
@@ -82,8 +83,10 @@ pub enum FleetError {
     NotPostgres,
     #[error("the first server is the one ENCLAVE_TENANT_DB_URL names; it cannot be drained or removed here")]
     FirstServer,
-    #[error("'{name}' still holds {companies} {}; move or delete them first", if *.companies == 1 { "company" } else { "companies" })]
+    #[error("'{name}' still holds {companies} {} (or moves under way); move or delete them first", if *.companies == 1 { "company" } else { "companies" })]
     NotEmpty { name: String, companies: u64 },
+    #[error("'{0}' is draining: it takes no companies")]
+    Draining(String),
     #[error("no server can take a new company: every one is draining or full")]
     Full,
     #[error("the stored administrator URL of server '{0}' cannot be opened (is ENCLAVE_SECRET_KEY the one it was added with?)")]
@@ -137,6 +140,35 @@ impl Fleet {
         let server = self.open(&row).await?;
         opened.insert(name.to_owned(), server.clone());
         Ok(server)
+    }
+
+    /// The server named `name`, whatever its state; unlike [`Fleet::server`],
+    /// a name that is not a server's is an error (a move's record names both
+    /// its servers, and nothing may be dropped on a server it does not name).
+    pub async fn named(&self, name: &str) -> Result<TenantServer, FleetError> {
+        if name == FIRST {
+            return Ok(self.first.clone());
+        }
+        if self.find(name).await?.is_none() {
+            return Err(FleetError::NoSuchServer(name.to_owned()));
+        }
+        self.server(Some(name)).await
+    }
+
+    /// The server named `name`, which must exist and take companies: where
+    /// a company may be moved to.
+    pub async fn target(&self, name: &str) -> Result<TenantServer, FleetError> {
+        if name == FIRST {
+            return Ok(self.first.clone());
+        }
+        let row = self
+            .find(name)
+            .await?
+            .ok_or_else(|| FleetError::NoSuchServer(name.to_owned()))?;
+        if row.state != ServerState::Active {
+            return Err(FleetError::Draining(name.to_owned()));
+        }
+        self.server(Some(name)).await
     }
 
     async fn open(&self, row: &db_servers::Model) -> Result<TenantServer, FleetError> {
@@ -344,10 +376,19 @@ impl Fleet {
             .filter(tenants::Column::DbServer.eq(name))
             .count(&self.registry)
             .await?;
-        if companies > 0 {
+        let moving = tenant_moves::Entity::find()
+            .filter(tenant_moves::Column::Outcome.eq(MoveOutcome::Running))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(tenant_moves::Column::Source.eq(name))
+                    .add(tenant_moves::Column::Target.eq(name)),
+            )
+            .count(&self.registry)
+            .await?;
+        if companies + moving > 0 {
             return Err(FleetError::NotEmpty {
                 name: name.to_owned(),
-                companies,
+                companies: companies + moving,
             });
         }
         db_servers::Entity::delete_by_id(row.id)

@@ -278,11 +278,14 @@ impl Services {
             .ok_or_else(|| LifecycleError::NotSettled(sub.to_string()))
     }
 
-    /// Undoes company creations, and finishes deletions, whose process
-    /// died midway (untouched for the provisioning timeout).
+    /// Undoes company creations, finishes deletions, and settles moves
+    /// (see `moves`), whose process died midway (untouched for the provisioning timeout).
     pub async fn recover(&self) {
         if let Err(e) = self.provisioner.recover(self.provisioning_timeout).await {
             tracing::error!(error = %crate::ssr::http::error_chain(&e), "provisioning recovery failed");
+        }
+        if let Err(e) = self.recover_moves().await {
+            tracing::error!(error = %crate::ssr::http::error_chain(&e), "move recovery failed");
         }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(self.provisioning_timeout).unwrap_or_default();

@@ -13,13 +13,15 @@
 //! first, and those added with `dbserver add`); [`provisioning`] creates a company as
 //! a recorded state machine; [`migrate`] brings every company to the latest
 //! schema; [`lifecycle`] creates, pauses, resumes, deletes and recovers
-//! companies for the pages, the platform API and the CLI.
+//! companies for the pages, the platform API and the CLI; [`moves`] moves a
+//! company to another server, as a recorded state machine.
 pub mod databases;
 pub mod directory;
 pub mod fleet;
 pub mod host;
 pub mod lifecycle;
 pub mod migrate;
+pub mod moves;
 pub mod pools;
 pub mod provisioning;
 pub mod resolve;

@@ -1,0 +1,305 @@
+//! Moving a company between two real PostgreSQL servers: the machine's
+//! (`default`) and a cluster of the test's own (`second`, PostgreSQL 16,
+//! scram for company roles), both ways, under writes, and killed at every
+//! step.
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
+};
+use std::time::Duration;
+
+use app::domain::Subdomain;
+use app::ssr::entities::{
+    tenant_moves::{self, MoveOutcome, MoveStep},
+    tenants,
+};
+use app::ssr::tenancy::{fleet::FleetError, moves::MoveError};
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
+use secrecy::SecretString;
+
+use crate::fleet::with_second_cluster;
+use crate::helpers::{call, sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_moves_to_another_server_and_back_losing_no_write() {
+    with_second_cluster(|cluster| moving(cluster.admin_url("postgres"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_killed_at_any_step_leaves_the_company_on_one_server_with_all_its_data() {
+    with_second_cluster(|cluster| killed(cluster.admin_url("postgres"))).await;
+}
+
+async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+/// The company's server as the registry has it.
+async fn server_of(app: &TestApp, sub: &str) -> String {
+    let t = app::ssr::tenancy::directory::find_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse(sub).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    t.db_server.unwrap()
+}
+
+/// Whether the company's database exists on the server named `name`.
+async fn exists_on(app: &TestApp, name: &str, t: &tenants::Model) -> bool {
+    let fleet = app.services.provisioner.fleet();
+    fleet.named(name).await.unwrap().exists(t.id).await.unwrap()
+}
+
+/// Rows of each table that matters, read on the company's current server.
+async fn counts(app: &TestApp, sub: &str) -> (i64, i64, i64) {
+    let db = app.tenant_db(sub).await;
+    let counted = (
+        scalar(&db, "SELECT count(*) FROM users").await,
+        scalar(&db, "SELECT count(*) FROM audit_log").await,
+        scalar(&db, "SELECT count(*) FROM invitations").await,
+    );
+    db.close().await.unwrap();
+    counted
+}
+
+async fn bulk(app: &TestApp, sub: &str, rows: u32) {
+    let db = app.tenant_db(sub).await;
+    db.execute_unprepared(&format!(
+        "INSERT INTO audit_log (actor, action, detail, created_at) \
+         SELECT 'bulk@{sub}.test', 'bulk', repeat('x', 200) || g, now() \
+         FROM generate_series(1, {rows}) g"
+    ))
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+}
+
+/// What the writer saw: emails whose invitation was answered 200, and the
+/// status of every refused one.
+#[derive(Default)]
+struct Writes {
+    accepted: Vec<String>,
+    refused: Vec<StatusCode>,
+}
+
+async fn moving(admin_url: String) {
+    let app = Arc::new(spawn_app(Backend::Postgres).await);
+    let fleet = app.services.provisioner.fleet().clone();
+    let t = app.create_company("Movers", "movers").await;
+    fleet
+        .add("second", &SecretString::from(admin_url), None)
+        .await
+        .unwrap();
+    let sub = Subdomain::parse("movers").unwrap();
+    assert!(matches!(
+        app.services.move_tenant(&sub, "default").await,
+        Err(MoveError::AlreadyThere(..))
+    ));
+    assert!(matches!(
+        app.services.move_tenant(&sub, "nowhere").await,
+        Err(MoveError::Fleet(FleetError::NoSuchServer(_)))
+    ));
+    bulk(&app, "movers", 5_000).await;
+
+    // An admin invites someone every 20 ms, through the site, all along.
+    let host = "movers.localhost";
+    let (status, _, jar) = sign_in(&app, host, "admin@movers.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let writes = Arc::new(Mutex::new(Writes::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (app, writes, stop, mut jar) = (app.clone(), writes.clone(), stop.clone(), jar);
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let email = format!("w{i}@movers.test");
+                let (status, _) = call(
+                    &app,
+                    host,
+                    &mut jar,
+                    "invite_user",
+                    &[("email", &email), ("role", "member")],
+                )
+                .await;
+                {
+                    let mut w = writes.lock().unwrap();
+                    if status == StatusCode::OK {
+                        w.accepted.push(email);
+                    } else {
+                        w.refused.push(status);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let accepted = || writes.lock().unwrap().accepted.len();
+    while accepted() < 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let moved = app.services.move_tenant(&sub, "second").await.unwrap();
+    assert_eq!((moved.from.as_str(), moved.to.as_str()), ("default", "second"));
+    assert!(moved.rows >= 5_000, "{moved:?}");
+    assert!(moved.paused < Duration::from_secs(15), "{moved:?}");
+    let after_move = accepted();
+    while accepted() < after_move + 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    // Every write the site accepted is on the new server; the refused ones
+    // were told to come back (503), never 500.
+    let Writes { accepted, refused } = std::mem::take(&mut *writes.lock().unwrap());
+    eprintln!(
+        "moved: {moved:?}; writes accepted {}, refused {}",
+        accepted.len(),
+        refused.len()
+    );
+    assert!(
+        refused.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{refused:?}"
+    );
+    assert_eq!(server_of(&app, "movers").await, "second");
+    let db = app.tenant_db("movers").await;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT email FROM invitations",
+        ))
+        .await
+        .unwrap();
+    let there: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "email").unwrap())
+        .collect();
+    let lost: Vec<&String> = accepted.iter().filter(|e| !there.contains(e)).collect();
+    assert!(lost.is_empty(), "lost writes: {lost:?}");
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM audit_log WHERE action = 'bulk'").await,
+        5_000
+    );
+    // The sequence came along: the next id is past every copied one.
+    assert!(
+        scalar(&db, "SELECT last_value FROM audit_log_id_seq").await
+            >= scalar(&db, "SELECT max(id) FROM audit_log").await
+    );
+    db.close().await.unwrap();
+    assert!(!exists_on(&app, "default", &t).await, "source dropped");
+    assert!(exists_on(&app, "second", &t).await);
+    let record = tenant_moves::Entity::find_by_id(t.id)
+        .one(&app.services.registry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.step, record.outcome),
+        (MoveStep::Cleaned, MoveOutcome::Moved)
+    );
+    assert!(record.target_url.is_some() && record.pause_ms.is_some());
+    // Signed-in people stay signed in: sessions live in the registry.
+    let mut jar = jar_again(&app, host).await;
+    let (status, users) = call(&app, host, &mut jar, "list_users", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    // A server holding a company cannot be removed; a draining one takes
+    // no company.
+    assert!(matches!(
+        fleet.remove("second").await,
+        Err(FleetError::NotEmpty { .. })
+    ));
+
+    // And back to the first server (PostgreSQL 16 to 15).
+    let before = counts(&app, "movers").await;
+    let back = app.services.move_tenant(&sub, "default").await.unwrap();
+    assert_eq!(back.to, "default");
+    assert_eq!(counts(&app, "movers").await, before);
+    assert!(exists_on(&app, "default", &t).await);
+    assert!(!exists_on(&app, "second", &t).await);
+    fleet.drain("second").await.unwrap();
+    assert!(matches!(
+        app.services.move_tenant(&sub, "second").await,
+        Err(MoveError::Fleet(FleetError::Draining(_)))
+    ));
+    fleet.remove("second").await.unwrap();
+    Arc::try_unwrap(app).ok().unwrap().teardown().await;
+}
+
+async fn jar_again(app: &TestApp, host: &str) -> crate::helpers::Jar {
+    let (status, _, jar) = sign_in(app, host, "admin@movers.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    jar
+}
+
+async fn killed(admin_url: String) {
+    let app = spawn_app(Backend::Postgres).await;
+    let t = app.create_company("Stayer", "stayer").await;
+    app.services
+        .provisioner
+        .fleet()
+        .add("second", &SecretString::from(admin_url), None)
+        .await
+        .unwrap();
+    bulk(&app, "stayer", 1_000).await;
+    let sub = Subdomain::parse("stayer").unwrap();
+    let host = "stayer.localhost";
+    for step in [
+        MoveStep::Created,
+        MoveStep::Paused,
+        MoveStep::Copied,
+        MoveStep::Verified,
+        MoveStep::Switched,
+    ] {
+        let before = counts(&app, "stayer").await;
+        let mut dying = app.services.clone();
+        dying.move_crash_after = Some(step);
+        let err = dying.move_tenant(&sub, "second").await.unwrap_err();
+        assert!(matches!(err, MoveError::Injected(s) if s == step), "{err:?}");
+
+        // Left so, the company is served, from one server, with its data.
+        let res = app.get(host, "/api/health").await;
+        assert_eq!(res.status(), 200, "{step:?}");
+        assert_eq!(counts(&app, "stayer").await, before, "{step:?}");
+        // Another move waits for this one to be settled.
+        assert!(
+            matches!(
+                app.services.move_tenant(&sub, "second").await,
+                Err(MoveError::Underway(_))
+            ),
+            "{step:?}"
+        );
+
+        let mut recovering = app.services.clone();
+        recovering.provisioning_timeout = Duration::ZERO;
+        recovering.recover().await;
+        let record = tenant_moves::Entity::find_by_id(t.id)
+            .one(&app.services.registry)
+            .await
+            .unwrap()
+            .unwrap();
+        let (on, off, outcome) = if step == MoveStep::Switched {
+            ("second", "default", MoveOutcome::Moved)
+        } else {
+            ("default", "second", MoveOutcome::Undone)
+        };
+        assert_eq!(record.outcome, outcome, "{step:?}");
+        assert_eq!(server_of(&app, "stayer").await, on, "{step:?}");
+        assert!(exists_on(&app, on, &t).await, "{step:?}");
+        assert!(!exists_on(&app, off, &t).await, "{step:?}");
+        assert_eq!(counts(&app, "stayer").await, before, "{step:?}");
+        // Writable again, by a new session, and through the site.
+        bulk(&app, "stayer", 1).await;
+        let (status, _, _) = sign_in(&app, host, "admin@stayer.test", ADMIN_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{step:?}");
+    }
+    app.teardown().await;
+}
