@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-smoke bench-sqlite-drivers
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-move bench-smoke bench-sqlite-drivers
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -26,6 +26,7 @@ help:
 	@echo "make setup  install the toolchain only"
 	@echo "make bench  the load benchmark on a release build (README, Performance)"
 	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
+	@echo "make bench-move  a 100 MB company moved between two servers under writes"
 	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
 ## ---- toolchain ---------------------------------------------------------
@@ -144,6 +145,12 @@ bench-sqlite-drivers: setup-rust
 	  ( ulimit -Hn 65536 2>/dev/null; ulimit -Sn $$(ulimit -Hn); \
 	    $(CARGO_TARGET_DIR)/release/sqlite-drivers $$d $(CARGO_TARGET_DIR)/sqlite-drivers-data $(DRIVERS_N) ) || exit 1; \
 	done
+
+# A company of about 100 MB moved between two PostgreSQL servers while it
+# is written to (issue 14): the write pause, the writes lost (none may be),
+# and one bare COPY of its rows between the same servers as the ceiling.
+bench-move: setup-e2e postgres
+	cargo test -p server --test api bench_moving -- --ignored --nocapture
 
 bench-micro: postgres
 	cargo bench --profile server-release -p server --bench hot_path

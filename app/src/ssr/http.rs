@@ -33,12 +33,15 @@ fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
     while let Some(e) = next {
         match e.downcast_ref::<DbErr>() {
             Some(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => return true,
-            Some(DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x))) => {
+            Some(
+                DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)),
+            ) => {
                 match &**x {
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => return true,
-                    // read_only_sql_transaction, admin_shutdown
+                    // read_only_sql_transaction, lock_not_available,
+                    // admin_shutdown
                     sqlx::Error::Database(d)
-                        if matches!(d.code().as_deref(), Some("25006" | "57P01")) =>
+                        if matches!(d.code().as_deref(), Some("25006" | "55P03" | "57P01")) =>
                     {
                         return true
                     }

@@ -6,7 +6,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc, Mutex,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::domain::Subdomain;
 use app::ssr::entities::{
@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use secrecy::SecretString;
 
 use crate::fleet::with_second_cluster;
-use crate::helpers::{call, sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{call, sign_in, spawn_app, Backend, Jar, TestApp, ADMIN_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_company_moves_to_another_server_and_back_losing_no_write() {
@@ -82,12 +82,96 @@ async fn bulk(app: &TestApp, sub: &str, rows: u32) {
     db.close().await.unwrap();
 }
 
-/// What the writer saw: emails whose invitation was answered 200, and the
-/// status of every refused one.
+/// What the writer saw: emails whose invitation was answered 200 (and
+/// when), and the status of every refused one.
 #[derive(Default)]
 struct Writes {
     accepted: Vec<String>,
+    at: Vec<Instant>,
     refused: Vec<StatusCode>,
+}
+
+/// An admin inviting someone every `every`, through the site, until
+/// stopped: a company's steady writes.
+struct Writer {
+    writes: Arc<Mutex<Writes>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(app: Arc<TestApp>, host: &'static str, mut jar: Jar, every: Duration) -> Self {
+        let writes = Arc::new(Mutex::new(Writes::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (writes, stop) = (writes.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let sub = host.split('.').next().unwrap();
+                    let email = format!("w{i}@{sub}.test");
+                    let (status, _) = call(
+                        &app,
+                        host,
+                        &mut jar,
+                        "invite_user",
+                        &[("email", &email), ("role", "member")],
+                    )
+                    .await;
+                    {
+                        let mut w = writes.lock().unwrap();
+                        if status == StatusCode::OK {
+                            w.accepted.push(email);
+                            w.at.push(Instant::now());
+                        } else {
+                            w.refused.push(status);
+                        }
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            })
+        };
+        Self { writes, stop, task }
+    }
+
+    fn accepted(&self) -> usize {
+        self.writes.lock().unwrap().accepted.len()
+    }
+
+    async fn wait_for(&self, accepted: usize) {
+        while self.accepted() < accepted {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) -> Writes {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        std::mem::take(&mut *self.writes.lock().unwrap())
+    }
+}
+
+/// The accepted writes that are not in the company's database.
+async fn lost(app: &TestApp, sub: &str, accepted: &[String]) -> Vec<String> {
+    let db = app.tenant_db(sub).await;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT email FROM invitations",
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let there: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "email").unwrap())
+        .collect();
+    accepted
+        .iter()
+        .filter(|e| !there.contains(*e))
+        .cloned()
+        .collect()
 }
 
 async fn moving(admin_url: String) {
@@ -113,78 +197,37 @@ async fn moving(admin_url: String) {
     let host = "movers.localhost";
     let (status, _, jar) = sign_in(&app, host, "admin@movers.test", ADMIN_PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
-    let writes = Arc::new(Mutex::new(Writes::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (app, writes, stop, mut jar) = (app.clone(), writes.clone(), stop.clone(), jar);
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let email = format!("w{i}@movers.test");
-                let (status, _) = call(
-                    &app,
-                    host,
-                    &mut jar,
-                    "invite_user",
-                    &[("email", &email), ("role", "member")],
-                )
-                .await;
-                {
-                    let mut w = writes.lock().unwrap();
-                    if status == StatusCode::OK {
-                        w.accepted.push(email);
-                    } else {
-                        w.refused.push(status);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-    let accepted = || writes.lock().unwrap().accepted.len();
-    while accepted() < 5 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let writer = Writer::start(app.clone(), host, jar, Duration::from_millis(20));
+    writer.wait_for(5).await;
 
     let moved = app.services.move_tenant(&sub, "second").await.unwrap();
-    assert_eq!((moved.from.as_str(), moved.to.as_str()), ("default", "second"));
+    assert_eq!(
+        (moved.from.as_str(), moved.to.as_str()),
+        ("default", "second")
+    );
     assert!(moved.rows >= 5_000, "{moved:?}");
     assert!(moved.paused < Duration::from_secs(15), "{moved:?}");
-    let after_move = accepted();
-    while accepted() < after_move + 5 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
+    writer.wait_for(writer.accepted() + 5).await;
+    let Writes {
+        accepted, refused, ..
+    } = writer.stop().await;
 
     // Every write the site accepted is on the new server; the refused ones
     // were told to come back (503), never 500.
-    let Writes { accepted, refused } = std::mem::take(&mut *writes.lock().unwrap());
     eprintln!(
         "moved: {moved:?}; writes accepted {}, refused {}",
         accepted.len(),
         refused.len()
     );
     assert!(
-        refused.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        refused
+            .iter()
+            .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
         "{refused:?}"
     );
     assert_eq!(server_of(&app, "movers").await, "second");
+    assert_eq!(lost(&app, "movers", &accepted).await, Vec::<String>::new());
     let db = app.tenant_db("movers").await;
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT email FROM invitations",
-        ))
-        .await
-        .unwrap();
-    let there: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get::<String>("", "email").unwrap())
-        .collect();
-    let lost: Vec<&String> = accepted.iter().filter(|e| !there.contains(e)).collect();
-    assert!(lost.is_empty(), "lost writes: {lost:?}");
     assert_eq!(
         scalar(&db, "SELECT count(*) FROM audit_log WHERE action = 'bulk'").await,
         5_000
@@ -234,7 +277,7 @@ async fn moving(admin_url: String) {
     Arc::try_unwrap(app).ok().unwrap().teardown().await;
 }
 
-async fn jar_again(app: &TestApp, host: &str) -> crate::helpers::Jar {
+async fn jar_again(app: &TestApp, host: &str) -> Jar {
     let (status, _, jar) = sign_in(app, host, "admin@movers.test", ADMIN_PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     jar
@@ -263,7 +306,10 @@ async fn killed(admin_url: String) {
         let mut dying = app.services.clone();
         dying.move_crash_after = Some(step);
         let err = dying.move_tenant(&sub, "second").await.unwrap_err();
-        assert!(matches!(err, MoveError::Injected(s) if s == step), "{err:?}");
+        assert!(
+            matches!(err, MoveError::Injected(s) if s == step),
+            "{err:?}"
+        );
 
         // Left so, the company is served, from one server, with its data.
         let res = app.get(host, "/api/health").await;
@@ -302,4 +348,113 @@ async fn killed(admin_url: String) {
         assert_eq!(status, StatusCode::OK, "{step:?}");
     }
     app.teardown().await;
+}
+
+/// `make bench-move` (issue 14): a company holding about 100 MB moved from
+/// the machine's PostgreSQL to a cluster of the benchmark's own
+/// (`max_connections` 100, as stock) while its admin invites someone every
+/// 10 ms through the site. Reports the write pause (the server's, and the
+/// longest gap between accepted writes the writer saw), the rows lost
+/// (checked: none may be), and the ceiling of the same run: one binary
+/// `COPY` of the same rows between the same two servers, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-move"]
+async fn bench_moving_a_100_mb_company_under_writes() {
+    with_second_cluster(|cluster| bench_move(cluster.admin_url("postgres"))).await;
+}
+
+async fn bench_move(admin_url: String) {
+    let rows: u32 = std::env::var("MOVE_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(400_000);
+    let app = Arc::new(spawn_app(Backend::Postgres).await);
+    let t = app.create_company("Heavy", "heavy").await;
+    app.services
+        .provisioner
+        .fleet()
+        .add("second", &SecretString::from(admin_url.clone()), None)
+        .await
+        .unwrap();
+    bulk(&app, "heavy", rows).await;
+    let db = app.tenant_db("heavy").await;
+    db.execute_unprepared("VACUUM ANALYZE audit_log")
+        .await
+        .unwrap();
+    let mb = scalar(&db, "SELECT pg_database_size(current_database())").await as f64 / 1e6;
+    db.close().await.unwrap();
+    let ceiling = copy_ceiling(&t, &admin_url).await;
+
+    let host = "heavy.localhost";
+    let (status, _, jar) = sign_in(&app, host, "admin@heavy.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let writer = Writer::start(app.clone(), host, jar, Duration::from_millis(10));
+    writer.wait_for(20).await;
+    let sub = Subdomain::parse("heavy").unwrap();
+    let moved = app.services.move_tenant(&sub, "second").await.unwrap();
+    writer.wait_for(writer.accepted() + 20).await;
+    let writes = writer.stop().await;
+    let gap = writes
+        .at
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let lost = lost(&app, "heavy", &writes.accepted).await;
+    let line = format!(
+        "| dump-free binary COPY, verified | {mb:.0} MB, {} rows | {:.2} s | {:.2} s | {} | {} | {} | {:.2} s | {:.1}× |",
+        moved.rows,
+        moved.paused.as_secs_f64(),
+        gap.as_secs_f64(),
+        writes.accepted.len(),
+        writes.refused.len(),
+        lost.len(),
+        ceiling.as_secs_f64(),
+        moved.paused.as_secs_f64() / ceiling.as_secs_f64(),
+    );
+    println!(
+        "\n| move | company | write pause (server) | longest gap between accepted writes | writes accepted | refused (503) | lost | ceiling: one COPY of the rows | pause / ceiling |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n{line}\n"
+    );
+    assert!(lost.is_empty(), "lost writes: {lost:?}");
+    assert!(
+        writes
+            .refused
+            .iter()
+            .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{:?}",
+        writes.refused
+    );
+    Arc::try_unwrap(app).ok().unwrap().teardown().await;
+}
+
+/// One binary `COPY` of the company's `audit_log` from the first server into
+/// a scratch table on the second, as their superusers: the least any copy
+/// of the company can take.
+async fn copy_ceiling(t: &tenants::Model, second_admin: &str) -> Duration {
+    use futures_util::StreamExt;
+    use sea_orm::sqlx::{postgres::PgConnection, Connection, Executor};
+    let db = app::ssr::tenancy::databases::TenantServer::db_name(t.id);
+    let source_url = crate::helpers::PG_ADMIN_URL.replace("/postgres?", &format!("/{db}?"));
+    let mut src = PgConnection::connect(&source_url).await.unwrap();
+    let mut dst = PgConnection::connect(second_admin).await.unwrap();
+    dst.execute("DROP TABLE IF EXISTS ceiling; CREATE TABLE ceiling (id bigint PRIMARY KEY, actor varchar(254) NOT NULL, action varchar(64) NOT NULL, detail text NOT NULL, created_at timestamptz NOT NULL)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = src
+        .copy_out_raw("COPY public.audit_log TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut into = dst
+        .copy_in_raw("COPY ceiling FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    while let Some(chunk) = out.next().await {
+        into.send(chunk.unwrap()).await.unwrap();
+    }
+    into.finish().await.unwrap();
+    let took = started.elapsed();
+    drop(out);
+    dst.execute("DROP TABLE ceiling").await.unwrap();
+    took
 }

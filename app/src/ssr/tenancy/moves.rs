@@ -16,9 +16,10 @@
 //! the other over two administrator connections: no dump file, nothing on
 //! disk, no `pg_dump` of a matching version needed. Writes pause from the
 //! pause to the switch: the source's database turns read-only for new
-//! sessions, its open sessions are ended, and the mover holds a `SHARE` lock
-//! on every table (reads go on; a write that slipped past waits, and is
-//! ended at the switch) until the registry names the target. Other
+//! sessions (and a write that meets a lock gives up within 100 ms), the
+//! sessions opened before are ended, and the mover holds a `SHARE` lock on
+//! every table until the registry names the target: reads go on, writes
+//! are refused (503, "try again in a moment"). Other
 //! instances see the switch within their directory TTL; until then they
 //! read the source (read-only, and current to the switch). The source is
 //! dropped one TTL after the switch.
@@ -55,6 +56,8 @@ pub const MOVE_STALE: Duration = Duration::from_secs(60);
 /// How long the pause waits for the company's sessions to end and for the
 /// table locks.
 const PAUSE_WAIT: Duration = Duration::from_secs(10);
+/// How long a company's write waits for a table lock while it is paused.
+const WRITE_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// The mover's sessions call themselves this.
 const APPLICATION: &str = "enclave-move";
 
@@ -163,9 +166,7 @@ impl Services {
         self.record_start(&t, &from, to).await?;
         let _alive = self.heartbeat(t.id);
         let mut done = MoveStep::Started;
-        let outcome = self
-            .run_move(&t, &source, &target, to, &mut done)
-            .await;
+        let outcome = self.run_move(&t, &source, &target, to, &mut done).await;
         match outcome {
             Ok((tables, rows, paused)) => {
                 tracing::info!(tenant = %sub, from, to, rows, paused_ms = paused.as_millis() as u64, "company moved");
@@ -188,7 +189,9 @@ impl Services {
                 if let Some(left) = left {
                     match self.settle_move(left).await {
                         Ok(_) => self.note_error(t.id, &reason).await,
-                        Err(e2) => tracing::error!(tenant = %sub, error = %crate::ssr::http::error_chain(&e2), "cannot settle the move; recovery will retry"),
+                        Err(e2) => {
+                            tracing::error!(tenant = %sub, error = %crate::ssr::http::error_chain(&e2), "cannot settle the move; recovery will retry")
+                        }
                     }
                 }
                 Err(e)
@@ -211,7 +214,8 @@ impl Services {
         }
         if !created.from_template {
             let db = connect_once(&created.url).await?;
-            let migrated = <migration::TenantMigrator as migration::MigratorTrait>::up(&db, None).await;
+            let migrated =
+                <migration::TenantMigrator as migration::MigratorTrait>::up(&db, None).await;
             let _ = db.close().await;
             migrated?;
         }
@@ -230,8 +234,8 @@ impl Services {
             .fetch_one(&mut src)
             .await?;
         let since = set_read_only(source, &name, true).await?;
-        self.pools.forget(t.id).await;
         end_sessions(source, &name, Some(src_pid), &since).await?;
+        self.pools.forget(t.id).await;
         src.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
             .await?;
         let relations = relations(&mut src).await?;
@@ -255,7 +259,9 @@ impl Services {
 
         // Copy.
         let mut dst = open_copy_session(target, &name).await?;
-        if relations != self::relations(&mut dst).await? || migrations(&mut src).await? != migrations(&mut dst).await? {
+        if relations != self::relations(&mut dst).await?
+            || migrations(&mut src).await? != migrations(&mut dst).await?
+        {
             return Err(MoveError::SchemaDiffers);
         }
         let rows = copy(&mut src, &mut dst, &relations).await?;
@@ -282,8 +288,14 @@ impl Services {
         let paused = paused_at.elapsed();
         let txn = self.registry.begin().await?;
         let moved = tenant_moves::Entity::update_many()
-            .col_expr(tenant_moves::Column::Step, Expr::value(MoveStep::Switched.to_value()))
-            .col_expr(tenant_moves::Column::PauseMs, Expr::value(paused.as_millis() as i64))
+            .col_expr(
+                tenant_moves::Column::Step,
+                Expr::value(MoveStep::Switched.to_value()),
+            )
+            .col_expr(
+                tenant_moves::Column::PauseMs,
+                Expr::value(paused.as_millis() as i64),
+            )
             .col_expr(tenant_moves::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(tenant_moves::Column::TenantId.eq(t.id))
             .filter(tenant_moves::Column::Outcome.eq(MoveOutcome::Running))
@@ -306,13 +318,13 @@ impl Services {
         txn.commit().await?;
         *done = MoveStep::Switched;
         self.directory.invalidate(&t.subdomain);
-        self.pools.forget(t.id).await;
-        // Writes that waited on the source end with their sessions, before
-        // the locks go.
+        // A write still waiting on the source ends with its session, before
+        // the locks go; then this process's pool, which no longer waits on it.
         if let Ok(now) = server_clock(source).await {
             let _ = end_sessions(source, &name, Some(src_pid), &now).await;
         }
         let _ = src.close().await;
+        self.pools.forget(t.id).await;
         self.move_checkpoint(MoveStep::Switched, done)?;
 
         // Clean up, once no instance can still be using the source.
@@ -404,7 +416,12 @@ impl Services {
 
     /// Records a new move of `t`, replacing its last, ended one; a move
     /// already running (or started meanwhile) is refused.
-    async fn record_start(&self, t: &tenants::Model, from: &str, to: &str) -> Result<(), MoveError> {
+    async fn record_start(
+        &self,
+        t: &tenants::Model,
+        from: &str,
+        to: &str,
+    ) -> Result<(), MoveError> {
         tenant_moves::Entity::delete_many()
             .filter(tenant_moves::Column::TenantId.eq(t.id))
             .filter(tenant_moves::Column::Outcome.ne(MoveOutcome::Running))
@@ -511,14 +528,26 @@ async fn open_copy_session(server: &TenantServer, name: &str) -> Result<PgConnec
     Ok(conn)
 }
 
-/// Makes new sessions on database `name` read-only (or not). Returns the
+/// Makes new sessions on database `name` read-only, with a short lock
+/// timeout (or neither). Returns the
 /// server's clock once that holds: every session started later has it.
 async fn set_read_only(server: &TenantServer, name: &str, on: bool) -> Result<String, MoveError> {
     let (admin, _) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
+    // A write parses (and so locks its table) before it is refused as
+    // read-only: the short lock timeout makes one that meets the mover's
+    // lock fail at once too, instead of waiting for the switch.
+    let name = quote_ident(name);
     let sql = if on {
-        format!("ALTER DATABASE {} SET default_transaction_read_only = on", quote_ident(name))
+        format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on; \
+             ALTER DATABASE {name} SET lock_timeout = '{}ms'",
+            WRITE_LOCK_TIMEOUT.as_millis()
+        )
     } else {
-        format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(name))
+        format!(
+            "ALTER DATABASE {name} RESET default_transaction_read_only; \
+             ALTER DATABASE {name} RESET lock_timeout"
+        )
     };
     admin.execute_unprepared(&sql).await?;
     server_clock(server).await
@@ -572,7 +601,10 @@ async fn end_sessions(
 /// Runs `sql`: built only of constants and names read from the catalog,
 /// quoted.
 async fn run(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The tables and sequences of the company's schema, by name.
@@ -641,10 +673,11 @@ async fn copy(
     }
     for seq in relations.iter().filter(|r| r.sequence) {
         let seq = format!("public.{}", quote_ident(&seq.name));
-        let (last, called): (i64, bool) =
-            sqlx::query_as(AssertSqlSafe(format!("SELECT last_value, is_called FROM {seq}")))
-                .fetch_one(&mut *src)
-                .await?;
+        let (last, called): (i64, bool) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT last_value, is_called FROM {seq}"
+        )))
+        .fetch_one(&mut *src)
+        .await?;
         sqlx::query("SELECT setval($1::regclass, $2, $3)")
             .bind(&seq)
             .bind(last)
@@ -675,7 +708,9 @@ async fn checksums(
                  FROM {rel} AS t"
             )
         };
-        let sum: String = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut *conn).await?;
+        let sum: String = sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await?;
         out.push((r.name.clone(), sum));
     }
     Ok(out)
