@@ -77,7 +77,8 @@ pub enum DbserverCommand {
         #[arg(long)]
         capacity: Option<u32>,
     },
-    /// List the servers: companies, capacity, state.
+    /// List the servers: companies, connections open to company databases
+    /// (every instance's, as the server counts them), capacity, state.
     List {
         /// One JSON array instead of a table.
         #[arg(long)]
@@ -280,19 +281,21 @@ async fn dbserver(settings: Settings, cmd: DbserverCommand) -> CliResult {
             println!("added {name}");
         }
         DbserverCommand::List { json } => {
-            let servers = fleet.list().await?;
+            let mut servers = fleet.list().await?;
+            fleet.count_connections(&mut servers).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&servers)?);
             } else {
                 println!(
-                    "{:<20} {:<28} {:>9} {:>9} state",
-                    "name", "address", "companies", "capacity"
+                    "{:<20} {:<28} {:>9} {:>6} {:>9} state",
+                    "name", "address", "companies", "open", "capacity"
                 );
                 for s in &servers {
                     let capacity = s.capacity.map_or("-".to_owned(), |c| c.to_string());
+                    let open = s.open_connections.map_or("?".to_owned(), |n| n.to_string());
                     println!(
-                        "{:<20} {:<28} {:>9} {:>9} {}",
-                        s.name, s.address, s.companies, capacity, s.state
+                        "{:<20} {:<28} {:>9} {:>6} {:>9} {}",
+                        s.name, s.address, s.companies, open, capacity, s.state
                     );
                 }
             }

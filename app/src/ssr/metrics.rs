@@ -35,6 +35,7 @@ pub struct Metrics {
     pool_counters: PoolCounters,
     provisioning_steps: Family<Labels, Histogram>,
     db_server_up: Family<Labels, Gauge>,
+    db_server_open_budget: Family<Labels, Gauge>,
     db_server_companies: Family<Labels, Gauge>,
 }
 
@@ -141,8 +142,15 @@ impl Default for Metrics {
             "Companies placed on each database server",
             db_server_companies.clone(),
         );
+        let db_server_open_budget = Family::<Labels, Gauge>::default();
+        registry.register(
+            "db_server_open_budget",
+            "Connections this process's pools may hold open on each database server",
+            db_server_open_budget.clone(),
+        );
         Self {
             db_server_up,
+            db_server_open_budget,
             db_server_companies,
             registry: Arc::new(registry),
             requests,
@@ -216,6 +224,14 @@ impl Metrics {
             self.db_server_companies
                 .get_or_create(&server)
                 .set(s.companies as i64);
+            let budget = pools
+                .server_budgets
+                .iter()
+                .find(|(name, _)| *name == s.name)
+                .map_or(pools.budget, |(_, b)| *b);
+            self.db_server_open_budget
+                .get_or_create(&server)
+                .set(i64::from(budget));
         }
         self.pools_open.set(pools.cached_pools as i64);
         self.connections_open.set(pools.open_connections as i64);

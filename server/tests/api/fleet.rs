@@ -243,6 +243,20 @@ async fn server_down(cluster: Arc<PgCluster>) {
     for host in ["home.localhost", "away.localhost"] {
         assert_eq!(app.get(host, "/api/health").await.status(), 200, "{host}");
     }
+    // `dbserver list` shows the connections open on each server, as the
+    // server counts them: the pools of the two requests above.
+    let mut servers = fleet.list().await.unwrap();
+    fleet.count_connections(&mut servers).await;
+    let open: Vec<Option<u64>> = servers.iter().map(|s| s.open_connections).collect();
+    assert!(open.iter().all(|n| n.is_some_and(|n| n >= 1)), "{open:?}");
+    let budget = app.services.pools.server_budget("second").unwrap();
+    let metrics = app.get("localhost", "/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "enclave_db_server_open_budget{{server=\"second\"}} {budget}"
+        )),
+        "{metrics}"
+    );
 
     let stopping = cluster.clone();
     tokio::task::spawn_blocking(move || stopping.stop())

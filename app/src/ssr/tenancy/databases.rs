@@ -260,6 +260,21 @@ impl TenantServer {
         Ok(Some(n.max(0) as u32))
     }
 
+    /// Sessions open to company databases on this server (PostgreSQL).
+    pub async fn company_connections(&self) -> Result<u64, DbErr> {
+        let Self::Postgres { admin, .. } = self else {
+            return Ok(0);
+        };
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname LIKE 'tenant\\_%'",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no answer from pg_stat_activity".into()))?;
+        Ok(row.try_get::<i64>("", "n")?.max(0) as u64)
+    }
+
     pub fn sqlite(dir: PathBuf) -> Self {
         Self::Sqlite { dir }
     }

@@ -55,6 +55,10 @@ pub struct ServerInfo {
     /// Companies it should hold; `None`: no limit.
     pub capacity: Option<u32>,
     pub state: &'static str,
+    /// Connections open to company databases on it, from every instance
+    /// (read from the server by [`Fleet::count_connections`]; `None`
+    /// until then, or if it did not answer).
+    pub open_connections: Option<u64>,
 }
 
 /// A server as `/healthz` and `/metrics` report it.
@@ -298,6 +302,7 @@ impl Fleet {
             companies: first,
             capacity: None,
             state: ServerState::Active.as_str(),
+            open_connections: None,
         }];
         for row in rows {
             let address = match self.cipher.decrypt(row.id, &row.admin_url) {
@@ -309,10 +314,39 @@ impl Fleet {
                 address,
                 capacity: row.capacity.map(|c| c.max(0) as u32),
                 state: row.state.as_str(),
+                open_connections: None,
                 name: row.name,
             });
         }
         Ok(out)
+    }
+
+    /// Fills in each server's open connections to company databases, as
+    /// the server counts them (every instance's), each asked at once and
+    /// given [`HEALTH_TIMEOUT`].
+    pub async fn count_connections(&self, servers: &mut [ServerInfo]) {
+        let mut asks = tokio::task::JoinSet::new();
+        for (at, s) in servers.iter().enumerate() {
+            let (fleet, name) = (self.clone(), s.name.clone());
+            asks.spawn(async move {
+                let n = tokio::time::timeout(HEALTH_TIMEOUT, async {
+                    fleet
+                        .server(Some(&name))
+                        .await
+                        .ok()?
+                        .company_connections()
+                        .await
+                        .ok()
+                })
+                .await
+                .ok()
+                .flatten();
+                (at, n)
+            });
+        }
+        while let Some(Ok((at, n))) = asks.join_next().await {
+            servers[at].open_connections = n;
+        }
     }
 
     /// Adds a PostgreSQL server after connecting to it as its administrator.
@@ -484,6 +518,7 @@ mod tests {
             companies,
             capacity,
             state,
+            open_connections: None,
         }
     }
 

@@ -205,7 +205,7 @@ impl Drop for TenantDb {
 }
 
 /// Figures for metrics and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolStats {
     pub cached_pools: usize,
     /// Connections open now, across all cached pools.
@@ -219,6 +219,8 @@ pub struct PoolStats {
     pub budget: u32,
     /// Database servers this process has opened pools on.
     pub servers: usize,
+    /// The open budget of each of those (any other has `budget`).
+    pub server_budgets: Vec<(String, u32)>,
     pub busy_budget: u32,
 }
 
@@ -464,6 +466,11 @@ impl TenantPools {
             reserved_connections: reserved,
             budget: s.budget,
             servers: slots.rooms.len(),
+            server_budgets: slots
+                .rooms
+                .iter()
+                .map(|(name, room)| (name.clone(), room.size.load(Ordering::SeqCst)))
+                .collect(),
             busy_budget: s.busy,
         }
     }
