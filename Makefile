@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-micro bench-move bench-smoke bench-sqlite-drivers
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-micro bench-move bench-smoke bench-sqlite-drivers
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench  the load benchmark on a release build (README, Performance)"
 	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
 	@echo "make bench-move  a 100 MB company moved between two servers under writes"
+	@echo "make bench-fleet  the fleet rows alone: 1, 2 and 4 servers, 2,000 companies"
 	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
 ## ---- toolchain ---------------------------------------------------------
@@ -130,6 +131,12 @@ BENCH := server/benches/load.sh
 bench: setup-rust setup-e2e postgres build-release
 	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
 
+# Only the fleet rows of `make bench` (issue 14): 1, 2 and 4 servers of
+# the benchmark's own, 2,000 companies across them, uniform load.
+bench-fleet: setup-rust setup-e2e postgres build-release
+	BIN=$(CARGO_TARGET_DIR)/server-release/server PG_NS= PG_ZIPF_NS= OWN_NS= SQLITE_NS= \
+	  PROVISION_COUNT=0 OUT=$(HOME)/.cache/enclave/bench/fleet.md $(BENCH)
+
 # Page weight and time to interactive in Chromium, throttled (issue 12's
 # 562 ms RTT, 1.6/0.75 Mbit/s, CPU 4x), against the release build.
 bench-pages: setup-e2e build-release
@@ -161,5 +168,6 @@ bench-smoke: setup-system postgres build
 	BIN=$(SERVER_BIN) WORK=$(CARGO_TARGET_DIR)/bench-smoke BENCH_FRESH=1 \
 	  PG_NS="5 20" PG_ZIPF_NS="20" OWN_NS="5" OWN_MAX_CONNECTIONS=60 OWN_PORT=5498 \
 	  OWN_DIR=/var/tmp/enclave-bench-smoke-pg SQLITE_NS="20" DURATION=2 WARMUP=1 \
+	  FLEET_KS="1 2" FLEET_N=4 FLEET_PORT=5530 FLEET_DIR=/var/tmp/enclave-bench-smoke-fleet \
 	  CONCURRENCY=8 BUDGET=8 PROVISION_COUNT=2 SETUP_PARALLEL=2 \
 	  REGISTRY_DB=enclave_bench_smoke PORT=3210 $(BENCH)

@@ -18,7 +18,13 @@
 #      while it samples the tenant connections open and Enclave's RSS, and
 #      reads the pool-cache hit rate (/metrics) and the connections opened
 #      per second (PostgreSQL's session count; pools opened on SQLite);
-#   3. provisioning on the stock cluster, one company at a time, copied
+#   3. a fleet (issue 14): FLEET_KS servers, each a cluster of the
+#      benchmark's own with the stock max_connections (100), the first named
+#      by ENCLAVE_TENANT_DB_URL and the others added with `dbserver add`,
+#      FLEET_N companies placed across them, uniform load; each row as a
+#      ratio to K × the one-server row of the same run (each fleet starts
+#      empty and is removed after its row);
+#   4. provisioning on the stock cluster, one company at a time, copied
 #      from the tenant template and (ENCLAVE_TENANT_TEMPLATE=false) migrated
 #      from empty, the mean time of each step (/metrics), and a bare
 #      `CREATE DATABASE` as its ceiling;
@@ -43,6 +49,10 @@ OWN_PORT=${OWN_PORT:-5499}
 OWN_DIR=${OWN_DIR:-/var/tmp/enclave-bench-pg}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 SQLITE_NS=${SQLITE_NS-10 10000}
+FLEET_KS=${FLEET_KS-1 2 4}
+FLEET_N=${FLEET_N:-2000}
+FLEET_PORT=${FLEET_PORT:-5520}   # server i of the fleet listens on FLEET_PORT + i
+FLEET_DIR=${FLEET_DIR:-/var/tmp/enclave-bench-fleet}
 SQLITE_NOFILE=${SQLITE_NOFILE:-65536}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
@@ -68,9 +78,10 @@ KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 ORIGIN="http://127.0.0.1:$PORT"
 SERVER_PID=
 SAMPLER_PID=
-OWN_STARTED=
+STARTED=()     # data directories of the clusters this run started
 PG=$STOCK      # the cluster pg() and the server use now
 CLUSTER=stock
+URLS=("$STOCK")  # every cluster the server uses now (a fleet has several)
 
 pg() { psql "$PG/${1}?sslmode=disable" -v ON_ERROR_STOP=1 -Atq "${@:2}"; }
 die() { echo "load.sh: $*" >&2; exit 1; }
@@ -83,34 +94,44 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$
 cleanup() {
   [ -n "$SAMPLER_PID" ] && { pkill -P "$SAMPLER_PID"; kill "$SAMPLER_PID"; } 2>/dev/null || true
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  [ -n "$OWN_STARTED" ] && as_postgres "$PG_BIN/pg_ctl" -D "$OWN_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  for dir in "${STARTED[@]}"; do
+    [ -n "$dir" ] || continue
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 
-# The benchmark's own cluster, made once and started for the run. Company
-# roles log in with scram-sha-256; the superuser (the benchmark's and
-# Enclave's administrator URL) is trusted on loopback.
-start_own_cluster() {
+# A cluster of the benchmark's own (start_cluster dir port max_connections),
+# made once and started for the run. Company roles log in with
+# scram-sha-256; the superuser (the benchmark's and Enclave's administrator
+# URL) is trusted on loopback.
+start_cluster() {
+  local dir=$1 port=$2 max=$3
   [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL binaries in $PG_BIN"
-  if [ ! -s "$OWN_DIR/PG_VERSION" ]; then
-    rm -rf "$OWN_DIR"
-    mkdir -p "$OWN_DIR"
-    if [ "$(id -u)" = 0 ]; then chown postgres: "$OWN_DIR"; fi
-    as_postgres "$PG_BIN/initdb" -D "$OWN_DIR" -U postgres --auth-local=trust \
+  if [ ! -s "$dir/PG_VERSION" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    as_postgres "$PG_BIN/initdb" -D "$dir" -U postgres --auth-local=trust \
       --auth-host=scram-sha-256 >/dev/null
     as_postgres sh -c "printf '%s\n' 'local all all trust' \
       'host all postgres 127.0.0.1/32 trust' 'host all all 127.0.0.1/32 scram-sha-256' \
-      >'$OWN_DIR/pg_hba.conf'"
+      >'$dir/pg_hba.conf'"
   fi
-  as_postgres "$PG_BIN/pg_ctl" -D "$OWN_DIR" -l "$OWN_DIR/server.log" -w \
-    -o "-p $OWN_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=$OWN_MAX_CONNECTIONS" \
-    start >/dev/null || die "the benchmark's cluster did not start; see $OWN_DIR/server.log"
-  OWN_STARTED=1
+  as_postgres "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=$max" \
+    start >/dev/null || die "the benchmark's cluster did not start; see $dir/server.log"
+  STARTED+=("$dir")
 }
+
+start_own_cluster() { start_cluster "$OWN_DIR" "$OWN_PORT" "$OWN_MAX_CONNECTIONS"; }
+
+fleet_url() { echo "postgres://postgres@127.0.0.1:$((FLEET_PORT + $1))"; }
 
 use_cluster() {
   CLUSTER=$1
   case $1 in stock) PG=$STOCK ;; own) PG=$OWN ;; esac
+  URLS=("$PG")
   [ -n "$(pg postgres -c "select 1 from pg_database where datname = '$REGISTRY_DB'")" ] \
     || pg postgres -c "create database $REGISTRY_DB"
 }
@@ -212,7 +233,22 @@ metrics() { curl -fs -H "Host: localhost:$PORT" "$ORIGIN/metrics"; }
 # metric NAME: its value in the last /metrics read ($METRICS).
 metric() { awk -v m="$1" '$1 == m {print $2; found = 1} END {if (!found) print 0}' <<<"$METRICS"; }
 # Sessions PostgreSQL has opened to tenant databases, ever (PostgreSQL 14+).
-sessions() { pg postgres -c "select coalesce(sum(sessions), 0) from pg_stat_database where datname like 'tenant\\_%'"; }
+sessions() {
+  local url total=0
+  for url in "${URLS[@]}"; do
+    total=$((total + $(PG=$url pg postgres -c "select coalesce(sum(sessions), 0) from pg_stat_database where datname like 'tenant\\_%'")))
+  done
+  echo "$total"
+}
+# Connections open to tenant databases now, on every cluster in use.
+tenant_connections() {
+  local url total=0 n
+  for url in "${URLS[@]}"; do
+    n=$(PG=$url pg postgres -c "select count(*) from pg_stat_activity where datname like 'tenant\\_%'" 2>/dev/null || echo 0)
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
 
 # Samples, every 100 ms, "<tenant connections open> <Enclave RSS KiB>".
 start_sampler() {
@@ -221,7 +257,7 @@ start_sampler() {
   (while sleep 0.1; do
     local open rss
     if [ "$backend" = postgres ]; then
-      open=$(pg postgres -c "select count(*) from pg_stat_activity where datname like 'tenant\\_%'" 2>/dev/null || echo 0)
+      open=$(tenant_connections)
     else
       open=$(metrics | awk '/^enclave_tenant_connections_open /{print $2}')
     fi
@@ -318,6 +354,10 @@ load() {
   hits=$(( $(metric enclave_tenant_pool_hits_total) - hits0 ))
   misses=$(( $(metric enclave_tenant_pool_misses_total) - misses0 ))
   budget=$(metric enclave_tenant_connections_budget)
+  # A fleet's budget is its servers' together.
+  if [ "${#URLS[@]}" -gt 1 ]; then
+    budget=$(awk '/^enclave_db_server_open_budget\{/ {s += $NF} END {print s + 0}' <<<"$METRICS")
+  fi
   if [ "$backend" = postgres ]; then opened=$(( $(sessions) - sessions0 )); else opened=$misses; fi
   local requests duration_us non2xx socket p50_us p99_us
   eval "$(echo "${out#RESULT }" | tr ' ' '\n')"
@@ -411,8 +451,59 @@ run_cluster() {
   stop_server
 }
 
+# run_fleet K: K servers of the benchmark's own (stock max_connections),
+# FLEET_N companies placed across them, uniform load. The first server's
+# pgbench ceilings stand for every K.
+#
+# Every fleet starts empty and is removed after its row: 2,000 companies
+# take some 15 GB of disk, and three fleets' would not fit beside the rest.
+run_fleet() {
+  local k=$1 i
+  for i in $(seq 1 "$k"); do
+    rm -rf "$FLEET_DIR-$i"
+    start_cluster "$FLEET_DIR-$i" "$((FLEET_PORT + i))" 100
+  done
+  rm -f "$WORK"/token-*-fleet"$k" "$WORK"/companies-*-fleet"$k"
+  CLUSTER=fleet$k
+  PG=$(fleet_url 1)
+  URLS=()
+  for i in $(seq 1 "$k"); do URLS+=("$(fleet_url "$i")"); done
+  local registry_db=$REGISTRY_DB
+  REGISTRY_DB=${registry_db}_fleet$k
+  [ -n "$(pg postgres -c "select 1 from pg_database where datname = '$REGISTRY_DB'")" ] \
+    || pg postgres -c "create database $REGISTRY_DB"
+  if [ -z "${CEIL_S[fleet1]:-}" ]; then
+    local ceilings
+    ceilings=$(pgbench_ceilings)
+    read -r "CEIL_S[fleet1]" "CEIL_C[fleet1]" <<<"$ceilings"
+    echo "fleet server 1: pgbench -S ${CEIL_S[fleet1]} tps, pgbench -S -C ${CEIL_C[fleet1]} tps" >&2
+  fi
+  CEIL_S[$CLUSTER]=${CEIL_S[fleet1]}
+  CEIL_C[$CLUSTER]=${CEIL_C[fleet1]}
+  # The first start makes the registry; then the other servers are added.
+  start_server postgres
+  stop_server
+  for i in $(seq 2 "$k"); do
+    [ -n "$(pg "$REGISTRY_DB" -c "select 1 from db_servers where name = 'f$i'")" ] && continue
+    echo "$(fleet_url "$i")/postgres?sslmode=disable" \
+      | run_cli postgres dbserver add --name "f$i" --admin-url-stdin >/dev/null
+  done
+  start_server postgres
+  ensure_companies postgres "$FLEET_N"
+  load postgres uniform "$FLEET_N"
+  stop_server
+  REGISTRY_DB=$registry_db
+  for i in $(seq 1 "$k"); do
+    as_postgres "$PG_BIN/pg_ctl" -D "$FLEET_DIR-$i" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$FLEET_DIR-$i"
+  done
+  STARTED=("${STARTED[@]/#$FLEET_DIR-*/}")
+}
+
 mkdir -p "$WORK"
-if [ "${BENCH_FRESH:-0}" = 1 ]; then rm -rf "$WORK/sqlite" "$WORK"/token-* "$WORK"/companies-*; fi
+if [ "${BENCH_FRESH:-0}" = 1 ]; then
+  rm -rf "$WORK/sqlite" "$WORK"/token-* "$WORK"/companies-*
+fi
 
 # 1, 2. PostgreSQL, the stock cluster then the benchmark's own; SQLite.
 run_cluster stock "$PG_NS" "$PG_ZIPF_NS"
@@ -428,7 +519,10 @@ if [ -n "$SQLITE_NS" ]; then
   stop_server
 fi
 
-# 3. Provisioning on the stock cluster.
+# 3. A fleet of K servers.
+for k in $FLEET_KS; do run_fleet "$k"; done
+
+# 4. Provisioning on the stock cluster.
 use_cluster stock
 if [ "$PROVISION_COUNT" -gt 0 ]; then
   provision "template copy" "$PROVISION_COUNT"
@@ -451,6 +545,11 @@ if [ -n "${RPS[stock zipf 1000]:-}" ]; then
   target "stock, Zipf 1,000 ÷ uniform 1,000" "$(r 'stock zipf 1000' 'stock uniform 1000')" 2
 fi
 [ -n "${RPS[sqlite uniform 10000]:-}" ] && target "SQLite, uniform 10,000 ÷ its 10 companies" "$(r 'sqlite uniform 10000' 'sqlite uniform 10')" 0.5
+for k in $FLEET_KS; do
+  [ "$k" -gt 1 ] && [ -n "${RPS[fleet1 uniform $FLEET_N]:-}" ] && [ -n "${RPS[fleet$k uniform $FLEET_N]:-}" ] \
+    && target "$k servers, uniform $FLEET_N ÷ ($k × one server)" \
+      "$(awk -v a="${RPS[fleet$k uniform $FLEET_N]}" -v b="${RPS[fleet1 uniform $FLEET_N]}" -v k="$k" 'BEGIN{printf "%.2f", a / (k * b)}')" 0.8
+done
 [ -n "${RPS[stock uniform 10]:-}" ] && target "stock, 10 companies ÷ pgbench -S" "$(ratio "${RPS[stock uniform 10]}" "${CEIL_S[stock]}")" 0.5
 [ -n "${PROVISION_RATIO[template copy]:-}" ] && target "bare CREATE DATABASE ÷ provisioning median (≤ 2.5 × is ≥ 0.40)" \
   "$(awk -v r="${PROVISION_RATIO[template copy]}" 'BEGIN{printf "%.2f", 1 / r}')" 0.4
@@ -458,6 +557,7 @@ fi
 {
   echo "Enclave load benchmark, $(date -u +%Y-%m-%d), $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME")."
+  [ -n "$FLEET_KS" ] && echo "Fleet: fleetK = K servers, each a cluster initdb'd by the benchmark (max_connections 100, as stock; scram-sha-256 for company roles), the first ENCLAVE_TENANT_DB_URL and the others added with dbserver add; $FLEET_N companies placed across them; its ceilings are the first server's."
   echo "Clusters: stock = the machine's PostgreSQL $STOCK_VERSION (max_connections $STOCK_MAX, trust); own = initdb by the benchmark ($("$PG_BIN/postgres" --version | awk '{print $3}'), max_connections $OWN_MAX_CONNECTIONS, scram-sha-256 for company roles)."
   echo "Load: wrk -t$THREADS -c$CONCURRENCY, ${DURATION} s after ${WARMUP} s of warm-up (twice that from 1,000 companies), GET /api/health with the Host uniform or Zipf (s = $ZIPF_S) over N companies; Enclave's default settings${BUDGET:+, budget $BUDGET}${POOL:+, pool $POOL}."
   for c in stock own; do
@@ -480,7 +580,7 @@ fi
   fi
   if [ "${#TARGETS[@]}" -gt 0 ]; then
     echo
-    echo "| target (issue 13) | measured | wanted | |"
+    echo "| target (issues 13 and 14) | measured | wanted | |"
     echo "|---|---:|---:|---|"
     printf '%s\n' "${TARGETS[@]}"
   fi
