@@ -84,8 +84,11 @@ pub enum DbserverCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Place no new company on a server (its companies stay).
+    /// Place no new company on a server (its companies stay); `default`,
+    /// ENCLAVE_TENANT_DB_URL's, too.
     Drain { name: String },
+    /// Place new companies on a drained server again.
+    Activate { name: String },
     /// Forget a server that holds no company.
     Remove { name: String },
 }
@@ -303,6 +306,10 @@ async fn dbserver(settings: Settings, cmd: DbserverCommand) -> CliResult {
         DbserverCommand::Drain { name } => {
             fleet.drain(&name).await?;
             println!("{name} takes no new companies");
+        }
+        DbserverCommand::Activate { name } => {
+            fleet.activate(&name).await?;
+            println!("{name} takes new companies");
         }
         DbserverCommand::Remove { name } => {
             fleet.remove(&name).await?;

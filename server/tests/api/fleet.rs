@@ -206,16 +206,47 @@ async fn placement(admin_url: String) {
         Err(FleetError::NotEmpty { companies: 1, .. })
     ));
     assert!(matches!(
-        fleet.drain("default").await,
+        fleet.remove("default").await,
         Err(FleetError::FirstServer)
     ));
+    // The first server drains too; with every server draining there is
+    // nowhere to put a company, and an activated one takes them again.
+    fleet.drain("default").await.unwrap();
+    let states: Vec<&str> = fleet
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(states, ["draining", "draining"]);
+    let refused = app
+        .services
+        .create_tenant(crate::helpers::new_tenant("Delta", "delta"))
+        .await;
+    assert!(refused.is_err(), "placed while every server drains");
+    fleet.activate("second").await.unwrap();
+    let delta = app.create_company("Delta", "delta").await;
+    assert_eq!(delta.db_server.as_deref(), Some("second"));
+    fleet.activate("default").await.unwrap();
+    app.services
+        .delete_tenant(&Subdomain::parse("delta").unwrap())
+        .await
+        .unwrap();
     app.services
         .delete_tenant(&Subdomain::parse("acme").unwrap())
         .await
         .unwrap();
     assert!(!databases_on(&second).await.contains(&acme.db_name));
     fleet.remove("second").await.unwrap();
-    assert_eq!(fleet.list().await.unwrap().len(), 1);
+    let left: Vec<String> = fleet
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(left, ["default"]);
     assert!(matches!(
         fleet.remove("second").await,
         Err(FleetError::NoSuchServer(_))

@@ -85,7 +85,7 @@ pub enum FleetError {
         "servers can be added only when companies live on PostgreSQL (set ENCLAVE_TENANT_DB_URL)"
     )]
     NotPostgres,
-    #[error("the first server is the one ENCLAVE_TENANT_DB_URL names; it cannot be drained or removed here")]
+    #[error("the first server is the one ENCLAVE_TENANT_DB_URL names; it cannot be removed")]
     FirstServer,
     #[error("'{name}' still holds {companies} {} (or moves under way); move or delete them first", if *.companies == 1 { "company" } else { "companies" })]
     NotEmpty { name: String, companies: u64 },
@@ -162,13 +162,14 @@ impl Fleet {
     /// The server named `name`, which must exist and take companies: where
     /// a company may be moved to.
     pub async fn target(&self, name: &str) -> Result<TenantServer, FleetError> {
+        let row = self.find(name).await?;
         if name == FIRST {
+            if row.is_some_and(|r| r.state != ServerState::Active) {
+                return Err(FleetError::Draining(name.to_owned()));
+            }
             return Ok(self.first.clone());
         }
-        let row = self
-            .find(name)
-            .await?
-            .ok_or_else(|| FleetError::NoSuchServer(name.to_owned()))?;
+        let row = row.ok_or_else(|| FleetError::NoSuchServer(name.to_owned()))?;
         if row.state != ServerState::Active {
             return Err(FleetError::Draining(name.to_owned()));
         }
@@ -255,7 +256,7 @@ impl Fleet {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.into_iter().filter(|r| r.name != FIRST) {
             let capacity = tokio::time::timeout(HEALTH_TIMEOUT, async {
                 let server = self.server(Some(&row.name)).await.ok()?;
                 server.connection_capacity().await.ok().flatten()
@@ -273,10 +274,14 @@ impl Fleet {
 
     /// Every server, the first one first, with its companies counted.
     pub async fn list(&self) -> Result<Vec<ServerInfo>, FleetError> {
-        let rows = db_servers::Entity::find()
+        let (marks, rows): (Vec<_>, Vec<_>) = db_servers::Entity::find()
             .order_by_asc(db_servers::Column::Name)
             .all(&self.registry)
-            .await?;
+            .await?
+            .into_iter()
+            .partition(|r| r.name == FIRST);
+        // The first server's row, if any, only says it is draining.
+        let first_state = marks.first().map_or(ServerState::Active, |r| r.state);
         let counts = tenants::Entity::find()
             .select_only()
             .column(tenants::Column::DbServer)
@@ -301,7 +306,7 @@ impl Fleet {
             address: self.first.address(),
             companies: first,
             capacity: None,
-            state: ServerState::Active.as_str(),
+            state: first_state.as_str(),
             open_connections: None,
         }];
         for row in rows {
@@ -395,10 +400,47 @@ impl Fleet {
     }
 
     /// Takes no new companies on `name` from now on; keeps its companies.
+    /// The first server's state is kept in a row of its name that holds
+    /// no URL of its own (`ENCLAVE_TENANT_DB_URL` stays its URL).
     pub async fn drain(&self, name: &str) -> Result<(), FleetError> {
+        self.set_state(name, ServerState::Draining).await
+    }
+
+    /// Places new companies on `name` again, after a drain.
+    pub async fn activate(&self, name: &str) -> Result<(), FleetError> {
+        self.set_state(name, ServerState::Active).await
+    }
+
+    async fn set_state(&self, name: &str, state: ServerState) -> Result<(), FleetError> {
+        if name == FIRST {
+            if !self.first.is_postgres() {
+                return Err(FleetError::NotPostgres);
+            }
+            match self.find(FIRST).await? {
+                Some(row) => {
+                    let mut row: db_servers::ActiveModel = row.into();
+                    row.state = Set(state);
+                    row.update(&self.registry).await?;
+                }
+                None => {
+                    let id = Uuid::new_v4();
+                    db_servers::ActiveModel {
+                        id: Set(id),
+                        name: Set(FIRST.to_owned()),
+                        admin_url: Set(self.cipher.encrypt(id, &SecretString::from(""))),
+                        capacity: Set(None),
+                        state: Set(state),
+                        created_at: Set(Utc::now()),
+                    }
+                    .insert(&self.registry)
+                    .await?;
+                }
+            }
+            return Ok(());
+        }
         let row = self.added(name).await?;
         let mut row: db_servers::ActiveModel = row.into();
-        row.state = Set(ServerState::Draining);
+        row.state = Set(state);
         row.update(&self.registry).await?;
         Ok(())
     }
