@@ -458,3 +458,74 @@ async fn copy_ceiling(t: &tenants::Model, second_admin: &str) -> Duration {
     dst.execute("DROP TABLE ceiling").await.unwrap();
     took
 }
+
+/// Moving needs no superuser: administrators with only CREATEDB and
+/// CREATEROLE on both servers (the machine's PostgreSQL 15 and a 16), as in
+/// production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_needs_only_createdb_and_createrole_on_both_servers() {
+    with_second_cluster(|cluster| {
+        let (url, port) = (cluster.admin_url("postgres"), cluster.port);
+        least_privilege(url, port)
+    })
+    .await;
+}
+
+async fn least_privilege(second_superuser: String, port: u16) {
+    use crate::helpers::{start, test_settings, PG_ADMIN_URL};
+    use sea_orm::Database;
+
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let admin = format!("enclave_mv_{}", &id[..12]);
+    let registry = format!("enclave_test_{id}");
+    let first_su = Database::connect(PG_ADMIN_URL).await.unwrap();
+    let second_su = Database::connect(&second_superuser).await.unwrap();
+    // Names built from a UUID above, never from input.
+    let role = format!("CREATE ROLE \"{admin}\" LOGIN CREATEDB CREATEROLE PASSWORD '{id}'");
+    for su in [&first_su, &second_su] {
+        su.execute_unprepared(&role).await.unwrap();
+    }
+    first_su
+        .execute_unprepared(&format!("CREATE DATABASE \"{registry}\" OWNER \"{admin}\""))
+        .await
+        .unwrap();
+    let url = |port: u16, db: &str| {
+        SecretString::from(format!(
+            "postgres://{admin}:{id}@127.0.0.1:{port}/{db}?sslmode=disable"
+        ))
+    };
+    let mut settings = test_settings(Backend::Sqlite).await;
+    settings.registry_url = Some(url(5432, &registry));
+    settings.tenant_db_url = Some(url(5432, "postgres"));
+    let app = start(settings).await;
+    app.create_company("Lean", "lean").await;
+    bulk(&app, "lean", 100).await;
+    let before = counts(&app, "lean").await;
+    app.services
+        .provisioner
+        .fleet()
+        .add("second", &url(port, "postgres"), None)
+        .await
+        .unwrap();
+    let sub = Subdomain::parse("lean").unwrap();
+    for to in ["second", "default"] {
+        let moved = app.services.move_tenant(&sub, to).await.unwrap();
+        assert_eq!(moved.to, to);
+        assert_eq!(counts(&app, "lean").await, before, "{to}");
+        assert_eq!(server_of(&app, "lean").await, to);
+        assert_eq!(app.get("lean.localhost", "/api/health").await.status(), 200);
+    }
+    app.services.delete_tenant(&sub).await.unwrap();
+    let _ = std::fs::remove_dir_all(&app.settings.data_dir);
+    // What the administrator still owns (a template it built) goes to postgres.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{registry}\" WITH (FORCE)"),
+        format!("REASSIGN OWNED BY \"{admin}\" TO postgres"),
+        format!("DROP OWNED BY \"{admin}\""),
+        format!("DROP ROLE \"{admin}\""),
+    ] {
+        first_su.execute_unprepared(&sql).await.unwrap();
+    }
+    first_su.close().await.ok();
+    second_su.close().await.ok();
+}
