@@ -412,3 +412,18 @@ pub async fn signup_link(app: &TestApp, email: &str, nth: usize) -> String {
     let messages = crate::mailbox::wait_for(&outbox, email, nth).await;
     crate::mailbox::link_token(&messages[nth - 1], "/verify/")
 }
+
+/// Drops the registry and the role of an administrator a test made (with
+/// only CREATEDB and CREATEROLE), giving what it still owns (a template it
+/// built) to postgres first. `su` is the server's superuser.
+pub async fn drop_lean_admin(su: &sea_orm::DatabaseConnection, registry: &str, admin: &str) {
+    // Names a test built from a UUID, never from input.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{registry}\" WITH (FORCE)"),
+        format!("REASSIGN OWNED BY \"{admin}\" TO postgres"),
+        format!("DROP OWNED BY \"{admin}\""),
+        format!("DROP ROLE \"{admin}\""),
+    ] {
+        su.execute_unprepared(&sql).await.unwrap();
+    }
+}

@@ -517,15 +517,7 @@ async fn least_privilege(second_superuser: String, port: u16) {
     }
     app.services.delete_tenant(&sub).await.unwrap();
     let _ = std::fs::remove_dir_all(&app.settings.data_dir);
-    // What the administrator still owns (a template it built) goes to postgres.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS \"{registry}\" WITH (FORCE)"),
-        format!("REASSIGN OWNED BY \"{admin}\" TO postgres"),
-        format!("DROP OWNED BY \"{admin}\""),
-        format!("DROP ROLE \"{admin}\""),
-    ] {
-        first_su.execute_unprepared(&sql).await.unwrap();
-    }
+    crate::helpers::drop_lean_admin(&first_su, &registry, &admin).await;
     first_su.close().await.ok();
     second_su.close().await.ok();
 }

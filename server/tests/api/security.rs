@@ -833,15 +833,7 @@ async fn least_privilege_on(admin_url: &str, host: &str, major: u32) {
         .await
         .unwrap());
     let _ = std::fs::remove_dir_all(&app.settings.data_dir);
-    // What the administrator still owns (a template it built) goes to postgres.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS \"{registry}\" WITH (FORCE)"),
-        format!("REASSIGN OWNED BY \"{admin}\" TO postgres"),
-        format!("DROP OWNED BY \"{admin}\""),
-        format!("DROP ROLE \"{admin}\""),
-    ] {
-        su.execute_unprepared(&sql).await.unwrap();
-    }
+    crate::helpers::drop_lean_admin(&su, &registry, &admin).await;
     su.close().await.ok();
 }
 
