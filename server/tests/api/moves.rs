@@ -521,3 +521,111 @@ async fn least_privilege(second_superuser: String, port: u16) {
     first_su.close().await.ok();
     second_su.close().await.ok();
 }
+
+/// The operator's commands, run as the `server` binary: add a server from
+/// standard input, list it, move a company there, and a clear error for a
+/// server that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_a_server_lists_it_and_moves_a_company_there() {
+    with_second_cluster(|cluster| cli_move(cluster.admin_url("postgres"))).await;
+}
+
+async fn cli_move(second_url: String) {
+    use secrecy::ExposeSecret;
+    let app = spawn_app(Backend::Postgres).await;
+    app.create_company("Carrier", "carrier").await;
+    let s = &app.settings;
+    let env: Vec<(&str, String)> = vec![
+        ("ENCLAVE_DATA_DIR", s.data_dir.display().to_string()),
+        (
+            "ENCLAVE_REGISTRY_URL",
+            s.registry_url.as_ref().unwrap().expose_secret().to_owned(),
+        ),
+        (
+            "ENCLAVE_TENANT_DB_URL",
+            s.tenant_db_url.as_ref().unwrap().expose_secret().to_owned(),
+        ),
+        (
+            "ENCLAVE_SECRET_KEY",
+            s.secret_key.as_ref().unwrap().expose_secret().to_owned(),
+        ),
+        ("ENCLAVE_TENANT_CACHE_SECS", s.tenant_cache_secs.to_string()),
+    ];
+    let cli = move |args: &'static [&'static str], stdin: String| {
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+                .args(args)
+                .envs(env)
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, out, err) = cli(
+        &["dbserver", "add", "--name", "second", "--admin-url-stdin"],
+        format!("{second_url}\n"),
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(!format!("{out}{err}").contains("postgres://"), "{out}{err}");
+    let (ok, out, err) = cli(&["dbserver", "list", "--json"], String::new())
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let servers: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(servers[1]["name"], "second", "{servers}");
+    assert_eq!(servers[1]["companies"], 0, "{servers}");
+    assert!(servers[1]["open_connections"].is_u64(), "{servers}");
+
+    let (ok, out, err) = cli(
+        &["tenant", "move", "carrier", "--to", "nowhere"],
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert!(!ok, "{out}");
+    assert!(err.contains("there is no server named 'nowhere'"), "{err}");
+    // This instance has the company's old address cached, and its pool open.
+    assert_eq!(
+        app.get("carrier.localhost", "/api/health").await.status(),
+        200
+    );
+    let (ok, out, err) = cli(
+        &["tenant", "move", "carrier", "--to", "second"],
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("moved carrier from default to second: "),
+        "{out}"
+    );
+    // The CLI waited out the lookup TTL before dropping the source, so this
+    // instance, which it could not tell, already serves the company from
+    // its new server.
+    assert_eq!(server_of(&app, "carrier").await, "second");
+    assert_eq!(
+        app.get("carrier.localhost", "/api/health").await.status(),
+        200
+    );
+    app.teardown().await;
+}

@@ -116,6 +116,9 @@ struct Room {
 struct Slot {
     /// The budget of the company's database server.
     room: Arc<Room>,
+    /// A digest of the URL the pool is for: a company moved to another
+    /// server (or given new credentials) gets a new pool.
+    url: u64,
     pool: OnceCell<DatabaseConnection>,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// Requests using this pool now; changed only under the `slots` lock.
@@ -263,9 +266,17 @@ impl TenantPools {
             .map_err(|_| PoolError::Busy)?
             .map_err(|_| PoolError::Busy)?;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
+        let url_digest = digest(url);
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
             slots.count(id, window);
+            // The company's address changed (moved by this process or
+            // another): the old pool closes once its requests are done.
+            if let Some(stale) = slots.open.get(&id).filter(|s| s.url != url_digest) {
+                let stale = stale.clone();
+                slots.open.remove(&id);
+                Slot::close(stale, false);
+            }
             let room = match slots.rooms.get(server) {
                 Some(room) => room.clone(),
                 None => {
@@ -280,6 +291,7 @@ impl TenantPools {
                 .or_insert_with(|| {
                     Arc::new(Slot {
                         room,
+                        url: url_digest,
                         pool: OnceCell::new(),
                         permit: Mutex::new(None),
                         leases: AtomicU64::new(0),
@@ -563,6 +575,15 @@ impl Slot {
             }
         });
     }
+}
+
+/// Tells one URL from another without keeping a second copy of it.
+fn digest(url: &SecretString) -> u64 {
+    use secrecy::ExposeSecret;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.expose_secret().hash(&mut h);
+    h.finish()
 }
 
 /// Counts a request as waiting for room on a server while it lives.
