@@ -34,7 +34,9 @@ pub enum AppError {
     /// 429: too many sign-in attempts, or companies created, from here.
     #[error("Too many attempts. Try again in {} minute(s).", retry_after_secs.div_ceil(60))]
     Throttled { retry_after_secs: u64 },
-    /// 503: no database connection came free in time.
+    /// 503: no database connection came free in time, or the company's
+    /// database cannot take the request now (its server is down, or it is
+    /// being moved to another).
     #[error("The service is busy; please try again in a moment.")]
     Unavailable,
     /// 500: the cause is in the server's log.
@@ -174,6 +176,8 @@ pub struct TenantRow {
     pub name: String,
     pub subdomain: String,
     pub status: String,
+    /// The database server it is on (`dbserver list`).
+    pub server: String,
     /// The newest migration applied (shown on hover).
     pub schema_version: String,
     /// The same as a person reads it: "5 of 5", or "unknown".

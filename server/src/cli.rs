@@ -372,15 +372,16 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<24} {:<13} {:<32} {:<26} created",
-                    "subdomain", "status", "name", "schema"
+                    "{:<24} {:<13} {:<32} {:<16} {:<26} created",
+                    "subdomain", "status", "name", "server", "schema"
                 );
                 for t in &tenants {
                     println!(
-                        "{:<24} {:<13} {:<32} {:<26} {}",
+                        "{:<24} {:<13} {:<32} {:<16} {:<26} {}",
                         t.subdomain,
                         t.status.to_value(),
                         t.name,
+                        t.db_server.as_deref().unwrap_or("default"),
                         t.schema_version.as_deref().unwrap_or("-"),
                         t.created_at.format("%Y-%m-%d %H:%M")
                     );

@@ -75,6 +75,7 @@ pub async fn list_tenants(
                 name: t.name,
                 subdomain: t.subdomain,
                 status: t.status.to_value(),
+                server: t.db_server.unwrap_or_else(|| "default".into()),
                 schema_version,
                 created: t.created_at.format("%Y-%m-%d %H:%M").to_string(),
             }

@@ -141,7 +141,7 @@ pub fn AdminPage() -> impl IntoView {
                                 {format!("{total} compan{} · page {page} of {pages}", if total == 1 { "y" } else { "ies" })}
                             </p>
                             <table class="tenants">
-                                <thead><tr><th>"Name"</th><th>"Subdomain"</th><th>"Status"</th><th>"Schema"</th><th>"Created"</th><th>"Actions"</th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Subdomain"</th><th>"Status"</th><th>"Server"</th><th>"Schema"</th><th>"Created"</th><th>"Actions"</th></tr></thead>
                                 <tbody>
                                     {listing.rows.into_iter().map(|t| {
                                         let paused = t.status == "paused";
@@ -153,6 +153,7 @@ pub fn AdminPage() -> impl IntoView {
                                                 <td class="name">{t.name.clone()}</td>
                                                 <td><code>{t.subdomain.clone()}</code></td>
                                                 <td data-testid="status">{t.status.clone()}</td>
+                                                <td data-testid="server">{t.server.clone()}</td>
                                                 <td><abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr></td>
                                                 <td class="nowrap">{t.created.clone()}</td>
                                                 <td class="actions">

@@ -186,7 +186,7 @@ fn tenant_create_list_and_show_work_and_never_print_a_database_url() {
 
     let (ok, table, _) = run(&dir, &["tenant", "list"], "");
     assert!(
-        ok && table.contains("acme") && table.contains("Acme Corp"),
+        ok && table.contains("acme") && table.contains("Acme Corp") && table.contains("default"),
         "{table}"
     );
 

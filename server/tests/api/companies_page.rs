@@ -30,7 +30,7 @@ async fn fill_registry(app: &TestApp) {
             subdomain: Set(format!("co-{i:05}")),
             db_name: Set(format!("bench_{i}")),
             db_url: Set(None),
-            db_server: Set(None),
+            db_server: Set(Some(if i % 2 == 0 { "default" } else { "db2" }.into())),
             status: Set(if i % 10 == 0 {
                 TenantStatus::Paused
             } else {
@@ -97,6 +97,15 @@ async fn the_companies_page_searches_filters_sorts_and_pages_ten_thousand(backen
     assert_eq!(at, of);
     assert!(html.contains(&format!("title=\"{latest}\"")), "{html}");
     assert!(html.contains(&format!(">{at} of {of}</abbr>")), "{html}");
+    // Each company's database server.
+    assert!(
+        html.contains("<td data-testid=\"server\">db2</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td data-testid=\"server\">default</td>"),
+        "{html}"
+    );
 
     // The last page, sorted by subdomain: the remainder, and no "Next".
     let (html, _) = page("/admin?sort=subdomain&page=200".into()).await;
