@@ -122,7 +122,7 @@ impl Drop for Heartbeat {
     }
 }
 
-/// A table or sequence of a company's database, and what it holds.
+/// A table or sequence of a company's database (schema `public`).
 #[derive(Debug, PartialEq, Eq)]
 struct Relation {
     name: String,
