@@ -240,9 +240,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 concurrency,
                 tenant,
                 dry_run,
-            } => {
-                return migrate(cli.settings, concurrency, tenant, dry_run).await;
-            }
+            } => migrate(cli.settings, concurrency, tenant, dry_run).await,
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
             Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,

@@ -178,6 +178,22 @@ fn keep_in(location: &str, typed: &[(String, String)]) -> String {
     format!("{path}?{}", out.finish())
 }
 
+/// `/api/{fn}` of a function this site does not serve (a base-domain
+/// function on a company's host, or none at all): 404, in the encoding
+/// server functions answer errors with.
+pub async fn no_server_fn() -> Response {
+    (StatusCode::NOT_FOUND, Json(AppError::NotFound)).into_response()
+}
+
+/// What pages and server functions find in context: the resolved site,
+/// the client's address and the process's services. Nothing else chooses a
+/// database.
+fn provide(site: &RequestSite, client: ClientIp, services: &Services) {
+    provide_context(site.clone());
+    provide_context(client);
+    provide_context(services.clone());
+}
+
 #[cfg(test)]
 mod tests {
     use super::{keep_in, kept_fields, with_island_scripts};
@@ -222,20 +238,4 @@ mod tests {
         assert!(again.ends_with("&keep.email=c%40d.test"), "{again}");
         assert_eq!(again.matches("keep.").count(), 1);
     }
-}
-
-/// `/api/{fn}` of a function this site does not serve (a base-domain
-/// function on a company's host, or none at all): 404, in the encoding
-/// server functions answer errors with.
-pub async fn no_server_fn() -> Response {
-    (StatusCode::NOT_FOUND, Json(AppError::NotFound)).into_response()
-}
-
-/// What pages and server functions find in context: the resolved site,
-/// the client's address and the process's services. Nothing else chooses a
-/// database.
-fn provide(site: &RequestSite, client: ClientIp, services: &Services) {
-    provide_context(site.clone());
-    provide_context(client);
-    provide_context(services.clone());
 }

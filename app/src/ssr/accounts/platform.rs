@@ -296,7 +296,7 @@ pub mod totp {
         };
         let base32 = cipher
             .decrypt(user.id, sealed)
-            .map_err(|e| PlatformUserError::Sealed(e))?;
+            .map_err(PlatformUserError::Sealed)?;
         let secret = totp_rs::Secret::try_from_base32(base32.expose_secret()).map_err(|_| {
             PlatformUserError::Sealed(crate::ssr::secrets::CipherError::Undecryptable)
         })?;

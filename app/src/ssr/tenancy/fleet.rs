@@ -42,8 +42,11 @@ pub struct Fleet {
     /// The last health check and when it finished: `/healthz` is public, so
     /// the servers are asked at most once per [`HEALTH_TIMEOUT`], however
     /// often it is called (callers meanwhile wait for, and share, one check).
-    health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Vec<ServerHealth>)>>>,
+    health: Arc<tokio::sync::Mutex<Option<LastCheck>>>,
 }
+
+/// When the servers were last asked, and what they answered.
+type LastCheck = (std::time::Instant, Vec<ServerHealth>);
 
 /// A server as `dbserver list` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
