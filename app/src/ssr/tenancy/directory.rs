@@ -229,6 +229,9 @@ pub struct TenantEntry {
     /// Decrypted connection URL; `None` until provisioning stored one.
     /// Only tenancy reads it: requests go through `TenantContext::db`.
     pub(super) url: Option<SecretString>,
+    /// A digest of `url`, made once per lookup: the pool cache compares
+    /// it to tell a company that moved.
+    pub(super) url_digest: u64,
 }
 
 impl std::fmt::Debug for TenantEntry {
@@ -354,6 +357,7 @@ impl Directory {
     fn entry(&self, t: tenants::Model) -> Result<TenantEntry, CipherError> {
         let url = self.connection_url(&t)?;
         Ok(TenantEntry {
+            url_digest: url.as_ref().map_or(0, super::pools::digest),
             id: t.id,
             name: t.name,
             subdomain: t.subdomain,

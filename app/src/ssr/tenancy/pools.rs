@@ -251,7 +251,7 @@ impl TenantPools {
     }
 
     /// The pool of tenant `id` (on database server `server`, reachable at
-    /// `url`), opened if needed. Private to tenancy: a request reaches it
+    /// `url`, whose [`digest`] is `url_digest`), opened if needed. Private to tenancy: a request reaches it
     /// only through its `TenantContext`, so no other code can pick a
     /// company's database.
     pub(super) async fn get(
@@ -259,6 +259,7 @@ impl TenantPools {
         id: Uuid,
         server: &str,
         url: &SecretString,
+        url_digest: u64,
     ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
         let busy = tokio::time::timeout_at(deadline, self.inner.busy.clone().acquire_owned())
@@ -266,7 +267,6 @@ impl TenantPools {
             .map_err(|_| PoolError::Busy)?
             .map_err(|_| PoolError::Busy)?;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
-        let url_digest = digest(url);
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
             slots.count(id, window);
@@ -578,7 +578,7 @@ impl Slot {
 }
 
 /// Tells one URL from another without keeping a second copy of it.
-fn digest(url: &SecretString) -> u64 {
+pub(super) fn digest(url: &SecretString) -> u64 {
     use secrecy::ExposeSecret;
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

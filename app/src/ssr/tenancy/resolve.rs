@@ -126,7 +126,12 @@ impl TenantContext {
         let url = self.entry.url.as_ref().ok_or(TenantDbError::NotReady)?;
         Ok(self
             .pools
-            .get(self.entry.id, &self.entry.server, url)
+            .get(
+                self.entry.id,
+                &self.entry.server,
+                url,
+                self.entry.url_digest,
+            )
             .await?)
     }
 }
