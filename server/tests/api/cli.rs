@@ -6,12 +6,23 @@ use uuid::Uuid;
 use crate::helpers::ADMIN_PASSWORD;
 
 fn run(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    run_server(
+        &[("ENCLAVE_DATA_DIR", data_dir.display().to_string())],
+        args,
+        stdin,
+    )
+}
+
+/// Runs the `server` binary with `env` (and none of this process's
+/// database URLs), `stdin` as its input: (succeeded, stdout, stderr).
+pub fn run_server(env: &[(&str, String)], args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(args)
-        .env("ENCLAVE_DATA_DIR", data_dir)
         .env_remove("ENCLAVE_REGISTRY_URL")
         .env_remove("ENCLAVE_TENANT_DB_URL")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -553,30 +553,7 @@ async fn cli_move(second_url: String) {
     ];
     let cli = move |args: &'static [&'static str], stdin: String| {
         let env = env.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-                .args(args)
-                .envs(env)
-                .env("RUST_LOG", "warn")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stdin.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        })
+        tokio::task::spawn_blocking(move || crate::cli::run_server(&env, args, &stdin))
     };
     let (ok, out, err) = cli(
         &["dbserver", "add", "--name", "second", "--admin-url-stdin"],
