@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use std::sync::Arc;
 
 use crate::helpers::{spawn_app, Backend};
-use crate::pg_cluster::{pg16_bin, PgCluster};
+use crate::pg_cluster::PgCluster;
 
 /// Runs `test` with a second PostgreSQL cluster (max_connections 100),
 /// stopped and removed after; a failure shows that cluster's log.
@@ -25,19 +25,7 @@ where
     F: FnOnce(Arc<PgCluster>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let cluster =
-        tokio::task::spawn_blocking(move || PgCluster::start(&pg16_bin(), max_connections))
-            .await
-            .unwrap();
-    let cluster = Arc::new(cluster);
-    let outcome = tokio::spawn(test(cluster.clone())).await;
-    let log = cluster.log();
-    tokio::task::spawn_blocking(move || drop(cluster))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        panic!("{e}\n--- second cluster's log ---\n{log}");
-    }
+    crate::pg_cluster::with_cluster(max_connections, test).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,39 +137,22 @@ impl PgCluster {
     /// Starts the server (again, after [`PgCluster::stop`]), on the same
     /// port. Blocking.
     pub fn start_again(&self) {
-        let data = self.dir.join("data");
-        run(
-            &self.bin,
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &self.opts,
-                "-l",
-                self.dir.join("log").to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
+        let log = self.dir.join("log");
+        self.pg_ctl(&["-o", &self.opts, "-l", log.to_str().unwrap(), "-w", "start"]);
     }
 
     /// Stops the server at once, as a crash would (its data stays).
     /// Blocking.
     pub fn stop(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+
+    /// `pg_ctl -D <data> args…`, which must succeed.
+    fn pg_ctl(&self, args: &[&str]) {
         let data = self.dir.join("data");
-        run(
-            &self.bin,
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&self.bin, "pg_ctl", &all);
     }
 
     /// The superuser's URL for one database of this cluster.
@@ -193,5 +176,27 @@ impl Drop for PgCluster {
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `test` with a PostgreSQL 16 cluster of its own (`max_connections`
+/// as given), stopped and removed after; a failure shows the cluster's log.
+pub async fn with_cluster<F, Fut>(max_connections: u32, test: F)
+where
+    F: FnOnce(std::sync::Arc<PgCluster>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let cluster =
+        tokio::task::spawn_blocking(move || PgCluster::start(&pg16_bin(), max_connections))
+            .await
+            .unwrap();
+    let cluster = std::sync::Arc::new(cluster);
+    let outcome = tokio::spawn(test(cluster.clone())).await;
+    let log = cluster.log();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        panic!("{e}\n--- the test's cluster's log ---\n{log}");
     }
 }

@@ -713,21 +713,11 @@ async fn a_createdb_createrole_administrator_is_enough_and_company_roles_stay_ho
 /// test's own, with scram-sha-256 for every role but the superuser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_privilege_holds_on_postgresql_16() {
-    use crate::pg_cluster::{pg16_bin, PgCluster};
-    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg16_bin(), 100))
-        .await
-        .unwrap();
-    let admin = cluster.admin_url("postgres");
-    let host = format!("127.0.0.1:{}", cluster.port);
-    let run = tokio::spawn(async move { least_privilege_on(&admin, &host, 16).await });
-    let outcome = run.await;
-    let log = cluster.log();
-    tokio::task::spawn_blocking(move || drop(cluster))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        panic!("{e}\n--- PostgreSQL 16 log ---\n{log}");
-    }
+    crate::pg_cluster::with_cluster(100, |cluster| async move {
+        let host = format!("127.0.0.1:{}", cluster.port);
+        least_privilege_on(&cluster.admin_url("postgres"), &host, 16).await
+    })
+    .await;
 }
 
 async fn least_privilege_on(admin_url: &str, host: &str, major: u32) {

@@ -239,11 +239,7 @@ impl Services {
         src.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
             .await?;
         let relations = relations(&mut src).await?;
-        let tables: Vec<String> = relations
-            .iter()
-            .filter(|r| !r.sequence)
-            .map(|r| format!("public.{}", quote_ident(&r.name)))
-            .collect();
+        let tables = tables(&relations);
         // Reads go on; a write that slipped past the read-only default waits.
         run(
             &mut src,
@@ -626,6 +622,15 @@ async fn relations(conn: &mut PgConnection) -> Result<Vec<Relation>, sqlx::Error
         .collect()
 }
 
+/// The tables among `relations`, as quoted qualified names.
+fn tables(relations: &[Relation]) -> Vec<String> {
+    relations
+        .iter()
+        .filter(|r| !r.sequence)
+        .map(|r| format!("public.{}", quote_ident(&r.name)))
+        .collect()
+}
+
 /// The migrations applied to a company's database.
 async fn migrations(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
     sqlx::query_scalar(
@@ -644,11 +649,7 @@ async fn copy(
     relations: &[Relation],
 ) -> Result<u64, sqlx::Error> {
     let mut tx = dst.begin().await?;
-    let tables: Vec<String> = relations
-        .iter()
-        .filter(|r| !r.sequence)
-        .map(|r| format!("public.{}", quote_ident(&r.name)))
-        .collect();
+    let tables = tables(relations);
     run(&mut tx, format!("TRUNCATE {}", tables.join(", "))).await?;
     let mut rows = 0;
     for table in &tables {
