@@ -74,11 +74,7 @@ async fn placement(admin_url: String) {
     {
         use app::ssr::{secrets::Cipher, tenancy::directory::Resealed, tenancy::fleet::reseal};
         let old = app.settings.secret_key.clone().unwrap();
-        let new = Cipher::generate_hex_key();
-        let rotating = Cipher::from_hex_key(&new)
-            .unwrap()
-            .with_previous(&old)
-            .unwrap();
+        let (new, rotating) = app.rotating_cipher();
         let reg = &app.services.registry;
         let once = Resealed {
             resealed: 1,

@@ -156,6 +156,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A new key, and a cipher that seals with it and still opens what the
+    /// app's key sealed: what `secret rotate` works with.
+    pub fn rotating_cipher(&self) -> (SecretString, Cipher) {
+        let old = self.settings.secret_key.clone().unwrap();
+        let new = Cipher::generate_hex_key();
+        let rotating = Cipher::from_hex_key(&new)
+            .unwrap()
+            .with_previous(&old)
+            .unwrap();
+        (new, rotating)
+    }
+
     /// A connection to company `sub`'s own database, as its own role.
     pub async fn tenant_db(&self, sub: &str) -> sea_orm::DatabaseConnection {
         self.services

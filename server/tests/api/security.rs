@@ -1022,11 +1022,7 @@ async fn credentials_are_bound_to_their_company_and_rotate_to_a_new_key(backend:
     // Rotation, killed after one row: the rerun finishes, and the new key
     // alone opens everything.
     let old = app.settings.secret_key.clone().unwrap();
-    let new = Cipher::generate_hex_key();
-    let rotating = Cipher::from_hex_key(&new)
-        .unwrap()
-        .with_previous(&old)
-        .unwrap();
+    let (new, rotating) = app.rotating_cipher();
     let plain = rotating.decrypt(acme.id, &acme_url).unwrap();
     set_url(acme.id, rotating.encrypt(acme.id, &plain))
         .update(reg)
