@@ -1,12 +1,15 @@
 -- wrk script: GET /api/health with the Host picked at random among N
 -- companies (t00001 … tNNNNN under BENCH_DOMAIN), uniformly or, with
 -- BENCH_DIST=zipf, company k with weight 1/k^BENCH_ZIPF_S (default 0.99);
--- then one machine-readable RESULT line for load.sh.
+-- then one machine-readable RESULT line for load.sh. BENCH_DIST=sweep asks
+-- for every company once, in order, each of wrk's BENCH_THREADS threads its
+-- share, and stops: a warm-up that opens every company's pool.
 local n = tonumber(os.getenv("BENCH_N") or "10")
 local dist = os.getenv("BENCH_DIST") or "uniform"
 local s = tonumber(os.getenv("BENCH_ZIPF_S") or "0.99")
 local domain = os.getenv("BENCH_DOMAIN") or "localhost:3200"
 local path = os.getenv("BENCH_PATH") or "/api/health"
+local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 
 local threads = {}
 local next_id = 1
@@ -48,9 +51,30 @@ local function zipf_pick()
   return lo
 end
 
+local sent, answered = 0, 0
+
 function request()
-  local k = dist == "zipf" and zipf_pick() or math.random(n)
+  local k
+  if dist == "sweep" then
+    k = (sent * nthreads + id - 1) % n + 1
+    sent = sent + 1
+  elseif dist == "zipf" then
+    k = zipf_pick()
+  else
+    k = math.random(n)
+  end
   return wrk.format("GET", path, { Host = hosts[k] })
+end
+
+-- Only a sweep reads responses: wrk parses every response once a script
+-- defines this, which would slow the measured runs.
+if dist == "sweep" then
+  function response(status, headers, body)
+    answered = answered + 1
+    if answered * nthreads >= n then
+      wrk.thread:stop()
+    end
+  end
 end
 
 function done(summary, latency, requests)
