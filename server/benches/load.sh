@@ -324,7 +324,7 @@ pgbench_ceilings() {
   echo "${kept:-0} ${churn:-0}"
 }
 
-declare -A RPS HIT BEST CEIL_S CEIL_C
+declare -A RPS HIT BEST RSS_MIB CEIL_S CEIL_C
 ROWS=()
 FAILED=0
 
@@ -389,7 +389,7 @@ load() {
   errors=$((non2xx + socket))
   hit=$(awk -v h="$hits" -v m="$misses" 'BEGIN{printf "%.4f", (h + m) ? h / (h + m) : 0}')
   best=$(best_hit_rate "$dist" "$n" "$budget")
-  RPS[$key]=$rps; HIT[$key]=$hit; BEST[$key]=$best
+  RPS[$key]=$rps; HIT[$key]=$hit; BEST[$key]=$best; RSS_MIB[$key]=$rss
   local per_s
   per_s=$(awk -v o="$opened" -v d="$duration_us" 'BEGIN{printf "%.0f", o / (d / 1e6)}')
   local ceil_s="–" ceil_c="–" of10="–"
@@ -567,7 +567,10 @@ if [ -n "${RPS[stock zipf 1000]:-}" ]; then
     "$(awk -v h="${HIT[stock zipf 1000]}" -v b="${BEST[stock zipf 1000]}" 'BEGIN{printf "%.1f", 100 * (h - b)}')" -5
   target "stock, Zipf 1,000 ÷ uniform 1,000" "$(r 'stock zipf 1000' 'stock uniform 1000')" 2
 fi
-[ -n "${RPS[sqlite uniform 10000]:-}" ] && target "SQLite, uniform 10,000 ÷ its 10 companies" "$(r 'sqlite uniform 10000' 'sqlite uniform 10')" 0.5
+if [ -n "${RPS[sqlite uniform 10000]:-}" ]; then
+  target "SQLite, uniform 10,000 ÷ its 10 companies" "$(r 'sqlite uniform 10000' 'sqlite uniform 10')" 0.5
+  target "SQLite, uniform 10,000: 512 MiB ÷ Enclave's peak RSS" "$(ratio 512 "${RSS_MIB[sqlite uniform 10000]}")" 1
+fi
 for k in $FLEET_KS; do
   [ "$k" -gt 1 ] && [ -n "${RPS[fleet1 uniform $FLEET_N]:-}" ] && [ -n "${RPS[fleet$k uniform $FLEET_N]:-}" ] \
     && target "$k servers, uniform $FLEET_N ÷ ($k × one server)" \
