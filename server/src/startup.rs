@@ -93,9 +93,6 @@ async fn build_services_with(
     };
     let metrics = Metrics::default();
     let budget = open_budget(settings, &server).await?;
-    if !server.is_postgres() {
-        let _ = fit_futex_hash(u64::from(budget) * u64::from(settings.tenant_pool_size));
-    }
     let pools = TenantPools::new(
         PoolSettings {
             per_tenant: settings.tenant_pool_size,
@@ -450,6 +447,9 @@ impl Application {
             per_company = budgets.per_tenant,
             "tenant connection budgets"
         );
+        if !self.services.provisioner.server().is_postgres() {
+            let _ = fit_futex_hash(u64::from(budgets.budget) * u64::from(budgets.per_tenant));
+        }
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
         let keep_records = chrono::TimeDelta::days(self.provisioning_records_days.into());
