@@ -315,12 +315,30 @@ pub async fn connect_registry(settings: &Settings) -> Result<DatabaseConnection,
         .map_err(StartupError::Registry)
 }
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every handler and middleware reads. Cloned for each of them on
+/// every request, so it is one reference count, not one per field.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub services: Services,
     pub resolver: Resolver,
-    pub settings: Arc<Settings>,
+    pub settings: Settings,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
 }
 
 pub struct Application {
@@ -410,12 +428,12 @@ impl Application {
             services.directory.clone(),
             services.pools.clone(),
         );
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             leptos_options,
             services: services.clone(),
             resolver,
-            settings: Arc::new(settings),
-        };
+            settings,
+        }));
         Ok(Self {
             listener,
             sizing: BudgetSizing::of(&state.settings),
