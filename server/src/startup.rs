@@ -107,7 +107,8 @@ async fn build_services_with(
         registry.clone(),
         cipher.clone(),
         Duration::from_secs(settings.tenant_cache_secs),
-    );
+    )
+    .with_reads(metrics.directory_reads());
     let provisioner =
         Provisioner::new(registry.clone(), server, cipher.clone()).with_metrics(metrics.clone());
     let mailer = Mailer::start(

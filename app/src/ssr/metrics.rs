@@ -12,6 +12,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::tenancy::directory::DirectoryReads;
 use super::tenancy::fleet::ServerHealth;
 use super::tenancy::pools::{PoolCounters, PoolStats};
 
@@ -33,6 +34,7 @@ pub struct Metrics {
     connections_budget: Gauge,
     busy_budget: Gauge,
     pool_counters: PoolCounters,
+    directory_reads: DirectoryReads,
     provisioning_steps: Family<Labels, Histogram>,
     db_server_up: Family<Labels, Gauge>,
     db_server_open_budget: Family<Labels, Gauge>,
@@ -94,6 +96,17 @@ impl Default for Metrics {
             "tenant_pool_evictions",
             "Tenant pools closed to make room for another company's",
             pool_counters.evictions.clone(),
+        );
+        let directory_reads = DirectoryReads::default();
+        registry.register(
+            "directory_version_reads",
+            "Reads of the registry's directory version (at most one per tenant cache time while companies are asked for)",
+            directory_reads.version.clone(),
+        );
+        registry.register(
+            "directory_company_reads",
+            "Reads of one company's registry row (a subdomain not cached, or changed since it was read)",
+            directory_reads.company.clone(),
         );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -165,6 +178,7 @@ impl Default for Metrics {
             connections_budget,
             busy_budget,
             pool_counters,
+            directory_reads,
             provisioning_steps,
         }
     }
@@ -189,6 +203,11 @@ impl Metrics {
     /// Counters the tenant pools count into.
     pub fn pool_counters(&self) -> PoolCounters {
         self.pool_counters.clone()
+    }
+
+    /// Counters the company directory counts its registry reads into.
+    pub fn directory_reads(&self) -> DirectoryReads {
+        self.directory_reads.clone()
     }
 
     /// One step of creating a company took `seconds`.

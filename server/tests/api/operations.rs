@@ -18,6 +18,7 @@ on_both_backends!(
     a_new_tenant_migration_reaches_every_tenant_and_a_rerun_touches_none,
     a_broken_tenant_fails_while_the_others_migrate,
     pause_and_delete_are_seen_by_another_instance_within_five_seconds,
+    an_unchanged_registry_is_read_once_per_cache_time_not_once_per_company,
 );
 
 /// A trivial migration that creates one table, as a release might add.
@@ -404,4 +405,62 @@ async fn migrate_benchmark_over_many_postgres_tenants() {
         rerun.elapsed.as_millis()
     );
     app.teardown().await;
+}
+
+async fn an_unchanged_registry_is_read_once_per_cache_time_not_once_per_company(backend: Backend) {
+    let first = spawn_app(backend).await;
+    for sub in ["acme", "globex", "initech"] {
+        first.create_company(sub, sub).await;
+    }
+    let mut settings = first.settings.clone();
+    settings.tenant_cache_secs = 1;
+    let second = start(settings).await;
+    let reads = second.services.metrics.directory_reads();
+    let ask_all = || async {
+        for sub in ["acme", "globex", "initech"] {
+            let host = format!("{sub}.localhost");
+            assert_eq!(
+                second.get(&host, "/api/health").await.status(),
+                200,
+                "{sub}"
+            );
+        }
+    };
+
+    ask_all().await;
+    assert_eq!(reads.company.get(), 3, "each company read once");
+    assert_eq!(reads.version.get(), 1);
+
+    // Past the cache time, nothing changed: one read of the version
+    // stands for all three rows.
+    for round in 1..=2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        ask_all().await;
+        assert_eq!(reads.company.get(), 3, "round {round}");
+        assert_eq!(reads.version.get(), 1 + round, "round {round}");
+    }
+
+    // A change by another instance raises the version: within the cache
+    // time this one sees it, and reads each row again once.
+    first
+        .services
+        .set_paused(&Subdomain::parse("globex").unwrap(), true)
+        .await
+        .unwrap();
+    let waited = wait_for_status(&second, "globex.localhost", "/api/health", 503).await;
+    assert!(waited <= Duration::from_millis(1500), "{waited:?}");
+    ask_all_but_globex(&second).await;
+    assert_eq!(reads.company.get(), 6, "every row read again once");
+    ask_all_but_globex(&second).await;
+    assert_eq!(reads.company.get(), 6);
+
+    // The second instance shares the first's registry and companies.
+    first.teardown().await;
+}
+
+async fn ask_all_but_globex(app: &TestApp) {
+    for sub in ["acme", "initech"] {
+        let host = format!("{sub}.localhost");
+        assert_eq!(app.get(&host, "/api/health").await.status(), 200, "{sub}");
+    }
 }

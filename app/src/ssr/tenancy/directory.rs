@@ -2,7 +2,12 @@
 //!
 //! Each process keeps what it looked up for `ttl` (so changes made by
 //! another instance show within it) and forgets an entry at once when this
-//! process changes that company. Subdomains that hold no company are
+//! process changes that company. Past `ttl` an entry is still good if the
+//! registry's directory version (`directory_version`, raised by triggers
+//! on every change to `tenants`) is what it was when the entry was read:
+//! one read of that version per `ttl` stands for every company's row, so a
+//! fleet of 10,000 companies costs the registry one query per `ttl`, not
+//! one per company. Subdomains that hold no company are
 //! remembered apart, in a bounded table: random hosts can fill only that
 //! one, never push a company out. At most [`MAX_LOOKUPS`] registry lookups
 //! run at once, so a flood of unknown hosts cannot take the registry's
@@ -13,6 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus_client::metrics::counter::Counter;
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QueryOrder,
@@ -262,6 +268,15 @@ pub const MAX_LOOKUPS: usize = 4;
 /// How long a lookup waits for its turn before answering 503.
 const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
+/// What the directory read from the registry, for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct DirectoryReads {
+    /// Reads of the directory version.
+    pub version: Counter,
+    /// Reads of one company's row.
+    pub company: Counter,
+}
+
 #[derive(Clone)]
 pub struct Directory {
     registry: DatabaseConnection,
@@ -270,14 +285,47 @@ pub struct Directory {
     cache: Arc<Mutex<Cache>>,
     lookups: Arc<tokio::sync::Semaphore>,
     max_unknown: usize,
+    reads: DirectoryReads,
 }
 
 #[derive(Default)]
 struct Cache {
-    /// Companies (whatever their status), by subdomain.
-    known: HashMap<String, (Instant, Arc<TenantEntry>)>,
-    /// Subdomains no company holds.
-    unknown: HashMap<String, Instant>,
+    /// Companies (whatever their status), by subdomain: when each was read
+    /// and the directory version read before it.
+    known: HashMap<String, (Instant, i64, Arc<TenantEntry>)>,
+    /// Subdomains no company holds, likewise.
+    unknown: HashMap<String, (Instant, i64)>,
+    /// The registry's directory version and when it was read.
+    version: Option<(i64, Instant)>,
+}
+
+impl Cache {
+    /// The directory version if it was read within `ttl`.
+    fn fresh_version(&self, ttl: Duration) -> Option<i64> {
+        self.version
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(v, _)| v)
+    }
+
+    /// Whether what was read at `at` under directory version `v` may still
+    /// be used: read within `ttl`, or nothing in `tenants` has changed
+    /// since (by a version read within `ttl`).
+    fn still_good(&self, at: Instant, v: i64, ttl: Duration) -> bool {
+        at.elapsed() < ttl || self.fresh_version(ttl) == Some(v)
+    }
+}
+
+/// Reads the registry's directory version.
+async fn directory_version(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    use sea_orm::Statement;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM directory_version WHERE id = 1",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the registry's directory_version row".into()))?;
+    row.try_get::<i64>("", "version")
 }
 
 impl Directory {
@@ -289,7 +337,14 @@ impl Directory {
             cache: Arc::default(),
             lookups: Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)),
             max_unknown: MAX_UNKNOWN,
+            reads: DirectoryReads::default(),
         }
+    }
+
+    /// Counts registry reads into `reads` (the process's metrics).
+    pub fn with_reads(mut self, reads: DirectoryReads) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// How long a lookup is kept: the longest another instance may still
@@ -319,21 +374,44 @@ impl Directory {
         if let Some(cached) = self.cached(sub.as_str()) {
             return Ok(cached);
         }
+        // The version is read before the row, so a row kept under it is at
+        // least as new as the version says.
+        let fresh = self.cache.lock().unwrap().fresh_version(self.ttl);
+        let version = match fresh {
+            Some(v) => v,
+            None => {
+                let v = directory_version(&self.registry).await?;
+                self.reads.version.inc();
+                {
+                    // Lookups read it side by side: keep the newest.
+                    let mut cache = self.cache.lock().unwrap();
+                    if cache.version.is_none_or(|(kept, _)| v >= kept) {
+                        cache.version = Some((v, Instant::now()));
+                    }
+                }
+                if let Some(cached) = self.cached(sub.as_str()) {
+                    return Ok(cached);
+                }
+                v
+            }
+        };
         let found = find_by_subdomain(&self.registry, sub).await?;
+        self.reads.company.inc();
         let entry = found.map(|t| self.entry(t)).transpose()?.map(Arc::new);
         let mut cache = self.cache.lock().unwrap();
         let key = sub.as_str().to_owned();
+        let now = Instant::now();
         match &entry {
             Some(entry) => {
                 cache.unknown.remove(&key);
-                cache.known.insert(key, (Instant::now(), entry.clone()));
+                cache.known.insert(key, (now, version, entry.clone()));
             }
             None => {
                 if cache.unknown.len() >= self.max_unknown {
                     cache.unknown.clear();
                 }
                 cache.known.remove(&key);
-                cache.unknown.insert(key, Instant::now());
+                cache.unknown.insert(key, (now, version));
             }
         }
         Ok(entry)
@@ -343,13 +421,13 @@ impl Directory {
     /// for a subdomain known to hold no company.
     fn cached(&self, sub: &str) -> Option<Option<Arc<TenantEntry>>> {
         let cache = self.cache.lock().unwrap();
-        if let Some((at, entry)) = cache.known.get(sub) {
-            if at.elapsed() < self.ttl {
+        if let Some((at, v, entry)) = cache.known.get(sub) {
+            if cache.still_good(*at, *v, self.ttl) {
                 return Some(Some(entry.clone()));
             }
         }
         match cache.unknown.get(sub) {
-            Some(at) if at.elapsed() < self.ttl => Some(None),
+            Some((at, v)) if cache.still_good(*at, *v, self.ttl) => Some(None),
             _ => None,
         }
     }
