@@ -100,7 +100,7 @@ impl Default for Metrics {
         let directory_reads = DirectoryReads::default();
         registry.register(
             "directory_version_reads",
-            "Reads of the registry's directory version (at most one per tenant cache time while companies are asked for)",
+            "Reads of the registry's directory version (about one per tenant cache time while companies are asked for; lookups running side by side may each read it)",
             directory_reads.version.clone(),
         );
         registry.register(

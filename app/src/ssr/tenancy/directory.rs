@@ -5,9 +5,9 @@
 //! process changes that company. Past `ttl` an entry is still good if the
 //! registry's directory version (`directory_version`, raised by triggers
 //! on every change to `tenants`) is what it was when the entry was read:
-//! one read of that version per `ttl` stands for every company's row, so a
-//! fleet of 10,000 companies costs the registry one query per `ttl`, not
-//! one per company. Subdomains that hold no company are
+//! about one read of that version per `ttl` stands for every company's
+//! row, so a fleet of 10,000 companies costs the registry about one query
+//! per `ttl`, not one per company. Subdomains that hold no company are
 //! remembered apart, in a bounded table: random hosts can fill only that
 //! one, never push a company out. At most [`MAX_LOOKUPS`] registry lookups
 //! run at once, so a flood of unknown hosts cannot take the registry's
