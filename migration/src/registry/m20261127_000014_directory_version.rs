@@ -6,6 +6,8 @@ use sea_orm_migration::sea_orm::DbBackend;
 /// any instance, the CLI or by hand counts). An instance that read the
 /// version within its cache time, and finds it where it was when it read a
 /// company, knows that company's row is unchanged without reading it.
+/// A later migration that rebuilds `tenants` on SQLite (its way of altering
+/// a column) drops these triggers with the table and must create them again.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
