@@ -129,7 +129,9 @@ BENCH := server/benches/load.sh
 # provisioning. About 25 minutes the first time (creating the companies),
 # 12 after. The tables land in ~/.cache/enclave/bench/results.md.
 bench: setup-rust setup-e2e postgres build-release
-	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg $(BENCH)
+	cargo build --profile server-release -p server --example stack_ceiling
+	BIN=$(CARGO_TARGET_DIR)/server-release/server SITE_PKG=$(LEPTOS_SITE_ROOT)/pkg \
+	  STACK_BIN=$(CARGO_TARGET_DIR)/server-release/examples/stack_ceiling $(BENCH)
 
 # Only the fleet rows of `make bench` (issue 14): 1, 2 and 4 servers of
 # the benchmark's own, 2,000 companies across them, uniform load.
@@ -165,7 +167,9 @@ bench-micro: postgres
 # The same script, tiny, on the debug build `make build` made: it fails if
 # a request fails or the tenant connections exceed the budget.
 bench-smoke: setup-system postgres build
+	cargo build -p server --example stack_ceiling
 	BIN=$(SERVER_BIN) WORK=$(CARGO_TARGET_DIR)/bench-smoke BENCH_FRESH=1 \
+	  STACK_BIN=$(CARGO_TARGET_DIR)/debug/examples/stack_ceiling STACK_PORT=3298 \
 	  PG_NS="5 20" PG_ZIPF_NS="20" OWN_NS="5" OWN_MAX_CONNECTIONS=60 OWN_PORT=5498 \
 	  OWN_DIR=/var/tmp/enclave-bench-smoke-pg SQLITE_NS="20" DURATION=2 WARMUP=1 \
 	  FLEET_KS="1 2" FLEET_N=4 FLEET_PORT=5530 FLEET_DIR=/var/tmp/enclave-bench-smoke-fleet \

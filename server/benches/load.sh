@@ -5,7 +5,10 @@
 # In one run, on this machine:
 #   1. the ceilings, on each PostgreSQL cluster: `pgbench -S` (select-only,
 #      kept connections) and `pgbench -S -C` (a new connection per
-#      transaction, the physics of churn), at the same concurrency;
+#      transaction, the physics of churn), at the same concurrency; and on
+#      the stock cluster, with STACK_BIN (server/examples/stack_ceiling.rs),
+#      the stack without Enclave: the same HTTP loop, pool options and
+#      `SELECT 1` through SeaORM over 10 pools, and its HTTP alone;
 #   2. load: wrk sends GET /api/health (one query on the company's own
 #      database) with the Host picked among N companies, uniformly or
 #      Zipf-distributed (s = 0.99), against
@@ -69,6 +72,8 @@ OWN=postgres://postgres@127.0.0.1:$OWN_PORT
 REGISTRY_DB=${REGISTRY_DB:-enclave_bench}
 PGBENCH_DB=${PGBENCH_DB:-enclave_pgbench}
 SITE_PKG=${SITE_PKG:-}
+STACK_BIN=${STACK_BIN:-}
+STACK_PORT=${STACK_PORT:-3299}
 OUT=${OUT:-$WORK/results.md}
 ZIPF_S=0.99
 
@@ -324,7 +329,32 @@ pgbench_ceilings() {
   echo "${kept:-0} ${churn:-0}"
 }
 
-declare -A RPS HIT BEST RSS_MIB CEIL_S CEIL_C
+# stack_ceilings: "<req/s of GET /api/health> <req/s of GET /plain> <failed>" from
+# the stack alone (STACK_BIN), 10 pools of one connection on the pgbench
+# database of the current cluster, under the same wrk as a row.
+stack_ceilings() {
+  STACK_DB_URL="$PG/$PGBENCH_DB?sslmode=disable" STACK_N=10 STACK_LISTEN=127.0.0.1:$STACK_PORT \
+    "$STACK_BIN" >>"$WORK/stack.log" 2>&1 &
+  local pid=$! path out requests duration_us non2xx socket p50_us p99_us rates=() failed=0
+  for _ in $(seq 1 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$STACK_PORT/plain" && break
+    kill -0 "$pid" 2>/dev/null || die "the stack's ceiling exited; see $WORK/stack.log"
+    sleep 0.1
+  done
+  for path in /api/health /plain; do
+    BENCH_N=10 BENCH_PATH=$path BENCH_DOMAIN="localhost:$STACK_PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
+      -d"${WARMUP}s" -s "$HERE/rotate.lua" "http://127.0.0.1:$STACK_PORT" >/dev/null
+    out=$(BENCH_N=10 BENCH_PATH=$path BENCH_DOMAIN="localhost:$STACK_PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
+      -d"${DURATION}s" --timeout 10s -s "$HERE/rotate.lua" "http://127.0.0.1:$STACK_PORT" | grep '^RESULT')
+    eval "$(echo "${out#RESULT }" | tr ' ' '\n')"
+    failed=$((failed + non2xx + socket))
+    rates+=("$(awk -v r="$requests" -v d="$duration_us" 'BEGIN{printf "%.0f", r / (d / 1e6)}')")
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "${rates[*]} $failed"
+}
+
+declare -A RPS HIT BEST RSS_MIB CEIL_S CEIL_C CEIL_STACK CEIL_HTTP
 ROWS=()
 FAILED=0
 
@@ -465,6 +495,12 @@ run_cluster() {
   ceilings=$(pgbench_ceilings)
   read -r "CEIL_S[$which]" "CEIL_C[$which]" <<<"$ceilings"
   echo "$which: pgbench -S ${CEIL_S[$which]} tps, pgbench -S -C ${CEIL_C[$which]} tps" >&2
+  if [ "$which" = stock ] && [ -n "$STACK_BIN" ]; then
+    local failed
+    read -r "CEIL_STACK[$which]" "CEIL_HTTP[$which]" failed <<<"$(stack_ceilings)"
+    echo "$which: the stack alone ${CEIL_STACK[$which]} req/s, its HTTP alone ${CEIL_HTTP[$which]} req/s" >&2
+    [ "$failed" -eq 0 ] || { echo "  the stack's ceiling: $failed requests failed" >&2; FAILED=1; }
+  fi
   start_server postgres
   for n in $uniform; do ensure_companies postgres "$n"; load postgres uniform "$n"; done
   for n in $zipf; do ensure_companies postgres "$n"; load postgres zipf "$n"; done
@@ -577,6 +613,10 @@ for k in $FLEET_KS; do
       "$(awk -v a="${RPS[fleet$k uniform $FLEET_N]}" -v b="${RPS[fleet1 uniform $FLEET_N]}" -v k="$k" 'BEGIN{printf "%.2f", a / (k * b)}')" 0.8
 done
 [ -n "${RPS[stock uniform 10]:-}" ] && target "stock, 10 companies ÷ pgbench -S" "$(ratio "${RPS[stock uniform 10]}" "${CEIL_S[stock]}")" 0.5
+STACK_NOTE=""
+if [ -n "${RPS[stock uniform 10]:-}" ] && [ -n "${CEIL_STACK[stock]:-}" ]; then
+  STACK_NOTE="The stack without Enclave ÷ pgbench -S: $(ratio "${CEIL_STACK[stock]}" "${CEIL_S[stock]}") (the most the 10-company target could reach on this machine with Enclave costing nothing); stock, 10 companies ÷ the stack without Enclave: $(ratio "${RPS[stock uniform 10]}" "${CEIL_STACK[stock]}")."
+fi
 [ -n "${PROVISION_RATIO[template copy]:-}" ] && target "bare CREATE DATABASE ÷ provisioning median (≤ 2.5 × is ≥ 0.40)" \
   "$(awk -v r="${PROVISION_RATIO[template copy]}" 'BEGIN{printf "%.2f", 1 / r}')" 0.4
 
@@ -587,7 +627,7 @@ done
   echo "Clusters: stock = the machine's PostgreSQL $STOCK_VERSION (max_connections $STOCK_MAX, trust); own = initdb by the benchmark ($("$PG_BIN/postgres" --version | awk '{print $3}'), max_connections $OWN_MAX_CONNECTIONS, scram-sha-256 for company roles)."
   echo "Load: wrk -t$THREADS -c$CONCURRENCY, ${DURATION} s after ${WARMUP} s of warm-up (twice that from 1,000 companies), GET /api/health with the Host uniform or Zipf (s = $ZIPF_S) over N companies; Enclave's default settings${BUDGET:+, budget $BUDGET}${POOL:+, pool $POOL}."
   for c in stock own; do
-    [ -n "${CEIL_S[$c]:-}" ] && echo "Ceilings on $c: pgbench -S -c $CONCURRENCY -j $THREADS ${CEIL_S[$c]} tps; pgbench -S -C ${CEIL_C[$c]} tps."
+    [ -n "${CEIL_S[$c]:-}" ] && echo "Ceilings on $c: pgbench -S -c $CONCURRENCY -j $THREADS ${CEIL_S[$c]} tps; pgbench -S -C ${CEIL_C[$c]} tps${CEIL_STACK[$c]:+; the stack without Enclave (the same HTTP loop, pool options and SELECT 1 through SeaORM, 10 pools of one connection) ${CEIL_STACK[$c]} req/s, its HTTP alone ${CEIL_HTTP[$c]} req/s}."
   done
   echo
   echo "| cluster | traffic | N | req/s | p50 ms | p99 ms | errors | peak tenant connections / open budget | pool hit rate (best possible) | connections opened/s | Enclave peak RSS MiB | ÷ pgbench -S | ÷ pgbench -S -C | ÷ its 10 companies |"
@@ -609,6 +649,7 @@ done
     echo "| target (issues 13 and 14) | measured | wanted | |"
     echo "|---|---:|---:|---|"
     printf '%s\n' "${TARGETS[@]}"
+    [ -n "$STACK_NOTE" ] && { echo; echo "$STACK_NOTE"; }
   fi
   # Assets are named by their hash: the newest of each kind is this build's.
   WASM=""
