@@ -3,6 +3,7 @@
 //! Nothing global but the route list (the same for every app): a test can
 //! build as many apps as it likes in one process.
 use std::{
+    convert::Infallible,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -42,7 +43,7 @@ use migration::{MigratorTrait, RegistryMigrator};
 use sea_orm::{Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tower::{limit::GlobalConcurrencyLimitLayer, ServiceExt};
+use tower::{limit::GlobalConcurrencyLimitLayer, service_fn, ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
 use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
@@ -539,48 +540,54 @@ fn hash_file_beside_binary() -> bool {
 /// The whole app: static assets, then every other request resolved to its
 /// site and handed to that site's router. Routes of the base domain are
 /// not even reachable on a company's host, and the other way round.
+///
+/// The middleware is stacked with `ServiceBuilder` around two services,
+/// not with `Router::layer`: that boxes every route once per layer, and
+/// axum clones a route's boxes on every request (measured with DHAT: 52 of
+/// 149 allocations per `GET /api/health`).
 pub fn router(state: AppState) -> Router {
     let sites = Sites {
         root: root_routes().with_state(state.clone()),
         tenant: tenant_routes().with_state(state.clone()),
         unserved: unserved_routes().with_state(state.clone()),
     };
-    Router::new()
-        .fallback(move |req: Request| sites.clone().dispatch(req))
-        .layer(sessions(&state))
-        .layer(middleware::from_fn(same_origin::refuse_cross_origin))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            access_log::log_and_count,
-        ))
+    // Innermost last: the site is resolved, then the request is logged and
+    // counted, checked for its origin, and given its session.
+    let sites = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
             state.clone(),
             site::resolve_site,
         ))
-        // Static assets need no tenant: served before resolution, from the
-        // site root that cargo-leptos fills (`pkg/` and the `public/` files).
-        .route_service(
-            "/pkg/{*path}",
-            leptos_axum::site_pkg_dir_service(&state.leptos_options),
-        )
-        .route_service(
-            "/favicon.svg",
-            leptos_axum::site_pkg_dir_service(&state.leptos_options),
-        )
-        .route_service(
-            "/robots.txt",
-            leptos_axum::site_pkg_dir_service(&state.leptos_options),
-        )
-        .layer(middleware::from_fn(headers::security_headers))
-        // Outermost: a request waits for a turn within its time, not after.
-        .layer(GlobalConcurrencyLimitLayer::new(
-            state.settings.max_concurrent_requests as usize,
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access_log::log_and_count,
         ))
+        .layer(middleware::from_fn(same_origin::refuse_cross_origin))
+        .layer(sessions(&state))
+        .service(service_fn(move |req: Request| {
+            let sites = sites.clone();
+            async move { Ok::<_, Infallible>(sites.dispatch(req).await) }
+        }));
+    let assets = leptos_axum::site_pkg_dir_service(&state.leptos_options);
+    // Static assets need no tenant: served before resolution, from the
+    // site root that cargo-leptos fills (`pkg/` and the `public/` files).
+    let app = Router::new()
+        .route_service("/pkg/{*path}", assets.clone())
+        .route_service("/favicon.svg", assets.clone())
+        .route_service("/robots.txt", assets)
+        .fallback_service(sites);
+    let outer = ServiceBuilder::new()
+        // Outermost: a request waits for a turn within its time, not after.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(state.settings.request_timeout_ms),
         ))
-        .with_state(state)
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.settings.max_concurrent_requests as usize,
+        ))
+        .layer(middleware::from_fn(headers::security_headers))
+        .service(app);
+    Router::new().fallback_service(outer)
 }
 
 /// One router per kind of site.
