@@ -8,7 +8,8 @@
 #      transaction, the physics of churn), at the same concurrency; and on
 #      the stock cluster, with STACK_BIN (server/examples/stack_ceiling.rs),
 #      the stack without Enclave: the same HTTP loop, pool options and
-#      `SELECT 1` through SeaORM over 10 pools, and its HTTP alone;
+#      `SELECT 1` through SeaORM over 10 pools, its HTTP alone, and the
+#      query on 10 held sqlx connections (no pool, so no ping on release);
 #   2. load: wrk sends GET /api/health (one query on the company's own
 #      database) with the Host picked among N companies, uniformly or
 #      Zipf-distributed (s = 0.99), against
@@ -329,7 +330,7 @@ pgbench_ceilings() {
   echo "${kept:-0} ${churn:-0}"
 }
 
-# stack_ceilings: "<req/s of GET /api/health> <req/s of GET /plain> <failed>" from
+# stack_ceilings: "<req/s of GET /api/health> <of GET /plain> <of GET /held> <failed>" from
 # the stack alone (STACK_BIN), 10 pools of one connection on the pgbench
 # database of the current cluster, under the same wrk as a row.
 stack_ceilings() {
@@ -341,7 +342,7 @@ stack_ceilings() {
     kill -0 "$pid" 2>/dev/null || die "the stack's ceiling exited; see $WORK/stack.log"
     sleep 0.1
   done
-  for path in /api/health /plain; do
+  for path in /api/health /plain /held; do
     BENCH_N=10 BENCH_PATH=$path BENCH_DOMAIN="localhost:$STACK_PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
       -d"${WARMUP}s" -s "$HERE/rotate.lua" "http://127.0.0.1:$STACK_PORT" >/dev/null
     out=$(BENCH_N=10 BENCH_PATH=$path BENCH_DOMAIN="localhost:$STACK_PORT" wrk -t"$THREADS" -c"$CONCURRENCY" \
@@ -354,7 +355,7 @@ stack_ceilings() {
   echo "${rates[*]} $failed"
 }
 
-declare -A RPS HIT BEST RSS_MIB CEIL_S CEIL_C CEIL_STACK CEIL_HTTP
+declare -A RPS HIT BEST RSS_MIB CEIL_S CEIL_C CEIL_STACK CEIL_HTTP CEIL_HELD
 ROWS=()
 FAILED=0
 
@@ -497,8 +498,8 @@ run_cluster() {
   echo "$which: pgbench -S ${CEIL_S[$which]} tps, pgbench -S -C ${CEIL_C[$which]} tps" >&2
   if [ "$which" = stock ] && [ -n "$STACK_BIN" ]; then
     local failed
-    read -r "CEIL_STACK[$which]" "CEIL_HTTP[$which]" failed <<<"$(stack_ceilings)"
-    echo "$which: the stack alone ${CEIL_STACK[$which]} req/s, its HTTP alone ${CEIL_HTTP[$which]} req/s" >&2
+    read -r "CEIL_STACK[$which]" "CEIL_HTTP[$which]" "CEIL_HELD[$which]" failed <<<"$(stack_ceilings)"
+    echo "$which: the stack alone ${CEIL_STACK[$which]} req/s, its HTTP alone ${CEIL_HTTP[$which]} req/s, held connections ${CEIL_HELD[$which]} req/s" >&2
     [ "$failed" -eq 0 ] || { echo "  the stack's ceiling: $failed requests failed" >&2; FAILED=1; }
   fi
   start_server postgres
@@ -615,7 +616,7 @@ done
 [ -n "${RPS[stock uniform 10]:-}" ] && target "stock, 10 companies ÷ pgbench -S" "$(ratio "${RPS[stock uniform 10]}" "${CEIL_S[stock]}")" 0.5
 STACK_NOTE=""
 if [ -n "${RPS[stock uniform 10]:-}" ] && [ -n "${CEIL_STACK[stock]:-}" ]; then
-  STACK_NOTE="The stack without Enclave ÷ pgbench -S: $(ratio "${CEIL_STACK[stock]}" "${CEIL_S[stock]}") (the most the 10-company target could reach on this machine with Enclave costing nothing); stock, 10 companies ÷ the stack without Enclave: $(ratio "${RPS[stock uniform 10]}" "${CEIL_STACK[stock]}")."
+  STACK_NOTE="The stack without Enclave ÷ pgbench -S: $(ratio "${CEIL_STACK[stock]}" "${CEIL_S[stock]}") (the most the 10-company target could reach on this machine with Enclave costing nothing); stock, 10 companies ÷ the stack without Enclave: $(ratio "${RPS[stock uniform 10]}" "${CEIL_STACK[stock]}"). The same query on held connections, without the ping sqlx's pool sends on each return: $(ratio "${CEIL_HELD[stock]}" "${CEIL_S[stock]}") of pgbench -S."
 fi
 [ -n "${PROVISION_RATIO[template copy]:-}" ] && target "bare CREATE DATABASE ÷ provisioning median (≤ 2.5 × is ≥ 0.40)" \
   "$(awk -v r="${PROVISION_RATIO[template copy]}" 'BEGIN{printf "%.2f", 1 / r}')" 0.4
@@ -627,7 +628,7 @@ fi
   echo "Clusters: stock = the machine's PostgreSQL $STOCK_VERSION (max_connections $STOCK_MAX, trust); own = initdb by the benchmark ($("$PG_BIN/postgres" --version | awk '{print $3}'), max_connections $OWN_MAX_CONNECTIONS, scram-sha-256 for company roles)."
   echo "Load: wrk -t$THREADS -c$CONCURRENCY, ${DURATION} s after ${WARMUP} s of warm-up (twice that from 1,000 companies), GET /api/health with the Host uniform or Zipf (s = $ZIPF_S) over N companies; Enclave's default settings${BUDGET:+, budget $BUDGET}${POOL:+, pool $POOL}."
   for c in stock own; do
-    [ -n "${CEIL_S[$c]:-}" ] && echo "Ceilings on $c: pgbench -S -c $CONCURRENCY -j $THREADS ${CEIL_S[$c]} tps; pgbench -S -C ${CEIL_C[$c]} tps${CEIL_STACK[$c]:+; the stack without Enclave (the same HTTP loop, pool options and SELECT 1 through SeaORM, 10 pools of one connection) ${CEIL_STACK[$c]} req/s, its HTTP alone ${CEIL_HTTP[$c]} req/s}."
+    [ -n "${CEIL_S[$c]:-}" ] && echo "Ceilings on $c: pgbench -S -c $CONCURRENCY -j $THREADS ${CEIL_S[$c]} tps; pgbench -S -C ${CEIL_C[$c]} tps${CEIL_STACK[$c]:+; the stack without Enclave (the same HTTP loop, pool options and SELECT 1 through SeaORM, 10 pools of one connection) ${CEIL_STACK[$c]} req/s, its HTTP alone ${CEIL_HTTP[$c]} req/s, its query on 10 held connections outside a pool ${CEIL_HELD[$c]} req/s}."
   done
   echo
   echo "| cluster | traffic | N | req/s | p50 ms | p99 ms | errors | peak tenant connections / open budget | pool hit rate (best possible) | connections opened/s | Enclave peak RSS MiB | ÷ pgbench -S | ÷ pgbench -S -C | ÷ its 10 companies |"
