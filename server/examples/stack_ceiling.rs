@@ -15,7 +15,12 @@
 //! runs every statement through a pool.
 use std::{sync::Arc, time::Duration};
 
-use axum::{extract::State, http::HeaderMap, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::get,
+    Json, Router,
+};
 use sea_orm::sqlx::{Connection, Executor, PgConnection};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use secrecy::{ExposeSecret, SecretString};
@@ -44,17 +49,22 @@ fn company(headers: &HeaderMap, n: usize) -> usize {
         % n
 }
 
-fn answer(ok: bool) -> Json<Value> {
-    let status = if ok { "ok" } else { "unavailable" };
-    Json(json!({"tenant": "t", "status": status}))
+/// 503 when the query failed, so that wrk counts it as a failure.
+fn answer(ok: bool) -> (StatusCode, Json<Value>) {
+    if ok {
+        (StatusCode::OK, Json(json!({"tenant": "t", "status": "ok"})))
+    } else {
+        let body = Json(json!({"tenant": "t", "status": "unavailable"}));
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
 }
 
-async fn health(State(stack): State<Stack>, headers: HeaderMap) -> Json<Value> {
+async fn health(State(stack): State<Stack>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
     let db = &stack.pools[company(&headers, stack.pools.len())];
     answer(db.execute_unprepared("SELECT 1").await.is_ok())
 }
 
-async fn held(State(stack): State<Stack>, headers: HeaderMap) -> Json<Value> {
+async fn held(State(stack): State<Stack>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
     let mut conn = stack.held[company(&headers, stack.held.len())].lock().await;
     answer(conn.execute("SELECT 1").await.is_ok())
 }
