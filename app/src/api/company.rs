@@ -25,7 +25,7 @@ fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
 #[cfg(feature = "ssr")]
 pub(crate) async fn sync_members(
     tenant: &crate::ssr::tenancy::TenantContext,
-    db: &sea_orm::DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
 ) {
     use crate::ssr::{accounts::workspaces, context::services};
     if let Ok(s) = services() {

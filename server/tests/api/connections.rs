@@ -417,3 +417,137 @@ async fn the_open_budget_is_derived_from_the_server(backend: Backend) {
     }
     app.teardown().await;
 }
+
+on_both_backends!(
+    a_companys_statements_keep_its_connection_out_of_the_pool,
+    a_transaction_gets_the_kept_connection_and_rolls_back_when_dropped,
+);
+
+async fn a_companys_statements_keep_its_connection_out_of_the_pool(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.tenant_pool_size = 1).await;
+    let acme = app.create_company("Acme Corp", "acme").await;
+    for _ in 0..20 {
+        assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    }
+    // One connection served the twenty requests and waits, idle, in acme's
+    // slot rather than in sqlx's pool, which would check it on every return.
+    let stats = app.services.pools.stats();
+    assert_eq!(stats.open_connections, 1, "{stats:?}");
+    assert_eq!(stats.kept_out_of_pool, 1, "{stats:?}");
+    assert_eq!(stats.connections_in_use, 0, "{stats:?}");
+
+    // Pausing closes it: a pool with a connection kept out of it can close.
+    let started = Instant::now();
+    app.services.pools.forget(acme.id).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.services.pools.stats().open_connections, 0);
+    app.teardown().await;
+}
+
+async fn a_transaction_gets_the_kept_connection_and_rolls_back_when_dropped(backend: Backend) {
+    use sea_orm::{TransactionSession, TransactionTrait};
+    let app = spawn_app_with(backend, |s| {
+        s.tenant_pool_size = 1;
+        s.tenant_acquire_timeout_ms = 500;
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    let RequestSite::Tenant(acme) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    let db = acme.db().await.unwrap();
+    let conn = db.conn();
+    let db_backend = match backend {
+        Backend::Postgres => DbBackend::Postgres,
+        Backend::Sqlite => DbBackend::Sqlite,
+    };
+    let count = |sql: &'static str| async move {
+        conn.query_one_raw(Statement::from_string(db_backend, sql))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    };
+    // A temporary table lives on one connection only: the one the pool of
+    // one connection has, kept by the slot after this statement.
+    conn.execute_unprepared("CREATE TEMPORARY TABLE probe (n integer)")
+        .await
+        .unwrap();
+
+    // A transaction finds that connection at once, not after the timeout.
+    let started = Instant::now();
+    let txn = conn.begin().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    txn.execute_unprepared("INSERT INTO probe VALUES (1)")
+        .await
+        .unwrap();
+    // While it is open, the company's only connection is its: a statement
+    // outside it waits, then fails, instead of hanging.
+    let outside = conn.execute_unprepared("SELECT 1").await;
+    assert!(outside.is_err(), "{outside:?}");
+    // Dropped uncommitted: rolled back before the connection serves again.
+    drop(txn);
+    assert_eq!(count("SELECT count(*) FROM probe").await, 0);
+
+    let txn = conn.begin().await.unwrap();
+    txn.execute_unprepared("INSERT INTO probe VALUES (2)")
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM probe").await, 1);
+    drop(db);
+    app.teardown().await;
+}
+
+/// A statement cancelled midway, and a connection the server ended: the
+/// next statement gets its own answer on a working connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_statement_or_an_ended_session_does_not_reach_the_next_statement() {
+    let app = spawn_app_with(Backend::Postgres, |s| s.tenant_pool_size = 1).await;
+    app.create_company("Acme Corp", "acme").await;
+    let RequestSite::Tenant(acme) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    let db = acme.db().await.unwrap();
+    let conn = db.conn();
+    let answer = |sql: &'static str| async move {
+        conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .map(|row| row.unwrap().try_get_by_index::<i32>(0).unwrap())
+    };
+    assert_eq!(answer("SELECT 1").await.unwrap(), 1);
+
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(200),
+        conn.execute_unprepared("SELECT pg_sleep(1)"),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the sleep was cut short");
+    assert_eq!(answer("SELECT 42").await.unwrap(), 42);
+
+    let pid = answer("SELECT pg_backend_pid()").await.unwrap();
+    let admin = Database::connect(PG_ADMIN_URL).await.unwrap();
+    admin
+        .execute_unprepared(&format!("SELECT pg_terminate_backend({pid}, 5000)"))
+        .await
+        .unwrap();
+    // The kept connection learns it was ended on its next statement, which
+    // fails; it is then closed, not kept, and the one after gets a new one.
+    assert!(answer("SELECT 7").await.is_err());
+    assert_eq!(answer("SELECT 8").await.unwrap(), 8);
+    let new_pid = answer("SELECT pg_backend_pid()").await.unwrap();
+    assert_ne!(new_pid, pid);
+    assert_eq!(app.services.pools.stats().open_connections, 1);
+    admin.close().await.ok();
+    drop(db);
+    app.teardown().await;
+}

@@ -4,8 +4,8 @@
 //! old link stops working). Every step is in the audit log.
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -87,7 +87,7 @@ fn send(mailer: &Mailer, site: &LinkSite, invited_by: &str, email: &str, token: 
 /// Invites `email` as `role`; a pending invitation of the same email is
 /// replaced.
 pub async fn invite(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &str,
     email: &Email,
     role: Role,
@@ -231,7 +231,7 @@ pub async fn lookup(
 /// Spends the link and makes the user it invites, with `password`. One
 /// conditional UPDATE spends it, so two uses racing cannot both succeed.
 pub async fn accept(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + TransactionTrait),
     token: &str,
     password: Password,
 ) -> Result<Uuid, InviteError> {

@@ -7,7 +7,7 @@
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    QueryFilter, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -70,7 +70,7 @@ impl LinkSite {
 /// Sends a reset link to `email` if it is an active user of this company.
 /// The outcome the caller shows is the same either way.
 pub async fn request(
-    db: &sea_orm::DatabaseConnection,
+    db: &(impl ConnectionTrait + TransactionTrait),
     email: &Email,
     client: &str,
     site: &LinkSite,
@@ -139,7 +139,7 @@ pub async fn is_live(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbE
 /// caller ends their sessions. One conditional UPDATE spends the link, so
 /// two uses racing cannot both succeed.
 pub async fn reset(
-    db: &sea_orm::DatabaseConnection,
+    db: &(impl ConnectionTrait + TransactionTrait),
     token: &str,
     new: Password,
 ) -> Result<(Uuid, String), ResetError> {

@@ -15,8 +15,8 @@
 //! company's database) and platform admins (in the registry).
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
 use crate::ssr::entities::login_failures::{self, Column};
@@ -65,7 +65,7 @@ impl Throttle {
     /// or refuses it.
     pub async fn reserve(
         &self,
-        db: &DatabaseConnection,
+        db: &impl TransactionTrait,
         email: &str,
         client: &str,
     ) -> Result<Attempt, ThrottleError> {

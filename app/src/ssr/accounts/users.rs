@@ -9,9 +9,8 @@
 use chrono::Utc;
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -194,7 +193,7 @@ fn is_active_admin(user: &tenant_users::Model) -> bool {
 /// for this one to commit and then counts again; on SQLite the write lock,
 /// taken first so the transaction never has to upgrade a read lock (which
 /// WAL mode refuses at once when another writer got in between).
-async fn holding_admins(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+async fn holding_admins<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
     let txn = db.begin().await?;
     match txn.get_database_backend() {
         DbBackend::Postgres => {
@@ -214,7 +213,7 @@ async fn holding_admins(db: &DatabaseConnection) -> Result<DatabaseTransaction, 
 }
 
 pub async fn set_role(
-    db: &DatabaseConnection,
+    db: &impl TransactionTrait,
     actor: &str,
     id: Uuid,
     role: Role,
@@ -243,7 +242,7 @@ pub async fn set_role(
 }
 
 pub async fn set_disabled(
-    db: &DatabaseConnection,
+    db: &impl TransactionTrait,
     actor: &str,
     id: Uuid,
     disabled: bool,
@@ -276,7 +275,7 @@ pub async fn set_disabled(
     Ok(changed)
 }
 
-pub async fn remove(db: &DatabaseConnection, actor: &str, id: Uuid) -> Result<(), UserError> {
+pub async fn remove(db: &impl TransactionTrait, actor: &str, id: Uuid) -> Result<(), UserError> {
     let txn = holding_admins(db).await?;
     let user = find(&txn, id).await?;
     let mut delete = tenant_users::Entity::delete_many().filter(tenant_users::Column::Id.eq(id));

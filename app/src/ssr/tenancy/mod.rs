@@ -15,6 +15,7 @@
 //! schema; [`lifecycle`] creates, pauses, resumes, deletes and recovers
 //! companies for the pages, the platform API and the CLI; [`moves`] moves a
 //! company to another server, as a recorded state machine.
+pub mod conn;
 pub mod databases;
 pub mod directory;
 pub mod fleet;

@@ -36,6 +36,7 @@ use secrecy::SecretString;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use super::conn::{Lender, TenantConn};
 use super::databases::connect_options;
 
 #[derive(Clone, Copy, Debug)]
@@ -119,7 +120,7 @@ struct Slot {
     /// A digest of the URL the pool is for: a company moved to another
     /// server (or given new credentials) gets a new pool.
     url: u64,
-    pool: OnceCell<DatabaseConnection>,
+    pool: OnceCell<Arc<Lender>>,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// Requests using this pool now; changed only under the `slots` lock.
     leases: AtomicU64,
@@ -176,14 +177,15 @@ pub struct TenantDb {
     slot: Arc<Slot>,
     id: Uuid,
     inner: Arc<Inner>,
+    /// Set once the pool is open, before the lease is handed out.
+    conn: Option<TenantConn>,
     _busy: OwnedSemaphorePermit,
 }
 
 impl TenantDb {
-    pub fn conn(&self) -> &DatabaseConnection {
-        self.slot
-            .pool
-            .get()
+    pub fn conn(&self) -> &TenantConn {
+        self.conn
+            .as_ref()
             .expect("a lease is handed out only once its pool is open")
     }
 }
@@ -215,6 +217,9 @@ pub struct PoolStats {
     pub open_connections: u32,
     /// Of those, the ones serving a request now.
     pub connections_in_use: u32,
+    /// Of the idle ones, those kept by their company's slot, out of sqlx's
+    /// pool (see [`super::conn`]).
+    pub kept_out_of_pool: u32,
     /// Permits reserved by open (or closing) pools: an upper bound on the
     /// connections held.
     pub reserved_connections: u32,
@@ -304,23 +309,27 @@ impl TenantPools {
                 .store(self.inner.now_ms(), Ordering::Relaxed);
             slot
         };
-        let lease = TenantDb {
+        let mut lease = TenantDb {
             slot,
             id,
             inner: self.inner.clone(),
+            conn: None,
             _busy: busy,
         };
         let opened = &std::sync::atomic::AtomicBool::new(false);
         let slot = &lease.slot;
-        slot.pool
+        let lender = slot
+            .pool
             .get_or_try_init(|| async move {
                 opened.store(true, Ordering::Relaxed);
                 let permit = self.reserve(&slot.room, deadline).await?;
                 let pool = self.open(url, deadline).await?;
                 *slot.permit.lock().unwrap() = Some(permit);
-                Ok::<_, PoolError>(pool)
+                Ok::<_, PoolError>(Arc::new(Lender::new(pool, self.inner.settings.per_tenant)))
             })
-            .await?;
+            .await?
+            .clone();
+        lease.conn = Some(TenantConn::new(lender, self.inner.settings.acquire_timeout));
         let counters = &self.inner.counters;
         if opened.load(Ordering::Relaxed) {
             counters.misses.inc();
@@ -404,8 +413,11 @@ impl TenantPools {
     pub async fn forget(&self, id: Uuid) {
         let slot = self.inner.slots.lock().unwrap().open.remove(&id);
         if let Some(slot) = slot {
-            if let Some(pool) = slot.pool.get() {
-                let closing = pool.close_by_ref();
+            if let Some(lender) = slot.pool.get() {
+                let closing = async {
+                    lender.drain().await;
+                    lender.pool.close_by_ref().await
+                };
                 if tokio::time::timeout(Duration::from_secs(5), closing)
                     .await
                     .is_err()
@@ -456,12 +468,18 @@ impl TenantPools {
     pub fn stats(&self) -> PoolStats {
         let s = self.inner.settings;
         let slots = self.inner.slots.lock().unwrap();
-        let (open, idle) = slots
+        let (open, idle, kept) = slots
             .open
             .values()
             .filter_map(|slot| slot.pool.get())
-            .map(pool_usage)
-            .fold((0, 0), |(o, i), (po, pi)| (o + po, i + pi));
+            .map(|lender| {
+                let (open, idle) = pool_usage(&lender.pool);
+                let kept = lender.stashed() as u32;
+                (open, idle + kept, kept)
+            })
+            .fold((0, 0, 0), |(o, i, k), (po, pi, pk)| {
+                (o + po, i + pi, k + pk)
+            });
         let reserved = slots
             .rooms
             .values()
@@ -475,6 +493,7 @@ impl TenantPools {
             cached_pools: slots.open.len(),
             open_connections: open,
             connections_in_use: open.saturating_sub(idle),
+            kept_out_of_pool: kept,
             reserved_connections: reserved,
             budget: s.budget,
             servers: slots.rooms.len(),
@@ -566,8 +585,9 @@ impl Slot {
             slot.room.closing.fetch_add(1, Ordering::SeqCst);
         }
         tokio::spawn(async move {
-            if let Some(pool) = slot.pool.get() {
-                let _ = pool.close_by_ref().await;
+            if let Some(lender) = slot.pool.get() {
+                lender.drain().await;
+                let _ = lender.pool.close_by_ref().await;
             }
             slot.give_back();
             if for_waiter {

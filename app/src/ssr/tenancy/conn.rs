@@ -1,0 +1,532 @@
+//! A request's connection to its company's database: SeaORM's traits over
+//! connections the company's slot keeps itself between statements.
+//!
+//! sqlx checks every connection that goes back to its pool with a round
+//! trip (a `Sync` on PostgreSQL, a command to the worker thread on SQLite),
+//! and no option turns that off; SeaORM runs each statement on a connection
+//! taken from the pool and given back. So a one-query request cost the
+//! database two round trips. Here a statement borrows a connection from the
+//! slot's [`Stash`] and puts it back there, unchecked; the pool only makes
+//! connections, counts them and closes them.
+//!
+//! **The gate.** A slot has one permit per connection its pool may open.
+//! A statement (or a transaction, for its whole life) holds one while it
+//! runs, so it always finds a connection: in the stash, idle in the pool,
+//! or room to open one. A connection goes back to the stash before its
+//! permit is released, and a transaction first hands a stashed connection
+//! back to the pool, which SeaORM's transactions come from.
+//!
+//! **Health.** A connection idle in the stash for 5 s is pinged before it
+//! is used, as the pool did (`test_before_acquire_if_idle_for`). One that
+//! failed at the socket or the protocol is closed, not kept. One whose
+//! statement was cancelled midway goes back to the pool, whose check on
+//! return reads what the server still had to say.
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use sea_orm::{
+    sqlx::{self, pool::PoolConnection, Connection, Executor, Postgres, Sqlite},
+    AccessMode, ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
+    TransactionError, TransactionOptions, TransactionSession, TransactionTrait,
+};
+use sea_query_sqlx::SqlxValues;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A stashed connection idle this long is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// One connection out of its pool.
+pub(super) enum Held {
+    Pg(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Held {
+    async fn ping(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Held::Pg(c) => c.ping().await,
+            Held::Sqlite(c) => c.ping().await,
+        }
+    }
+
+    /// Closed when dropped instead of going back to its pool.
+    fn discard(mut self) {
+        match &mut self {
+            Held::Pg(c) => c.close_on_drop(),
+            Held::Sqlite(c) => c.close_on_drop(),
+        }
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            Held::Pg(c) => c.close().await,
+            Held::Sqlite(c) => c.close().await,
+        };
+    }
+}
+
+/// The connections a slot keeps out of its pool between statements.
+#[derive(Default)]
+pub(super) struct Stash {
+    /// Set once the slot is closing: connections then go back to the pool.
+    closed: bool,
+    idle: Vec<(Held, Instant)>,
+}
+
+impl Stash {
+    pub(super) fn len(&self) -> usize {
+        self.idle.len()
+    }
+}
+
+/// What a slot shares with the leases on it.
+pub(super) struct Lender {
+    pub(super) pool: DatabaseConnection,
+    gate: Arc<Semaphore>,
+    stash: Mutex<Stash>,
+}
+
+impl Lender {
+    pub(super) fn new(pool: DatabaseConnection, per_tenant: u32) -> Self {
+        Self {
+            pool,
+            gate: Arc::new(Semaphore::new(per_tenant.max(1) as usize)),
+            stash: Mutex::new(Stash::default()),
+        }
+    }
+
+    /// Connections idle in the stash now.
+    pub(super) fn stashed(&self) -> usize {
+        self.stash.lock().unwrap().len()
+    }
+
+    /// Closes the stashed connections and makes the ones in use go back to
+    /// the pool when their statements end, so that the pool can close.
+    pub(super) async fn drain(&self) {
+        let idle = {
+            let mut stash = self.stash.lock().unwrap();
+            stash.closed = true;
+            std::mem::take(&mut stash.idle)
+        };
+        for (conn, _) in idle {
+            conn.close().await;
+        }
+    }
+
+    fn take(&self) -> Option<(Held, Instant)> {
+        self.stash.lock().unwrap().idle.pop()
+    }
+
+    /// Puts `conn` back in the stash, or in the pool once the slot closes.
+    fn put(&self, conn: Held) {
+        let mut stash = self.stash.lock().unwrap();
+        if !stash.closed {
+            stash.idle.push((conn, Instant::now()));
+        }
+    }
+
+    async fn acquire(&self) -> Result<Held, sqlx::Error> {
+        match self.pool.get_database_backend() {
+            DbBackend::Postgres => Ok(Held::Pg(
+                self.pool.get_postgres_connection_pool().acquire().await?,
+            )),
+            _ => Ok(Held::Sqlite(
+                self.pool.get_sqlite_connection_pool().acquire().await?,
+            )),
+        }
+    }
+}
+
+/// A lease's connection: what tenant code runs its statements on.
+pub struct TenantConn {
+    lender: Arc<Lender>,
+    timeout: Duration,
+}
+
+/// A statement's hold on one connection and one permit of the gate.
+struct Loan<'a> {
+    lender: &'a Lender,
+    conn: Option<Held>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Loan<'_> {
+    fn conn(&mut self) -> &mut Held {
+        self.conn
+            .as_mut()
+            .expect("a loan holds its connection until it ends")
+    }
+
+    /// Ends the loan after a statement that returned `res`: the connection
+    /// goes back to the stash unless its socket or protocol failed.
+    fn end<T>(mut self, res: &Result<T, sqlx::Error>) {
+        let conn = self.conn.take().expect("ended once");
+        if res.as_ref().err().is_some_and(breaks_connection) {
+            conn.discard();
+        } else {
+            self.lender.put(conn);
+        }
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        // Cancelled midway: the pool's check on return reads what the
+        // server still had to send before anyone else uses it.
+        drop(self.conn.take());
+    }
+}
+
+/// Whether an error leaves the connection unfit for the next statement:
+/// a failure of the socket or the protocol, or the server ending the
+/// session (SQLSTATE class 08, or 57P01 to 57P05: shut down, terminated by
+/// an administrator, idle too long).
+fn breaks_connection(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(db) = e {
+        let code = db.code().unwrap_or_default();
+        return code.starts_with("08") || code.starts_with("57P");
+    }
+    !matches!(
+        e,
+        sqlx::Error::RowNotFound
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Encode(_)
+            | sqlx::Error::Decode(_)
+    )
+}
+
+// SeaORM's own conversions, which it does not export.
+fn busy() -> DbErr {
+    DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
+}
+
+fn acquire_err(e: sqlx::Error) -> DbErr {
+    match e {
+        sqlx::Error::PoolTimedOut => busy(),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        e => DbErr::Conn(RuntimeErr::SqlxError(e.into())),
+    }
+}
+
+fn exec_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(e.into()))
+}
+
+fn query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(e.into()))
+}
+
+impl TenantConn {
+    pub(super) fn new(lender: Arc<Lender>, timeout: Duration) -> Self {
+        Self { lender, timeout }
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, DbErr> {
+        tokio::time::timeout(self.timeout, self.lender.gate.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())
+    }
+
+    async fn loan(&self) -> Result<Loan<'_>, DbErr> {
+        let permit = self.permit().await?;
+        let lender = &*self.lender;
+        while let Some((mut conn, since)) = lender.take() {
+            if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
+                return Ok(Loan {
+                    lender,
+                    conn: Some(conn),
+                    _permit: permit,
+                });
+            }
+            conn.discard();
+        }
+        // Holding a permit with the stash empty, the pool has a connection
+        // idle (or on its way back) or room to open one.
+        let conn = tokio::time::timeout(self.timeout, lender.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(acquire_err)?;
+        Ok(Loan {
+            lender,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+}
+
+fn pg_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+fn sqlite_query(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for TenantConn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.lender.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let mut loan = self.loan().await?;
+        let res = match loan.conn() {
+            Held::Pg(c) => pg_query(&stmt).execute(&mut **c).await.map(Into::into),
+            Held::Sqlite(c) => sqlite_query(&stmt).execute(&mut **c).await.map(Into::into),
+        };
+        loan.end(&res);
+        res.map_err(exec_err)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let mut loan = self.loan().await?;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let res = match loan.conn() {
+            Held::Pg(c) => c.execute(sql).await.map(Into::into),
+            Held::Sqlite(c) => c.execute(sql).await.map(Into::into),
+        };
+        loan.end(&res);
+        res.map_err(exec_err)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let mut loan = self.loan().await?;
+        let res = match loan.conn() {
+            Held::Pg(c) => pg_query(&stmt)
+                .fetch_optional(&mut **c)
+                .await
+                .map(|r| r.map(Into::into)),
+            Held::Sqlite(c) => sqlite_query(&stmt)
+                .fetch_optional(&mut **c)
+                .await
+                .map(|r| r.map(Into::into)),
+        };
+        loan.end(&res);
+        res.map_err(query_err)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let mut loan = self.loan().await?;
+        let res = match loan.conn() {
+            Held::Pg(c) => pg_query(&stmt)
+                .fetch_all(&mut **c)
+                .await
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
+            Held::Sqlite(c) => sqlite_query(&stmt)
+                .fetch_all(&mut **c)
+                .await
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
+        };
+        loan.end(&res);
+        res.map_err(query_err)
+    }
+}
+
+/// A transaction on a company's database: SeaORM's, on a connection of
+/// the company's pool, holding a permit of the gate until it ends.
+pub struct TenantTxn {
+    inner: DatabaseTransaction,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl TenantConn {
+    async fn begin_txn(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
+        let permit = self.permit().await?;
+        // A stashed connection may be the one the pool can give.
+        if let Some((conn, _)) = self.lender.take() {
+            drop(conn);
+        }
+        let inner =
+            tokio::time::timeout(self.timeout, self.lender.pool.begin_with_options(options))
+                .await
+                .map_err(|_| busy())??;
+        Ok(TenantTxn {
+            inner,
+            _permit: Some(permit),
+        })
+    }
+}
+
+/// Runs `callback` in `txn`: commits if it returns `Ok`, rolls back if not.
+async fn run_in<F, T, E>(txn: TenantTxn, callback: F) -> Result<T, TransactionError<E>>
+where
+    F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        + Send,
+    T: Send,
+    E: std::fmt::Display + std::fmt::Debug + Send,
+{
+    match callback(&txn).await {
+        Ok(value) => {
+            txn.commit().await.map_err(TransactionError::Connection)?;
+            Ok(value)
+        }
+        Err(e) => {
+            txn.rollback().await.map_err(TransactionError::Connection)?;
+            Err(TransactionError::Transaction(e))
+        }
+    }
+}
+
+fn options(
+    isolation_level: Option<IsolationLevel>,
+    access_mode: Option<AccessMode>,
+) -> TransactionOptions {
+    TransactionOptions {
+        isolation_level,
+        access_mode,
+        ..Default::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for TenantConn {
+    type Transaction = TenantTxn;
+
+    async fn begin(&self) -> Result<TenantTxn, DbErr> {
+        self.begin_txn(TransactionOptions::default()).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<TenantTxn, DbErr> {
+        self.begin_txn(options(isolation_level, access_mode)).await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
+        self.begin_txn(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        run_in(txn, callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        run_in(txn, callback).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for TenantTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.inner.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.inner.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.inner.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.inner.query_all_raw(stmt).await
+    }
+}
+
+/// Nested transactions are savepoints of the same connection, under the
+/// outer transaction's permit.
+#[async_trait::async_trait]
+impl TransactionTrait for TenantTxn {
+    type Transaction = TenantTxn;
+
+    async fn begin(&self) -> Result<TenantTxn, DbErr> {
+        self.begin_with_options(TransactionOptions::default()).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<TenantTxn, DbErr> {
+        self.begin_with_options(options(isolation_level, access_mode))
+            .await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
+        Ok(TenantTxn {
+            inner: self.inner.begin_with_options(options).await?,
+            _permit: None,
+        })
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        run_in(txn, callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        run_in(txn, callback).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionSession for TenantTxn {
+    async fn commit(self) -> Result<(), DbErr> {
+        self.inner.commit().await
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        self.inner.rollback().await
+    }
+}
