@@ -105,9 +105,10 @@ impl Lender {
         self.stash.lock().unwrap().len()
     }
 
-    /// Closes the stashed connections and makes the ones in use go back to
-    /// the pool when their statements end, so that the pool can close.
-    pub(super) async fn drain(&self) {
+    /// Closes the pool: first the stashed connections, while the ones in
+    /// use go back to the pool when their statements end; then the pool,
+    /// once every connection is back.
+    pub(super) async fn close(&self) {
         let idle = {
             let mut stash = self.stash.lock().unwrap();
             stash.closed = true;
@@ -116,6 +117,7 @@ impl Lender {
         for (conn, _) in idle {
             conn.close().await;
         }
+        let _ = self.pool.close_by_ref().await;
     }
 
     fn take(&self) -> Option<(Held, Instant)> {
@@ -263,14 +265,15 @@ impl TenantConn {
     }
 }
 
-fn pg_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
-}
-
-fn sqlite_query(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+/// `stmt` as sqlx runs it, as SeaORM builds it (its SQL and bind values
+/// moved, not copied).
+fn query<DB>(stmt: Statement) -> sqlx::query::Query<'static, DB, SqlxValues>
+where
+    DB: sqlx::Database,
+    SqlxValues: for<'q> sqlx::IntoArguments<DB>,
+{
+    let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values))
 }
 
 #[async_trait::async_trait]
@@ -282,8 +285,8 @@ impl ConnectionTrait for TenantConn {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let mut loan = self.loan().await?;
         let res = match loan.conn() {
-            Held::Pg(c) => pg_query(&stmt).execute(&mut **c).await.map(Into::into),
-            Held::Sqlite(c) => sqlite_query(&stmt).execute(&mut **c).await.map(Into::into),
+            Held::Pg(c) => query(stmt).execute(&mut **c).await.map(Into::into),
+            Held::Sqlite(c) => query(stmt).execute(&mut **c).await.map(Into::into),
         };
         loan.end(&res);
         res.map_err(exec_err)
@@ -303,11 +306,11 @@ impl ConnectionTrait for TenantConn {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let mut loan = self.loan().await?;
         let res = match loan.conn() {
-            Held::Pg(c) => pg_query(&stmt)
+            Held::Pg(c) => query(stmt)
                 .fetch_optional(&mut **c)
                 .await
                 .map(|r| r.map(Into::into)),
-            Held::Sqlite(c) => sqlite_query(&stmt)
+            Held::Sqlite(c) => query(stmt)
                 .fetch_optional(&mut **c)
                 .await
                 .map(|r| r.map(Into::into)),
@@ -319,11 +322,11 @@ impl ConnectionTrait for TenantConn {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut loan = self.loan().await?;
         let res = match loan.conn() {
-            Held::Pg(c) => pg_query(&stmt)
+            Held::Pg(c) => query(stmt)
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Into::into).collect()),
-            Held::Sqlite(c) => sqlite_query(&stmt)
+            Held::Sqlite(c) => query(stmt)
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Into::into).collect()),
@@ -358,14 +361,19 @@ impl TenantConn {
     }
 }
 
-/// Runs `callback` in `txn`: commits if it returns `Ok`, rolls back if not.
-async fn run_in<F, T, E>(txn: TenantTxn, callback: F) -> Result<T, TransactionError<E>>
+/// Runs `callback` in `txn` (once it began): commits if it returns `Ok`,
+/// rolls back if not.
+async fn run_in<F, T, E>(
+    txn: Result<TenantTxn, DbErr>,
+    callback: F,
+) -> Result<T, TransactionError<E>>
 where
     F: for<'c> FnOnce(&'c TenantTxn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
         + Send,
     T: Send,
     E: std::fmt::Display + std::fmt::Debug + Send,
 {
+    let txn = txn.map_err(TransactionError::Connection)?;
     match callback(&txn).await {
         Ok(value) => {
             txn.commit().await.map_err(TransactionError::Connection)?;
@@ -416,8 +424,7 @@ impl TransactionTrait for TenantConn {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        run_in(txn, callback).await
+        self.transaction_with_config(callback, None, None).await
     }
 
     async fn transaction_with_config<F, T, E>(
@@ -432,11 +439,11 @@ impl TransactionTrait for TenantConn {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        run_in(txn, callback).await
+        run_in(
+            self.begin_with_config(isolation_level, access_mode).await,
+            callback,
+        )
+        .await
     }
 }
 
@@ -496,8 +503,7 @@ impl TransactionTrait for TenantTxn {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        run_in(txn, callback).await
+        self.transaction_with_config(callback, None, None).await
     }
 
     async fn transaction_with_config<F, T, E>(
@@ -512,11 +518,11 @@ impl TransactionTrait for TenantTxn {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        run_in(txn, callback).await
+        run_in(
+            self.begin_with_config(isolation_level, access_mode).await,
+            callback,
+        )
+        .await
     }
 }
 

@@ -414,10 +414,7 @@ impl TenantPools {
         let slot = self.inner.slots.lock().unwrap().open.remove(&id);
         if let Some(slot) = slot {
             if let Some(lender) = slot.pool.get() {
-                let closing = async {
-                    lender.drain().await;
-                    lender.pool.close_by_ref().await
-                };
+                let closing = lender.close();
                 if tokio::time::timeout(Duration::from_secs(5), closing)
                     .await
                     .is_err()
@@ -586,8 +583,7 @@ impl Slot {
         }
         tokio::spawn(async move {
             if let Some(lender) = slot.pool.get() {
-                lender.drain().await;
-                let _ = lender.pool.close_by_ref().await;
+                lender.close().await;
             }
             slot.give_back();
             if for_waiter {
