@@ -35,7 +35,7 @@ use sea_orm::{
     TransactionError, TransactionOptions, TransactionSession, TransactionTrait,
 };
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// A stashed connection idle this long is pinged before it is used.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
@@ -154,7 +154,7 @@ pub struct TenantConn {
 struct Loan<'a> {
     lender: &'a Lender,
     conn: Option<Held>,
-    _permit: OwnedSemaphorePermit,
+    _permit: SemaphorePermit<'a>,
 }
 
 impl Loan<'_> {
@@ -231,16 +231,22 @@ impl TenantConn {
         Self { lender, timeout }
     }
 
-    async fn permit(&self) -> Result<OwnedSemaphorePermit, DbErr> {
-        tokio::time::timeout(self.timeout, self.lender.gate.clone().acquire_owned())
+    /// A permit of the gate, as `acquire` gives it, within the timeout.
+    async fn permit<P>(
+        &self,
+        acquire: impl Future<Output = Result<P, AcquireError>>,
+    ) -> Result<P, DbErr> {
+        tokio::time::timeout(self.timeout, acquire)
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())
     }
 
     async fn loan(&self) -> Result<Loan<'_>, DbErr> {
-        let permit = self.permit().await?;
         let lender = &*self.lender;
+        // Borrowed for the statement: no count of the gate's `Arc` to
+        // raise and lower on every statement.
+        let permit = self.permit(lender.gate.acquire()).await?;
         while let Some((mut conn, since)) = lender.take() {
             if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
                 return Ok(Loan {
@@ -345,7 +351,9 @@ pub struct TenantTxn {
 
 impl TenantConn {
     async fn begin_txn(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
-        let permit = self.permit().await?;
+        let permit = self
+            .permit(self.lender.gate.clone().acquire_owned())
+            .await?;
         // A stashed connection may be the one the pool can give.
         if let Some((conn, _)) = self.lender.take() {
             drop(conn);
