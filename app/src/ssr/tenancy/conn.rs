@@ -21,6 +21,11 @@
 //! failed at the socket or the protocol is closed, not kept. One whose
 //! statement was cancelled midway goes back to the pool, whose check on
 //! return reads what the server still had to say.
+//!
+//! **SQLite** has no pool here: its connections are rusqlite's
+//! ([`super::lite`]), opened when the gate lets a statement in and the
+//! stash has none, and counted by the [`lite::Opener`]. Its transactions are
+//! this module's own, on the same connections.
 use std::{
     future::Future,
     pin::Pin,
@@ -29,7 +34,7 @@ use std::{
 };
 
 use sea_orm::{
-    sqlx::{self, pool::PoolConnection, Connection, Executor, Postgres, Sqlite},
+    sqlx::{self, pool::PoolConnection, Connection, Executor, Postgres},
     AccessMode, ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
     TransactionError, TransactionOptions, TransactionSession, TransactionTrait,
@@ -37,37 +42,46 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
+use super::lite;
+
 /// A stashed connection idle this long is pinged before it is used.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// One connection out of its pool.
 pub(super) enum Held {
     Pg(PoolConnection<Postgres>),
-    Sqlite(PoolConnection<Sqlite>),
+    Lite(lite::Lite),
 }
 
 impl Held {
     async fn ping(&mut self) -> Result<(), sqlx::Error> {
         match self {
             Held::Pg(c) => c.ping().await,
-            Held::Sqlite(c) => c.ping().await,
+            // A file: nothing between here and it to fail while idle.
+            Held::Lite(_) => Ok(()),
         }
     }
 
     /// Closed when dropped instead of going back to its pool.
     fn discard(mut self) {
-        match &mut self {
-            Held::Pg(c) => c.close_on_drop(),
-            Held::Sqlite(c) => c.close_on_drop(),
+        if let Held::Pg(c) = &mut self {
+            c.close_on_drop()
         }
     }
 
     async fn close(self) {
-        let _ = match self {
-            Held::Pg(c) => c.close().await,
-            Held::Sqlite(c) => c.close().await,
-        };
+        if let Held::Pg(c) = self {
+            let _ = c.close().await;
+        }
     }
+}
+
+/// Where a slot's connections come from.
+pub(super) enum Source {
+    /// PostgreSQL: sqlx's pool, which opens, counts and closes them.
+    Pool(DatabaseConnection),
+    /// SQLite: opened here, one file handle each.
+    Lite(lite::Opener),
 }
 
 /// The connections a slot keeps out of its pool between statements.
@@ -86,15 +100,15 @@ impl Stash {
 
 /// What a slot shares with the leases on it.
 pub(super) struct Lender {
-    pub(super) pool: DatabaseConnection,
+    source: Source,
     gate: Arc<Semaphore>,
     stash: Mutex<Stash>,
 }
 
 impl Lender {
-    pub(super) fn new(pool: DatabaseConnection, per_tenant: u32) -> Self {
+    pub(super) fn new(source: Source, per_tenant: u32) -> Self {
         Self {
-            pool,
+            source,
             gate: Arc::new(Semaphore::new(per_tenant.max(1) as usize)),
             stash: Mutex::new(Stash::default()),
         }
@@ -103,6 +117,31 @@ impl Lender {
     /// Connections idle in the stash now.
     pub(super) fn stashed(&self) -> usize {
         self.stash.lock().unwrap().len()
+    }
+
+    /// (open, idle in the pool) connections now; the stash's are open and
+    /// not idle in the pool.
+    pub(super) fn usage(&self) -> (u32, u32) {
+        match &self.source {
+            Source::Pool(db) => match db.get_database_backend() {
+                DbBackend::Postgres => {
+                    let p = db.get_postgres_connection_pool();
+                    (p.size(), p.num_idle() as u32)
+                }
+                _ => {
+                    let p = db.get_sqlite_connection_pool();
+                    (p.size(), p.num_idle() as u32)
+                }
+            },
+            Source::Lite(opener) => (opener.open_count(), 0),
+        }
+    }
+
+    fn backend(&self) -> DbBackend {
+        match &self.source {
+            Source::Pool(db) => db.get_database_backend(),
+            Source::Lite(_) => DbBackend::Sqlite,
+        }
     }
 
     /// Closes the pool: first the stashed connections, while the ones in
@@ -117,7 +156,9 @@ impl Lender {
         for (conn, _) in idle {
             conn.close().await;
         }
-        let _ = self.pool.close_by_ref().await;
+        if let Source::Pool(pool) = &self.source {
+            let _ = pool.close_by_ref().await;
+        }
     }
 
     fn take(&self) -> Option<(Held, Instant)> {
@@ -133,13 +174,17 @@ impl Lender {
     }
 
     async fn acquire(&self) -> Result<Held, sqlx::Error> {
-        match self.pool.get_database_backend() {
-            DbBackend::Postgres => Ok(Held::Pg(
-                self.pool.get_postgres_connection_pool().acquire().await?,
+        match &self.source {
+            Source::Pool(pool) => Ok(Held::Pg(
+                pool.get_postgres_connection_pool().acquire().await?,
             )),
-            _ => Ok(Held::Sqlite(
-                self.pool.get_sqlite_connection_pool().acquire().await?,
-            )),
+            Source::Lite(opener) => {
+                let opener = opener.clone();
+                tokio::task::spawn_blocking(move || opener.connect())
+                    .await
+                    .map_err(|_| sqlx::Error::WorkerCrashed)?
+                    .map(Held::Lite)
+            }
         }
     }
 }
@@ -178,9 +223,14 @@ impl Loan<'_> {
 
 impl Drop for Loan<'_> {
     fn drop(&mut self) {
-        // Cancelled midway: the pool's check on return reads what the
-        // server still had to send before anyone else uses it.
-        drop(self.conn.take());
+        match self.conn.take() {
+            // Cancelled midway: the statement ends on its own, and the
+            // connection's lock keeps the next one waiting until it has.
+            Some(Held::Lite(c)) => self.lender.put(Held::Lite(c)),
+            // The pool's check on return reads what the server still had
+            // to send before anyone else uses it.
+            other => drop(other),
+        }
     }
 }
 
@@ -285,14 +335,14 @@ where
 #[async_trait::async_trait]
 impl ConnectionTrait for TenantConn {
     fn get_database_backend(&self) -> DbBackend {
-        self.lender.pool.get_database_backend()
+        self.lender.backend()
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let mut loan = self.loan().await?;
         let res = match loan.conn() {
             Held::Pg(c) => query(stmt).execute(&mut **c).await.map(Into::into),
-            Held::Sqlite(c) => query(stmt).execute(&mut **c).await.map(Into::into),
+            Held::Lite(c) => lite::run(c, move |c| lite::execute(c, stmt)).await,
         };
         loan.end(&res);
         res.map_err(exec_err)
@@ -300,10 +350,10 @@ impl ConnectionTrait for TenantConn {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let mut loan = self.loan().await?;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let sql = sql.to_owned();
         let res = match loan.conn() {
-            Held::Pg(c) => c.execute(sql).await.map(Into::into),
-            Held::Sqlite(c) => c.execute(sql).await.map(Into::into),
+            Held::Pg(c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(Into::into),
+            Held::Lite(c) => lite::run(c, move |c| lite::execute_batch(c, &sql)).await,
         };
         loan.end(&res);
         res.map_err(exec_err)
@@ -316,10 +366,9 @@ impl ConnectionTrait for TenantConn {
                 .fetch_optional(&mut **c)
                 .await
                 .map(|r| r.map(Into::into)),
-            Held::Sqlite(c) => query(stmt)
-                .fetch_optional(&mut **c)
+            Held::Lite(c) => lite::run(c, move |c| lite::query(c, stmt, 1))
                 .await
-                .map(|r| r.map(Into::into)),
+                .map(|mut rows| rows.pop()),
         };
         loan.end(&res);
         res.map_err(query_err)
@@ -332,21 +381,107 @@ impl ConnectionTrait for TenantConn {
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Into::into).collect()),
-            Held::Sqlite(c) => query(stmt)
-                .fetch_all(&mut **c)
-                .await
-                .map(|rows| rows.into_iter().map(Into::into).collect()),
+            Held::Lite(c) => lite::run(c, move |c| lite::query(c, stmt, usize::MAX)).await,
         };
         loan.end(&res);
         res.map_err(query_err)
     }
 }
 
-/// A transaction on a company's database: SeaORM's, on a connection of
-/// the company's pool, holding a permit of the gate until it ends.
+/// A transaction on a company's database, holding a permit of the gate
+/// until it ends: SeaORM's on PostgreSQL, this module's on SQLite.
 pub struct TenantTxn {
-    inner: DatabaseTransaction,
+    inner: Txn,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+enum Txn {
+    Sea(DatabaseTransaction),
+    Lite(LiteTxn),
+}
+
+/// A SQLite transaction (depth 0) or a savepoint in one (depth 1 and on),
+/// with sqlx's statements and savepoint names.
+struct LiteTxn {
+    conn: lite::Lite,
+    depth: u32,
+    /// The outermost one's: where its connection goes back when it ends,
+    /// and the gate's permit, held until then.
+    home: Option<(Arc<Lender>, OwnedSemaphorePermit)>,
+    /// Neither committed nor rolled back yet: dropping it rolls back.
+    open: bool,
+}
+
+impl LiteTxn {
+    fn end_sql(&self, commit: bool) -> String {
+        match (self.depth, commit) {
+            (0, true) => "COMMIT".into(),
+            (0, false) => "ROLLBACK".into(),
+            (d, true) => format!("RELEASE SAVEPOINT _sqlx_savepoint_{d}"),
+            (d, false) => format!(
+                "ROLLBACK TO SAVEPOINT _sqlx_savepoint_{d}; RELEASE SAVEPOINT _sqlx_savepoint_{d}"
+            ),
+        }
+    }
+
+    /// A savepoint one level down, on the same connection.
+    async fn nest(&self) -> Result<LiteTxn, DbErr> {
+        let depth = self.depth + 1;
+        let sql = format!("SAVEPOINT _sqlx_savepoint_{depth}");
+        lite::run(&self.conn, move |c| lite::execute_batch(c, &sql))
+            .await
+            .map_err(exec_err)?;
+        Ok(LiteTxn {
+            conn: self.conn.clone(),
+            depth,
+            home: None,
+            open: true,
+        })
+    }
+
+    /// Commits or rolls back. If that fails, dropping it rolls back.
+    async fn end(mut self, commit: bool) -> Result<(), DbErr> {
+        let sql = self.end_sql(commit);
+        lite::run(&self.conn, move |c| lite::execute_batch(c, &sql))
+            .await
+            .map_err(exec_err)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for LiteTxn {
+    fn drop(&mut self) {
+        let home = self.home.take();
+        if !self.open {
+            if let Some((lender, permit)) = home {
+                lender.put(Held::Lite(self.conn.clone()));
+                drop(permit);
+            }
+            return;
+        }
+        let sql = self.end_sql(false);
+        if home.is_none() {
+            // A savepoint: undone before the outer transaction's next
+            // statement, which may follow at once. Takes no waiting.
+            let _ = lite::run_here(&self.conn, |c| lite::execute_batch(c, &sql));
+            return;
+        }
+        let conn = self.conn.clone();
+        let rollback = move || {
+            // Back to the stash only once rolled back; closed if not.
+            if lite::run_here(&conn, |c| lite::execute_batch(c, &sql)).is_ok() {
+                if let Some((lender, permit)) = home {
+                    lender.put(Held::Lite(conn));
+                    drop(permit);
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(rollback)),
+            Err(_) => rollback(),
+        }
+    }
 }
 
 impl TenantConn {
@@ -354,17 +489,57 @@ impl TenantConn {
         let permit = self
             .permit(self.lender.gate.clone().acquire_owned())
             .await?;
+        let pool = match &self.lender.source {
+            Source::Pool(pool) => pool,
+            Source::Lite(_) => return self.begin_lite(options, permit).await,
+        };
         // A stashed connection may be the one the pool can give.
         if let Some((conn, _)) = self.lender.take() {
             drop(conn);
         }
-        let inner =
-            tokio::time::timeout(self.timeout, self.lender.pool.begin_with_options(options))
-                .await
-                .map_err(|_| busy())??;
+        let inner = tokio::time::timeout(self.timeout, pool.begin_with_options(options))
+            .await
+            .map_err(|_| busy())??;
         Ok(TenantTxn {
-            inner,
+            inner: Txn::Sea(inner),
             _permit: Some(permit),
+        })
+    }
+
+    /// `BEGIN` (in the SQLite mode `options` ask for) on a stashed or new
+    /// connection.
+    async fn begin_lite(
+        &self,
+        options: TransactionOptions,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<TenantTxn, DbErr> {
+        let conn = match self.lender.take() {
+            Some((Held::Lite(conn), _)) => conn,
+            _ => match tokio::time::timeout(self.timeout, self.lender.acquire())
+                .await
+                .map_err(|_| busy())?
+                .map_err(acquire_err)?
+            {
+                Held::Lite(conn) => conn,
+                Held::Pg(_) => unreachable!("a SQLite slot opens SQLite connections"),
+            },
+        };
+        let sql = match options.sqlite_transaction_mode {
+            Some(mode) => format!("BEGIN {}", mode.sqlite_keyword()),
+            None => "BEGIN".to_owned(),
+        };
+        if let Err(e) = lite::run(&conn, move |c| lite::execute_batch(c, &sql)).await {
+            self.lender.put(Held::Lite(conn));
+            return Err(exec_err(e));
+        }
+        Ok(TenantTxn {
+            inner: Txn::Lite(LiteTxn {
+                conn,
+                depth: 0,
+                home: Some((self.lender.clone(), permit)),
+                open: true,
+            }),
+            _permit: None,
         })
     }
 }
@@ -458,23 +633,50 @@ impl TransactionTrait for TenantConn {
 #[async_trait::async_trait]
 impl ConnectionTrait for TenantTxn {
     fn get_database_backend(&self) -> DbBackend {
-        self.inner.get_database_backend()
+        match &self.inner {
+            Txn::Sea(t) => t.get_database_backend(),
+            Txn::Lite(_) => DbBackend::Sqlite,
+        }
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner.execute_raw(stmt).await
+        match &self.inner {
+            Txn::Sea(t) => t.execute_raw(stmt).await,
+            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::execute(c, stmt))
+                .await
+                .map_err(exec_err),
+        }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner.execute_unprepared(sql).await
+        match &self.inner {
+            Txn::Sea(t) => t.execute_unprepared(sql).await,
+            Txn::Lite(t) => {
+                let sql = sql.to_owned();
+                lite::run(&t.conn, move |c| lite::execute_batch(c, &sql))
+                    .await
+                    .map_err(exec_err)
+            }
+        }
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner.query_one_raw(stmt).await
+        match &self.inner {
+            Txn::Sea(t) => t.query_one_raw(stmt).await,
+            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::query(c, stmt, 1))
+                .await
+                .map(|mut rows| rows.pop())
+                .map_err(query_err),
+        }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner.query_all_raw(stmt).await
+        match &self.inner {
+            Txn::Sea(t) => t.query_all_raw(stmt).await,
+            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::query(c, stmt, usize::MAX))
+                .await
+                .map_err(query_err),
+        }
     }
 }
 
@@ -498,8 +700,12 @@ impl TransactionTrait for TenantTxn {
     }
 
     async fn begin_with_options(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
+        let inner = match &self.inner {
+            Txn::Sea(t) => Txn::Sea(t.begin_with_options(options).await?),
+            Txn::Lite(t) => Txn::Lite(t.nest().await?),
+        };
         Ok(TenantTxn {
-            inner: self.inner.begin_with_options(options).await?,
+            inner,
             _permit: None,
         })
     }
@@ -537,10 +743,16 @@ impl TransactionTrait for TenantTxn {
 #[async_trait::async_trait]
 impl TransactionSession for TenantTxn {
     async fn commit(self) -> Result<(), DbErr> {
-        self.inner.commit().await
+        match self.inner {
+            Txn::Sea(t) => t.commit().await,
+            Txn::Lite(t) => t.end(true).await,
+        }
     }
 
     async fn rollback(self) -> Result<(), DbErr> {
-        self.inner.rollback().await
+        match self.inner {
+            Txn::Sea(t) => t.rollback().await,
+            Txn::Lite(t) => t.end(false).await,
+        }
     }
 }

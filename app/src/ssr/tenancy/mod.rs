@@ -5,7 +5,8 @@
 //! [`directory`] (the registry, cached) and gives the request's
 //! [`RequestSite`]; for an active company it holds a [`TenantContext`], whose
 //! [`TenantContext::db`] is the only way a request reaches the connection
-//! cache in [`pools`].
+//! cache in [`pools`], whose statements [`conn`] runs (SQLite's through
+//! rusqlite, in `lite`).
 //!
 //! Outside requests: [`databases`] creates, drops and connects to company
 //! databases (SQLite files or PostgreSQL databases with their own roles),
@@ -21,6 +22,7 @@ pub mod directory;
 pub mod fleet;
 pub mod host;
 pub mod lifecycle;
+mod lite;
 pub mod migrate;
 pub mod moves;
 pub mod pools;

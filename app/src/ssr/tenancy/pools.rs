@@ -31,13 +31,14 @@ use std::{
 };
 
 use prometheus_client::metrics::counter::Counter;
-use sea_orm::{Database, DatabaseConnection};
-use secrecy::SecretString;
+use sea_orm::{Database, DbErr, RuntimeErr};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::conn::{Lender, TenantConn};
+use super::conn::{Lender, Source, TenantConn};
 use super::databases::connect_options;
+use super::lite;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
@@ -363,7 +364,13 @@ impl TenantPools {
         &self,
         url: &SecretString,
         deadline: tokio::time::Instant,
-    ) -> Result<DatabaseConnection, PoolError> {
+    ) -> Result<Source, PoolError> {
+        if url.expose_secret().starts_with("sqlite:") {
+            // Opened by the statements that need them (conn.rs).
+            return lite::Opener::from_url(url.expose_secret())
+                .map(Source::Lite)
+                .map_err(|e| PoolError::Connect(DbErr::Conn(RuntimeErr::SqlxError(e.into()))));
+        }
         let s = self.inner.settings;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut opts =
@@ -375,7 +382,10 @@ impl TenantPools {
             .acquire_timeout(s.acquire_timeout)
             .idle_timeout(None::<Duration>)
             .max_lifetime(None::<Duration>);
-        Database::connect(opts).await.map_err(PoolError::Connect)
+        Database::connect(opts)
+            .await
+            .map(Source::Pool)
+            .map_err(PoolError::Connect)
     }
 
     /// Closes in the background; the room returns once every connection
@@ -470,7 +480,7 @@ impl TenantPools {
             .values()
             .filter_map(|slot| slot.pool.get())
             .map(|lender| {
-                let (open, idle) = pool_usage(&lender.pool);
+                let (open, idle) = lender.usage();
                 let kept = lender.stashed() as u32;
                 (open, idle + kept, kept)
             })
@@ -501,21 +511,6 @@ impl TenantPools {
                 .collect(),
             busy_budget: s.busy,
         }
-    }
-}
-
-/// (open, idle) connections of one pool.
-fn pool_usage(db: &DatabaseConnection) -> (u32, u32) {
-    match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            let p = db.get_postgres_connection_pool();
-            (p.size(), p.num_idle() as u32)
-        }
-        sea_orm::DbBackend::Sqlite => {
-            let p = db.get_sqlite_connection_pool();
-            (p.size(), p.num_idle() as u32)
-        }
-        _ => (0, 0),
     }
 }
 
