@@ -182,60 +182,6 @@ fn raise_open_file_limit() -> u64 {
     }
 }
 
-/// Sizes this process's futex hash for `threads` waiting threads.
-///
-/// sqlx runs each SQLite connection on a thread of its own, which waits on
-/// a futex of its own between queries: 10,000 open companies are 10,000
-/// waiters. Linux 6.17 and later give each process a private futex hash
-/// sized for its CPUs (16 buckets on 2 cores), so every wake-up walked a
-/// list of some 600 waiters: `perf` put 35 % of all CPU in `futex_wake`
-/// at 10,000 companies, and 10,000 of them ran at 0.28 of 10 (0.65 with
-/// this). Four buckets per thread, as the kernel gives per CPU. Kernels
-/// without a private hash (or using the global one) are left as they are.
-///
-/// Returns the slots of the private hash now, if the process has one.
-fn fit_futex_hash(threads: u64) -> Option<u64> {
-    #[cfg(not(target_os = "linux"))]
-    return None;
-    #[cfg(target_os = "linux")]
-    {
-        // <linux/prctl.h>; not in the libc crate yet.
-        const PR_FUTEX_HASH: libc::c_int = 78;
-        const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
-        const PR_FUTEX_HASH_GET_SLOTS: libc::c_ulong = 2;
-        let slots = threads.saturating_mul(4).next_power_of_two().min(1 << 20);
-        // SAFETY: prctl with integer arguments only reads and changes this
-        // process's futex hash; an unknown option fails with EINVAL.
-        let current = unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS) };
-        if current <= 0 {
-            return None;
-        }
-        if current as u64 >= slots {
-            return Some(current as u64);
-        }
-        // SAFETY: as above.
-        let set = unsafe {
-            libc::prctl(
-                PR_FUTEX_HASH,
-                PR_FUTEX_HASH_SET_SLOTS,
-                slots as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
-        if set == 0 {
-            tracing::info!(
-                from = current,
-                to = slots,
-                "futex hash sized for the SQLite connection threads"
-            );
-            Some(slots)
-        } else {
-            tracing::warn!(error = %std::io::Error::last_os_error(), slots, "cannot size the futex hash");
-            Some(current as u64)
-        }
-    }
-}
-
 async fn migrate_sqlite_tenants(services: &Services) {
     use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
     let opts = MigrateOptions {
@@ -467,9 +413,6 @@ impl Application {
             per_company = budgets.per_tenant,
             "tenant connection budgets"
         );
-        if !self.services.provisioner.server().is_postgres() {
-            let _ = fit_futex_hash(u64::from(budgets.budget) * u64::from(budgets.per_tenant));
-        }
         tracing::info!(addr = %self.listener.local_addr()?, "Enclave is listening");
         let services = self.services.clone();
         let keep_records = chrono::TimeDelta::days(self.provisioning_records_days.into());
@@ -690,20 +633,4 @@ fn sessions(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
 
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
-}
-
-#[cfg(test)]
-mod tests {
-    /// Where the kernel gives processes a private futex hash (Linux 6.17+),
-    /// it grows to four buckets per expected thread and is never made
-    /// smaller.
-    #[test]
-    fn the_futex_hash_grows_to_four_buckets_per_thread() {
-        let Some(before) = super::fit_futex_hash(1) else {
-            eprintln!("no private futex hash on this kernel: nothing to size");
-            return;
-        };
-        assert_eq!(super::fit_futex_hash(3_000), Some(16_384.max(before)));
-        assert_eq!(super::fit_futex_hash(10), Some(16_384.max(before)));
-    }
 }
