@@ -10,13 +10,14 @@ use chrono::Utc;
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Query, SubQueryStatement},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionSession, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::passwords;
 use crate::domain::{Email, Password, Role};
 use crate::ssr::entities::{audit_log, tenant_users};
+use crate::ssr::tenancy::conn::is_unique_violation;
 use crate::wire::{AuditRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +159,12 @@ pub(super) async fn insert(
     }
     .insert(db)
     .await
-    .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => UserError::EmailTaken,
-        _ => UserError::Db(e),
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            UserError::EmailTaken
+        } else {
+            UserError::Db(e)
+        }
     })
 }
 

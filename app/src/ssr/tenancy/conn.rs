@@ -255,6 +255,18 @@ fn breaks_connection(e: &sqlx::Error) -> bool {
     )
 }
 
+/// Whether `e` is a unique-constraint violation. SeaORM's `sql_err` knows
+/// only sqlx's own error types, not the SQLite errors of company
+/// connections ([`lite`]); both say so through sqlx's `DatabaseError::kind`.
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            matches!(&**x, sqlx::Error::Database(d) if d.is_unique_violation())
+        }
+        _ => false,
+    }
+}
+
 // SeaORM's own conversions, which it does not export.
 fn busy() -> DbErr {
     DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)

@@ -563,13 +563,15 @@ mod tests {
         })
         .await
         .unwrap_err();
-        match again {
+        match &again {
             sqlx::Error::Database(e) => {
                 assert!(e.is_unique_violation(), "{e}");
                 assert_eq!(e.code().as_deref(), Some("2067"));
             }
             other => panic!("{other:?}"),
         }
+        let again = sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(again.into()));
+        assert!(super::super::conn::is_unique_violation(&again));
         // A wrong number of values is refused before it runs.
         let short = run(&lite, move |c| {
             execute(c, stmt(INSERT, vec![by_lite.into()]))
