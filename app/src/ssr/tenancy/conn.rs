@@ -354,7 +354,7 @@ impl ConnectionTrait for TenantConn {
         let mut loan = self.loan().await?;
         let res = match loan.conn() {
             Held::Pg(c) => query(stmt).execute(&mut **c).await.map(Into::into),
-            Held::Lite(c) => lite::run(c, move |c| lite::execute(c, stmt)).await,
+            Held::Lite(c) => lite::execute(c, stmt).await,
         };
         loan.end(&res);
         res.map_err(exec_err)
@@ -365,7 +365,7 @@ impl ConnectionTrait for TenantConn {
         let sql = sql.to_owned();
         let res = match loan.conn() {
             Held::Pg(c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(Into::into),
-            Held::Lite(c) => lite::run(c, move |c| lite::execute_batch(c, &sql)).await,
+            Held::Lite(c) => lite::execute_batch(c, sql).await,
         };
         loan.end(&res);
         res.map_err(exec_err)
@@ -378,9 +378,7 @@ impl ConnectionTrait for TenantConn {
                 .fetch_optional(&mut **c)
                 .await
                 .map(|r| r.map(Into::into)),
-            Held::Lite(c) => lite::run(c, move |c| lite::query(c, stmt, 1))
-                .await
-                .map(|mut rows| rows.pop()),
+            Held::Lite(c) => lite::query(c, stmt, 1).await.map(|mut rows| rows.pop()),
         };
         loan.end(&res);
         res.map_err(query_err)
@@ -393,7 +391,7 @@ impl ConnectionTrait for TenantConn {
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Into::into).collect()),
-            Held::Lite(c) => lite::run(c, move |c| lite::query(c, stmt, usize::MAX)).await,
+            Held::Lite(c) => lite::query(c, stmt, usize::MAX).await,
         };
         loan.end(&res);
         res.map_err(query_err)
@@ -440,7 +438,7 @@ impl LiteTxn {
     async fn nest(&self) -> Result<LiteTxn, DbErr> {
         let depth = self.depth + 1;
         let sql = format!("SAVEPOINT _sqlx_savepoint_{depth}");
-        lite::run(&self.conn, move |c| lite::execute_batch(c, &sql))
+        lite::execute_batch(&self.conn, sql)
             .await
             .map_err(exec_err)?;
         Ok(LiteTxn {
@@ -454,7 +452,7 @@ impl LiteTxn {
     /// Commits or rolls back. If that fails, dropping it rolls back.
     async fn end(mut self, commit: bool) -> Result<(), DbErr> {
         let sql = self.end_sql(commit);
-        lite::run(&self.conn, move |c| lite::execute_batch(c, &sql))
+        lite::execute_batch(&self.conn, sql)
             .await
             .map_err(exec_err)?;
         self.open = false;
@@ -476,13 +474,13 @@ impl Drop for LiteTxn {
         if home.is_none() {
             // A savepoint: undone before the outer transaction's next
             // statement, which may follow at once. Takes no waiting.
-            let _ = lite::run_here(&self.conn, |c| lite::execute_batch(c, &sql));
+            let _ = lite::run_here(&self.conn, |c| lite::execute_batch_here(c, &sql));
             return;
         }
         let conn = self.conn.clone();
         let rollback = move || {
             // Back to the stash only once rolled back; closed if not.
-            if lite::run_here(&conn, |c| lite::execute_batch(c, &sql)).is_ok() {
+            if lite::run_here(&conn, |c| lite::execute_batch_here(c, &sql)).is_ok() {
                 if let Some((lender, permit)) = home {
                     lender.put(Held::Lite(conn));
                     drop(permit);
@@ -540,7 +538,7 @@ impl TenantConn {
             Some(mode) => format!("BEGIN {}", mode.sqlite_keyword()),
             None => "BEGIN".to_owned(),
         };
-        if let Err(e) = lite::run(&conn, move |c| lite::execute_batch(c, &sql)).await {
+        if let Err(e) = lite::execute_batch(&conn, sql).await {
             self.lender.put(Held::Lite(conn));
             return Err(exec_err(e));
         }
@@ -654,9 +652,7 @@ impl ConnectionTrait for TenantTxn {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match &self.inner {
             Txn::Sea(t) => t.execute_raw(stmt).await,
-            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::execute(c, stmt))
-                .await
-                .map_err(exec_err),
+            Txn::Lite(t) => lite::execute(&t.conn, stmt).await.map_err(exec_err),
         }
     }
 
@@ -665,9 +661,7 @@ impl ConnectionTrait for TenantTxn {
             Txn::Sea(t) => t.execute_unprepared(sql).await,
             Txn::Lite(t) => {
                 let sql = sql.to_owned();
-                lite::run(&t.conn, move |c| lite::execute_batch(c, &sql))
-                    .await
-                    .map_err(exec_err)
+                lite::execute_batch(&t.conn, sql).await.map_err(exec_err)
             }
         }
     }
@@ -675,7 +669,7 @@ impl ConnectionTrait for TenantTxn {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match &self.inner {
             Txn::Sea(t) => t.query_one_raw(stmt).await,
-            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::query(c, stmt, 1))
+            Txn::Lite(t) => lite::query(&t.conn, stmt, 1)
                 .await
                 .map(|mut rows| rows.pop())
                 .map_err(query_err),
@@ -685,7 +679,7 @@ impl ConnectionTrait for TenantTxn {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match &self.inner {
             Txn::Sea(t) => t.query_all_raw(stmt).await,
-            Txn::Lite(t) => lite::run(&t.conn, move |c| lite::query(c, stmt, usize::MAX))
+            Txn::Lite(t) => lite::query(&t.conn, stmt, usize::MAX)
                 .await
                 .map_err(query_err),
         }
@@ -766,5 +760,66 @@ impl TransactionSession for TenantTxn {
             Txn::Sea(t) => t.rollback().await,
             Txn::Lite(t) => t.end(false).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On SQLite, where transactions are this module's own: savepoints
+    /// commit, roll back, and roll back when dropped, inside the one
+    /// transaction, on the company's one connection, which then goes back
+    /// to the stash.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_savepoints_commit_and_roll_back_inside_their_transaction() {
+        let dir = std::env::temp_dir().join(format!("enclave-conn-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
+        let opener = lite::Opener::from_url(&url).unwrap();
+        let lender = Arc::new(Lender::new(Source::Lite(opener), 1));
+        let conn = TenantConn::new(lender.clone(), Duration::from_secs(2));
+        conn.execute_unprepared("CREATE TABLE t (n integer)")
+            .await
+            .unwrap();
+
+        let txn = conn.begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        let inner = txn.begin().await.unwrap();
+        inner
+            .execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
+        inner.rollback().await.unwrap();
+        let inner = txn.begin().await.unwrap();
+        inner
+            .execute_unprepared("INSERT INTO t VALUES (3)")
+            .await
+            .unwrap();
+        drop(inner);
+        let inner = txn.begin().await.unwrap();
+        inner
+            .execute_unprepared("INSERT INTO t VALUES (4)")
+            .await
+            .unwrap();
+        inner.commit().await.unwrap();
+        txn.commit().await.unwrap();
+
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT n FROM t ORDER BY n",
+            ))
+            .await
+            .unwrap();
+        let ns: Vec<i64> = rows.iter().map(|r| r.try_get("", "n").unwrap()).collect();
+        assert_eq!(ns, [1, 4]);
+        assert_eq!(lender.usage(), (1, 0));
+        assert_eq!(lender.stashed(), 1);
+        lender.close().await;
+        assert_eq!(lender.usage(), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

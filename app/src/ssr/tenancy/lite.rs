@@ -122,7 +122,7 @@ impl Drop for LiteConn {
 }
 
 /// Runs `f` on `conn` on the blocking pool.
-pub(super) async fn run<T, F>(conn: &Lite, f: F) -> Result<T, sqlx::Error>
+async fn run<T, F>(conn: &Lite, f: F) -> Result<T, sqlx::Error>
 where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error> + Send + 'static,
@@ -145,11 +145,26 @@ pub(super) fn run_here<T>(
     f(&conn.lock().unwrap_or_else(|e| e.into_inner()).conn)
 }
 
-/// Runs a statement that returns no rows.
-pub(super) fn execute(
-    conn: &rusqlite::Connection,
+/// Runs a statement that returns no rows, on the blocking pool.
+pub(super) async fn execute(conn: &Lite, stmt: Statement) -> Result<ExecResult, sqlx::Error> {
+    run(conn, move |c| execute_here(c, stmt)).await
+}
+
+/// Runs `sql` as it is (possibly several statements), on the blocking pool.
+pub(super) async fn execute_batch(conn: &Lite, sql: String) -> Result<ExecResult, sqlx::Error> {
+    run(conn, move |c| execute_batch_here(c, &sql)).await
+}
+
+/// Runs a query on the blocking pool; at most `limit` rows.
+pub(super) async fn query(
+    conn: &Lite,
     stmt: Statement,
-) -> Result<ExecResult, sqlx::Error> {
+    limit: usize,
+) -> Result<Vec<QueryResult>, sqlx::Error> {
+    run(conn, move |c| query_here(c, stmt, limit)).await
+}
+
+fn execute_here(conn: &rusqlite::Connection, stmt: Statement) -> Result<ExecResult, sqlx::Error> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(error)?;
     bind(&mut prepared, stmt.values)?;
     let rows_affected = prepared.raw_execute().map_err(error)? as u64;
@@ -173,7 +188,7 @@ fn no_statement() -> Statement {
 }
 
 /// Runs `sql` as it is, possibly several statements.
-pub(super) fn execute_batch(
+pub(super) fn execute_batch_here(
     conn: &rusqlite::Connection,
     sql: &str,
 ) -> Result<ExecResult, sqlx::Error> {
@@ -185,8 +200,7 @@ pub(super) fn execute_batch(
     ))
 }
 
-/// Runs a query; at most `limit` rows.
-pub(super) fn query(
+fn query_here(
     conn: &rusqlite::Connection,
     stmt: Statement,
     limit: usize,
@@ -534,20 +548,16 @@ mod tests {
             .await
             .unwrap();
         let lite = Opener::from_url(&url).unwrap().connect().unwrap();
-        let rows = run(&lite, move |c| {
-            query(c, stmt(SELECT, vec![by_sqlx.into()]), 10)
-        })
-        .await
-        .unwrap();
+        let rows = query(&lite, stmt(SELECT, vec![by_sqlx.into()]), 10)
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1);
         check(&rows[0], by_sqlx, at);
 
         let by_lite = Uuid::new_v4();
-        let done = run(&lite, move |c| {
-            execute(c, stmt(INSERT, row_values(by_lite, at)))
-        })
-        .await
-        .unwrap();
+        let done = execute(&lite, stmt(INSERT, row_values(by_lite, at)))
+            .await
+            .unwrap();
         assert_eq!(done.rows_affected(), 1);
         assert_eq!(done.last_insert_id(), 2);
         let row = sqlx_db
@@ -558,11 +568,9 @@ mod tests {
         check(&row, by_lite, at);
 
         // A duplicate is a unique violation, as sqlx's error says it.
-        let again = run(&lite, move |c| {
-            execute(c, stmt(INSERT, row_values(by_lite, at)))
-        })
-        .await
-        .unwrap_err();
+        let again = execute(&lite, stmt(INSERT, row_values(by_lite, at)))
+            .await
+            .unwrap_err();
         match &again {
             sqlx::Error::Database(e) => {
                 assert!(e.is_unique_violation(), "{e}");
@@ -573,11 +581,9 @@ mod tests {
         let again = sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(again.into()));
         assert!(super::super::conn::is_unique_violation(&again));
         // A wrong number of values is refused before it runs.
-        let short = run(&lite, move |c| {
-            execute(c, stmt(INSERT, vec![by_lite.into()]))
-        })
-        .await
-        .unwrap_err();
+        let short = execute(&lite, stmt(INSERT, vec![by_lite.into()]))
+            .await
+            .unwrap_err();
         assert!(matches!(short, sqlx::Error::Encode(_)), "{short:?}");
 
         drop(lite);
