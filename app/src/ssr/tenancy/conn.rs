@@ -123,16 +123,10 @@ impl Lender {
     /// not idle in the pool.
     pub(super) fn usage(&self) -> (u32, u32) {
         match &self.source {
-            Source::Pool(db) => match db.get_database_backend() {
-                DbBackend::Postgres => {
-                    let p = db.get_postgres_connection_pool();
-                    (p.size(), p.num_idle() as u32)
-                }
-                _ => {
-                    let p = db.get_sqlite_connection_pool();
-                    (p.size(), p.num_idle() as u32)
-                }
-            },
+            Source::Pool(db) => {
+                let p = db.get_postgres_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
             Source::Lite(opener) => (opener.open_count(), 0),
         }
     }
@@ -782,28 +776,22 @@ mod tests {
         conn.execute_unprepared("CREATE TABLE t (n integer)")
             .await
             .unwrap();
+        async fn insert(on: &impl ConnectionTrait, n: i64) {
+            on.execute_unprepared(&format!("INSERT INTO t VALUES ({n})"))
+                .await
+                .unwrap();
+        }
 
         let txn = conn.begin().await.unwrap();
-        txn.execute_unprepared("INSERT INTO t VALUES (1)")
-            .await
-            .unwrap();
+        insert(&txn, 1).await;
         let inner = txn.begin().await.unwrap();
-        inner
-            .execute_unprepared("INSERT INTO t VALUES (2)")
-            .await
-            .unwrap();
+        insert(&inner, 2).await;
         inner.rollback().await.unwrap();
         let inner = txn.begin().await.unwrap();
-        inner
-            .execute_unprepared("INSERT INTO t VALUES (3)")
-            .await
-            .unwrap();
+        insert(&inner, 3).await;
         drop(inner);
         let inner = txn.begin().await.unwrap();
-        inner
-            .execute_unprepared("INSERT INTO t VALUES (4)")
-            .await
-            .unwrap();
+        insert(&inner, 4).await;
         inner.commit().await.unwrap();
         txn.commit().await.unwrap();
 

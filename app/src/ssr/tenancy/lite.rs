@@ -128,7 +128,7 @@ where
     F: FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error> + Send + 'static,
 {
     let conn = conn.clone();
-    tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner()).conn))
+    tokio::task::spawn_blocking(move || run_here(&conn, f))
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "a SQLite statement's task failed");
@@ -287,9 +287,10 @@ fn to_sql(value: Value) -> Result<ToSqlOutput<'static>, sqlx::Error> {
         Value::ChronoDateTime(v) => opt(v, |t| SqlValue::Text(t.format("%F %T%.f").to_string())),
         Value::ChronoDate(v) => opt(v, |d| SqlValue::Text(d.format("%F").to_string())),
         Value::ChronoTime(v) => opt(v, |t| SqlValue::Text(t.format("%T%.f").to_string())),
-        other => {
+        // Not the value itself: it could be a secret.
+        _ => {
             return Err(sqlx::Error::Encode(
-                format!("no SQLite encoding for {other:?}").into(),
+                "a value of a kind with no SQLite encoding here".into(),
             ))
         }
     })
@@ -314,20 +315,25 @@ impl Kind {
         let Some(decl) = decl else {
             return Kind::Stored;
         };
-        let d = decl.to_ascii_lowercase();
-        if d.contains("uuid") {
+        // Without a lowercase copy per column of every query.
+        let has = |word: &str| {
+            decl.as_bytes()
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        if has("uuid") {
             Kind::Uuid
-        } else if d.contains("bool") {
+        } else if has("bool") {
             Kind::Bool
-        } else if d.contains("timestamp") || d.contains("datetime") {
+        } else if has("timestamp") || has("datetime") {
             Kind::Time
-        } else if d.contains("int") {
+        } else if has("int") {
             Kind::Int
-        } else if d.contains("char") || d.contains("text") || d.contains("clob") {
+        } else if has("char") || has("text") || has("clob") {
             Kind::Text
-        } else if d.contains("blob") || d.contains("binary") {
+        } else if has("blob") || has("binary") {
             Kind::Blob
-        } else if d.contains("real") || d.contains("floa") || d.contains("doub") {
+        } else if has("real") || has("floa") || has("doub") {
             Kind::Real
         } else {
             Kind::Stored
