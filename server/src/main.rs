@@ -1,6 +1,14 @@
 //! The `server` binary: parses the command line and hands over to `server::cli`.
 use clap::Parser;
 
+/// Rust's allocations go to mimalloc: a one-query request makes some 80
+/// small allocations, often freed on the other worker thread, and glibc's
+/// malloc and free were 7 % of all CPU at 10 companies (`perf record -a`);
+/// with mimalloc the 10-company row serves 6 % more (docs/benchmarks.md,
+/// 2026-11-28, evening). SQLite's C code still allocates from glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     return_large_blocks_to_the_system();
     lean_sqlite_connections();
@@ -11,6 +19,8 @@ fn main() -> std::process::ExitCode {
     server::cli::run(cli)
 }
 
+/// For glibc's heap, which SQLite's C code (and argon2's, before the
+/// global allocator was mimalloc) allocates from.
 /// glibc raises its mmap threshold each time a large block is freed, up to
 /// 32 MiB, after which every password hash's 19 MiB comes from a thread's
 /// heap arena and stays there: measured, 660 MiB of RSS after 50 company
