@@ -19,13 +19,13 @@ fn main() -> std::process::ExitCode {
     server::cli::run(cli)
 }
 
-/// For glibc's heap, which SQLite's C code (and argon2's, before the
-/// global allocator was mimalloc) allocates from.
-/// glibc raises its mmap threshold each time a large block is freed, up to
-/// 32 MiB, after which every password hash's 19 MiB comes from a thread's
-/// heap arena and stays there: measured, 660 MiB of RSS after 50 company
-/// creations four at a time. A fixed threshold of 1 MiB keeps such blocks
-/// in their own mappings, returned to the system when freed.
+/// For what still allocates from glibc (SQLite's C code): glibc raises
+/// its mmap threshold each time a large block is freed, up to 32 MiB, after
+/// which such blocks come from a thread's heap arena and stay there. When
+/// password hashes came from glibc, that was 660 MiB of RSS after 50
+/// company creations four at a time (19 MiB a hash); they come from
+/// mimalloc now. A fixed threshold of 1 MiB keeps large blocks in their
+/// own mappings, returned to the system when freed.
 fn return_large_blocks_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a glibc tunable; called before any
