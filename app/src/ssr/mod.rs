@@ -10,6 +10,7 @@
 //! * [`entities`]: SeaORM entities of the registry and of company databases.
 //! * [`services`]: what one process shares between requests and commands.
 //! * [`purge`]: what grows with traffic, removed on a schedule.
+//! * [`shares`]: fair shares of what the companies of one process share.
 //! * [`secrets`], [`metrics`], [`http`], [`limits`]: credential encryption,
 //!   Prometheus metrics, how errors become responses, per-client quotas.
 pub mod accounts;
@@ -22,4 +23,5 @@ pub mod metrics;
 pub mod purge;
 pub mod secrets;
 pub mod services;
+pub mod shares;
 pub mod tenancy;
