@@ -59,6 +59,30 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_BUSY_BUDGET", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub busy_budget: u32,
 
+    /// A company's requests that may wait for its database connection past
+    /// those using it (`ENCLAVE_TENANT_POOL_SIZE`, which is at most half the
+    /// busy budget); the next one is answered 503 with `Retry-After` at once.
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_QUEUE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub tenant_queue: u32,
+
+    /// Milliseconds one statement of a company may run (PostgreSQL: its
+    /// role's `statement_timeout`; SQLite: the busy timeout, then the
+    /// statement is interrupted); past it the request gets 503.
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_STATEMENT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub tenant_statement_timeout_ms: u64,
+
+    /// Milliseconds a company's transaction may sit idle before PostgreSQL
+    /// ends its session (its role's `idle_in_transaction_session_timeout`).
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_IDLE_IN_TRANSACTION_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub tenant_idle_in_transaction_ms: u64,
+
+    /// Connections one company's role may hold on PostgreSQL, from every
+    /// instance and tool together (`CONNECTION LIMIT`); more than
+    /// `ENCLAVE_TENANT_POOL_SIZE × ENCLAVE_INSTANCES`, with room for
+    /// `migrate` and moves.
+    #[arg(long, global = true, env = "ENCLAVE_TENANT_CONNECTION_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub tenant_connection_limit: u32,
+
     /// PostgreSQL connections the derived open budget leaves to others
     /// (psql, backups, monitoring, `migrate`).
     #[arg(
@@ -174,7 +198,8 @@ pub struct Settings {
     pub request_timeout_ms: u64,
 
     /// Requests served at once; more wait their turn (within the request
-    /// timeout).
+    /// timeout). One site (a company, the base domain) holds at most a
+    /// quarter of them, with as many again waiting; past that, 503 at once.
     #[arg(long, global = true, env = "ENCLAVE_MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_concurrent_requests: u32,
 
@@ -213,6 +238,15 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// What each company's database role may take of its server.
+    pub fn role_limits(&self) -> app::ssr::tenancy::databases::RoleLimits {
+        app::ssr::tenancy::databases::RoleLimits {
+            statement_timeout_ms: self.tenant_statement_timeout_ms,
+            idle_in_transaction_ms: self.tenant_idle_in_transaction_ms,
+            connection_limit: self.tenant_connection_limit,
+        }
+    }
+
     /// The registry URL, defaulting to a SQLite file in the data directory.
     pub fn registry_url(&self) -> SecretString {
         match &self.registry_url {

@@ -3,10 +3,10 @@ use axum::{
     extract::Request,
     http::{
         header::{
-            CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+            CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, RETRY_AFTER,
             X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
         },
-        HeaderValue,
+        HeaderValue, StatusCode,
     },
     middleware::Next,
     response::Response,
@@ -55,6 +55,13 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Every 503 is a moment's refusal (a company's line full, a budget
+    // spent, a database unreachable): say when to come back.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers
+            .entry(RETRY_AFTER)
+            .or_insert(HeaderValue::from_static("1"));
+    }
     headers
         .entry(CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(DEFAULT_POLICY));

@@ -13,7 +13,8 @@
 //!   checks, the signup handoff and the platform API.
 //! * [`http_server`]: the accept loop, with a header-read timeout.
 //! * [`cli`]: `serve` and the operations subcommands.
-//! * [`telemetry`]: tracing setup.
+//! * [`telemetry`]: tracing setup; [`turns`]: the request-concurrency
+//!   limit, divided fairly between sites.
 pub mod access_log;
 pub mod cli;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod same_origin;
 pub mod site;
 pub mod startup;
 pub mod telemetry;
+pub mod turns;

@@ -43,11 +43,16 @@ use migration::{MigratorTrait, RegistryMigrator};
 use sea_orm::{Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tower::{limit::GlobalConcurrencyLimitLayer, service_fn, ServiceBuilder, ServiceExt};
+use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
 use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
-use crate::{access_log, config::Settings, headers, http_server, routes, same_origin, site};
+use crate::{
+    access_log,
+    config::Settings,
+    headers, http_server, routes, same_origin, site,
+    turns::{self, Turns},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -89,7 +94,8 @@ async fn build_services_with(
     let server = match &settings.tenant_db_url {
         Some(url) => TenantServer::postgres(url, settings.tenant_template)
             .await
-            .map_err(StartupError::TenantServer)?,
+            .map_err(StartupError::TenantServer)?
+            .with_limits(settings.role_limits()),
         None => TenantServer::sqlite(settings.tenant_dir()),
     };
     let metrics = Metrics::default();
@@ -99,6 +105,8 @@ async fn build_services_with(
             per_tenant: settings.tenant_pool_size,
             budget,
             busy: settings.busy_budget,
+            queue: settings.tenant_queue,
+            statement_timeout: Duration::from_millis(settings.tenant_statement_timeout_ms),
             acquire_timeout: Duration::from_millis(settings.tenant_acquire_timeout_ms),
             idle_timeout: Duration::from_secs(settings.tenant_idle_secs),
         },
@@ -525,8 +533,14 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(state.settings.request_timeout_ms),
         ))
-        .layer(GlobalConcurrencyLimitLayer::new(
-            state.settings.max_concurrent_requests as usize,
+        // Each site waits for its own share of the slots before it takes
+        // one (turns.rs): a flooded company cannot hold them all.
+        .layer(middleware::from_fn_with_state(
+            Turns::new(
+                state.settings.max_concurrent_requests,
+                Duration::from_millis(state.settings.request_timeout_ms),
+            ),
+            turns::take_turn,
         ))
         .layer(middleware::from_fn(headers::security_headers))
         .service(app);

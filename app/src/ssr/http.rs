@@ -25,8 +25,9 @@ pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> A
 
 /// Whether `err`, or a cause of it, is a database that cannot serve for a
 /// while: a connection that could not be made or was lost (a server down,
-/// a session ended), or a write refused by a read-only database (a company
-/// being moved to another server).
+/// a session ended), a write refused by a read-only database (a company
+/// being moved to another server), or a company's database over one of its
+/// own limits (its statement time, its connections, its file held).
 fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
     use sea_orm::{sqlx, DbErr, RuntimeErr};
     let mut next = Some(err);
@@ -38,6 +39,7 @@ fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
             ) => {
                 match &**x {
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => return true,
+                    e if crate::ssr::tenancy::conn::is_refused_for_now(e) => return true,
                     // read_only_sql_transaction, lock_not_available,
                     // admin_shutdown
                     sqlx::Error::Database(d)

@@ -321,11 +321,39 @@ async fn the_busy_budget_bounds_connections_in_use_whatever_the_open_budget(back
     })
     .await;
     assert_eq!(app.services.pools.stats().busy_budget, 1);
-    a_held_connection_makes_another_company_wait_2_s(&app).await;
+    app.create_company("Acme Corp", "acme").await;
+    app.create_company("Globex", "globex").await;
+    let RequestSite::Tenant(acme) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    // A lease alone uses no connection: globex is served beside it.
+    let lease = acme.db().await.unwrap();
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        200
+    );
+    // A transaction uses acme's connection, and the one busy permit.
+    let txn = sea_orm::TransactionTrait::begin(lease.conn())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let res = app.get("globex.localhost", "/api/health").await;
+    let waited = started.elapsed();
+    assert_eq!(res.status(), 503);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    drop(txn);
+    assert_eq!(
+        app.get("globex.localhost", "/api/health").await.status(),
+        200
+    );
     assert!(
         app.services.pools.stats().cached_pools >= 2,
         "both stay open"
     );
+    drop(lease);
     app.teardown().await;
 }
 

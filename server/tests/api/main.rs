@@ -11,6 +11,7 @@ mod fleet;
 mod helpers;
 mod host_routing;
 mod invitations;
+mod isolation;
 mod logs;
 mod mailbox;
 mod metrics;

@@ -74,10 +74,10 @@ impl CurrentUser {
 }
 
 /// A company database that could not be had: 503 when the budget is
-/// spent, 500 otherwise.
+/// spent or the company's line is full, 500 otherwise.
 pub fn db_error(e: TenantDbError) -> AppError {
     match e {
-        TenantDbError::Pool(PoolError::Busy) => reject(AppError::Unavailable),
+        TenantDbError::Pool(PoolError::Busy | PoolError::Queue) => reject(AppError::Unavailable),
         other => internal(other),
     }
 }

@@ -16,6 +16,12 @@
 //! permit is released, and a transaction first hands a stashed connection
 //! back to the pool, which SeaORM's transactions come from.
 //!
+//! **Busy, second.** Holding its gate permit, a statement then takes one of
+//! the process's busy permits (shared by every company) for as long as it
+//! runs. Taken in that order, a company whose connection is stuck holds at
+//! most its gate's worth of them, and its requests waiting at the gate hold
+//! none, so they cannot starve the other companies.
+//!
 //! **Health.** A connection idle in the stash for 5 s is pinged before it
 //! is used, as the pool did (`test_before_acquire_if_idle_for`). One that
 //! failed at the socket or the protocol is closed, not kept. One whose
@@ -102,14 +108,17 @@ impl Stash {
 pub(super) struct Lender {
     source: Source,
     gate: Arc<Semaphore>,
+    /// The process's busy budget, shared with every other company's slot.
+    busy: Arc<Semaphore>,
     stash: Mutex<Stash>,
 }
 
 impl Lender {
-    pub(super) fn new(source: Source, per_tenant: u32) -> Self {
+    pub(super) fn new(source: Source, per_tenant: u32, busy: Arc<Semaphore>) -> Self {
         Self {
             source,
             gate: Arc::new(Semaphore::new(per_tenant.max(1) as usize)),
+            busy,
             stash: Mutex::new(Stash::default()),
         }
     }
@@ -189,11 +198,18 @@ pub struct TenantConn {
     timeout: Duration,
 }
 
-/// A statement's hold on one connection and one permit of the gate.
+/// A statement's hold on one connection, one permit of the gate and one of
+/// the busy budget.
 struct Loan<'a> {
     lender: &'a Lender,
     conn: Option<Held>,
-    _permit: SemaphorePermit<'a>,
+    _permits: (SemaphorePermit<'a>, SemaphorePermit<'a>),
+}
+
+/// A transaction's gate and busy permits, held until it ends.
+pub(super) struct Permits {
+    _gate: OwnedSemaphorePermit,
+    _busy: OwnedSemaphorePermit,
 }
 
 impl Loan<'_> {
@@ -261,6 +277,20 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     }
 }
 
+/// Whether `e` is a company's database refusing for now rather than
+/// failing: a statement over the company's time (PostgreSQL 57014,
+/// SQLite's interrupt), a transaction left idle too long (25P03), the
+/// company's connection limit reached (53300), or its SQLite file held by
+/// another connection past the busy timeout. Answered 503, not 500.
+pub fn is_refused_for_now(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            matches!(d.code().as_deref(), Some("57014" | "25P03" | "53300")) || lite::is_busy(&**d)
+        }
+        _ => false,
+    }
+}
+
 // SeaORM's own conversions, which it does not export.
 fn busy() -> DbErr {
     DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
@@ -287,12 +317,12 @@ impl TenantConn {
         Self { lender, timeout }
     }
 
-    /// A permit of the gate, as `acquire` gives it, within the timeout.
+    /// A permit, as `acquire` gives it, by `deadline`.
     async fn permit<P>(
-        &self,
+        deadline: tokio::time::Instant,
         acquire: impl Future<Output = Result<P, AcquireError>>,
     ) -> Result<P, DbErr> {
-        tokio::time::timeout(self.timeout, acquire)
+        tokio::time::timeout_at(deadline, acquire)
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())
@@ -300,15 +330,18 @@ impl TenantConn {
 
     async fn loan(&self) -> Result<Loan<'_>, DbErr> {
         let lender = &*self.lender;
-        // Borrowed for the statement: no count of the gate's `Arc` to
-        // raise and lower on every statement.
-        let permit = self.permit(lender.gate.acquire()).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        // Borrowed for the statement: no count of the semaphores' `Arc`s
+        // to raise and lower on every statement. The company's own first.
+        let gate = Self::permit(deadline, lender.gate.acquire()).await?;
+        let busy_permit = Self::permit(deadline, lender.busy.acquire()).await?;
+        let permit = (gate, busy_permit);
         while let Some((mut conn, since)) = lender.take() {
             if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
                 return Ok(Loan {
                     lender,
                     conn: Some(conn),
-                    _permit: permit,
+                    _permits: permit,
                 });
             }
             conn.discard();
@@ -322,7 +355,7 @@ impl TenantConn {
         Ok(Loan {
             lender,
             conn: Some(conn),
-            _permit: permit,
+            _permits: permit,
         })
     }
 }
@@ -396,7 +429,7 @@ impl ConnectionTrait for TenantConn {
 /// until it ends: SeaORM's on PostgreSQL, this module's on SQLite.
 pub struct TenantTxn {
     inner: Txn,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permits: Option<Permits>,
 }
 
 enum Txn {
@@ -410,8 +443,8 @@ struct LiteTxn {
     conn: lite::Lite,
     depth: u32,
     /// The outermost one's: where its connection goes back when it ends,
-    /// and the gate's permit, held until then.
-    home: Option<(Arc<Lender>, OwnedSemaphorePermit)>,
+    /// and the gate's and busy budget's permits, held until then.
+    home: Option<(Arc<Lender>, Permits)>,
     /// Neither committed nor rolled back yet: dropping it rolls back.
     open: bool,
 }
@@ -490,9 +523,12 @@ impl Drop for LiteTxn {
 
 impl TenantConn {
     async fn begin_txn(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
-        let permit = self
-            .permit(self.lender.gate.clone().acquire_owned())
-            .await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let gate = Self::permit(deadline, self.lender.gate.clone().acquire_owned()).await?;
+        let permit = Permits {
+            _gate: gate,
+            _busy: Self::permit(deadline, self.lender.busy.clone().acquire_owned()).await?,
+        };
         let pool = match &self.lender.source {
             Source::Pool(pool) => pool,
             Source::Lite(_) => return self.begin_lite(options, permit).await,
@@ -506,7 +542,7 @@ impl TenantConn {
             .map_err(|_| busy())??;
         Ok(TenantTxn {
             inner: Txn::Sea(inner),
-            _permit: Some(permit),
+            _permits: Some(permit),
         })
     }
 
@@ -515,7 +551,7 @@ impl TenantConn {
     async fn begin_lite(
         &self,
         options: TransactionOptions,
-        permit: OwnedSemaphorePermit,
+        permit: Permits,
     ) -> Result<TenantTxn, DbErr> {
         let conn = match self.lender.take() {
             Some((Held::Lite(conn), _)) => conn,
@@ -543,7 +579,7 @@ impl TenantConn {
                 home: Some((self.lender.clone(), permit)),
                 open: true,
             }),
-            _permit: None,
+            _permits: None,
         })
     }
 }
@@ -706,7 +742,7 @@ impl TransactionTrait for TenantTxn {
         };
         Ok(TenantTxn {
             inner,
-            _permit: None,
+            _permits: None,
         })
     }
 
@@ -771,7 +807,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
         let opener = lite::Opener::from_url(&url).unwrap();
-        let lender = Arc::new(Lender::new(Source::Lite(opener), 1));
+        let lender = Arc::new(Lender::new(
+            Source::Lite(opener),
+            1,
+            Arc::new(Semaphore::new(1)),
+        ));
         let conn = TenantConn::new(lender.clone(), Duration::from_secs(2));
         conn.execute_unprepared("CREATE TABLE t (n integer)")
             .await
@@ -809,5 +849,48 @@ mod tests {
         lender.close().await;
         assert_eq!(lender.usage(), (0, 0));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The order that keeps one company from stopping the others: its own
+    /// gate first, the shared busy budget second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_waiting_for_their_companys_connection_hold_no_busy_permit() {
+        let dir = std::env::temp_dir().join(format!("enclave-conn-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let busy = Arc::new(Semaphore::new(2));
+        let company = |name: &str| {
+            let url = format!("sqlite://{}?mode=rwc", dir.join(name).display());
+            let opener = lite::Opener::from_url(&url).unwrap();
+            let lender = Arc::new(Lender::new(Source::Lite(opener), 1, busy.clone()));
+            Arc::new(TenantConn::new(lender, Duration::from_millis(300)))
+        };
+        let (stuck, quiet) = (company("stuck.db"), company("quiet.db"));
+
+        // The stuck company's one connection is held by a transaction.
+        let txn = stuck.begin().await.unwrap();
+        assert_eq!(busy.available_permits(), 1);
+        let waiting: Vec<_> = (0..8)
+            .map(|_| {
+                let stuck = stuck.clone();
+                tokio::spawn(async move { stuck.execute_unprepared("SELECT 1").await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            busy.available_permits(),
+            1,
+            "eight statements wait at their own gate, holding no busy permit"
+        );
+        // The other company is served meanwhile.
+        quiet.execute_unprepared("SELECT 1").await.unwrap();
+        for w in waiting {
+            let e = w.await.unwrap().unwrap_err();
+            assert!(matches!(e, DbErr::ConnectionAcquire(_)), "{e:?}");
+        }
+        drop(txn);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stuck.execute_unprepared("SELECT 1").await.unwrap();
+        assert_eq!(busy.available_permits(), 2);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -180,6 +180,39 @@ pub struct CreatedDatabase {
     pub steps: StepTimes,
 }
 
+/// What one company's database may take of its server, set on its role
+/// (PostgreSQL) so that they hold whoever connects as the company: a
+/// statement's time, a transaction's idle time, and its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleLimits {
+    pub statement_timeout_ms: u64,
+    pub idle_in_transaction_ms: u64,
+    pub connection_limit: u32,
+}
+
+impl Default for RoleLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout_ms: 10_000,
+            idle_in_transaction_ms: 30_000,
+            connection_limit: 20,
+        }
+    }
+}
+
+impl RoleLimits {
+    /// The statements that set them on `role` (a name made from a UUID,
+    /// never from input; the values are numbers).
+    fn sql(&self, role: &str) -> String {
+        format!(
+            "ALTER ROLE \"{role}\" CONNECTION LIMIT {}; \
+             ALTER ROLE \"{role}\" SET statement_timeout = {}; \
+             ALTER ROLE \"{role}\" SET idle_in_transaction_session_timeout = {}",
+            self.connection_limit, self.statement_timeout_ms, self.idle_in_transaction_ms
+        )
+    }
+}
+
 #[derive(Clone)]
 pub enum TenantServer {
     /// One file per tenant: `<dir>/<tenant id>.db`.
@@ -190,6 +223,7 @@ pub enum TenantServer {
         admin: DatabaseConnection,
         admin_url: url::Url,
         template: Arc<Template>,
+        limits: RoleLimits,
     },
 }
 
@@ -237,7 +271,58 @@ impl TenantServer {
             admin,
             admin_url: parsed,
             template: Arc::new(Template::new(use_template)),
+            limits: RoleLimits::default(),
         })
+    }
+
+    /// The same server, its companies' roles given `limits` from now on.
+    pub fn with_limits(mut self, new: RoleLimits) -> Self {
+        if let Self::Postgres { limits, .. } = &mut self {
+            *limits = new;
+        }
+        self
+    }
+
+    /// The limits its companies' roles get (the defaults on SQLite, whose
+    /// limits are the connection's: see `pools`).
+    pub fn limits(&self) -> RoleLimits {
+        match self {
+            Self::Postgres { limits, .. } => *limits,
+            Self::Sqlite { .. } => RoleLimits::default(),
+        }
+    }
+
+    /// PostgreSQL: sets the limits on every company role of this server
+    /// (`migrate` calls it, so that roles made before a change get it too),
+    /// in one statement. Returns how many roles it set; 0 on SQLite.
+    pub async fn apply_limits(&self) -> Result<u64, DbErr> {
+        let Self::Postgres { admin, limits, .. } = self else {
+            return Ok(0);
+        };
+        let RoleLimits {
+            statement_timeout_ms: st,
+            idle_in_transaction_ms: idle,
+            connection_limit: n,
+        } = *limits;
+        // Company roles only: `tenant_` and 32 hex digits, as `db_name` makes them.
+        let block = format!(
+            "DO $$ DECLARE r name; BEGIN \
+               FOR r IN SELECT rolname FROM pg_roles WHERE rolname ~ '^tenant_[0-9a-f]{{32}}$' LOOP \
+                 EXECUTE format('ALTER ROLE %I CONNECTION LIMIT {n}', r); \
+                 EXECUTE format('ALTER ROLE %I SET statement_timeout = {st}', r); \
+                 EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = {idle}', r); \
+               END LOOP; END $$"
+        );
+        admin.execute_unprepared(&block).await?;
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_roles WHERE rolname ~ '^tenant_[0-9a-f]{32}$'",
+            ))
+            .await?;
+        Ok(row
+            .and_then(|r| r.try_get::<i64>("", "n").ok())
+            .unwrap_or(0) as u64)
     }
 
     /// PostgreSQL: the connections the server accepts from roles that are
@@ -353,6 +438,7 @@ impl TenantServer {
                 admin,
                 admin_url,
                 template,
+                limits,
             } => {
                 let mut steps = StepTimes::default();
                 let started = std::time::Instant::now();
@@ -370,10 +456,12 @@ impl TenantServer {
                 // One round trip, one transaction: an administrator that is
                 // not a superuser may make a database owned by a role only as
                 // a member of it.
+                // Its limits in the same round trip.
                 admin
                     .execute_unprepared(&format!(
                         "CREATE ROLE \"{name}\" LOGIN PASSWORD '{verifier}'; \
-                         GRANT \"{name}\" TO CURRENT_USER"
+                         GRANT \"{name}\" TO CURRENT_USER; {}",
+                        limits.sql(&name)
                     ))
                     .await?;
                 steps.done("role", started);
@@ -457,6 +545,7 @@ impl TenantServer {
                 admin,
                 admin_url,
                 template,
+                ..
             } => template.ready(admin, admin_url).await.is_some(),
             Self::Sqlite { .. } => false,
         }

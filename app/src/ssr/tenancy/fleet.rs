@@ -184,7 +184,9 @@ impl Fleet {
             .cipher
             .decrypt(row.id, &row.admin_url)
             .map_err(|_| FleetError::Sealed(row.name.clone()))?;
-        Ok(TenantServer::postgres(&url, self.use_template).await?)
+        Ok(TenantServer::postgres(&url, self.use_template)
+            .await?
+            .with_limits(self.first.limits()))
     }
 
     /// Where a new company goes, among the active servers with room (a
@@ -380,7 +382,9 @@ impl Fleet {
         if name == FIRST || self.find(name).await?.is_some() {
             return Err(FleetError::Exists(name.to_owned()));
         }
-        let server = TenantServer::postgres(admin_url, self.use_template).await?;
+        let server = TenantServer::postgres(admin_url, self.use_template)
+            .await?
+            .with_limits(self.first.limits());
         // Reached and answering as an administrator, or refused here.
         server
             .connection_capacity()

@@ -1,6 +1,8 @@
 //! `migrate`: every company database to the latest tenant schema, bounded in parallel.
 //!
 //! Tenants run in parallel (bounded), each on one short-lived connection.
+//! First, every PostgreSQL server's company roles are given the limits of
+//! the settings (statement and idle-transaction time, connections).
 //! A failing tenant is recorded and skipped past; tenants whose recorded
 //! `schema_version` is already the latest are not even connected to, so a
 //! re-run touches only those still behind.
@@ -114,6 +116,8 @@ pub enum MigrateError {
     UnknownTenant(String),
     #[error("cannot list the database servers")]
     Servers(#[from] super::fleet::FleetError),
+    #[error("cannot set the company roles' limits on server '{0}'")]
+    Limits(String, #[source] DbErr),
 }
 
 /// The name of `M`'s newest migration: what an up-to-date tenant records.
@@ -163,14 +167,20 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     }
     total(tenants.len());
 
-    let servers: std::collections::HashSet<String> = services
-        .provisioner
-        .fleet()
-        .list()
-        .await?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let fleet = services.provisioner.fleet();
+    let servers: std::collections::HashSet<String> =
+        fleet.list().await?.into_iter().map(|s| s.name).collect();
+    // Roles made before the limits were set (or changed) get them now.
+    if !opts.dry_run {
+        for name in &servers {
+            let server = fleet.server(Some(name)).await?;
+            let set = server
+                .apply_limits()
+                .await
+                .map_err(|e| MigrateError::Limits(name.clone(), e))?;
+            tracing::debug!(server = %name, roles = set, "company role limits set");
+        }
+    }
     let mut per_server: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
     let mut running = JoinSet::new();
     let mut summary = Summary::default();

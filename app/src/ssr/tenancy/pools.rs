@@ -9,8 +9,18 @@
 //! not to the connections busy at once. A pool unused for `idle_timeout`
 //! is closed.
 //!
-//! **Busy.** Every lease also holds one of `busy` permits: requests using a
-//! tenant database at once, whatever the number of pools open.
+//! **Busy, after the company's own.** A statement (or a transaction, for
+//! its whole life) first takes one of its company's gate permits (its own
+//! connection, [`super::conn`]) and only then one of the process's `busy`
+//! permits, so a company whose connection is stuck (a lock, a slow report)
+//! holds at most its gate's worth of busy permits, and its waiting requests
+//! hold none. The gate is `per_tenant`, at most half the busy budget, so one
+//! company never holds more than half of it.
+//!
+//! **Queue.** A company's requests holding a lease at once are bounded by
+//! `per_tenant + queue`; the next one is refused at once
+//! ([`PoolError::Queue`], 503 with `Retry-After`) instead of waiting for a
+//! connection that a full line ahead of it is also waiting for.
 //!
 //! **Eviction.** When a server's open budget is spent, the idle pool of the
 //! company on that server asked for least often lately is closed to make room (ties: the
@@ -47,10 +57,17 @@ pub struct PoolSettings {
     /// Connections the tenant pools of one database server may hold open
     /// together (the open budget; each server has one).
     pub budget: u32,
-    /// Leases, so connections in use, at once (the busy budget).
+    /// Connections in use at once, across companies (the busy budget); a
+    /// statement takes one after its company's own gate permit.
     pub busy: u32,
+    /// A company's requests that may wait for its connection, past the
+    /// `per_tenant` using it; more are refused at once.
+    pub queue: u32,
     /// How long a request waits for room or a connection before failing.
     pub acquire_timeout: Duration,
+    /// How long one statement may run on SQLite (waiting for the file's
+    /// lock included) before it is interrupted; PostgreSQL's is the role's.
+    pub statement_timeout: Duration,
     /// A pool unused this long is closed by [`TenantPools::reap_idle`].
     pub idle_timeout: Duration,
 }
@@ -61,7 +78,9 @@ impl Default for PoolSettings {
             per_tenant: 1,
             budget: 64,
             busy: 16,
+            queue: 32,
             acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -83,6 +102,10 @@ pub enum PoolError {
     /// The budget is spent and nothing could be freed in time (503).
     #[error("no tenant database connection became free in time")]
     Busy,
+    /// The company already has as many requests waiting as it may (503 at
+    /// once).
+    #[error("too many requests are waiting for this company's database")]
+    Queue,
     #[error("cannot open the tenant database")]
     Connect(#[source] sea_orm::DbErr),
 }
@@ -180,7 +203,6 @@ pub struct TenantDb {
     inner: Arc<Inner>,
     /// Set once the pool is open, before the lease is handed out.
     conn: Option<TenantConn>,
-    _busy: OwnedSemaphorePermit,
 }
 
 impl TenantDb {
@@ -235,11 +257,14 @@ pub struct PoolStats {
 
 impl TenantPools {
     pub fn new(settings: PoolSettings, counters: PoolCounters) -> Self {
-        let budget = settings.budget.max(settings.per_tenant);
         let busy = settings.busy.max(1);
+        // A company's share of the busy budget is its gate: at most half.
+        let per_tenant = settings.per_tenant.clamp(1, (busy / 2).max(1));
+        let budget = settings.budget.max(per_tenant);
         Self {
             inner: Arc::new(Inner {
                 settings: PoolSettings {
+                    per_tenant,
                     budget,
                     busy,
                     ..settings
@@ -268,10 +293,7 @@ impl TenantPools {
         url_digest: u64,
     ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
-        let busy = tokio::time::timeout_at(deadline, self.inner.busy.clone().acquire_owned())
-            .await
-            .map_err(|_| PoolError::Busy)?
-            .map_err(|_| PoolError::Busy)?;
+        let s = self.inner.settings;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
@@ -305,6 +327,10 @@ impl TenantPools {
                     })
                 })
                 .clone();
+            // Changed only under this lock, so the bound holds exactly.
+            if slot.leases.load(Ordering::SeqCst) >= u64::from(s.per_tenant + s.queue) {
+                return Err(PoolError::Queue);
+            }
             slot.leases.fetch_add(1, Ordering::SeqCst);
             slot.last_used_ms
                 .store(self.inner.now_ms(), Ordering::Relaxed);
@@ -315,7 +341,6 @@ impl TenantPools {
             id,
             inner: self.inner.clone(),
             conn: None,
-            _busy: busy,
         };
         let opened = &std::sync::atomic::AtomicBool::new(false);
         let slot = &lease.slot;
@@ -326,7 +351,11 @@ impl TenantPools {
                 let permit = self.reserve(&slot.room, deadline).await?;
                 let pool = self.open(url, deadline).await?;
                 *slot.permit.lock().unwrap() = Some(permit);
-                Ok::<_, PoolError>(Arc::new(Lender::new(pool, self.inner.settings.per_tenant)))
+                Ok::<_, PoolError>(Arc::new(Lender::new(
+                    pool,
+                    self.inner.settings.per_tenant,
+                    self.inner.busy.clone(),
+                )))
             })
             .await?
             .clone();
@@ -368,7 +397,7 @@ impl TenantPools {
         if url.expose_secret().starts_with("sqlite:") {
             // Opened by the statements that need them (conn.rs).
             return lite::Opener::from_url(url.expose_secret())
-                .map(Source::Lite)
+                .map(|o| Source::Lite(o.with_limit(self.inner.settings.statement_timeout)))
                 .map_err(|e| PoolError::Connect(DbErr::Conn(RuntimeErr::SqlxError(e.into()))));
         }
         let s = self.inner.settings;
