@@ -108,20 +108,37 @@ pub async fn server_fn(
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    // A plain form's fields, read here and handed on unchanged.
-    let (req, typed) = if plain_form {
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response();
-        };
-        let typed = kept_fields(&bytes);
-        (
-            Request::from_parts(parts, axum::body::Body::from(bytes)),
-            typed,
-        )
-    } else {
-        (req, Vec::new())
+    // Every server function takes a few fields: the body is read here,
+    // bounded, and handed on unchanged. One that says it is larger is
+    // refused before a byte of it is read.
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let bytes = match declared {
+        Some(n) if n > FORM_LIMIT as u64 => None,
+        _ => axum::body::to_bytes(body, FORM_LIMIT).await.ok(),
     };
+    let Some(bytes) = bytes else {
+        tracing::info!(
+            limit = FORM_LIMIT,
+            "a server function's body was too large; refused"
+        );
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large (at most 64 KiB).\n",
+        )
+            .into_response();
+    };
+    // A plain form's fields, to give back if it is refused.
+    let typed = if plain_form {
+        kept_fields(&bytes)
+    } else {
+        Vec::new()
+    };
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
     let services = state.services.clone();
     let mut response =
         leptos_axum::handle_server_fns_with_context(move || provide(&site, client, &services), req)

@@ -20,6 +20,7 @@ on_both_backends!(
     the_registry_keeps_only_digests_of_session_ids,
     changing_a_password_ends_that_persons_other_sessions,
     two_admins_demoting_each_other_at_once_leave_one_admin,
+    an_oversized_body_is_refused_with_413_not_500,
 );
 
 /// Signs in on `host` as a browser at `client` behind the trusted proxy.
@@ -1254,5 +1255,48 @@ async fn requests_past_the_concurrency_limit_wait_their_turn() {
     assert_eq!(status, StatusCode::OK);
     assert!(after < std::time::Duration::from_millis(500), "{after:?}");
     drop(slow);
+    app.teardown().await;
+}
+
+async fn an_oversized_body_is_refused_with_413_not_500(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Past the limit, and small enough for loopback's buffers to take
+    // whole: the server answers before reading it and closes.
+    let big = format!("email=a%40b.test&password={}", "x".repeat(256 * 1024));
+    for accept in ["application/json", "text/html"] {
+        let res = app
+            .client
+            .post(format!("{}/api/admin_login", app.address))
+            .header(header::HOST, "localhost")
+            .header(header::ACCEPT, accept)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{accept}");
+    }
+    // Sent in chunks, without saying its length, it is cut off as read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"POST /api/admin_login HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+    // 1 MiB: past the limit, and within what loopback's buffers hold
+    // should the server stop reading without closing.
+    for _ in 0..16 {
+        if tcp.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server answered and closed: nothing more is read
+        }
+    }
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&head));
     app.teardown().await;
 }
