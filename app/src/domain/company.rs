@@ -11,6 +11,8 @@ pub enum InputError {
     NameTooLong,
     #[error("A company name cannot contain control characters.")]
     NameControl,
+    #[error("A company name cannot contain invisible formatting characters (such as direction marks or zero-width spaces).")]
+    NameFormat,
     #[error("Enter an email address.")]
     EmailEmpty,
     #[error("An email address can have at most 254 characters.")]
@@ -25,7 +27,23 @@ pub enum InputError {
     RoleUnknown,
 }
 
-/// A company's display name: trimmed, 1–100 characters, no control characters.
+/// Unicode's format characters (general category Cf) that change how text
+/// around them shows: bidirectional controls, zero-width characters, the
+/// soft hyphen, invisible operators, the byte-order mark, tags.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// A company's display name: trimmed, 1–100 characters, no control or
+/// format characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompanyName(String);
 
@@ -42,6 +60,11 @@ impl CompanyName {
         }
         if s.chars().any(char::is_control) {
             return Err(InputError::NameControl);
+        }
+        // Names reach mail subjects and pages: nothing that reorders or
+        // hides text around it.
+        if s.chars().any(is_format) {
+            return Err(InputError::NameFormat);
         }
         Ok(Self(s.to_owned()))
     }
@@ -125,6 +148,27 @@ impl fmt::Debug for Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn company_names_refuse_direction_marks_and_zero_width_characters() {
+        for name in [
+            "Acme\u{202E}lgoog",
+            "Ac\u{200B}me",
+            "\u{2067}Acme",
+            "Acme\u{FEFF}",
+            "A\u{00AD}cme",
+        ] {
+            assert_eq!(
+                CompanyName::parse(name),
+                Err(InputError::NameFormat),
+                "{name:?}"
+            );
+        }
+        // Letters of any script, and their joiners' neighbours, are names.
+        assert!(CompanyName::parse("Müller & Söhne").is_ok());
+        assert!(CompanyName::parse("שלום Ltd").is_ok());
+        assert!(CompanyName::parse("株式会社アクメ").is_ok());
+    }
 
     #[test]
     fn company_names_are_trimmed_and_bounded() {
