@@ -53,12 +53,19 @@ struct Forwarded {
 
 impl Forwarded {
     fn from(req: &Request, trusted: &[IpAddr]) -> Self {
+        // `::ffff:a.b.c.d` (a dual-stack socket's IPv4 client) is a.b.c.d.
         let peer = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0.ip().to_canonical());
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        if !peer.is_some_and(|ip| trusted.contains(&ip)) {
+        if !peer.as_ref().is_some_and(is_trusted) {
+            if peer.is_some_and(|ip| ip.is_loopback())
+                && req.headers().contains_key("x-forwarded-for")
+            {
+                warn_untrusted_local_proxy();
+            }
             return Self {
                 scheme: "http",
                 client: peer,
@@ -68,16 +75,120 @@ impl Forwarded {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         };
-        // The nearest untrusted hop is the client.
-        let client = header("x-forwarded-for")
-            .and_then(|chain| {
-                chain
-                    .rsplit(',')
-                    .map(str::trim)
-                    .filter_map(|s| s.parse::<IpAddr>().ok())
-                    .find(|ip| !trusted.contains(ip))
-            })
-            .or(peer);
-        Self { scheme, client }
+        Self {
+            scheme,
+            client: forwarded_client(req, is_trusted).or(peer),
+        }
+    }
+}
+
+/// The client a trusted proxy names: walking `X-Forwarded-For` from the
+/// nearest hop (every line of it, in order, as one list), the first entry
+/// that is not a trusted proxy. An entry that is not an address stops the
+/// walk: what stands left of it came from whoever wrote it, so no address
+/// further left is believed, and the client counts as the proxy itself
+/// (`None` here), as when no header came.
+fn forwarded_client(req: &Request, is_trusted: impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
+    let lines: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .collect();
+    for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        let ip = entry.trim().parse::<IpAddr>().ok()?.to_canonical();
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+/// A proxy on this machine that is not trusted makes every client look like
+/// loopback: one quota and one throttle for everyone. Said once per process.
+fn warn_untrusted_local_proxy() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "a proxy on this machine forwards requests (X-Forwarded-For) but is not in \
+             ENCLAVE_TRUSTED_PROXIES: every client looks like 127.0.0.1 and shares one \
+             sign-in throttle and signup quota; add its address"
+        )
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(peer: &str, lines: &[&str], trusted: &[&str]) -> Option<IpAddr> {
+        let mut req = Request::new(axum::body::Body::empty());
+        for l in lines {
+            req.headers_mut()
+                .append("x-forwarded-for", l.parse().unwrap());
+        }
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        let trusted: Vec<IpAddr> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        Forwarded::from(&req, &trusted).client
+    }
+
+    #[test]
+    fn every_line_of_x_forwarded_for_is_read_nearest_hop_first() {
+        // Two lines: the proxy appended its own on a second line.
+        assert_eq!(
+            forwarded(
+                "10.0.0.1:1",
+                &["198.51.100.7", "203.0.113.5, 10.0.0.2"],
+                &["10.0.0.1", "10.0.0.2"]
+            ),
+            Some("203.0.113.5".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_address_stops_the_walk() {
+        // Left of the junk is whatever the client wrote: not believed; the
+        // client counts as the proxy.
+        assert_eq!(
+            forwarded(
+                "10.0.0.1:1",
+                &["203.0.113.5, junk, 10.0.0.2"],
+                &["10.0.0.1", "10.0.0.2"]
+            ),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded(
+                "10.0.0.1:1",
+                &["203.0.113.5, junk, 198.51.100.9"],
+                &["10.0.0.1"]
+            ),
+            Some("198.51.100.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        assert_eq!(
+            forwarded(
+                "[::ffff:10.0.0.1]:1",
+                &["::ffff:203.0.113.5"],
+                &["10.0.0.1"]
+            ),
+            Some("203.0.113.5".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded("[::ffff:198.51.100.3]:1", &[], &[]),
+            Some("198.51.100.3".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(
+            forwarded("192.0.2.1:1", &["203.0.113.5"], &["10.0.0.1"]),
+            Some("192.0.2.1".parse().unwrap())
+        );
     }
 }

@@ -25,9 +25,12 @@ pub fn client_ip() -> Option<IpAddr> {
     use_context::<ClientIp>().and_then(|c| c.0)
 }
 
-/// The client's address as throttles key it: empty when unknown.
+/// The client as throttles key it ([`super::limits::client_block`]: an
+/// IPv6 client by its /64): empty when unknown.
 pub fn client() -> String {
-    client_ip().map_or_else(String::new, |ip| ip.to_string())
+    client_ip().map_or_else(String::new, |ip| {
+        super::limits::client_block(ip).to_string()
+    })
 }
 
 pub fn services() -> Result<Services, AppError> {

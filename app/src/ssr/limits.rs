@@ -40,6 +40,20 @@ impl<K: Clone + Eq + Hash> KeyRateLimit<K> {
     }
 }
 
+/// What one client is, for quotas and throttles: an IPv4 address (an
+/// IPv4-mapped IPv6 one included) as it is, an IPv6 address by its /64, the
+/// block one subscriber usually holds (and can change addresses within).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+        v4 => v4,
+    }
+}
+
 /// A quota per client address. IPv6 clients count per /64, the block one
 /// subscriber usually holds; clients of unknown address share one quota.
 #[derive(Clone)]
@@ -51,15 +65,7 @@ impl ClientRateLimit {
     }
 
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), u64> {
-        let key = match client {
-            Some(IpAddr::V6(v6)) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(Ipv6Addr::from(octets))
-            }
-            Some(v4) => v4,
-            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
+        let key = client.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), client_block);
         self.0.check(&key)
     }
 
