@@ -187,6 +187,11 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_SIGNUPS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub signups_per_hour: u32,
 
+    /// Invitations (sent or sent again) one company may mail in a day;
+    /// past that, 429 until the oldest is a day old.
+    #[arg(long, global = true, env = "ENCLAVE_INVITATIONS_PER_DAY", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub invitations_per_day: u32,
+
     /// Seconds a client has to send a request's headers before the
     /// connection is closed (slow clients cannot hold connections).
     #[arg(long, global = true, env = "ENCLAVE_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -138,6 +138,7 @@ async fn build_services_with(
         signups: ClientRateLimit::per_hour(settings.signups_per_hour),
         finds: ClientRateLimit::per_hour(10),
         finds_per_email: KeyRateLimit::per_hour(3),
+        invitations_per_day: settings.invitations_per_day,
         delete_crash_after: None,
         move_crash_after: None,
         cipher: cipher.clone(),

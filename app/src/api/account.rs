@@ -63,7 +63,7 @@ pub async fn change_password(
     use crate::domain::Password;
     use crate::ssr::{
         accounts::{
-            auth::{require_user, tenant_subject},
+            auth::{require_user, reserve_password_check, tenant_subject},
             sessions::end_sessions_of,
             users::{self, UserError},
         },
@@ -72,6 +72,7 @@ pub async fn change_password(
     };
 
     let user = require_user().await?;
+    let attempt = reserve_password_check(&user).await?;
     let new_password = Password::parse(&new).map_err(|e| reject(AppError::invalid("new", e)))?;
     if new != confirm {
         return Err(reject(AppError::invalid(
@@ -79,8 +80,17 @@ pub async fn change_password(
             "The two new passwords differ.",
         )));
     }
-    match users::change_password(user.db.conn(), user.id, &current, new_password).await {
+    match users::change_password(
+        user.db.conn(),
+        user.tenant.id(),
+        user.id,
+        &current,
+        new_password,
+    )
+    .await
+    {
         Ok(()) => {
+            attempt.succeeded(user.db.conn()).await.map_err(internal)?;
             // Whoever else holds a session of this person is signed out.
             let keep = session().await?.id();
             let subject = tenant_subject(user.tenant.id(), user.id);
@@ -158,7 +168,7 @@ pub async fn reset_password(token: String, new: String, confirm: String) -> Resu
         )));
     }
     let db = tenant.db().await.map_err(db_error)?;
-    let (user_id, _) = match reset::reset(db.conn(), &token, new_password).await {
+    let (user_id, _) = match reset::reset(db.conn(), tenant.id(), &token, new_password).await {
         Ok(user) => user,
         Err(e @ ResetError::BadLink) => return Err(reject(AppError::invalid("token", e))),
         Err(ResetError::Busy(_)) => return Err(reject(AppError::Unavailable)),
@@ -211,7 +221,7 @@ pub async fn accept_invitation(
         )));
     }
     let db = tenant.db().await.map_err(db_error)?;
-    let user_id = match invitations::accept(db.conn(), &token, password).await {
+    let user_id = match invitations::accept(db.conn(), tenant.id(), &token, password).await {
         Ok(id) => id,
         Err(e @ InviteError::BadLink) => return Err(reject(AppError::invalid("token", e))),
         Err(e @ InviteError::EmailTaken) => return Err(reject(AppError::conflict("token", e))),

@@ -90,9 +90,16 @@ pub async fn add_user(email: String, role: String, password: String) -> Result<U
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
     let password =
         Password::parse(&password).map_err(|e| reject(AppError::invalid("password", e)))?;
-    let added = users::add(admin.db.conn(), &admin.email, &email, role, password)
-        .await
-        .map_err(user_error)?;
+    let added = users::add(
+        admin.db.conn(),
+        admin.tenant.id(),
+        &admin.email,
+        &email,
+        role,
+        password,
+    )
+    .await
+    .map_err(user_error)?;
     sync_members(&admin.tenant, admin.db.conn()).await;
     Ok(added)
 }
@@ -118,10 +125,27 @@ pub async fn set_user_role(id: String, role: String) -> Result<UserRow, AppError
 pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, AppError> {
     use crate::ssr::accounts::{auth::require_admin, users};
 
+    use crate::ssr::{
+        accounts::{auth::tenant_subject, sessions::end_sessions_of},
+        context::services,
+        http::internal,
+    };
+
     let admin = require_admin().await?;
-    let changed = users::set_disabled(admin.db.conn(), &admin.email, user_id(&id)?, disabled)
+    let id = user_id(&id)?;
+    let changed = users::set_disabled(admin.db.conn(), &admin.email, id, disabled)
         .await
         .map_err(user_error)?;
+    if disabled {
+        // Signed out everywhere: enabled again, they sign in again.
+        end_sessions_of(
+            &services()?.registry,
+            &tenant_subject(admin.tenant.id(), id),
+            None,
+        )
+        .await
+        .map_err(internal)?;
+    }
     sync_members(&admin.tenant, admin.db.conn()).await;
     back_to_users("");
     Ok(changed)
@@ -151,6 +175,9 @@ fn invite_error(e: crate::ssr::accounts::invitations::InviteError) -> AppError {
         InviteError::EmailTaken => reject(AppError::conflict("email", e)),
         InviteError::NotFound | InviteError::BadLink => reject(AppError::NotFound),
         InviteError::Busy(_) => reject(AppError::Unavailable),
+        InviteError::Quota(_) => reject(AppError::Throttled {
+            retry_after_secs: 3600,
+        }),
         InviteError::Db(e) => internal(e),
     }
 }
@@ -176,6 +203,7 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
         role,
         &site,
         &services()?.mailer,
+        services()?.invitations_per_day,
     )
     .await
     .map_err(invite_error)?;
@@ -213,6 +241,7 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
         user_id(&id)?,
         &site,
         &services()?.mailer,
+        services()?.invitations_per_day,
     )
     .await
     .map_err(invite_error)?;

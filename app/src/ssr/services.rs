@@ -26,6 +26,8 @@ pub struct Services {
     pub finds: ClientRateLimit,
     /// … and that may be made for one email (a keyed digest), from anywhere.
     pub finds_per_email: super::limits::KeyRateLimit,
+    /// Invitations (sent or sent again) one company may mail in a day.
+    pub invitations_per_day: u32,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).
     pub cipher: super::secrets::Cipher,
     /// Sends email off the request path (SMTP, or the outbox directory).

@@ -26,8 +26,14 @@ on_both_backends!(
 
 async fn add_member(app: &TestApp, sub: &str, email: &str) {
     let db = app.tenant_db(sub).await;
+    let app::ssr::tenancy::RequestSite::Tenant(company) =
+        app.resolve(&format!("{sub}.localhost")).await
+    else {
+        panic!("{sub} is served")
+    };
     app::ssr::accounts::users::add(
         &db,
+        company.id(),
         "test",
         &Email::parse(email).unwrap(),
         Role::Member,

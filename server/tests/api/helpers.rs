@@ -97,6 +97,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         secure_cookies: None,
         trusted_proxies: vec![],
         signups_per_hour: 1000,
+        invitations_per_day: 200,
         smtp_url: None,
         mail_from: None,
         provisioning_records_days: 30,

@@ -21,6 +21,11 @@ on_both_backends!(
     changing_a_password_ends_that_persons_other_sessions,
     two_admins_demoting_each_other_at_once_leave_one_admin,
     an_oversized_body_is_refused_with_413_not_500,
+    guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle,
+    disabling_a_user_ends_their_sessions,
+    turning_on_a_second_factor_ends_the_admins_sessions,
+    changing_a_password_goes_through_the_sign_in_throttle,
+    a_company_mails_at_most_its_invitations_per_day,
 );
 
 /// Signs in on `host` as a browser at `client` behind the trusted proxy.
@@ -623,6 +628,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
     let db = app.tenant_db("acme").await;
     let second = app::ssr::accounts::users::add(
         &db,
+        t.id,
         "test",
         &Email::parse("second@acme.test").unwrap(),
         Role::Admin,
@@ -1298,5 +1304,240 @@ async fn an_oversized_body_is_refused_with_413_not_500(backend: Backend) {
     let mut head = [0u8; 12];
     tcp.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&head));
+    app.teardown().await;
+}
+
+async fn guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    // Each pair: five guesses from the first address, the sixth from the
+    // second, which is the same client (another address in its /64, or
+    // its IPv4 address written as IPv6).
+    let pairs = [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::99"),
+        ("203.0.113.9", "::ffff:203.0.113.9"),
+    ];
+    for (first, same) in pairs {
+        for _ in 0..5 {
+            let s = sign_in_from(
+                &app,
+                "acme.localhost",
+                "login",
+                first,
+                "admin@acme.test",
+                "wrong password!",
+            )
+            .await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{first}");
+        }
+        let s = sign_in_from(
+            &app,
+            "acme.localhost",
+            "login",
+            same,
+            "admin@acme.test",
+            "wrong password!",
+        )
+        .await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{same} is {first}");
+    }
+    // Another /64 is another client.
+    let s = sign_in_from(
+        &app,
+        "acme.localhost",
+        "login",
+        "2001:db8:1:3::1",
+        "admin@acme.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    app.teardown().await;
+}
+
+async fn disabling_a_user_ends_their_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let host = "acme.localhost";
+    let (_, _, mut admin) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let (status, added) = call(
+        &app,
+        host,
+        &mut admin,
+        "add_user",
+        &[
+            ("email", "member@acme.test"),
+            ("role", "member"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let id = added["id"].as_str().unwrap().to_owned();
+    let (_, _, mut member) = sign_in(&app, host, "member@acme.test", ADMIN_PASSWORD).await;
+    let (_, me) = call(&app, host, &mut member, "whoami", &[]).await;
+    assert_eq!(me["email"], "member@acme.test", "{me}");
+
+    for disabled in ["true", "false"] {
+        let (status, body) = call(
+            &app,
+            host,
+            &mut admin,
+            "set_user_disabled",
+            &[("id", &id), ("disabled", disabled)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Enabled again, the old session does not come back with it.
+    let (status, me) = call(&app, host, &mut member, "whoami", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(me.is_null(), "still signed in: {me}");
+    let (status, _, _) = sign_in(&app, host, "member@acme.test", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "they sign in again");
+    app.teardown().await;
+}
+
+async fn turning_on_a_second_factor_ends_the_admins_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = app::domain::Email::parse("root@platform.test").unwrap();
+    app::ssr::accounts::platform::create_superadmin(
+        &app.services.registry,
+        &email,
+        app::domain::Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut root = Jar::default();
+    let (status, body) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "admin_login",
+        &[
+            ("email", "root@platform.test"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        call(&app, "localhost", &mut root, "list_tenants", &[])
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    app::ssr::accounts::platform::totp::enable(
+        &app.services.registry,
+        &app.services.cipher,
+        &email,
+    )
+    .await
+    .unwrap();
+    let (status, _) = call(&app, "localhost", &mut root, "list_tenants", &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the password-only session ended"
+    );
+    app.teardown().await;
+}
+
+async fn changing_a_password_goes_through_the_sign_in_throttle(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let host = "acme.localhost";
+    let (_, _, mut jar) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let change = |current: &'static str| {
+        [
+            ("current", current),
+            ("new", "a brand new passphrase"),
+            ("confirm", "a brand new passphrase"),
+        ]
+    };
+    for _ in 0..5 {
+        let (status, body) = call(
+            &app,
+            host,
+            &mut jar,
+            "change_password",
+            &change("wrong guess!!"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    // A session in someone else's hands guesses no faster than sign-in allows.
+    let (status, body) = call(
+        &app,
+        host,
+        &mut jar,
+        "change_password",
+        &change(ADMIN_PASSWORD),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    app.teardown().await;
+}
+
+async fn a_company_mails_at_most_its_invitations_per_day(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.invitations_per_day = 3).await;
+    app.create_company("Acme Corp", "acme").await;
+    let host = "acme.localhost";
+    let (_, _, mut admin) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let invite = |email: &'static str| [("email", email), ("role", "member")];
+    let (status, first) = call(
+        &app,
+        host,
+        &mut admin,
+        "invite_user",
+        &invite("one@acme.test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &app,
+            host,
+            &mut admin,
+            "invite_user",
+            &invite("two@acme.test")
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    // Sending one again is a mail too.
+    let (status, body) = call(&app, host, &mut admin, "resend_invitation", &[("id", &id)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &app,
+        host,
+        &mut admin,
+        "invite_user",
+        &invite("three@acme.test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["Throttled"]["retry_after_secs"], 3600, "{body}");
+    // Another company has its own day.
+    app.create_company("Globex", "globex").await;
+    let (_, _, mut other) = sign_in(
+        &app,
+        "globex.localhost",
+        "admin@globex.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    let (status, body) = call(
+        &app,
+        "globex.localhost",
+        &mut other,
+        "invite_user",
+        &invite("one@globex.test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     app.teardown().await;
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::passwords;
+use super::passwords::{self, Whose};
 use super::throttle::{ThrottleError, SIGN_IN};
 use crate::domain::{Email, Role};
 use crate::ssr::context::{services, session, tenant};
@@ -173,7 +173,10 @@ pub async fn sign_in(
         .map_err(internal)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     match user {
-        Some(u) if password_matches(password, hash).await? && !u.disabled => {
+        Some(u)
+            if password_matches(Whose::Company(db.tenant_id()), password, hash).await?
+                && !u.disabled =>
+        {
             attempt.succeeded(conn).await.map_err(internal)?;
             Ok(u)
         }
@@ -184,11 +187,28 @@ pub async fn sign_in(
 /// Whether `password` matches `hash`; without a hash (unknown email) it is
 /// checked against a decoy, so that a wrong email takes as long as a wrong
 /// password. 503 when every hashing slot is taken.
-async fn password_matches(password: &str, hash: Option<String>) -> Result<bool, AppError> {
+async fn password_matches(
+    whose: Whose,
+    password: &str,
+    hash: Option<String>,
+) -> Result<bool, AppError> {
     let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
-    passwords::verify_blocking(password.to_owned(), hash)
+    passwords::verify_blocking(whose, password.to_owned(), hash)
         .await
         .map_err(|_| reject(AppError::Unavailable))
+}
+
+/// Reserves a check of `user`'s current password (changing it) as a
+/// sign-in attempt from this client: the same throttle, so a stolen
+/// session cannot guess the password faster than the sign-in page allows.
+/// `Attempt::succeeded` clears it once the password was right.
+pub async fn reserve_password_check(
+    user: &CurrentUser,
+) -> Result<super::throttle::Attempt, AppError> {
+    SIGN_IN
+        .reserve(user.db.conn(), &user.email, &crate::ssr::context::client())
+        .await
+        .map_err(throttle_error)
 }
 
 fn throttle_error(e: ThrottleError) -> AppError {
@@ -234,7 +254,7 @@ pub async fn platform_sign_in(
         .await
         .map_err(internal)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !password_matches(password, hash).await? {
+    if !password_matches(Whose::Platform, password, hash).await? {
         return Err(reject(AppError::BadCredentials));
     }
     let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;

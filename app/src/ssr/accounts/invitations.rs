@@ -32,6 +32,9 @@ pub enum InviteError {
         "This invitation has expired, was revoked or was already used. Ask an admin for a new one."
     )]
     BadLink,
+    /// The company sent its day's invitations (429).
+    #[error("This company has sent its {0} invitations for today; try again tomorrow.")]
+    Quota(u32),
     #[error("the company's database")]
     Db(#[from] DbErr),
     #[error("The service is busy; please try again in a moment.")]
@@ -86,6 +89,25 @@ fn send(mailer: &Mailer, site: &LinkSite, invited_by: &str, email: &str, token: 
 
 /// Invites `email` as `role`; a pending invitation of the same email is
 /// replaced.
+/// Invitations sent and sent again in the last day, from the audit log;
+/// at `per_day`, [`InviteError::Quota`]. Each is a mail to an address
+/// someone typed, with the company's name in it: one company may not use
+/// the platform to mail the world.
+async fn within_quota(db: &impl ConnectionTrait, per_day: u32) -> Result<(), InviteError> {
+    use crate::ssr::entities::audit_log;
+    use sea_orm::PaginatorTrait;
+    let sent = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.is_in(["user.invited", "user.invitation_resent"]))
+        .filter(audit_log::Column::CreatedAt.gt(Utc::now() - TimeDelta::days(1)))
+        .count(db)
+        .await?;
+    if sent >= u64::from(per_day) {
+        return Err(InviteError::Quota(per_day));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn invite(
     db: &(impl ConnectionTrait + TransactionTrait),
     actor: &str,
@@ -93,7 +115,9 @@ pub async fn invite(
     role: Role,
     site: &LinkSite,
     mailer: &Mailer,
+    per_day: u32,
 ) -> Result<InvitationRow, InviteError> {
+    within_quota(db, per_day).await?;
     let taken = tenant_users::Entity::find()
         .filter(tenant_users::Column::Email.eq(email.as_str()))
         .one(db)
@@ -156,7 +180,9 @@ pub async fn resend(
     id: Uuid,
     site: &LinkSite,
     mailer: &Mailer,
+    per_day: u32,
 ) -> Result<InvitationRow, InviteError> {
+    within_quota(db, per_day).await?;
     let token = random_hex(32);
     let now = Utc::now();
     let updated = invitations::Entity::update_many()
@@ -232,6 +258,7 @@ pub async fn lookup(
 /// conditional UPDATE spends it, so two uses racing cannot both succeed.
 pub async fn accept(
     db: &(impl ConnectionTrait + TransactionTrait),
+    company: Uuid,
     token: &str,
     password: Password,
 ) -> Result<Uuid, InviteError> {
@@ -239,7 +266,7 @@ pub async fn accept(
         return Err(InviteError::BadLink);
     }
     // Hashed before the transaction, so no lock waits on argon2.
-    let hash = passwords::hash_blocking(password).await?;
+    let hash = passwords::hash_blocking(passwords::Whose::Company(company), password).await?;
     let digest = token_digest(token);
     let txn = db.begin().await?;
     let spent = invitations::Entity::update_many()

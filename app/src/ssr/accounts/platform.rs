@@ -35,7 +35,7 @@ pub async fn create_superadmin(
     email: &Email,
     password: Password,
 ) -> Result<platform_users::Model, PlatformUserError> {
-    let hash = passwords::hash_blocking(password).await?;
+    let hash = passwords::hash_blocking(passwords::Whose::Platform, password).await?;
     platform_users::ActiveModel {
         id: Set(Uuid::new_v4()),
         email: Set(email.as_str().to_owned()),
@@ -95,7 +95,7 @@ pub async fn set_superadmin_password(
     password: Password,
 ) -> Result<(), PlatformUserError> {
     let user = find_superadmin(registry, email).await?;
-    let hash = passwords::hash_blocking(password).await?;
+    let hash = passwords::hash_blocking(passwords::Whose::Platform, password).await?;
     platform_users::ActiveModel {
         id: Set(user.id),
         password_hash: Set(hash),
@@ -250,6 +250,14 @@ pub mod totp {
         let base32 = t.secret().to_base32();
         let sealed = cipher.encrypt(user.id, &SecretString::from(base32.clone()));
         store(registry, &user, Some(sealed)).await?;
+        // Sessions made with the password alone end: the next sign-in
+        // takes the code.
+        super::super::sessions::end_sessions_of(
+            registry,
+            &super::super::auth::platform_subject(user.id),
+            None,
+        )
+        .await?;
         Ok(Enrolment {
             url: SecretString::from(t.to_url().expect("a valid TOTP has a URL")),
             secret_base32: SecretString::from(base32),

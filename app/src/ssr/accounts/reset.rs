@@ -140,6 +140,7 @@ pub async fn is_live(db: &impl ConnectionTrait, token: &str) -> Result<bool, DbE
 /// two uses racing cannot both succeed.
 pub async fn reset(
     db: &(impl ConnectionTrait + TransactionTrait),
+    company: Uuid,
     token: &str,
     new: Password,
 ) -> Result<(Uuid, String), ResetError> {
@@ -147,7 +148,7 @@ pub async fn reset(
         return Err(ResetError::BadLink);
     }
     // Hashed before the transaction, so no lock waits on argon2.
-    let hash = passwords::hash_blocking(new).await?;
+    let hash = passwords::hash_blocking(passwords::Whose::Company(company), new).await?;
     let digest = token_digest(token);
     let now = Utc::now();
     let txn = db.begin().await?;

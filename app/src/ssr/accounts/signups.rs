@@ -64,7 +64,9 @@ pub async fn hold(
         return Err(SignupError::Taken(sub.to_owned()));
     }
     let hash = match &new.admin_password {
-        AdminPassword::Plain(p) => passwords::hash_blocking(p.clone()).await?,
+        AdminPassword::Plain(p) => {
+            passwords::hash_blocking(passwords::Whose::Platform, p.clone()).await?
+        }
         AdminPassword::Hashed(h) => h.clone(),
     };
     let token = random_hex(32);

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::passwords;
+use super::passwords::{self, Whose};
 use crate::domain::{Email, Password, Role};
 use crate::ssr::entities::{audit_log, tenant_users};
 use crate::ssr::tenancy::conn::is_unique_violation;
@@ -122,14 +122,16 @@ pub async fn counts(db: &impl ConnectionTrait) -> Result<(u64, u64, u64), DbErr>
     Ok((users, admins, disabled))
 }
 
+/// Adds a user to the company `company` whose database `db` is.
 pub async fn add(
     db: &impl ConnectionTrait,
+    company: Uuid,
     actor: &str,
     email: &Email,
     role: Role,
     password: Password,
 ) -> Result<UserRow, UserError> {
-    let hash = passwords::hash_blocking(password).await?;
+    let hash = passwords::hash_blocking(Whose::Company(company), password).await?;
     let user = insert(db, email.as_str(), role, hash).await?;
     audit(
         db,
@@ -302,15 +304,17 @@ pub async fn remove(db: &impl TransactionTrait, actor: &str, id: Uuid) -> Result
 
 pub async fn change_password(
     db: &impl ConnectionTrait,
+    company: Uuid,
     id: Uuid,
     current: &str,
     new: Password,
 ) -> Result<(), UserError> {
     let user = find(db, id).await?;
-    if !passwords::verify_blocking(current.to_owned(), user.password_hash.clone()).await? {
+    let whose = Whose::Company(company);
+    if !passwords::verify_blocking(whose, current.to_owned(), user.password_hash.clone()).await? {
         return Err(UserError::WrongPassword);
     }
-    let hash = passwords::hash_blocking(new).await?;
+    let hash = passwords::hash_blocking(whose, new).await?;
     tenant_users::ActiveModel {
         id: Set(id),
         password_hash: Set(hash),

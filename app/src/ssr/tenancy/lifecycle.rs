@@ -245,7 +245,7 @@ impl Services {
     ) -> Result<crate::wire::UserRow, AddUserError> {
         let t = self.settled(sub).await?;
         let db = self.connect_tenant(sub).await?;
-        let added = crate::ssr::accounts::users::add(&db, actor, email, role, password).await;
+        let added = crate::ssr::accounts::users::add(&db, t.id, actor, email, role, password).await;
         if added.is_ok() {
             if let Err(e) =
                 crate::ssr::accounts::workspaces::sync(&self.registry, &self.cipher, t.id, &db)

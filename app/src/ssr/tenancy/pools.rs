@@ -206,6 +206,11 @@ pub struct TenantDb {
 }
 
 impl TenantDb {
+    /// The company whose database this is.
+    pub fn tenant_id(&self) -> Uuid {
+        self.id
+    }
+
     pub fn conn(&self) -> &TenantConn {
         self.conn
             .as_ref()

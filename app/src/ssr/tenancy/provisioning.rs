@@ -285,7 +285,9 @@ impl Provisioner {
         // The admin's password hash (tens of milliseconds of CPU) is made
         // on the blocking pool while the database is being created.
         let hashing = match new.admin_password.clone() {
-            AdminPassword::Plain(p) => tokio::spawn(passwords::hash_blocking(p)),
+            AdminPassword::Plain(p) => {
+                tokio::spawn(passwords::hash_blocking(passwords::Whose::Platform, p))
+            }
             AdminPassword::Hashed(h) => tokio::spawn(async move { Ok(h) }),
         };
         let mut created = server.create(id).await?;
