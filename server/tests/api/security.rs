@@ -1138,7 +1138,56 @@ async fn a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery(backend:
     app.teardown().await;
 }
 
-on_both_backends!(a_platform_admin_with_a_second_factor_needs_the_current_code_once);
+on_both_backends!(
+    a_platform_admin_with_a_second_factor_needs_the_current_code_once,
+    wrong_second_factor_codes_are_counted_per_account_from_any_address,
+);
+
+async fn wrong_second_factor_codes_are_counted_per_account_from_any_address(backend: Backend) {
+    use app::domain::{Email, Password};
+    use app::ssr::accounts::platform::{create_superadmin, totp};
+    use secrecy::ExposeSecret;
+
+    let app = behind_proxy(backend).await;
+    let reg = &app.services.registry;
+    let email = Email::parse("root@platform.test").unwrap();
+    create_superadmin(reg, &email, Password::parse(ADMIN_PASSWORD).unwrap())
+        .await
+        .unwrap();
+    let enrolled = totp::enable(reg, &app.services.cipher, &email)
+        .await
+        .unwrap();
+    let attempt = |client: String, code: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/api/admin_login", app.address))
+                .header(header::HOST, "localhost")
+                .header(header::ACCEPT, "application/json")
+                .header("x-forwarded-for", client)
+                .form(&[
+                    ("email", "root@platform.test"),
+                    ("password", ADMIN_PASSWORD),
+                    ("code", &code),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Someone with the password tries codes from five addresses.
+    for i in 0..5 {
+        let s = attempt(format!("198.51.100.{}", 10 + i), format!("{:06}", i)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // A sixth address with the right code is refused like the rest.
+    let code =
+        totp::current_code(enrolled.secret_base32.expose_secret(), "root@platform.test").unwrap();
+    let s = attempt("198.51.100.99".into(), code).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "codes are counted per account");
+    app.teardown().await;
+}
 
 async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backend: Backend) {
     use app::domain::{Email, Password};
@@ -1182,22 +1231,33 @@ async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backe
             .await
         }
     };
-    let (status, body) = login("").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["Invalid"]["field"], "code");
-    let (status, _) = login("000000").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A missing or wrong code is answered as a wrong password is: the
+    // answer never says the password was right.
+    let wrong_password = {
+        let mut jar = Jar::default();
+        call(
+            &app,
+            "localhost",
+            &mut jar,
+            "admin_login",
+            &[
+                ("email", "root@platform.test"),
+                ("password", "not the password"),
+                ("code", ""),
+            ],
+        )
+        .await
+    };
+    assert_eq!(wrong_password.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(login("").await, wrong_password);
+    assert_eq!(login("000000").await, wrong_password);
     let code =
         totp::current_code(enrolled.secret_base32.expose_secret(), "root@platform.test").unwrap();
     let code: &'static str = Box::leak(code.into_boxed_str());
     let (status, body) = login(code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = login(code).await;
-    assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a code works once"
-    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code works once");
     totp::disable(reg, &email).await.unwrap();
     let (status, _) = login("").await;
     assert_eq!(status, StatusCode::OK);

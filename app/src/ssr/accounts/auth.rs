@@ -234,8 +234,16 @@ pub async fn require_platform_admin() -> Result<platform_users::Model, AppError>
         .ok_or_else(|| reject(AppError::Unauthenticated))
 }
 
-/// Checks a platform admin's email and password, in a throttled attempt
-/// from `client` (kept in the registry), and starts their session.
+/// The throttle's "client" under which an account's wrong second-factor
+/// codes are counted, from wherever they come: only someone who has the
+/// password gets that far, and five codes a window is all they get.
+const SECOND_FACTOR: &str = "(second factor)";
+
+/// Checks a platform admin's email, password and (when they have one)
+/// second-factor code, in a throttled attempt from `client` (kept in the
+/// registry), and starts their session. Every failure gets the same answer
+/// (wrong email, password or code, or too many codes), so the answer never
+/// tells that the password was right.
 pub async fn platform_sign_in(
     email: &str,
     password: &str,
@@ -254,21 +262,29 @@ pub async fn platform_sign_in(
         .await
         .map_err(internal)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !password_matches(Whose::Platform, password, hash).await? {
+    let password_ok = password_matches(Whose::Platform, password, hash).await?;
+    let Some(user) = user.filter(|_| password_ok) else {
         return Err(reject(AppError::BadCredentials));
-    }
-    let user = user.ok_or_else(|| reject(AppError::BadCredentials))?;
+    };
     // The second factor, when the admin has one: a wrong or missing code
-    // leaves the attempt counted as a failure.
-    let cipher = services()?.cipher;
-    if !super::platform::totp::accept(&registry, &cipher, &user, code)
-        .await
-        .map_err(internal)?
-    {
-        return Err(reject(AppError::invalid(
-            "code",
-            "Enter the current 6-digit code from your authenticator app.",
-        )));
+    // leaves both attempts counted as failures.
+    if user.totp_secret.is_some() {
+        let code_attempt = match SIGN_IN
+            .reserve(&registry, email.as_str(), SECOND_FACTOR)
+            .await
+        {
+            Ok(a) => a,
+            Err(ThrottleError::Throttled { .. }) => return Err(reject(AppError::BadCredentials)),
+            Err(e) => return Err(internal(e)),
+        };
+        let cipher = services()?.cipher;
+        if !super::platform::totp::accept(&registry, &cipher, &user, code)
+            .await
+            .map_err(internal)?
+        {
+            return Err(reject(AppError::BadCredentials));
+        }
+        code_attempt.succeeded(&registry).await.map_err(internal)?;
     }
     attempt.succeeded(&registry).await.map_err(internal)?;
     let session = session().await?;
