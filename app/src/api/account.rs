@@ -124,8 +124,16 @@ pub async fn forgot_password(email: String) -> Result<(), AppError> {
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let db = tenant.db().await.map_err(db_error)?;
     let site = LinkSite::of(&tenant);
-    match reset::request(db.conn(), &email, &client(), &site, &services()?.mailer).await {
+    match reset::reserve_request(db.conn(), &email, &client()).await {
         Ok(()) => {
+            // Whether there is anyone to mail is found out after the
+            // answer, which is the same, in the same time, either way.
+            let mailer = services()?.mailer;
+            tokio::spawn(async move {
+                if let Err(e) = reset::send_link(db.conn(), &email, &site, &mailer).await {
+                    tracing::warn!(error = %crate::ssr::http::error_chain(&e), "cannot send a reset link");
+                }
+            });
             leptos_axum::redirect("/password/forgot?sent=1");
             Ok(())
         }

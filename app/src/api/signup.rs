@@ -146,7 +146,7 @@ pub async fn find_workspaces(email: String) -> Result<(), AppError> {
     use crate::ssr::{
         accounts::workspaces,
         context::{client_ip, root_origin, services},
-        http::{internal, reject},
+        http::reject,
     };
 
     let origin = root_origin()?;
@@ -158,15 +158,21 @@ pub async fn find_workspaces(email: String) -> Result<(), AppError> {
         .finds_per_email
         .check(&services.cipher.keyed_digest("find limit", email.as_str()))
         .map_err(throttled)?;
-    workspaces::send_list(
-        &services.registry,
-        &services.cipher,
-        &email,
-        &origin,
-        &services.mailer,
-    )
-    .await
-    .map_err(internal)?;
+    // Found and mailed after the answer, which is the same, in the same
+    // time, whether the email has companies or not.
+    tokio::spawn(async move {
+        let sent = workspaces::send_list(
+            &services.registry,
+            &services.cipher,
+            &email,
+            &origin,
+            &services.mailer,
+        )
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %crate::ssr::http::error_chain(&e), "cannot send a workspace list");
+        }
+    });
     leptos_axum::redirect("/find?sent=1");
     Ok(())
 }

@@ -27,7 +27,10 @@ pub const LIFETIME: TimeDelta = TimeDelta::minutes(30);
 pub const REQUESTS: Throttle = Throttle {
     per_email_and_client: 3,
     per_client: 20,
-    per_email: Some(5),
+    // Not per email from everywhere: strangers' requests would use up the
+    // person's own. An inbox is flooded only from many addresses (an
+    // IPv6 client counts per /64), each capped by `per_client`.
+    per_email: None,
     window: TimeDelta::minutes(15),
 };
 
@@ -67,17 +70,28 @@ impl LinkSite {
     }
 }
 
-/// Sends a reset link to `email` if it is an active user of this company.
-/// The outcome the caller shows is the same either way.
-pub async fn request(
+/// Counts a request for a link to `email` from `client` in the throttle
+/// (never marked succeeded: every request counts in the window). What
+/// follows, [`send_link`], is the same for everyone from the caller's side:
+/// it runs after the answer, so an unknown email and a real one are
+/// answered in the same time.
+pub async fn reserve_request(
     db: &(impl ConnectionTrait + TransactionTrait),
     email: &Email,
     client: &str,
+) -> Result<(), ResetError> {
+    let _counted = REQUESTS.reserve(db, &throttle_key(email), client).await?;
+    Ok(())
+}
+
+/// Sends a reset link to `email` if it is an active user of this company;
+/// nothing otherwise. Run it off the request path (see [`reserve_request`]).
+pub async fn send_link(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    email: &Email,
     site: &LinkSite,
     mailer: &Mailer,
 ) -> Result<(), ResetError> {
-    // Reserved, never marked succeeded: every request counts in the window.
-    let _attempt = REQUESTS.reserve(db, &throttle_key(email), client).await?;
     purge(db).await?;
     let user = tenant_users::Entity::find()
         .filter(tenant_users::Column::Email.eq(email.as_str()))
