@@ -187,6 +187,13 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_SIGNUPS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub signups_per_hour: u32,
 
+    /// Where people reach Enclave, `https://example.com` (scheme, the base
+    /// domain, and a port if not the scheme's): every link in mail starts
+    /// here, never at the `Host` or scheme a request came with. Unset:
+    /// `http://<base domain>:<listen port>`, for development.
+    #[arg(long, global = true, env = "ENCLAVE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Invitations (sent or sent again) one company may mail in a day;
     /// past that, 429 until the oldest is a day old.
     #[arg(long, global = true, env = "ENCLAVE_INVITATIONS_PER_DAY", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -281,6 +288,41 @@ impl Settings {
         !self.registry_is_sqlite() || self.tenant_db_url.is_some()
     }
 
+    /// Where links in mail point: [`Settings::public_url`], or plain http
+    /// to the base domain on `port` (the port this process listens on).
+    pub fn public_origin(&self, port: u16) -> Result<app::site::Origin, String> {
+        let Some(raw) = &self.public_url else {
+            return Ok(app::site::Origin {
+                scheme: "http".into(),
+                base: match port {
+                    80 => self.base_domain.clone(),
+                    p => format!("{}:{p}", self.base_domain),
+                },
+            });
+        };
+        let url = url::Url::parse(raw).map_err(|e| format!("ENCLAVE_PUBLIC_URL: {e}"))?;
+        let scheme = url.scheme();
+        if !matches!(scheme, "http" | "https") {
+            return Err("ENCLAVE_PUBLIC_URL must start with https:// or http://".into());
+        }
+        if url.host_str() != Some(self.base_domain.as_str()) {
+            return Err(format!(
+                "ENCLAVE_PUBLIC_URL must name the base domain, {}",
+                self.base_domain
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err("ENCLAVE_PUBLIC_URL is a scheme, the base domain and a port only".into());
+        }
+        Ok(app::site::Origin {
+            scheme: scheme.to_owned(),
+            base: match url.port() {
+                Some(p) => format!("{}:{p}", self.base_domain),
+                None => self.base_domain.clone(),
+            },
+        })
+    }
+
     /// Whether session cookies are `Secure`: as set, or unless the base
     /// domain is `localhost` (plain http in development).
     pub fn secure_cookies(&self) -> bool {
@@ -332,6 +374,41 @@ mod tests {
         assert!(parse_base_domain("127.0.0.1").is_err());
         assert!(parse_base_domain("exa mple.com").is_err());
         assert!(parse_base_domain("").is_err());
+    }
+
+    #[test]
+    fn the_public_url_names_the_base_domain_and_nothing_more() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            s: Settings,
+        }
+        let with = |url: Option<&str>| {
+            let mut args = vec!["x", "--base-domain", "example.com"];
+            if let Some(u) = url {
+                args.extend(["--public-url", u]);
+            }
+            T::parse_from(args).s
+        };
+        let o = with(Some("https://example.com"))
+            .public_origin(3000)
+            .unwrap();
+        assert_eq!(o.tenant_url("acme"), "https://acme.example.com/");
+        let o = with(Some("https://example.com:8443/"))
+            .public_origin(3000)
+            .unwrap();
+        assert_eq!(o.root_url(), "https://example.com:8443/");
+        let o = with(None).public_origin(3000).unwrap();
+        assert_eq!(o.root_url(), "http://example.com:3000/");
+        for bad in [
+            "https://evil.test",
+            "ftp://example.com",
+            "https://example.com/x",
+            "https://u:p@example.com",
+        ] {
+            assert!(with(Some(bad)).public_origin(3000).is_err(), "{bad}");
+        }
     }
 
     #[test]

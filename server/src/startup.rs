@@ -70,6 +70,8 @@ pub enum StartupError {
     BadKey(CipherError),
     #[error(transparent)]
     Mail(#[from] MailError),
+    #[error("{0}")]
+    PublicUrl(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -139,6 +141,9 @@ async fn build_services_with(
         finds: ClientRateLimit::per_hour(10),
         finds_per_email: KeyRateLimit::per_hour(3),
         invitations_per_day: settings.invitations_per_day,
+        public: settings
+            .public_origin(settings.listen.port())
+            .map_err(StartupError::PublicUrl)?,
         delete_crash_after: None,
         move_crash_after: None,
         cipher: cipher.clone(),
@@ -363,7 +368,7 @@ impl Application {
 
     pub async fn with_services(
         settings: Settings,
-        services: Services,
+        mut services: Services,
     ) -> Result<Self, StartupError> {
         let addr = settings.listen;
         let listen_err = |source| StartupError::Listen {
@@ -371,6 +376,11 @@ impl Application {
             source,
         };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+        // Unset, links in mail name the port really bound (`:0` is any).
+        let port = listener.local_addr().map_err(listen_err)?.port();
+        services.public = settings
+            .public_origin(port)
+            .map_err(StartupError::PublicUrl)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("enclave")
             .site_root(settings.site_root.as_str())

@@ -195,7 +195,7 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
     let admin = require_admin().await?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
-    let site = LinkSite::of(&admin.tenant);
+    let site = LinkSite::of(&admin.tenant, &services()?.public);
     let invited = invitations::invite(
         admin.db.conn(),
         &admin.email,
@@ -234,7 +234,7 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
     };
 
     let admin = require_admin().await?;
-    let site = LinkSite::of(&admin.tenant);
+    let site = LinkSite::of(&admin.tenant, &services()?.public);
     let resent = invitations::resend(
         admin.db.conn(),
         &admin.email,

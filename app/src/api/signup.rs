@@ -42,7 +42,7 @@ pub async fn signup(
         tenancy::provisioning::{NewTenant, NewTenantField},
     };
 
-    let origin = root_origin()?;
+    root_origin()?;
     let new = NewTenant::parse(&company, &subdomain, &email, &password).map_err(|e| {
         let field = match e.field {
             NewTenantField::Name => "company",
@@ -60,7 +60,7 @@ pub async fn signup(
     match signups::hold(
         &services.registry,
         &new,
-        &origin.root_url(),
+        &services.public.root_url(),
         &services.mailer,
     )
     .await
@@ -149,9 +149,10 @@ pub async fn find_workspaces(email: String) -> Result<(), AppError> {
         http::reject,
     };
 
-    let origin = root_origin()?;
+    root_origin()?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let services = services()?;
+    let origin = services.public.clone();
     let throttled = |retry_after_secs| reject(AppError::Throttled { retry_after_secs });
     services.finds.check(client_ip()).map_err(throttled)?;
     services

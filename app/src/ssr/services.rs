@@ -26,6 +26,9 @@ pub struct Services {
     pub finds: ClientRateLimit,
     /// … and that may be made for one email (a keyed digest), from anywhere.
     pub finds_per_email: super::limits::KeyRateLimit,
+    /// Where people reach Enclave (`ENCLAVE_PUBLIC_URL`): every link in
+    /// mail is made from it, never from a request's `Host` or scheme.
+    pub public: crate::site::Origin,
     /// Invitations (sent or sent again) one company may mail in a day.
     pub invitations_per_day: u32,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).

@@ -96,12 +96,15 @@ async fn find_your_workspace_lists_the_companies_of_an_email_and_nothing_else(ba
         .iter()
         .find(|m| m.contains("Subject: Your companies on Enclave"))
         .expect("the list");
+    // Links are made from the public address (here the port the app
+    // listens on), not from the request's `Host`.
+    let port = app.address.rsplit(':').next().unwrap();
     assert!(
-        list.contains("Acme Corp: http://acme.localhost/login"),
+        list.contains(&format!("Acme Corp: http://acme.localhost:{port}/login")),
         "{list}"
     );
     assert!(
-        list.contains("Globex: http://globex.localhost/login"),
+        list.contains(&format!("Globex: http://globex.localhost:{port}/login")),
         "{list}"
     );
     assert!(!list.contains("initech"), "{list}");

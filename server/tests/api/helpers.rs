@@ -98,6 +98,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         trusted_proxies: vec![],
         signups_per_hour: 1000,
         invitations_per_day: 200,
+        public_url: None,
         smtp_url: None,
         mail_from: None,
         provisioning_records_days: 30,

@@ -16,6 +16,7 @@ const ADMIN: &str = "admin@acme.test";
 const NEW: &str = "a brand new password";
 
 on_both_backends!(
+    links_in_mail_come_from_the_public_url_not_the_request,
     a_reset_link_sets_the_password_once_and_ends_every_session,
     asking_for_a_link_answers_the_same_for_unknown_emails,
     a_reset_link_is_refused_when_expired_or_on_another_company,
@@ -391,5 +392,24 @@ async fn a_real_users_link_is_made_after_the_answer() {
     lock.rollback().await.unwrap();
     wait_for(&outbox(&app), ADMIN, 1).await;
     db.close().await.ok();
+    app.teardown().await;
+}
+
+/// Links in mail start at `ENCLAVE_PUBLIC_URL`, whatever port and scheme
+/// the request that caused them came with.
+async fn links_in_mail_come_from_the_public_url_not_the_request(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.public_url = Some("https://localhost:8443".into())
+    })
+    .await;
+    app.create_company("Acme Corp", "acme").await;
+    let (status, _, _) = ask_for_link(&app, "acme.localhost:1234", ADMIN).await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = &wait_for(&outbox(&app), ADMIN, 1).await[0];
+    assert!(
+        mail.contains("https://acme.localhost:8443/password/reset/"),
+        "{mail}"
+    );
+    assert!(!mail.contains(":1234"), "{mail}");
     app.teardown().await;
 }

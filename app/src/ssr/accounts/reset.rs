@@ -61,10 +61,11 @@ pub struct LinkSite {
 }
 
 impl LinkSite {
-    /// The links of the company a request is for.
-    pub fn of(tenant: &crate::ssr::tenancy::TenantContext) -> Self {
+    /// The links of the company a request is for, at the public address
+    /// (`Services::public`), whatever host and scheme the request used.
+    pub fn of(tenant: &crate::ssr::tenancy::TenantContext, public: &crate::site::Origin) -> Self {
         LinkSite {
-            base_url: tenant.url(),
+            base_url: public.tenant_url(tenant.subdomain()),
             company: tenant.name().to_owned(),
         }
     }
