@@ -672,6 +672,9 @@ async fn rotate(settings: Settings) -> CliResult {
     if done.unreadable > 0 {
         return Err("some credentials open with neither key: is ENCLAVE_SECRET_KEY_PREVIOUS the key they were sealed with?".into());
     }
+    // Every credential is now sealed for its owner: unbound ones (`v1:`)
+    // are refused by every process started from here on.
+    app::ssr::secrets::refuse_legacy(&services.registry).await?;
     // "Find your workspace" digests are keyed too: made again under the new key.
     app::ssr::accounts::workspaces::rebuild_if_stale(&services).await?;
     Ok(())

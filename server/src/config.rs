@@ -199,6 +199,17 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_INVITATIONS_PER_DAY", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub invitations_per_day: u32,
 
+    /// Requests one company's site may take in a second, in bursts of as
+    /// many; past that, 429 with `Retry-After`. 0 (the default): no limit
+    /// (the fair shares of connections and request slots still hold).
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_COMPANY_REQUESTS_PER_SECOND",
+        default_value_t = 0
+    )]
+    pub company_requests_per_second: u32,
+
     /// Seconds a client has to send a request's headers before the
     /// connection is closed (slow clients cannot hold connections).
     #[arg(long, global = true, env = "ENCLAVE_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -2,10 +2,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 pub use app::ssr::context::ClientIp;
-use app::ssr::tenancy::resolve::ResolveError;
+use app::ssr::tenancy::{resolve::ResolveError, RequestSite};
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{header::HOST, StatusCode},
+    http::{
+        header::{HOST, RETRY_AFTER},
+        StatusCode,
+    },
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -39,6 +42,17 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
                 .into_response();
         }
     };
+    // One company's flood is refused before it costs anything more.
+    if let (RequestSite::Tenant(t), Some(rate)) = (&site, &state.services.company_rate) {
+        if let Err(retry_after) = rate.check(&t.id()) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(RETRY_AFTER, retry_after.to_string())],
+                "Too many requests for this company right now; please try again in a moment.\n",
+            )
+                .into_response();
+        }
+    }
     req.extensions_mut().insert(site);
     req.extensions_mut().insert(ClientIp(forwarded.client));
     next.run(req).await

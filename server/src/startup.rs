@@ -93,6 +93,11 @@ async fn build_services_with(
     RegistryMigrator::up(&registry, None)
         .await
         .map_err(StartupError::RegistryMigration)?;
+    let cipher = match app::ssr::secrets::legacy_refused(&registry).await {
+        Ok(true) => cipher.refusing_legacy(),
+        Ok(false) => cipher,
+        Err(e) => return Err(StartupError::Registry(e)),
+    };
     let server = match &settings.tenant_db_url {
         Some(url) => TenantServer::postgres(url, settings.tenant_template)
             .await
@@ -141,6 +146,8 @@ async fn build_services_with(
         finds: ClientRateLimit::per_hour(10),
         finds_per_email: KeyRateLimit::per_hour(3),
         invitations_per_day: settings.invitations_per_day,
+        company_rate: (settings.company_requests_per_second > 0)
+            .then(|| KeyRateLimit::per_second(settings.company_requests_per_second)),
         public: settings
             .public_origin(settings.listen.port())
             .map_err(StartupError::PublicUrl)?,
@@ -460,6 +467,9 @@ impl Application {
                 services.signups.forget_idle();
                 services.finds.forget_idle();
                 services.finds_per_email.forget_idle();
+                if let Some(rate) = &services.company_rate {
+                    rate.forget_idle();
+                }
                 services.recover().await;
                 match purge(&services.registry, keep_records).await {
                     Ok(purged) if purged != Purged::default() => {

@@ -23,6 +23,14 @@ impl<K: Clone + Eq + Hash> KeyRateLimit<K> {
         }
     }
 
+    /// `n` a key may do in a second, in a burst of up to `n`.
+    pub fn per_second(n: u32) -> Self {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(n))),
+        }
+    }
+
     /// Takes one from `key`'s quota, or says in how many seconds it may
     /// try again.
     pub fn check(&self, key: &K) -> Result<(), u64> {

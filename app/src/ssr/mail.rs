@@ -21,6 +21,9 @@ use super::metrics::Metrics;
 /// Messages waiting to be sent; beyond this a new one is dropped (and
 /// counted), so a flood of requests cannot grow memory without bound.
 pub const QUEUE: usize = 1_000;
+/// Of those, what one sender (a company, or the base domain) may hold: a
+/// company mailing the world cannot crowd out the others' reset links.
+pub const SHARE: usize = QUEUE / 4;
 /// Deliveries in flight at once.
 const IN_FLIGHT: usize = 4;
 /// Tries per message; the waits between them grow 1 s, 3 s, 9 s.
@@ -30,6 +33,9 @@ pub const ATTEMPTS: u32 = 4;
 pub struct Mail {
     /// What it is, for logs and metrics: `password_reset`, `invitation`…
     pub kind: &'static str,
+    /// Whose message it is, for the queue's shares: a company's id, or
+    /// `None` for the base domain's (signups, "find your workspace").
+    pub sender: Option<uuid::Uuid>,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -61,10 +67,45 @@ impl Mail {
         );
         Mail {
             kind,
+            sender: None,
             to: to.to_owned(),
             subject: subject.to_owned(),
             text,
             html,
+        }
+    }
+
+    /// The same message, counted in company `id`'s share of the queue.
+    pub fn from_company(mut self, id: uuid::Uuid) -> Self {
+        self.sender = Some(id);
+        self
+    }
+}
+
+/// Messages queued per sender, each at most [`SHARE`].
+#[derive(Clone, Default)]
+struct Queued(Arc<std::sync::Mutex<std::collections::HashMap<Option<uuid::Uuid>, usize>>>);
+
+impl Queued {
+    /// Counts one more message of `sender`, unless its share is full.
+    fn admit(&self, sender: Option<uuid::Uuid>) -> bool {
+        let mut queued = self.0.lock().unwrap();
+        let n = queued.entry(sender).or_default();
+        if *n >= SHARE {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// One message of `sender` left the queue (sent, failed or dropped).
+    fn done(&self, sender: Option<uuid::Uuid>) {
+        let mut queued = self.0.lock().unwrap();
+        if let Some(n) = queued.get_mut(&sender) {
+            *n -= 1;
+            if *n == 0 {
+                queued.remove(&sender);
+            }
         }
     }
 }
@@ -105,6 +146,7 @@ enum Transport {
 #[derive(Clone)]
 pub struct Mailer {
     queue: mpsc::Sender<Mail>,
+    queued: Queued,
     from: Mailbox,
     metrics: Metrics,
     outbox: Option<Arc<PathBuf>>,
@@ -151,9 +193,17 @@ impl Mailer {
             Transport::Smtp(_) => None,
         };
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(rx, transport, from.clone(), metrics.clone()));
+        let queued = Queued::default();
+        tokio::spawn(deliver(
+            rx,
+            transport,
+            from.clone(),
+            metrics.clone(),
+            queued.clone(),
+        ));
         Ok(Mailer {
             queue,
+            queued,
             from,
             metrics,
             outbox,
@@ -168,8 +218,17 @@ impl Mailer {
     /// Queues `mail`; returns at once. A full queue drops the message
     /// (logged and counted): the caller's answer must not depend on it.
     pub fn send(&self, mail: Mail) {
-        let kind = mail.kind;
+        let (kind, sender) = (mail.kind, mail.sender);
+        if !self.queued.admit(sender) {
+            self.metrics.mail(kind, "dropped");
+            tracing::error!(
+                kind,
+                "this sender's share of the mail queue is full: message dropped"
+            );
+            return;
+        }
         if self.queue.try_send(mail).is_err() {
+            self.queued.done(sender);
             self.metrics.mail(kind, "dropped");
             tracing::error!(kind, "mail queue full: message dropped");
         }
@@ -181,6 +240,7 @@ async fn deliver(
     transport: Transport,
     from: Mailbox,
     metrics: Metrics,
+    queued: Queued,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(mail) = rx.recv().await {
@@ -188,8 +248,10 @@ async fn deliver(
             return;
         };
         let (transport, from, metrics) = (transport.clone(), from.clone(), metrics.clone());
+        let (queued, sender) = (queued.clone(), mail.sender);
         tokio::spawn(async move {
             deliver_one(&transport, from, mail, &metrics).await;
+            queued.done(sender);
             drop(slot);
         });
     }
@@ -258,6 +320,23 @@ async fn deliver_one(transport: &Transport, from: Mailbox, mail: Mail, metrics: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sender_holds_at_most_its_share_of_the_queue() {
+        let queued = Queued::default();
+        let (a, b) = (
+            Some(uuid::Uuid::from_u128(1)),
+            Some(uuid::Uuid::from_u128(2)),
+        );
+        for _ in 0..SHARE {
+            assert!(queued.admit(a));
+        }
+        assert!(!queued.admit(a), "a's share is full");
+        assert!(queued.admit(b), "b has its own");
+        assert!(queued.admit(None), "and so has the base domain");
+        queued.done(a);
+        assert!(queued.admit(a), "a sent one: room for one more");
+    }
 
     #[test]
     fn the_html_part_escapes_what_people_typed() {

@@ -25,6 +25,9 @@ const NONCE_LEN: usize = 12;
 pub struct Cipher {
     current: ChaCha20Poly1305,
     previous: Option<ChaCha20Poly1305>,
+    /// Whether `v1:` values (no owner bound in) are opened: until a
+    /// `secret rotate` has sealed them all again ([`legacy_refused`]).
+    legacy: bool,
     /// Derived from the current key, for keyed digests ([`Cipher::keyed_digest`]).
     digest_key: [u8; 32],
 }
@@ -90,8 +93,20 @@ impl Cipher {
         Ok(Self {
             current: key_from_hex(key)?,
             previous: None,
+            legacy: true,
             digest_key,
         })
+    }
+
+    /// The same cipher, refusing `v1:` values (after `secret rotate`).
+    pub fn refusing_legacy(mut self) -> Self {
+        self.legacy = false;
+        self
+    }
+
+    /// Whether `v1:` values are still opened.
+    pub fn opens_legacy(&self) -> bool {
+        self.legacy
     }
 
     /// A digest of `data` for `purpose` that only the holder of the key can
@@ -163,7 +178,7 @@ impl Cipher {
     fn open(&self, owner: Uuid, stored: &str) -> Result<(SecretString, Sealing), CipherError> {
         let (raw, aad): (_, &[u8]) = if let Some(b) = stored.strip_prefix(BOUND) {
             (b, owner.as_bytes())
-        } else if let Some(b) = stored.strip_prefix(LEGACY) {
+        } else if let Some(b) = stored.strip_prefix(LEGACY).filter(|_| self.legacy) {
             (b, &[])
         } else {
             return Err(CipherError::Undecryptable);
@@ -196,6 +211,32 @@ impl Cipher {
     }
 }
 
+/// Whether `secret rotate` has retired `v1:` values (the registry's
+/// `sealing` row): a cipher made for this registry then refuses them.
+pub async fn legacy_refused(
+    registry: &impl sea_orm::ConnectionTrait,
+) -> Result<bool, sea_orm::DbErr> {
+    let row = registry
+        .query_one_raw(sea_orm::Statement::from_string(
+            registry.get_database_backend(),
+            "SELECT legacy_refused FROM sealing WHERE id = 1",
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<bool>("", "legacy_refused"))
+        .transpose()?
+        .unwrap_or(false))
+}
+
+/// Records that every credential is sealed for its owner (`secret rotate`
+/// calls it once all were resealed): `v1:` values are refused from then on.
+pub async fn refuse_legacy(registry: &impl sea_orm::ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    registry
+        .execute_unprepared("UPDATE sealing SET legacy_refused = true WHERE id = 1")
+        .await?;
+    Ok(())
+}
+
 /// BLAKE2b-512 of a bearer token, hex: what is stored instead of it.
 pub fn token_digest(token: &str) -> String {
     use blake2::{Blake2b512, Digest};
@@ -226,6 +267,43 @@ pub fn random_hex(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value as sealed before owners were bound in.
+    fn legacy(cipher: &Cipher, plain: &str) -> String {
+        let nonce = Nonce::generate();
+        let sealed = cipher.current.encrypt(&nonce, plain.as_bytes()).unwrap();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{LEGACY}{}", STANDARD.encode(out))
+    }
+
+    #[test]
+    fn unbound_values_open_until_a_rotation_retires_them() {
+        let key = Cipher::generate_hex_key();
+        let cipher = Cipher::from_hex_key(&key).unwrap();
+        let old = legacy(&cipher, "postgres://tenant:pw@db/x");
+        // Any owner opens it: what binding owners in was made to stop.
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(cipher.decrypt(a, &old).is_ok());
+        assert!(cipher.decrypt(b, &old).is_ok());
+        assert!(
+            cipher.reseal(a, &old).unwrap().is_some(),
+            "rotate seals it again"
+        );
+        let after = cipher.clone().refusing_legacy();
+        assert!(!after.opens_legacy());
+        assert!(matches!(
+            after.decrypt(a, &old),
+            Err(CipherError::Undecryptable)
+        ));
+        // What rotate made still opens, for its owner only.
+        let bound = after.encrypt(
+            a,
+            &SecretString::from("postgres://tenant:pw@db/x".to_owned()),
+        );
+        assert!(after.decrypt(a, &bound).is_ok());
+        assert!(after.decrypt(b, &bound).is_err());
+    }
 
     #[test]
     fn a_round_trip_gives_back_the_plaintext_and_stores_none_of_it() {

@@ -29,6 +29,9 @@ pub struct Services {
     /// Where people reach Enclave (`ENCLAVE_PUBLIC_URL`): every link in
     /// mail is made from it, never from a request's `Host` or scheme.
     pub public: crate::site::Origin,
+    /// Requests one company's site may take in a second
+    /// (`ENCLAVE_COMPANY_REQUESTS_PER_SECOND`); `None`: no limit.
+    pub company_rate: Option<super::limits::KeyRateLimit<uuid::Uuid>>,
     /// Invitations (sent or sent again) one company may mail in a day.
     pub invitations_per_day: u32,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).

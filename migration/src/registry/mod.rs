@@ -14,6 +14,7 @@ mod m20261127_000011_signup_holds_and_member_index;
 mod m20261127_000012_create_db_servers;
 mod m20261127_000013_create_tenant_moves;
 mod m20261127_000014_directory_version;
+mod m20261206_000015_sealing;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000012_create_db_servers::Migration),
             Box::new(m20261127_000013_create_tenant_moves::Migration),
             Box::new(m20261127_000014_directory_version::Migration),
+            Box::new(m20261206_000015_sealing::Migration),
         ]
     }
 }

@@ -99,6 +99,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         signups_per_hour: 1000,
         invitations_per_day: 200,
         public_url: None,
+        company_requests_per_second: 0,
         smtp_url: None,
         mail_from: None,
         provisioning_records_days: 30,

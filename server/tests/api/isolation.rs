@@ -302,3 +302,28 @@ async fn a_companys_requests_past_its_queue_are_refused_at_once(backend: Backend
     stuck.release().await;
     Arc::into_inner(app).unwrap().teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_past_its_request_rate_gets_429_and_the_others_do_not() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.company_requests_per_second = 5).await;
+    app.create_company("Busy", "busy").await;
+    app.create_company("Calm", "calm").await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let res = app.get("busy.localhost", "/api/health").await;
+        let retry = res.headers().get(header::RETRY_AFTER).cloned();
+        statuses.push((res.status(), retry));
+    }
+    let limited: Vec<_> = statuses
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    // 5 a second, in bursts of 5: most of 40 quick requests are refused.
+    assert!(limited.len() >= 15, "{statuses:?}");
+    assert!(limited.iter().all(|(_, r)| r.is_some()), "{statuses:?}");
+    assert_eq!(
+        app.get("calm.localhost", "/api/health").await.status(),
+        StatusCode::OK
+    );
+    app.teardown().await;
+}

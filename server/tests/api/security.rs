@@ -1063,11 +1063,16 @@ async fn credentials_are_bound_to_their_company_and_rotate_to_a_new_key(backend:
             .decrypt(t.id, t.db_url.as_deref().unwrap())
             .is_err());
     }
+    // Rotation done: an instance started from here on refuses unbound
+    // (`v1:`) values; one started before it still opens them.
+    assert!(app.services.cipher.opens_legacy());
+    app::ssr::secrets::refuse_legacy(reg).await.unwrap();
     // An instance on the new key serves both.
     let mut settings = app.settings.clone();
     settings.secret_key = Some(new);
     settings.listen = "127.0.0.1:0".parse().unwrap();
     let restarted = crate::helpers::start(settings).await;
+    assert!(!restarted.services.cipher.opens_legacy());
     for host in ["acme.localhost", "globex.localhost"] {
         assert_eq!(
             restarted.get(host, "/api/health").await.status(),

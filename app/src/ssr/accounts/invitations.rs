@@ -74,17 +74,20 @@ fn live() -> sea_orm::Condition {
 
 fn send(mailer: &Mailer, site: &LinkSite, invited_by: &str, email: &str, token: &str) {
     let url = format!("{}invite/{token}", site.base_url);
-    mailer.send(Mail::with_link(
-        "invitation",
-        email,
-        &format!("You are invited to join {} on Enclave", site.company),
-        &format!(
-            "{invited_by} invited you ({email}) to join {} on Enclave.",
-            site.company
-        ),
-        ("Accept and choose a password", &url),
-        "The link works once, for 7 days. If you did not expect it, ignore this message.",
-    ));
+    mailer.send(
+        Mail::with_link(
+            "invitation",
+            email,
+            &format!("You are invited to join {} on Enclave", site.company),
+            &format!(
+                "{invited_by} invited you ({email}) to join {} on Enclave.",
+                site.company
+            ),
+            ("Accept and choose a password", &url),
+            "The link works once, for 7 days. If you did not expect it, ignore this message.",
+        )
+        .from_company(site.company_id),
+    );
 }
 
 /// Invites `email` as `role`; a pending invitation of the same email is

@@ -58,6 +58,8 @@ pub struct LinkSite {
     /// The company's site, `https://acme.example.com/`.
     pub base_url: String,
     pub company: String,
+    /// Whose share of the mail queue its messages take.
+    pub company_id: Uuid,
 }
 
 impl LinkSite {
@@ -67,6 +69,7 @@ impl LinkSite {
         LinkSite {
             base_url: public.tenant_url(tenant.subdomain()),
             company: tenant.name().to_owned(),
+            company_id: tenant.id(),
         }
     }
 }
@@ -131,7 +134,7 @@ pub async fn send_link(
         ),
         ("Choose a new password", &url),
         "The link works once, for 30 minutes. If you did not ask for it, ignore this message: your password stays as it is.",
-    ));
+    ).from_company(site.company_id));
     Ok(())
 }
 

@@ -206,6 +206,7 @@ pub async fn send_list(
     html.push_str("</ul><p style=\"font-size:.9em;color:#555\">If you did not ask, ignore this message.</p></body></html>");
     mailer.send(Mail {
         kind: "find_workspace",
+        sender: None,
         to: email.as_str().to_owned(),
         subject: "Your companies on Enclave".into(),
         text,
