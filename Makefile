@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-micro bench-move bench-smoke bench-sqlite-drivers
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-smoke bench-sqlite-drivers
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench  the load benchmark on a release build (README, Performance)"
 	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
 	@echo "make bench-move  a 100 MB company moved between two servers under writes"
+	@echo "make bench-isolation  nine companies beside a stuck, flooded one"
 	@echo "make bench-fleet  the fleet rows alone: 1, 2 and 4 servers, 2,000 companies"
 	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
@@ -160,6 +161,12 @@ bench-sqlite-drivers: setup-rust
 # and one bare COPY of its rows between the same servers as the ceiling.
 bench-move: setup-e2e postgres
 	cargo test -p server --test api bench_moving -- --ignored --nocapture
+
+# Nine quiet companies beside a tenth whose table is locked and whose
+# dashboard is flooded: their throughput, errors and p99 against the same
+# nine alone (the ceiling of the same run).
+bench-isolation: postgres
+	cargo test --profile server-release -p server --test api bench_isolation -- --ignored --nocapture
 
 bench-micro: postgres
 	cargo bench --profile server-release -p server --bench hot_path

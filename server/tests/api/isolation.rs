@@ -327,3 +327,124 @@ async fn a_company_past_its_request_rate_gets_429_and_the_others_do_not() {
     );
     app.teardown().await;
 }
+
+/// One run of the isolation scenario, for `make bench-isolation`: the nine
+/// quiet companies' `GET /api/health` alone for 10 s, then again while the
+/// tenth has its `users` table locked and 48 signed-in dashboard requests
+/// in flight at all times. Prints their throughput, errors and p99 in both,
+/// and what the stuck company answered.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: make bench-isolation"]
+async fn bench_isolation_of_nine_quiet_companies_beside_a_stuck_flooded_one() {
+    const SECS: u64 = 10;
+    const PER_COMPANY: usize = 4;
+    let app = Arc::new(
+        spawn_app_with(Backend::Postgres, |s| {
+            // As `serve` runs by default, on a small budget.
+            s.busy_budget = 16;
+            s.tenant_pool_size = 1;
+            s.connection_budget = Some(24);
+        })
+        .await,
+    );
+    let subs: Vec<String> = (0..10).map(|i| format!("bench-iso-{i}")).collect();
+    for sub in &subs {
+        app.create_company("Bench", sub).await;
+    }
+    let quiet = |app: Arc<TestApp>| {
+        let subs = subs[1..].to_vec();
+        async move {
+            let until = Instant::now() + Duration::from_secs(SECS);
+            let loops: Vec<_> = subs
+                .iter()
+                .flat_map(|sub| std::iter::repeat_n(format!("{sub}.localhost"), PER_COMPANY))
+                .map(|host| {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        while Instant::now() < until {
+                            let (s, _, took) =
+                                timed_get(&app, &host, &Jar::default(), "/api/health").await;
+                            out.push((s, took));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for l in loops {
+                all.extend(l.await.unwrap());
+            }
+            all
+        }
+    };
+    let summary = |all: &[(StatusCode, Duration)]| {
+        let mut times: Vec<Duration> = all.iter().map(|(_, t)| *t).collect();
+        times.sort();
+        let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+        let errors = all.iter().filter(|(s, _)| *s != StatusCode::OK).count();
+        (all.len() as f64 / SECS as f64, errors, p99)
+    };
+    // Warm every pool, then the quiet companies alone.
+    for sub in &subs {
+        timed_get(
+            &app,
+            &format!("{sub}.localhost"),
+            &Jar::default(),
+            "/api/health",
+        )
+        .await;
+    }
+    let (alone_rps, alone_errors, alone_p99) = summary(&quiet(app.clone()).await);
+
+    let stuck_host = "bench-iso-0.localhost";
+    let (_, _, jar) = sign_in(&app, stuck_host, "admin@bench-iso-0.test", ADMIN_PASSWORD).await;
+    let stuck = get_stuck(&app, Backend::Postgres, "bench-iso-0").await;
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood: Vec<_> = (0..48)
+        .map(|_| {
+            let (app, jar, flooding) = (app.clone(), jar.clone(), flooding.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (s, _, took) = timed_get(&app, stuck_host, &jar, "/").await;
+                    out.push((s, took));
+                }
+                out
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (busy_rps, busy_errors, busy_p99) = summary(&quiet(app.clone()).await);
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut flooded = Vec::new();
+    for f in flood {
+        flooded.extend(f.await.unwrap());
+    }
+    stuck.release().await;
+    let refused = flooded
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    let slowest = flooded.iter().map(|(_, t)| *t).max().unwrap_or_default();
+
+    println!("\n| nine quiet companies, {PER_COMPANY} clients each, {SECS} s | alone | beside the stuck one | ratio | target |");
+    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| requests/s | {alone_rps:.0} | {busy_rps:.0} | {:.2} | ≥ 0.8 |",
+        busy_rps / alone_rps
+    );
+    println!("| errors | {alone_errors} | {busy_errors} | | 0 |");
+    println!(
+        "| p99 | {:.1} ms | {:.1} ms | {:.2} | ≤ 2 |",
+        alone_p99.as_secs_f64() * 1e3,
+        busy_p99.as_secs_f64() * 1e3,
+        busy_p99.as_secs_f64() / alone_p99.as_secs_f64()
+    );
+    println!(
+        "\nThe stuck company: {} answers, {refused} of them 503, the slowest in {:.2} s.",
+        flooded.len(),
+        slowest.as_secs_f64()
+    );
+    Arc::into_inner(app).unwrap().teardown().await;
+}
