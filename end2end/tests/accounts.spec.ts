@@ -16,7 +16,12 @@ async function fillSignup(page: import('@playwright/test').Page, sub: string, em
   await page.getByLabel('Company name').fill('Initech');
   await page.getByLabel('Address').fill(sub);
   await page.getByLabel('Your email').fill(email);
-  await page.getByLabel('Password (at least 10 characters)').fill(PASSWORD);
+}
+
+/** On the link's page: the password, chosen once the email is proven. */
+async function choosePassword(page: import('@playwright/test').Page) {
+  await page.getByLabel('Choose a password (at least 10 characters)').fill(PASSWORD);
+  await page.getByLabel('Password again').fill(PASSWORD);
 }
 
 test('signup mails a link; confirming it lands the new admin signed in on the dashboard', async ({ page }) => {
@@ -25,11 +30,12 @@ test('signup mails a link; confirming it lands the new admin signed in on the da
   await fillSignup(page, sub, `boss@${sub}.test`);
   await page.getByRole('button', { name: 'Create company' }).click();
   await expect(page.getByTestId('signup-sent')).toContainText('Check your inbox');
-  // Nothing exists until the email is confirmed; the address is held.
+  // Nothing exists, and no password is chosen, until the email is confirmed.
   const message = await waitForMail(`boss@${sub}.test`, '/verify/');
   expect(message).toContain('Confirm your email to create Initech');
   await page.goto(rootUrl(linkPath(message, '/verify/')));
   await expect(page.getByTestId('pending')).toContainText(`${sub}.localhost`);
+  await choosePassword(page);
   await page.getByRole('button', { name: 'Create my company' }).click();
   await page.waitForURL(tenantUrl(sub));
   await expect(page.getByTestId('company-name')).toHaveText('Initech');
@@ -47,6 +53,12 @@ test('signup and its confirmation work with JavaScript disabled', async ({ brows
   await expect(page.getByTestId('signup-sent')).toContainText('Check your inbox');
   const message = await waitForMail(`boss@${sub}.test`, '/verify/');
   await page.goto(rootUrl(linkPath(message, '/verify/')));
+  // A refused password comes back to the page, the link unspent.
+  await page.getByLabel('Choose a password (at least 10 characters)').fill(PASSWORD);
+  await page.getByLabel('Password again').fill('something else entirely');
+  await page.getByRole('button', { name: 'Create my company' }).click();
+  await expect(page.getByTestId('confirm-error')).toHaveText('The two passwords differ.');
+  await choosePassword(page);
   await page.getByRole('button', { name: 'Create my company' }).click();
   await page.waitForURL(tenantUrl(sub));
   await expect(page.getByTestId('me')).toHaveText(`boss@${sub}.test`);
@@ -75,7 +87,7 @@ test('the live subdomain check says taken for an existing company', async ({ pag
   await expect(status).toHaveText('Available');
 });
 
-test('a taken subdomain keeps the form filled in, password excepted', async ({ page }) => {
+test('a taken subdomain keeps the form filled in', async ({ page }) => {
   const sub = uniqueSubdomain('dup');
   createCompany('Dup Inc', sub);
   await page.goto(rootUrl('/signup'));
@@ -85,7 +97,6 @@ test('a taken subdomain keeps the form filled in, password excepted', async ({ p
   await expect(page.getByTestId('subdomain-error')).toHaveText(`The subdomain '${sub}' is taken.`);
   await expect(page.getByLabel('Company name')).toHaveValue('Initech');
   await expect(page.getByLabel('Your email')).toHaveValue(`other@${sub}.test`);
-  await expect(page.getByLabel('Password (at least 10 characters)')).toHaveValue('');
 });
 
 test('sign out, then sign in again', async ({ page }) => {

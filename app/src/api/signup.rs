@@ -7,18 +7,19 @@ use crate::wire::{AppError, PendingSignup, SubdomainCheck};
 #[server(endpoint = "check_subdomain")]
 pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{accounts::signups, context::services, http::internal, tenancy::directory};
+    use crate::ssr::{context::services, http::internal, tenancy::directory};
 
     let sub = match Subdomain::parse(&subdomain) {
         Ok(sub) => sub,
         Err(e) => return Ok(SubdomainCheck::Invalid(e.to_string())),
     };
     let registry = &services()?.registry;
+    // Only a company takes a subdomain: signups waiting for their email
+    // hold nothing.
     let taken = directory::find_by_subdomain(registry, &sub)
         .await
         .map_err(internal)?
-        .is_some()
-        || signups::is_held(registry, &sub).await.map_err(internal)?;
+        .is_some();
     Ok(if taken {
         SubdomainCheck::Taken
     } else {
@@ -26,40 +27,32 @@ pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppErr
     })
 }
 
-/// Holds the subdomain and mails a link that confirms the email; the
-/// company is created when it is confirmed ([`verify_signup`]).
+/// Mails a link that proves the email; on its page the admin chooses a
+/// password and the company is created ([`verify_signup`]).
 #[server(endpoint = "signup")]
-pub async fn signup(
-    company: String,
-    subdomain: String,
-    email: String,
-    password: String,
-) -> Result<(), AppError> {
+pub async fn signup(company: String, subdomain: String, email: String) -> Result<(), AppError> {
+    use crate::domain::{CompanyName, Email, Subdomain};
     use crate::ssr::{
-        accounts::signups::{self, SignupError},
+        accounts::signups::{self, SignupError, SignupRequest},
         context::{client_ip, root_origin, services},
         http::{internal, reject},
-        tenancy::provisioning::{NewTenant, NewTenantField},
     };
 
     root_origin()?;
-    let new = NewTenant::parse(&company, &subdomain, &email, &password).map_err(|e| {
-        let field = match e.field {
-            NewTenantField::Name => "company",
-            NewTenantField::Subdomain => "subdomain",
-            NewTenantField::AdminEmail => "email",
-            NewTenantField::AdminPassword => "password",
-        };
-        reject(AppError::invalid(field, e))
-    })?;
+    let req = SignupRequest {
+        name: CompanyName::parse(&company).map_err(|e| reject(AppError::invalid("company", e)))?,
+        subdomain: Subdomain::parse(&subdomain)
+            .map_err(|e| reject(AppError::invalid("subdomain", e)))?,
+        email: Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?,
+    };
     let services = services()?;
     services
         .signups
         .check(client_ip())
         .map_err(|retry_after_secs| reject(AppError::Throttled { retry_after_secs }))?;
-    match signups::hold(
+    match signups::request(
         &services.registry,
-        &new,
+        &req,
         &services.public.root_url(),
         &services.mailer,
     )
@@ -70,7 +63,6 @@ pub async fn signup(
             Ok(())
         }
         Err(e @ SignupError::Taken(_)) => Err(reject(AppError::conflict("subdomain", e))),
-        Err(SignupError::Busy(_)) => Err(reject(AppError::Unavailable)),
         Err(e) => Err(internal(e)),
     }
 }
@@ -94,7 +86,12 @@ pub async fn check_signup(token: String) -> Result<Option<PendingSignup>, AppErr
 /// Creates the company a confirmed signup asked for and sends its admin,
 /// signed in, to its subdomain.
 #[server(endpoint = "verify_signup")]
-pub async fn verify_signup(token: String) -> Result<(), AppError> {
+pub async fn verify_signup(
+    token: String,
+    password: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    use crate::domain::Password;
     use crate::ssr::{
         accounts::{
             handoff,
@@ -106,9 +103,18 @@ pub async fn verify_signup(token: String) -> Result<(), AppError> {
     };
 
     let origin = root_origin()?;
+    // Checked before the link is spent: a refused password loses nothing.
+    let password =
+        Password::parse(&password).map_err(|e| reject(AppError::invalid("password", e)))?;
+    if password.expose() != confirm {
+        return Err(reject(AppError::invalid(
+            "confirm",
+            "The two passwords differ.",
+        )));
+    }
     let services = services()?;
     let registry = &services.registry;
-    let new = match signups::confirm(registry, &token).await {
+    let new = match signups::confirm(registry, &token, password).await {
         Ok(new) => new,
         Err(e @ SignupError::BadLink) => return Err(reject(AppError::invalid("token", e))),
         Err(e) => return Err(internal(e)),

@@ -40,7 +40,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
         <Show when=sent>
             <section class="card narrow" data-testid="signup-sent">
                 <h1>"Check your inbox"</h1>
-                <p>"We sent you a link to confirm your email. Open it within an hour to create your company; its address is kept for you until then."</p>
+                <p>"We sent you a link to confirm your email. Open it within an hour to choose your password and create your company. The address is yours once the company is created."</p>
                 <p class="muted">"Nothing there? Look in your spam folder, or "<a href="/signup">"sign up again"</a>"."</p>
             </section>
         </Show>
@@ -58,11 +58,7 @@ pub fn SignupForm(origin: Origin) -> impl IntoView {
                 <label for="email">"Your email"</label>
                 <input id="email" name="email" type="email" required autocomplete="email" value=kept("email", "")/>
                 <p class="field-error" data-testid="email-error">{field_error("email")}</p>
-
-                // Never kept after a refusal (see `server::routes::leptos`).
-                <label for="password">"Password (at least 10 characters)"</label>
-                <input id="password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
-                <p class="field-error" data-testid="password-error">{field_error("password")}</p>
+                <p class="muted">"You choose your password after confirming your email."</p>
 
                 <p class="form-error" role="alert">{form_error}</p>
                 <button type="submit">"Create company"</button>

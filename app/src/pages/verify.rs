@@ -6,9 +6,10 @@ use leptos_router::hooks::use_params_map;
 use crate::api::signup::VerifySignup;
 use crate::site::Origin;
 
-/// `/verify/{token}`: what will be created, and one button to create it.
-/// A button rather than on opening: mail scanners open links by
-/// themselves, and must not create companies.
+/// `/verify/{token}`: what will be created, the admin's password, chosen
+/// here now that the email is proven, and one button to create it. A
+/// button rather than on opening: mail scanners open links by themselves,
+/// and must not create companies.
 #[component]
 pub fn VerifyForm(
     origin: Origin,
@@ -17,12 +18,24 @@ pub fn VerifyForm(
     let verify = ServerAction::<VerifySignup>::new();
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
+    // What is not about one field: a spent link, a subdomain taken meanwhile.
     let error = move || {
         verify
             .value()
             .get()
             .and_then(|r| r.err())
+            .filter(|e| !matches!(e.field(), Some("password" | "confirm")))
             .map(|e| e.to_string())
+    };
+    let field_error = move |field: &'static str| {
+        move || {
+            verify
+                .value()
+                .get()
+                .and_then(|r| r.err())
+                .filter(|e| e.field() == Some(field))
+                .map(|e| e.to_string())
+        }
     };
     view! {
         <Title text="Confirm your email · Enclave"/>
@@ -40,6 +53,13 @@ pub fn VerifyForm(
                                 </p>
                                 <ActionForm action=verify>
                                     <input type="hidden" name="token" value=token/>
+                                    // Never kept after a refusal (see `server::routes::leptos`).
+                                    <label for="password">"Choose a password (at least 10 characters)"</label>
+                                    <input id="password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
+                                    <p class="field-error" data-testid="password-error">{field_error("password")}</p>
+                                    <label for="confirm">"Password again"</label>
+                                    <input id="confirm" name="confirm" type="password" required minlength="10" autocomplete="new-password"/>
+                                    <p class="field-error" data-testid="confirm-error">{field_error("confirm")}</p>
                                     <p class="form-error" role="alert" data-testid="verify-error">{error}</p>
                                     <button type="submit">"Create my company"</button>
                                 </ActionForm>

@@ -15,6 +15,7 @@ mod m20261127_000012_create_db_servers;
 mod m20261127_000013_create_tenant_moves;
 mod m20261127_000014_directory_version;
 mod m20261206_000015_sealing;
+mod m20261206_000016_signups_hold_nothing;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000013_create_tenant_moves::Migration),
             Box::new(m20261127_000014_directory_version::Migration),
             Box::new(m20261206_000015_sealing::Migration),
+            Box::new(m20261206_000016_signups_hold_nothing::Migration),
         ]
     }
 }

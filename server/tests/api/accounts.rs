@@ -58,7 +58,6 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
             ("company", "Acme Corp"),
             ("subdomain", "Acme"),
             ("email", "Boss@Acme.test"),
-            ("password", ADMIN_PASSWORD),
         ],
     )
     .await;
@@ -70,7 +69,11 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
         "localhost:3000",
         &mut root,
         "verify_signup",
-        &[("token", &token)],
+        &[
+            ("token", &token),
+            ("password", ADMIN_PASSWORD),
+            ("confirm", ADMIN_PASSWORD),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -87,7 +90,6 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
             ("company", "Other"),
             ("subdomain", "other"),
             ("email", "x@other.test"),
-            ("password", ADMIN_PASSWORD),
         ])
         .send()
         .await
@@ -126,7 +128,11 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
         "localhost:3000",
         &mut Jar::default(),
         "verify_signup",
-        &[("token", &token)],
+        &[
+            ("token", &token),
+            ("password", ADMIN_PASSWORD),
+            ("confirm", ADMIN_PASSWORD),
+        ],
         &format!("/verify/{token}"),
     )
     .await;
@@ -179,7 +185,6 @@ async fn a_handoff_token_works_once_and_only_on_its_own_subdomain(backend: Backe
                     ("company", "Acme"),
                     ("subdomain", sub),
                     ("email", "a@acme.test"),
-                    ("password", ADMIN_PASSWORD),
                 ])
                 .send()
                 .await
@@ -191,7 +196,11 @@ async fn a_handoff_token_works_once_and_only_on_its_own_subdomain(backend: Backe
                 "localhost",
                 &mut Jar::default(),
                 "verify_signup",
-                &[("token", &token)],
+                &[
+                    ("token", &token),
+                    ("password", ADMIN_PASSWORD),
+                    ("confirm", ADMIN_PASSWORD),
+                ],
             )
             .await;
             let location = location.expect("on to the company");
@@ -226,7 +235,6 @@ async fn signup_refuses_bad_input_and_taken_subdomains_with_clear_errors(backend
         ("company", "NewCo"),
         ("subdomain", "newco"),
         ("email", "a@newco.test"),
-        ("password", ADMIN_PASSWORD),
     ];
     let cases: &[(&str, &str, u16, &str)] = &[
         ("subdomain", "acme", 409, "The subdomain 'acme' is taken."),
@@ -240,7 +248,6 @@ async fn signup_refuses_bad_input_and_taken_subdomains_with_clear_errors(backend
         ("subdomain", "www", 422, "reserved"),
         ("company", " ", 422, "Enter the company's name."),
         ("email", "nope", 422, "email address like"),
-        ("password", "short", 422, "at least 10 characters"),
     ];
     for (field, value, status, message) in cases {
         let form: Vec<(&str, &str)> = good

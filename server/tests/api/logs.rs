@@ -61,7 +61,6 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
             ("company", "Logged"),
             ("subdomain", sub),
             ("email", "boss@logged.test"),
-            ("password", password.as_str()),
         ])
         .send()
         .await
@@ -73,7 +72,11 @@ async fn no_secret_reaches_the_logs_even_at_trace_level(backend: Backend) {
         .post(format!("{}/api/verify_signup", app.address))
         .header(header::HOST, "localhost")
         .header(header::ACCEPT, "text/html")
-        .form(&[("token", verify.as_str())])
+        .form(&[
+            ("token", verify.as_str()),
+            ("password", password.as_str()),
+            ("confirm", password.as_str()),
+        ])
         .send()
         .await
         .unwrap();

@@ -1,17 +1,18 @@
-//! Verified signups: the signup form holds the subdomain for an hour and mails a link; the company is created when the link is confirmed.
+//! Verified signups: the signup form mails a link; whoever opens it proves the email, chooses the admin's password there, and the company is created.
 //!
-//! The hold keeps the admin's password only as its argon2 hash and the
-//! link only as a digest. A confirmed hold is marked used while the
-//! company is made (so no other signup can take the subdomain meanwhile),
-//! then removed; expired holds are removed as new signups come.
+//! Nothing is held before the email is proven: not the subdomain (several
+//! people may sign up for one; the first to confirm gets it, the others are
+//! told it was taken), and not a password, which someone signing up with
+//! another person's address could otherwise set for them. The link is kept
+//! only as a digest; a confirmed one is marked used while the company is
+//! made, then removed; expired ones are removed as new signups come.
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, SqlErr,
+    QueryFilter, Set,
 };
 
-use super::passwords;
-use crate::domain::{CompanyName, Email, Subdomain};
+use crate::domain::{CompanyName, Email, Password, Subdomain};
 use crate::ssr::entities::signup_holds;
 use crate::ssr::mail::{Mail, Mailer};
 use crate::ssr::secrets::{is_token, random_hex, token_digest};
@@ -20,7 +21,7 @@ use crate::ssr::tenancy::{
     provisioning::{AdminPassword, NewTenant},
 };
 
-/// How long a link works, and the subdomain is held.
+/// How long a link works.
 pub const LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,6 @@ pub enum SignupError {
     BadLink,
     #[error("the registry")]
     Db(#[from] DbErr),
-    #[error("The service is busy; please try again in a moment.")]
-    Busy(#[from] passwords::Busy),
 }
 
 /// What a confirmation page shows.
@@ -43,11 +42,18 @@ pub struct Pending {
     pub email: String,
 }
 
-/// Holds `new.subdomain` for an hour and mails `new.admin_email` a link to
-/// `<root_url>verify/{token}`.
-pub async fn hold(
+/// What the signup form asks for: the company, and whose email it is.
+pub struct SignupRequest {
+    pub name: CompanyName,
+    pub subdomain: Subdomain,
+    pub email: Email,
+}
+
+/// Mails `req.email` a link to `<root_url>verify/{token}`, unless a company
+/// has the subdomain already. Holds nothing.
+pub async fn request(
     registry: &DatabaseConnection,
-    new: &NewTenant,
+    req: &SignupRequest,
     root_url: &str,
     mailer: &Mailer,
 ) -> Result<(), SignupError> {
@@ -56,60 +62,39 @@ pub async fn hold(
         .filter(signup_holds::Column::ExpiresAt.lt(now))
         .exec(registry)
         .await?;
-    let sub = new.subdomain.as_str();
-    if directory::find_by_subdomain(registry, &new.subdomain)
+    let sub = req.subdomain.as_str();
+    if directory::find_by_subdomain(registry, &req.subdomain)
         .await?
         .is_some()
     {
         return Err(SignupError::Taken(sub.to_owned()));
     }
-    let hash = match &new.admin_password {
-        AdminPassword::Plain(p) => {
-            passwords::hash_blocking(passwords::Whose::Platform, p.clone()).await?
-        }
-        AdminPassword::Hashed(h) => h.clone(),
-    };
     let token = random_hex(32);
     signup_holds::ActiveModel {
         token_hash: Set(token_digest(&token)),
         subdomain: Set(sub.to_owned()),
-        name: Set(new.name.as_str().to_owned()),
-        email: Set(new.admin_email.as_str().to_owned()),
-        password_hash: Set(hash),
+        name: Set(req.name.as_str().to_owned()),
+        email: Set(req.email.as_str().to_owned()),
         created_at: Set(now),
         expires_at: Set(now + LIFETIME),
         used_at: Set(None),
     }
     .insert(registry)
-    .await
-    .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => SignupError::Taken(sub.to_owned()),
-        _ => SignupError::Db(e),
-    })?;
+    .await?;
     let url = format!("{root_url}verify/{token}");
     mailer.send(Mail::with_link(
         "signup",
-        new.admin_email.as_str(),
-        &format!("Confirm your email to create {}", new.name.as_str()),
+        req.email.as_str(),
+        &format!("Confirm your email to create {}", req.name.as_str()),
         &format!(
-            "Confirm that {} is your email, and {} is created at {sub}, with you as its admin.",
-            new.admin_email,
-            new.name.as_str()
+            "Confirm that {} is your email and choose your password: {} is then created at {sub}, with you as its admin.",
+            req.email,
+            req.name.as_str()
         ),
-        ("Confirm and create the company", &url),
-        "The link works once, for 1 hour; the address is kept for you until then. If you did not sign up, ignore this message.",
+        ("Confirm and choose a password", &url),
+        "The link works once, for 1 hour. Until the company is created, the address is not kept for you. If you did not sign up, ignore this message.",
     ));
     Ok(())
-}
-
-/// Whether `subdomain` is held by a signup waiting for its confirmation.
-pub async fn is_held(registry: &DatabaseConnection, subdomain: &Subdomain) -> Result<bool, DbErr> {
-    Ok(signup_holds::Entity::find()
-        .filter(signup_holds::Column::Subdomain.eq(subdomain.as_str()))
-        .filter(signup_holds::Column::ExpiresAt.gt(Utc::now()))
-        .one(registry)
-        .await?
-        .is_some())
 }
 
 /// What a live link would create, for its confirmation page.
@@ -129,10 +114,14 @@ pub async fn lookup(registry: &DatabaseConnection, token: &str) -> Result<Option
         }))
 }
 
-/// A confirmed link: the company to create, its password already hashed.
-/// Call [`finish`] once the company exists, or [`release`] if making it
-/// failed for a reason a retry could fix.
-pub async fn confirm(registry: &DatabaseConnection, token: &str) -> Result<NewTenant, SignupError> {
+/// A confirmed link: the company to create, with the `password` its admin
+/// chose on the link's page. Call [`finish`] once the company exists, or
+/// [`release`] if making it failed for a reason a retry could fix.
+pub async fn confirm(
+    registry: &DatabaseConnection,
+    token: &str,
+    password: Password,
+) -> Result<NewTenant, SignupError> {
     if !is_token(token) {
         return Err(SignupError::BadLink);
     }
@@ -158,7 +147,7 @@ pub async fn confirm(registry: &DatabaseConnection, token: &str) -> Result<NewTe
         name: CompanyName::parse(&hold.name).map_err(bad)?,
         subdomain: Subdomain::parse(&hold.subdomain).map_err(|_| SignupError::BadLink)?,
         admin_email: Email::parse(&hold.email).map_err(bad)?,
-        admin_password: AdminPassword::Hashed(hold.password_hash),
+        admin_password: AdminPassword::Plain(password),
     })
 }
 

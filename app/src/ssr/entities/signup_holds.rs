@@ -1,19 +1,17 @@
 use sea_orm::entity::prelude::*;
 
-/// Registry: signups waiting for their email to be confirmed, each holding
-/// its subdomain until `expires_at`.
+/// Registry: signups waiting for their email to be confirmed. They hold
+/// nothing: the subdomain is taken, and the password chosen, only once the
+/// email is proven.
 #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "signup_holds")]
 pub struct Model {
     /// BLAKE2b-512 of the link's token, hex.
     #[sea_orm(primary_key, auto_increment = false)]
     pub token_hash: String,
-    #[sea_orm(unique)]
     pub subdomain: String,
     pub name: String,
     pub email: String,
-    /// argon2id of the admin's password; never the password.
-    pub password_hash: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     /// Set while the company is being created from it.
