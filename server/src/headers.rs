@@ -50,10 +50,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         _ => {}
     }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(
-        REFERRER_POLICY,
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    );
+    // Unless the answer set a stricter one (one-time links: `no-referrer`).
+    headers
+        .entry(REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Every 503 is a moment's refusal (a company's line full, a budget
     // spent, a database unreachable): say when to come back.

@@ -12,6 +12,8 @@
 //! * [`routes`]: the Leptos handlers (pages, server functions), health
 //!   checks, the signup handoff and the platform API.
 //! * [`http_server`]: the accept loop, with a header-read timeout.
+//! * [`link_tokens`]: one-time links' tokens swapped for a cookie and a
+//!   clean address on first view.
 //! * [`cli`]: `serve` and the operations subcommands.
 //! * [`telemetry`]: tracing setup; [`turns`]: the request-concurrency
 //!   limit, divided fairly between sites.
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod headers;
 pub mod http_server;
+pub mod link_tokens;
 pub mod routes;
 pub mod same_origin;
 pub mod site;

@@ -50,7 +50,7 @@ use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 use crate::{
     access_log,
     config::Settings,
-    headers, http_server, routes, same_origin, site,
+    headers, http_server, link_tokens, routes, same_origin, site,
     turns::{self, Turns},
 };
 
@@ -146,6 +146,7 @@ async fn build_services_with(
         finds: ClientRateLimit::per_hour(10),
         finds_per_email: KeyRateLimit::per_hour(3),
         invitations_per_day: settings.invitations_per_day,
+        secure_cookies: settings.secure_cookies(),
         company_rate: (settings.company_requests_per_second > 0)
             .then(|| KeyRateLimit::per_second(settings.company_requests_per_second)),
         public: settings
@@ -535,6 +536,10 @@ pub fn router(state: AppState) -> Router {
             access_log::log_and_count,
         ))
         .layer(middleware::from_fn(same_origin::refuse_cross_origin))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            link_tokens::swap_for_cookie,
+        ))
         .layer(sessions(&state))
         .service(service_fn(move |req: Request| {
             let sites = sites.clone();

@@ -66,6 +66,30 @@ pub fn root_origin() -> Result<Origin, AppError> {
     }
 }
 
+/// The value of the request's cookie `name`, if it sent one.
+pub fn request_cookie(name: &str) -> Option<String> {
+    let parts = use_context::<::http::request::Parts>()?;
+    parts
+        .headers
+        .get_all(::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Adds a `Set-Cookie` to the response being answered.
+pub fn set_cookie(cookie: &str) {
+    if let (Some(response), Ok(value)) = (
+        use_context::<ResponseOptions>(),
+        ::http::HeaderValue::from_str(cookie),
+    ) {
+        response.append_header(::http::header::SET_COOKIE, value);
+    }
+}
+
 /// Sets the HTTP status of the response being rendered or answered.
 pub fn set_status(code: u16) {
     if let (Some(response), Ok(status)) = (

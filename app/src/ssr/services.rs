@@ -32,6 +32,9 @@ pub struct Services {
     /// Requests one company's site may take in a second
     /// (`ENCLAVE_COMPANY_REQUESTS_PER_SECOND`); `None`: no limit.
     pub company_rate: Option<super::limits::KeyRateLimit<uuid::Uuid>>,
+    /// Whether cookies are `Secure` (`ENCLAVE_SECURE_COOKIES`), for those
+    /// set outside the session layer.
+    pub secure_cookies: bool,
     /// Invitations (sent or sent again) one company may mail in a day.
     pub invitations_per_day: u32,
     /// Seals and opens stored secrets (a platform admin's TOTP secret).

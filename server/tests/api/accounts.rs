@@ -109,16 +109,11 @@ async fn signup_lands_the_admin_signed_in_on_the_new_subdomain(backend: Backend)
     assert!(page.contains("Check your inbox"), "{page}");
     let token = signup_link(&app, "x@other.test", 1).await;
     // The link's page says what will be made; its button makes it.
-    let page = get(
-        &app,
-        "localhost:3000",
-        &mut Jar::default(),
-        &format!("/verify/{token}"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let page = crate::helpers::open_link(&app, "localhost:3000", &format!("/verify/{token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         page.contains("Create Other") && page.contains("x@other.test"),
         "{page}"

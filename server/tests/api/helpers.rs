@@ -298,10 +298,36 @@ pub async fn pg_admin(sql: &str) {
 pub struct Jar(pub Option<String>);
 
 impl Jar {
+    /// The value of cookie `name`, if the jar holds it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .flat_map(|c| c.split("; "))
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_owned())
+    }
+
+    /// Keeps every cookie the response sets, by name, as a browser does.
     pub fn take_from(&mut self, res: &reqwest::Response) {
-        if let Some(c) = res.headers().get(header::SET_COOKIE) {
-            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
-            self.0 = Some(pair);
+        let mut cookies: Vec<(String, String)> = self
+            .0
+            .iter()
+            .flat_map(|c| c.split("; "))
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        for set in res.headers().get_all(header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            cookies.retain(|(n, _)| n != name);
+            cookies.push((name.to_owned(), value.to_owned()));
+        }
+        if !cookies.is_empty() {
+            let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            self.0 = Some(joined.join("; "));
         }
     }
 }
@@ -445,4 +471,19 @@ pub async fn drop_lean_admin(su: &sea_orm::DatabaseConnection, registry: &str, a
     ] {
         su.execute_unprepared(&sql).await.unwrap();
     }
+}
+
+/// Opens a one-time link as a browser does: its first view swaps the token
+/// for a cookie and redirects to the clean address, which is then loaded
+/// with that cookie. Returns the clean address's response.
+pub async fn open_link(app: &TestApp, host: &str, path: &str) -> reqwest::Response {
+    let mut link = Jar::default();
+    let first = get(app, host, &mut link, path).await;
+    assert_eq!(
+        first.status(),
+        StatusCode::SEE_OTHER,
+        "a link's first view is swapped for a cookie"
+    );
+    let clean = location_path(&first);
+    get(app, host, &mut link, &clean).await
 }

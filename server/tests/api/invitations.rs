@@ -77,7 +77,7 @@ async fn an_invitation_is_accepted_once_and_lands_signed_in_with_its_role(backen
     let token = link_token(&message, "/invite/");
 
     // The page names who is invited.
-    let page = get(&app, HOST, &mut Jar::default(), &format!("/invite/{token}"))
+    let page = crate::helpers::open_link(&app, HOST, &format!("/invite/{token}"))
         .await
         .text()
         .await
@@ -104,7 +104,7 @@ async fn an_invitation_is_accepted_once_and_lands_signed_in_with_its_role(backen
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, pending) = call(&app, HOST, &mut jar, "list_invitations", &[]).await;
     assert_eq!(pending, serde_json::json!([]));
-    let page = get(&app, HOST, &mut Jar::default(), &format!("/invite/{token}"))
+    let page = crate::helpers::open_link(&app, HOST, &format!("/invite/{token}"))
         .await
         .text()
         .await

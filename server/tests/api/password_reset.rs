@@ -16,6 +16,7 @@ const ADMIN: &str = "admin@acme.test";
 const NEW: &str = "a brand new password";
 
 on_both_backends!(
+    a_links_token_is_swapped_for_a_cookie_and_a_clean_address,
     links_in_mail_come_from_the_public_url_not_the_request,
     a_reset_link_sets_the_password_once_and_ends_every_session,
     asking_for_a_link_answers_the_same_for_unknown_emails,
@@ -77,7 +78,7 @@ async fn a_reset_link_sets_the_password_once_and_ends_every_session(backend: Bac
     let path = format!("/password/reset/{token}");
 
     let mut browser = Jar::default();
-    let page = get(&app, HOST, &mut browser, &path)
+    let page = crate::helpers::open_link(&app, HOST, &path)
         .await
         .text()
         .await
@@ -113,7 +114,7 @@ async fn a_reset_link_sets_the_password_once_and_ends_every_session(backend: Bac
         body.to_string().contains("expired or was already used"),
         "{body}"
     );
-    let page = get(&app, HOST, &mut Jar::default(), &path)
+    let page = crate::helpers::open_link(&app, HOST, &path)
         .await
         .text()
         .await
@@ -411,5 +412,61 @@ async fn links_in_mail_come_from_the_public_url_not_the_request(backend: Backend
         "{mail}"
     );
     assert!(!mail.contains(":1234"), "{mail}");
+    app.teardown().await;
+}
+
+/// A link's token leaves the address bar on first view: swapped for a
+/// cookie of that path alone, the page served at the clean address, and no
+/// `Referer` sent from either.
+async fn a_links_token_is_swapped_for_a_cookie_and_a_clean_address(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    ask_for_link(&app, HOST, ADMIN).await;
+    let mail = &wait_for(&outbox(&app), ADMIN, 1).await[0];
+    let token = link_token(mail, "/password/reset/");
+
+    let res = get(
+        &app,
+        HOST,
+        &mut Jar::default(),
+        &format!("/password/reset/{token}"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_path(&res), "/password/reset");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("enclave_link={token};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("Path=/password/reset") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+
+    // The clean address, with the cookie: the form, ready to use the link.
+    let mut jar = Jar(Some(cookie.split(';').next().unwrap().to_owned()));
+    let res = get(&app, HOST, &mut jar, "/password/reset").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Choose a new password"), "{page}");
+    let (status, body) = call(
+        &app,
+        HOST,
+        &mut jar,
+        "reset_password",
+        &[("token", &token), ("new", NEW), ("confirm", NEW)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Without the cookie, the clean address is a spent link.
+    let page = get(&app, HOST, &mut Jar::default(), "/password/reset")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("expired or was already used"), "{page}");
     app.teardown().await;
 }

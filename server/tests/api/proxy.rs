@@ -147,7 +147,8 @@ fn run_nginx(
             "    server 127.0.0.1:3000;",
             &format!("    server 127.0.0.1:{app_port};"),
         )
-        .replace("/etc/ssl/enclave/", &format!("{}/", dir.display()));
+        .replace("/etc/ssl/enclave/", &format!("{}/", dir.display()))
+        .replace("/var/log/nginx/", &format!("{}/", dir.display()));
     assert!(
         site.contains(&format!(":{port}")) && site.contains(&format!(":{app_port};")),
         "the shipped config changed shape"
@@ -252,6 +253,32 @@ async fn two_companies_and_the_base_domain_work_through_nginx(backend: Backend) 
         400
     );
     assert_eq!(via(&app, &nginx, "evil.com", "/").await.status(), 400);
+
+    // One-time tokens are masked in the shipped config's access log.
+    let token = "ab".repeat(32);
+    for path in [
+        format!("/password/reset/{token}"),
+        format!("/invite/{token}"),
+        format!("/auth/handoff?token={token}&x=1"),
+    ] {
+        via(&app, &nginx, "acme.example.com", &path).await;
+    }
+    via(&app, &nginx, "example.com", &format!("/verify/{token}")).await;
+    let log_path = nginx.dir.join("enclave.access.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains(&token), "{log}");
+    for masked in [
+        "/password/reset/*** ",
+        "/invite/*** ",
+        "/verify/*** ",
+        "/auth/handoff?token=***&x=1 ",
+    ] {
+        assert!(log.contains(masked), "{masked} in {log}");
+    }
+    assert!(
+        log.contains("GET /login "),
+        "other paths as they were: {log}"
+    );
     drop(nginx);
     app.teardown().await;
 }

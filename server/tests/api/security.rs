@@ -26,6 +26,7 @@ on_both_backends!(
     turning_on_a_second_factor_ends_the_admins_sessions,
     changing_a_password_goes_through_the_sign_in_throttle,
     a_company_mails_at_most_its_invitations_per_day,
+    guesses_from_many_addresses_slow_the_account_but_not_its_owners_browser,
 );
 
 /// Signs in on `host` as a browser at `client` behind the trusted proxy.
@@ -320,8 +321,7 @@ async fn the_registry_keeps_only_digests_of_session_ids(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_company("Acme Corp", "acme").await;
     let (_, _, jar) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
-    let cookie = jar.0.expect("a session cookie");
-    let id = cookie.split_once('=').unwrap().1.to_owned();
+    let id = jar.get("enclave_session").expect("a session cookie");
     let stored: Vec<String> = sessions::Entity::find()
         .all(&app.services.registry)
         .await
@@ -352,10 +352,13 @@ async fn cookies_are_secure_and_host_prefixed_unless_the_base_domain_is_localhos
             .send()
             .await
             .unwrap();
-        let cookie = res.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let cookie = res
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.contains("enclave_session="))
+            .expect("a session cookie");
         assert_eq!(cookie.contains("; Secure"), secure, "{base}: {cookie}");
         assert_eq!(
             cookie.starts_with("__Host-enclave_session="),
@@ -367,6 +370,15 @@ async fn cookies_are_secure_and_host_prefixed_unless_the_base_domain_is_localhos
             "{cookie}"
         );
         assert!(!cookie.contains("Domain="), "{cookie}");
+        // Every cookie set at sign-in follows the same rule.
+        for set in res.headers().get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            assert_eq!(set.contains("; Secure"), secure, "{base}: {set}");
+            assert!(
+                set.contains("HttpOnly") && !set.contains("Domain="),
+                "{set}"
+            );
+        }
         app.teardown().await;
     }
 }
@@ -1375,6 +1387,26 @@ async fn an_oversized_body_is_refused_with_413_not_500(backend: Backend) {
 async fn guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle(backend: Backend) {
     let app = behind_proxy(backend).await;
     app.create_company("Acme Corp", "acme").await;
+    // The owner's browser, known to the account (its limit from every
+    // address together does not hold it back; see the test below).
+    let owner = app
+        .client
+        .post(format!("{}/api/login", app.address))
+        .header(header::HOST, "acme.localhost")
+        .header(header::ACCEPT, "application/json")
+        .header("x-forwarded-for", "198.51.100.1")
+        .form(&[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let device = owner
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("enclave_device="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("a device cookie");
     // Each pair: five guesses from the first address, the sixth from the
     // second, which is the same client (another address in its /64, or
     // its IPv4 address written as IPv6).
@@ -1407,16 +1439,18 @@ async fn guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle(backen
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{same} is {first}");
     }
     // Another /64 is another client.
-    let s = sign_in_from(
-        &app,
-        "acme.localhost",
-        "login",
-        "2001:db8:1:3::1",
-        "admin@acme.test",
-        ADMIN_PASSWORD,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    let res = app
+        .client
+        .post(format!("{}/api/login", app.address))
+        .header(header::HOST, "acme.localhost")
+        .header(header::ACCEPT, "application/json")
+        .header("x-forwarded-for", "2001:db8:1:3::1")
+        .header(header::COOKIE, &device)
+        .form(&[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     app.teardown().await;
 }
 
@@ -1604,5 +1638,73 @@ async fn a_company_mails_at_most_its_invitations_per_day(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    app.teardown().await;
+}
+
+async fn guesses_from_many_addresses_slow_the_account_but_not_its_owners_browser(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    app.create_company("Acme Corp", "acme").await;
+    let attempt = |client: &'static str, password: &'static str, cookie: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .client
+                .post(format!("{}/api/login", app.address))
+                .header(header::HOST, "acme.localhost")
+                .header(header::ACCEPT, "application/json")
+                .header("x-forwarded-for", client)
+                .form(&[("email", "admin@acme.test"), ("password", password)]);
+            if let Some(c) = cookie {
+                req = req.header(header::COOKIE, c);
+            }
+            let res = req.send().await.unwrap();
+            let device = res
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("enclave_device="))
+                .map(|v| v.split(';').next().unwrap().to_owned());
+            (res.status(), device)
+        }
+    };
+    // The owner signs in from their browser, which is then known.
+    let (status, device) = attempt("198.51.100.1", ADMIN_PASSWORD, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let device = device.expect("a device cookie");
+    // Someone guesses once from each of ten addresses.
+    const ADDRESSES: [&str; 10] = [
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+        "203.0.113.4",
+        "203.0.113.5",
+        "203.0.113.6",
+        "203.0.113.7",
+        "203.0.113.8",
+        "203.0.113.9",
+        "203.0.113.10",
+    ];
+    for client in ADDRESSES {
+        assert_eq!(
+            attempt(client, "wrong password!", None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The account is slowed down for browsers it does not know, even with
+    // the right password from a new address...
+    let (status, _) = attempt("192.0.2.50", ADMIN_PASSWORD, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...a cookie made for another account or by hand counts for nothing...
+    let (status, _) = attempt(
+        "192.0.2.51",
+        ADMIN_PASSWORD,
+        Some("enclave_device=0123456789abcdef.00".into()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...but the owner's browser is not locked out.
+    let (status, _) = attempt("198.51.100.1", ADMIN_PASSWORD, Some(device)).await;
+    assert_eq!(status, StatusCode::OK);
     app.teardown().await;
 }

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    call, call_full, get, signup_link, spawn_app, Backend, Jar, TestApp, ADMIN_PASSWORD,
+    call, call_full, signup_link, spawn_app, Backend, Jar, TestApp, ADMIN_PASSWORD,
 };
 use crate::on_both_backends;
 
@@ -122,16 +122,11 @@ async fn a_signup_holds_nothing_until_its_email_is_proven_and_its_link_works_onc
         body.to_string().contains("expired or was already used"),
         "{body}"
     );
-    let page = get(
-        &app,
-        "localhost",
-        &mut Jar::default(),
-        &format!("/verify/{first}"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let page = crate::helpers::open_link(&app, "localhost", &format!("/verify/{first}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         page.contains("This link has expired or was already used."),
         "{page}"
@@ -154,16 +149,11 @@ async fn the_password_is_chosen_after_the_email_is_proven(backend: Backend) {
     assert_eq!(rows.len(), 1);
     let token = signup_link(&app, "owner@proven.test", 1).await;
     // The link's page asks the person who opened it for one.
-    let page = get(
-        &app,
-        "localhost",
-        &mut Jar::default(),
-        &format!("/verify/{token}"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let page = crate::helpers::open_link(&app, "localhost", &format!("/verify/{token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Choose a password"), "{page}");
     // A refused password spends nothing.
     let (status, body, _) = verify_with(&app, &token, "short", "short").await;

@@ -162,10 +162,8 @@ pub async fn sign_in(
 ) -> Result<tenant_users::Model, AppError> {
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let conn = db.conn();
-    let attempt = SIGN_IN
-        .reserve(conn, email.as_str(), client)
-        .await
-        .map_err(throttle_error)?;
+    let site = db.tenant_id().to_string();
+    let attempt = reserve_sign_in(conn, &site, email.as_str(), client).await?;
     let user = tenant_users::Entity::find()
         .filter(tenant_users::Column::Email.eq(email.as_str()))
         .one(conn)
@@ -178,10 +176,48 @@ pub async fn sign_in(
                 && !u.disabled =>
         {
             attempt.succeeded(conn).await.map_err(internal)?;
+            remember_device(&site, email.as_str())?;
             Ok(u)
         }
         _ => Err(reject(AppError::BadCredentials)),
     }
+}
+
+/// Reserves a sign-in attempt: held to the account's limit from every
+/// address unless this browser signed in to the account before
+/// ([`super::devices`]).
+async fn reserve_sign_in(
+    db: &impl sea_orm::TransactionTrait,
+    site: &str,
+    email: &str,
+    client: &str,
+) -> Result<super::throttle::Attempt, AppError> {
+    let cipher = services()?.cipher;
+    let known = crate::ssr::context::request_cookie(super::devices::COOKIE)
+        .is_some_and(|v| super::devices::recognises(&cipher, site, email, &v));
+    let reserved = if known {
+        SIGN_IN.reserve_known(db, email, client).await
+    } else {
+        SIGN_IN.reserve(db, email, client).await
+    };
+    reserved.map_err(throttle_error)
+}
+
+/// Gives this browser the cookie that marks it as one `email` signed in
+/// from on `site`, for a year.
+fn remember_device(site: &str, email: &str) -> Result<(), AppError> {
+    let services = services()?;
+    let value = super::devices::issue(&services.cipher, site, email);
+    let secure = if services.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    crate::ssr::context::set_cookie(&format!(
+        "{}={value}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}",
+        super::devices::COOKIE
+    ));
+    Ok(())
 }
 
 /// Whether `password` matches `hash`; without a hash (unknown email) it is
@@ -206,7 +242,8 @@ pub async fn reserve_password_check(
     user: &CurrentUser,
 ) -> Result<super::throttle::Attempt, AppError> {
     SIGN_IN
-        .reserve(user.db.conn(), &user.email, &crate::ssr::context::client())
+        // Signed in already: this browser is one the account uses.
+        .reserve_known(user.db.conn(), &user.email, &crate::ssr::context::client())
         .await
         .map_err(throttle_error)
 }
@@ -234,10 +271,15 @@ pub async fn require_platform_admin() -> Result<platform_users::Model, AppError>
         .ok_or_else(|| reject(AppError::Unauthenticated))
 }
 
-/// The throttle's "client" under which an account's wrong second-factor
-/// codes are counted, from wherever they come: only someone who has the
-/// password gets that far, and five codes a window is all they get.
-const SECOND_FACTOR: &str = "(second factor)";
+/// What an account's wrong second-factor codes are counted under in the
+/// throttle, from wherever they come (`<email> (second factor)`, no
+/// client): only someone who has the password gets that far, and five codes
+/// a window is all they get. A key of their own, so they are not counted
+/// again in the account's password failures.
+const SECOND_FACTOR: &str = " (second factor)";
+
+/// What device cookies name as the site of platform admins.
+const PLATFORM_SITE: &str = "platform";
 
 /// Checks a platform admin's email, password and (when they have one)
 /// second-factor code, in a throttled attempt from `client` (kept in the
@@ -252,10 +294,7 @@ pub async fn platform_sign_in(
 ) -> Result<(), AppError> {
     let email = Email::parse(email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let registry = services()?.registry;
-    let attempt = SIGN_IN
-        .reserve(&registry, email.as_str(), client)
-        .await
-        .map_err(throttle_error)?;
+    let attempt = reserve_sign_in(&registry, PLATFORM_SITE, email.as_str(), client).await?;
     let user = platform_users::Entity::find()
         .filter(platform_users::Column::Email.eq(email.as_str()))
         .one(&registry)
@@ -270,7 +309,8 @@ pub async fn platform_sign_in(
     // leaves both attempts counted as failures.
     if user.totp_secret.is_some() {
         let code_attempt = match SIGN_IN
-            .reserve(&registry, email.as_str(), SECOND_FACTOR)
+            // Counted per account already: not held to `per_email` twice.
+            .reserve_known(&registry, &format!("{}{SECOND_FACTOR}", email.as_str()), "")
             .await
         {
             Ok(a) => a,
@@ -287,6 +327,7 @@ pub async fn platform_sign_in(
         code_attempt.succeeded(&registry).await.map_err(internal)?;
     }
     attempt.succeeded(&registry).await.map_err(internal)?;
+    remember_device(PLATFORM_SITE, email.as_str())?;
     let session = session().await?;
     session.cycle_id().await.map_err(internal)?;
     session

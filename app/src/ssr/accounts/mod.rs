@@ -15,6 +15,7 @@
 //! * [`throttle`]: sign-in attempts and reset requests, reserved before
 //!   the work they guard.
 pub mod auth;
+pub mod devices;
 pub mod handoff;
 pub mod invitations;
 pub mod passwords;

@@ -28,18 +28,20 @@ pub struct Throttle {
     pub per_email_and_client: u64,
     /// Per client address, whatever the email.
     pub per_client: u64,
-    /// Per email from every address together. Not for sign-in, where it
-    /// would let anyone lock an account; for messages sent to the email
-    /// (reset links), where it keeps anyone from flooding an inbox.
+    /// Per email from every address together, for attempts not
+    /// [`Throttle::reserve_known`] (a browser the account signed in from).
     pub per_email: Option<u64>,
     pub window: TimeDelta,
 }
 
-/// Sign-in, for company users and platform admins alike.
+/// Sign-in, for company users and platform admins alike. `per_email`
+/// counts an account's attempts from every address, but not those of a
+/// browser that signed in to it before ([`super::devices`]): guessing from
+/// many addresses slows down, and the owner is not locked out.
 pub const SIGN_IN: Throttle = Throttle {
     per_email_and_client: 5,
     per_client: 20,
-    per_email: None,
+    per_email: Some(10),
     window: TimeDelta::minutes(15),
 };
 
@@ -69,6 +71,27 @@ impl Throttle {
         email: &str,
         client: &str,
     ) -> Result<Attempt, ThrottleError> {
+        self.reserve_as(db, email, client, false).await
+    }
+
+    /// As [`Throttle::reserve`], from a browser the account signed in from
+    /// before: not held to `per_email`.
+    pub async fn reserve_known(
+        &self,
+        db: &impl TransactionTrait,
+        email: &str,
+        client: &str,
+    ) -> Result<Attempt, ThrottleError> {
+        self.reserve_as(db, email, client, true).await
+    }
+
+    async fn reserve_as(
+        &self,
+        db: &impl TransactionTrait,
+        email: &str,
+        client: &str,
+        known: bool,
+    ) -> Result<Attempt, ThrottleError> {
         // One transaction that holds this client's and this email's turn:
         // on PostgreSQL transaction-scoped advisory locks (taken in one
         // order, so two reservations never wait on each other in a
@@ -91,7 +114,7 @@ impl Throttle {
                 .await?;
             }
         }
-        let outcome = self.reserve_in(&txn, email, client).await;
+        let outcome = self.reserve_in(&txn, email, client, known).await;
         txn.commit().await?;
         outcome
     }
@@ -101,6 +124,7 @@ impl Throttle {
         db: &impl ConnectionTrait,
         email: &str,
         client: &str,
+        known: bool,
     ) -> Result<Attempt, ThrottleError> {
         let now = Utc::now();
         let since = now - self.window;
@@ -128,7 +152,7 @@ impl Throttle {
             Some(pair)
         } else if !client.is_empty() && by_client.clone().count(db).await? > self.per_client {
             Some(by_client)
-        } else if let Some(limit) = self.per_email {
+        } else if let Some(limit) = self.per_email.filter(|_| !known) {
             (by_email.clone().count(db).await? > limit).then_some(by_email)
         } else {
             None
