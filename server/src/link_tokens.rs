@@ -9,9 +9,12 @@
 //! SameSite=Lax, as a Strict cookie is not sent on the redirect of a
 //! navigation that began in a webmail) and answers 303 to `/password/reset` (and the like); the
 //! clean address is served as if the token were in it, so the pages and
-//! their forms are unchanged. Both answers, and every page of these
-//! paths, carry `Referrer-Policy: no-referrer`. The example proxy
-//! configurations mask what reaches their log before the swap.
+//! their forms are unchanged. The answer that carries the token says
+//! `Referrer-Policy: no-referrer`; the clean pages `same-origin`, so no
+//! `Referer` leaves the site, while their own form posts still name the
+//! page (a refused plain post, without JavaScript, goes back to it by its
+//! `Referer`). The example proxy configurations mask what reaches their
+//! log before the swap.
 use axum::{
     extract::{Request, State},
     http::{
@@ -97,7 +100,7 @@ pub async fn swap_for_cookie(
     }
     let mut res = next.run(req).await;
     res.headers_mut()
-        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        .insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     res
 }
 
