@@ -171,6 +171,18 @@ async fn a_request_that_cannot_get_a_connection_gets_503_in_about_two_seconds(ba
     app.teardown().await;
 }
 
+/// Globex's health check waits its 2 s for a connection, then gets 503.
+async fn globex_waits_2_s_then_gets_503(app: &crate::helpers::TestApp) {
+    let started = Instant::now();
+    let res = app.get("globex.localhost", "/api/health").await;
+    let waited = started.elapsed();
+    assert_eq!(res.status(), 503);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
 /// Holds a lease on acme's database while globex is asked for: globex
 /// answers 503 after about 2 s, then 200 once acme's lease is dropped.
 async fn a_held_connection_makes_another_company_wait_2_s(app: &crate::helpers::TestApp) {
@@ -180,15 +192,7 @@ async fn a_held_connection_makes_another_company_wait_2_s(app: &crate::helpers::
         panic!("acme is served")
     };
     let held = acme.db().await.unwrap();
-
-    let started = Instant::now();
-    let res = app.get("globex.localhost", "/api/health").await;
-    let waited = started.elapsed();
-    assert_eq!(res.status(), 503);
-    assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
-        "{waited:?}"
-    );
+    globex_waits_2_s_then_gets_503(app).await;
 
     // Once acme's request ends, globex is served.
     drop(held);
@@ -336,14 +340,7 @@ async fn the_busy_budget_bounds_connections_in_use_whatever_the_open_budget(back
     let txn = sea_orm::TransactionTrait::begin(lease.conn())
         .await
         .unwrap();
-    let started = Instant::now();
-    let res = app.get("globex.localhost", "/api/health").await;
-    let waited = started.elapsed();
-    assert_eq!(res.status(), 503);
-    assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
-        "{waited:?}"
-    );
+    globex_waits_2_s_then_gets_503(&app).await;
     drop(txn);
     assert_eq!(
         app.get("globex.localhost", "/api/health").await.status(),

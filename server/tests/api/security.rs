@@ -50,6 +50,35 @@ async fn sign_in_from(
         .status()
 }
 
+/// Signs in to acme as its admin from `client` (behind the trusted proxy),
+/// with `cookie` if given: the status, and the device cookie it set.
+async fn acme_login_from(
+    app: &TestApp,
+    client: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    let mut req = app
+        .client
+        .post(format!("{}/api/login", app.address))
+        .header(header::HOST, "acme.localhost")
+        .header(header::ACCEPT, "application/json")
+        .header("x-forwarded-for", client)
+        .form(&[("email", "admin@acme.test"), ("password", password)]);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = req.send().await.unwrap();
+    let device = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("enclave_device="))
+        .map(|v| v.split(';').next().unwrap().to_owned());
+    (res.status(), device)
+}
+
 /// An app that believes the proxy on 127.0.0.1 about client addresses.
 async fn behind_proxy(backend: Backend) -> TestApp {
     spawn_app_with(backend, |s| {
@@ -1160,20 +1189,26 @@ on_both_backends!(
     wrong_second_factor_codes_are_counted_per_account_from_any_address,
 );
 
-async fn wrong_second_factor_codes_are_counted_per_account_from_any_address(backend: Backend) {
+/// `root@platform.test`, a platform admin with the second factor on.
+async fn superadmin_with_totp(app: &TestApp) -> app::ssr::accounts::platform::totp::Enrolment {
     use app::domain::{Email, Password};
     use app::ssr::accounts::platform::{create_superadmin, totp};
-    use secrecy::ExposeSecret;
-
-    let app = behind_proxy(backend).await;
     let reg = &app.services.registry;
     let email = Email::parse("root@platform.test").unwrap();
     create_superadmin(reg, &email, Password::parse(ADMIN_PASSWORD).unwrap())
         .await
         .unwrap();
-    let enrolled = totp::enable(reg, &app.services.cipher, &email)
+    totp::enable(reg, &app.services.cipher, &email)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn wrong_second_factor_codes_are_counted_per_account_from_any_address(backend: Backend) {
+    use app::ssr::accounts::platform::totp;
+    use secrecy::ExposeSecret;
+
+    let app = behind_proxy(backend).await;
+    let enrolled = superadmin_with_totp(&app).await;
     let attempt = |client: String, code: String| {
         let app = &app;
         async move {
@@ -1207,19 +1242,14 @@ async fn wrong_second_factor_codes_are_counted_per_account_from_any_address(back
 }
 
 async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backend: Backend) {
-    use app::domain::{Email, Password};
-    use app::ssr::accounts::platform::{create_superadmin, totp};
+    use app::domain::Email;
+    use app::ssr::accounts::platform::totp;
     use secrecy::ExposeSecret;
 
     let app = spawn_app(backend).await;
     let reg = &app.services.registry;
     let email = Email::parse("root@platform.test").unwrap();
-    create_superadmin(reg, &email, Password::parse(ADMIN_PASSWORD).unwrap())
-        .await
-        .unwrap();
-    let enrolled = totp::enable(reg, &app.services.cipher, &email)
-        .await
-        .unwrap();
+    let enrolled = superadmin_with_totp(&app).await;
     assert!(enrolled.url.expose_secret().starts_with("otpauth://totp/"));
     // Never stored in clear.
     let stored = app::ssr::accounts::platform::list_superadmins(reg)
@@ -1389,24 +1419,8 @@ async fn guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle(backen
     app.create_company("Acme Corp", "acme").await;
     // The owner's browser, known to the account (its limit from every
     // address together does not hold it back; see the test below).
-    let owner = app
-        .client
-        .post(format!("{}/api/login", app.address))
-        .header(header::HOST, "acme.localhost")
-        .header(header::ACCEPT, "application/json")
-        .header("x-forwarded-for", "198.51.100.1")
-        .form(&[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let device = owner
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("enclave_device="))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-        .expect("a device cookie");
+    let (_, device) = acme_login_from(&app, "198.51.100.1", ADMIN_PASSWORD, None).await;
+    let device = device.expect("a device cookie");
     // Each pair: five guesses from the first address, the sixth from the
     // second, which is the same client (another address in its /64, or
     // its IPv4 address written as IPv6).
@@ -1439,18 +1453,8 @@ async fn guesses_from_one_ipv6_block_or_a_mapped_address_share_a_throttle(backen
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{same} is {first}");
     }
     // Another /64 is another client.
-    let res = app
-        .client
-        .post(format!("{}/api/login", app.address))
-        .header(header::HOST, "acme.localhost")
-        .header(header::ACCEPT, "application/json")
-        .header("x-forwarded-for", "2001:db8:1:3::1")
-        .header(header::COOKIE, &device)
-        .form(&[("email", "admin@acme.test"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = acme_login_from(&app, "2001:db8:1:3::1", ADMIN_PASSWORD, Some(&device)).await;
+    assert_eq!(status, StatusCode::OK);
     app.teardown().await;
 }
 
@@ -1646,27 +1650,7 @@ async fn guesses_from_many_addresses_slow_the_account_but_not_its_owners_browser
     app.create_company("Acme Corp", "acme").await;
     let attempt = |client: &'static str, password: &'static str, cookie: Option<String>| {
         let app = &app;
-        async move {
-            let mut req = app
-                .client
-                .post(format!("{}/api/login", app.address))
-                .header(header::HOST, "acme.localhost")
-                .header(header::ACCEPT, "application/json")
-                .header("x-forwarded-for", client)
-                .form(&[("email", "admin@acme.test"), ("password", password)]);
-            if let Some(c) = cookie {
-                req = req.header(header::COOKIE, c);
-            }
-            let res = req.send().await.unwrap();
-            let device = res
-                .headers()
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find(|v| v.starts_with("enclave_device="))
-                .map(|v| v.split(';').next().unwrap().to_owned());
-            (res.status(), device)
-        }
+        async move { acme_login_from(app, client, password, cookie.as_deref()).await }
     };
     // The owner signs in from their browser, which is then known.
     let (status, device) = attempt("198.51.100.1", ADMIN_PASSWORD, None).await;
