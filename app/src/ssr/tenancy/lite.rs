@@ -659,4 +659,42 @@ mod tests {
         assert!(!dir.join("no.db").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A statement that runs past the company's limit is interrupted, and
+    /// the connection serves the next one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_past_its_time_is_interrupted_and_the_connection_goes_on() {
+        let dir = std::env::temp_dir().join(format!("enclave-lite-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("slow.db").display());
+        let opener = Opener::from_url(&url)
+            .unwrap()
+            .with_limit(Duration::from_millis(300));
+        let lite = tokio::task::spawn_blocking(move || opener.connect())
+            .await
+            .unwrap()
+            .unwrap();
+        // Counts to ten billion: minutes, unless stopped.
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c";
+        let started = std::time::Instant::now();
+        let e = query(&lite, Statement::from_string(DbBackend::Sqlite, endless), 1)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        match &e {
+            sqlx::Error::Database(d) => assert!(is_busy(&**d), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        let rows = query(
+            &lite,
+            Statement::from_string(DbBackend::Sqlite, "SELECT 1 AS n"),
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        drop(lite);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
