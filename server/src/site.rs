@@ -42,13 +42,27 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
                 .into_response();
         }
     };
-    // One company's flood is refused before it costs anything more.
-    if let (RequestSite::Tenant(t), Some(rate)) = (&site, &state.services.company_rate) {
-        if let Err(retry_after) = rate.check(&t.id()) {
+    // One company's flood is refused before it costs anything more: past
+    // its rate, or with its line for a connection full.
+    if let RequestSite::Tenant(t) = &site {
+        if let Some(Err(retry_after)) = state
+            .services
+            .company_rate
+            .as_ref()
+            .map(|r| r.check(&t.id()))
+        {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(RETRY_AFTER, retry_after.to_string())],
                 "Too many requests for this company right now; please try again in a moment.\n",
+            )
+                .into_response();
+        }
+        if state.services.pools.line_full(t.id()) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "1")],
+                "This company is busy right now; please try again in a moment.\n",
             )
                 .into_response();
         }

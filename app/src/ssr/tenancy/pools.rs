@@ -286,6 +286,19 @@ impl TenantPools {
         self.inner.settings
     }
 
+    /// Whether company `id`'s line is full: a lease asked for now would be
+    /// refused ([`PoolError::Queue`]). The site middleware asks first, so
+    /// such a request is refused before its session is loaded or a page is
+    /// rendered for it: a flooded company's refusals must cost next to
+    /// nothing, or they take the other companies' CPU.
+    pub fn line_full(&self, id: Uuid) -> bool {
+        let s = self.inner.settings;
+        let slots = self.inner.slots.lock().unwrap();
+        slots.open.get(&id).is_some_and(|slot| {
+            slot.leases.load(Ordering::SeqCst) >= u64::from(s.per_tenant + s.queue)
+        })
+    }
+
     /// The pool of tenant `id` (on database server `server`, reachable at
     /// `url`, whose [`digest`] is `url_digest`), opened if needed. Private to tenancy: a request reaches it
     /// only through its `TenantContext`, so no other code can pick a
