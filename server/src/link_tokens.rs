@@ -15,10 +15,11 @@
 //! page (a refused plain post, without JavaScript, goes back to it by its
 //! `Referer`). The example proxy configurations mask what reaches their
 //! log before the swap.
+use app::ssr::{http::cookie, secrets::is_token};
 use axum::{
     extract::{Request, State},
     http::{
-        header::{COOKIE, LOCATION, REFERRER_POLICY, SET_COOKIE},
+        header::{LOCATION, REFERRER_POLICY, SET_COOKIE},
         HeaderValue, Method, StatusCode, Uri,
     },
     middleware::Next,
@@ -46,17 +47,9 @@ fn link(path: &str) -> Option<(&'static str, Option<&str>)> {
 }
 
 /// The token the cookie holds for this request, if any: only what a token
-/// can be (hex), so nothing else is put into the path.
+/// is, so nothing else is put into the path.
 fn cookie_token(req: &Request) -> Option<String> {
-    req.headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_owned())
-        .filter(|t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    cookie(req.headers(), COOKIE_NAME).filter(|t| is_token(t))
 }
 
 pub async fn swap_for_cookie(
@@ -68,9 +61,7 @@ pub async fn swap_for_cookie(
         return next.run(req).await;
     };
     if req.method() == Method::GET {
-        if let Some(token) =
-            token.filter(|t| t.bytes().all(|b| b.is_ascii_hexdigit()) && t.len() <= 128)
-        {
+        if let Some(token) = token.filter(|t| is_token(t)) {
             let secure = if state.settings.secure_cookies() {
                 "; Secure"
             } else {

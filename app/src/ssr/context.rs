@@ -68,16 +68,7 @@ pub fn root_origin() -> Result<Origin, AppError> {
 
 /// The value of the request's cookie `name`, if it sent one.
 pub fn request_cookie(name: &str) -> Option<String> {
-    let parts = use_context::<::http::request::Parts>()?;
-    parts
-        .headers
-        .get_all(::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
+    super::http::cookie(&use_context::<::http::request::Parts>()?.headers, name)
 }
 
 /// Adds a `Set-Cookie` to the response being answered.

@@ -57,6 +57,18 @@ fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The value of cookie `name` among a request's `Cookie` headers.
+pub fn cookie(headers: &::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
 /// `err` and each of its causes, joined by `: `, for logs and records.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();

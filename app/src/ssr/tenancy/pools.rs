@@ -292,11 +292,11 @@ impl TenantPools {
     /// rendered for it: a flooded company's refusals must cost next to
     /// nothing, or they take the other companies' CPU.
     pub fn line_full(&self, id: Uuid) -> bool {
-        let s = self.inner.settings;
         let slots = self.inner.slots.lock().unwrap();
-        slots.open.get(&id).is_some_and(|slot| {
-            slot.leases.load(Ordering::SeqCst) >= u64::from(s.per_tenant + s.queue)
-        })
+        slots
+            .open
+            .get(&id)
+            .is_some_and(|slot| self.inner.line_is_full(slot))
     }
 
     /// The pool of tenant `id` (on database server `server`, reachable at
@@ -311,7 +311,6 @@ impl TenantPools {
         url_digest: u64,
     ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
-        let s = self.inner.settings;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
         let slot = {
             let mut slots = self.inner.slots.lock().unwrap();
@@ -346,7 +345,7 @@ impl TenantPools {
                 })
                 .clone();
             // Changed only under this lock, so the bound holds exactly.
-            if slot.leases.load(Ordering::SeqCst) >= u64::from(s.per_tenant + s.queue) {
+            if self.inner.line_is_full(&slot) {
                 return Err(PoolError::Queue);
             }
             slot.leases.fetch_add(1, Ordering::SeqCst);
@@ -564,6 +563,13 @@ impl TenantPools {
 impl Inner {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether `slot` has as many leases as a company may: its pool size
+    /// and its queue. Read under the `slots` lock, where leases change.
+    fn line_is_full(&self, slot: &Slot) -> bool {
+        let s = self.settings;
+        slot.leases.load(Ordering::SeqCst) >= u64::from(s.per_tenant + s.queue)
     }
 
     /// While more requests wait for room on `room`'s server than its pools
