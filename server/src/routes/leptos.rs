@@ -109,8 +109,8 @@ pub async fn server_fn(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
     // Every server function takes a few fields: the body is read here,
-    // bounded, and handed on unchanged. One that says it is larger is
-    // refused before a byte of it is read.
+    // bounded, and handed on unchanged. One that says it is larger than
+    // `DRAIN_LIMIT` is refused before a byte of it is read.
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -118,8 +118,8 @@ pub async fn server_fn(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let bytes = match declared {
-        Some(n) if n > FORM_LIMIT as u64 => None,
-        _ => axum::body::to_bytes(body, FORM_LIMIT).await.ok(),
+        Some(n) if n > DRAIN_LIMIT as u64 => None,
+        _ => read_bounded(body, FORM_LIMIT).await,
     };
     let Some(bytes) = bytes else {
         tracing::info!(
@@ -164,6 +164,38 @@ pub async fn server_fn(
 
 /// The most a plain form may send (every form here is a few fields).
 const FORM_LIMIT: usize = 64 * 1024;
+
+/// How much of a body past `FORM_LIMIT` is still read, and thrown away,
+/// before the 413: a connection closed with data unread is reset, and the
+/// reset can reach the client before the answer does. A body larger than
+/// this is cut off unread (a client sending one gets the reset).
+const DRAIN_LIMIT: usize = 512 * 1024;
+
+/// `body`, if it is at most `keep` bytes; read to its end (up to
+/// [`DRAIN_LIMIT`]) either way, holding no more than `keep` bytes of it.
+async fn read_bounded(mut body: axum::body::Body, keep: usize) -> Option<axum::body::Bytes> {
+    use axum::body::HttpBody;
+    let mut kept = Vec::new();
+    let (mut seen, mut over) = (0usize, false);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > DRAIN_LIMIT {
+            return None;
+        }
+        if seen > keep {
+            over = true;
+            kept = Vec::new();
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    (!over).then(|| kept.into())
+}
 
 /// Fields never sent back into a URL: passwords, codes, tokens.
 const KEPT_NEVER: &[&str] = &["password", "current", "new", "confirm", "code", "token"];
