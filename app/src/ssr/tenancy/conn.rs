@@ -195,7 +195,44 @@ impl Lender {
 /// A lease's connection: what tenant code runs its statements on.
 pub struct TenantConn {
     lender: Arc<Lender>,
-    timeout: Duration,
+    waits: Arc<WaitBudget>,
+}
+
+/// How long a request may still wait for its company's connection, in all
+/// its statements together (and every lease it takes: its session's and
+/// its handler's share one). A statement waits at most what is left, and
+/// what it waited is taken off: a request that waited its whole time for a
+/// stuck company's connection once is refused at its next wait, not given
+/// the time again.
+#[derive(Debug)]
+pub struct WaitBudget {
+    left_us: std::sync::atomic::AtomicU64,
+    /// The whole of it: how long opening a connection may take, once the
+    /// permits are held (not counted against the budget).
+    total: Duration,
+}
+
+impl WaitBudget {
+    pub fn new(total: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            left_us: std::sync::atomic::AtomicU64::new(total.as_micros() as u64),
+            total,
+        })
+    }
+
+    fn left(&self) -> Duration {
+        Duration::from_micros(self.left_us.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Takes `waited` off what is left.
+    fn spend(&self, waited: Duration) {
+        let waited = waited.as_micros() as u64;
+        let _ = self.left_us.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |left| Some(left.saturating_sub(waited)),
+        );
+    }
 }
 
 /// A statement's hold on one connection, one permit of the gate and one of
@@ -313,8 +350,8 @@ fn query_err(e: sqlx::Error) -> DbErr {
 }
 
 impl TenantConn {
-    pub(super) fn new(lender: Arc<Lender>, timeout: Duration) -> Self {
-        Self { lender, timeout }
+    pub(super) fn new(lender: Arc<Lender>, waits: Arc<WaitBudget>) -> Self {
+        Self { lender, waits }
     }
 
     /// A permit, as `acquire` gives it, by `deadline`.
@@ -330,12 +367,18 @@ impl TenantConn {
 
     async fn loan(&self) -> Result<Loan<'_>, DbErr> {
         let lender = &*self.lender;
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.waits.left();
         // Borrowed for the statement: no count of the semaphores' `Arc`s
         // to raise and lower on every statement. The company's own first.
-        let gate = Self::permit(deadline, lender.gate.acquire()).await?;
-        let busy_permit = Self::permit(deadline, lender.busy.acquire()).await?;
-        let permit = (gate, busy_permit);
+        let permits = async {
+            let gate = Self::permit(deadline, lender.gate.acquire()).await?;
+            let busy_permit = Self::permit(deadline, lender.busy.acquire()).await?;
+            Ok::<_, DbErr>((gate, busy_permit))
+        }
+        .await;
+        self.waits.spend(started.elapsed());
+        let permit = permits?;
         while let Some((mut conn, since)) = lender.take() {
             if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
                 return Ok(Loan {
@@ -348,7 +391,7 @@ impl TenantConn {
         }
         // Holding a permit with the stash empty, the pool has a connection
         // idle (or on its way back) or room to open one.
-        let conn = tokio::time::timeout(self.timeout, lender.acquire())
+        let conn = tokio::time::timeout(self.waits.total, lender.acquire())
             .await
             .map_err(|_| busy())?
             .map_err(acquire_err)?;
@@ -523,12 +566,18 @@ impl Drop for LiteTxn {
 
 impl TenantConn {
     async fn begin_txn(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let gate = Self::permit(deadline, self.lender.gate.clone().acquire_owned()).await?;
-        let permit = Permits {
-            _gate: gate,
-            _busy: Self::permit(deadline, self.lender.busy.clone().acquire_owned()).await?,
-        };
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.waits.left();
+        let permits = async {
+            let gate = Self::permit(deadline, self.lender.gate.clone().acquire_owned()).await?;
+            Ok::<_, DbErr>(Permits {
+                _gate: gate,
+                _busy: Self::permit(deadline, self.lender.busy.clone().acquire_owned()).await?,
+            })
+        }
+        .await;
+        self.waits.spend(started.elapsed());
+        let permit = permits?;
         let pool = match &self.lender.source {
             Source::Pool(pool) => pool,
             Source::Lite(_) => return self.begin_lite(options, permit).await,
@@ -537,7 +586,7 @@ impl TenantConn {
         if let Some((conn, _)) = self.lender.take() {
             drop(conn);
         }
-        let inner = tokio::time::timeout(self.timeout, pool.begin_with_options(options))
+        let inner = tokio::time::timeout(self.waits.total, pool.begin_with_options(options))
             .await
             .map_err(|_| busy())??;
         Ok(TenantTxn {
@@ -555,7 +604,7 @@ impl TenantConn {
     ) -> Result<TenantTxn, DbErr> {
         let conn = match self.lender.take() {
             Some((Held::Lite(conn), _)) => conn,
-            _ => match tokio::time::timeout(self.timeout, self.lender.acquire())
+            _ => match tokio::time::timeout(self.waits.total, self.lender.acquire())
                 .await
                 .map_err(|_| busy())?
                 .map_err(acquire_err)?
@@ -812,7 +861,7 @@ mod tests {
             1,
             Arc::new(Semaphore::new(1)),
         ));
-        let conn = TenantConn::new(lender.clone(), Duration::from_secs(2));
+        let conn = TenantConn::new(lender.clone(), WaitBudget::new(Duration::from_secs(2)));
         conn.execute_unprepared("CREATE TABLE t (n integer)")
             .await
             .unwrap();
@@ -862,7 +911,7 @@ mod tests {
             let url = format!("sqlite://{}?mode=rwc", dir.join(name).display());
             let opener = lite::Opener::from_url(&url).unwrap();
             let lender = Arc::new(Lender::new(Source::Lite(opener), 1, busy.clone()));
-            Arc::new(TenantConn::new(lender, Duration::from_millis(300)))
+            Arc::new(TenantConn::new(lender, WaitBudget::new(Duration::from_millis(300))))
         };
         let (stuck, quiet) = (company("stuck.db"), company("quiet.db"));
 

@@ -309,6 +309,7 @@ impl TenantPools {
         server: &str,
         url: &SecretString,
         url_digest: u64,
+        waits: Arc<super::conn::WaitBudget>,
     ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
@@ -376,7 +377,7 @@ impl TenantPools {
             })
             .await?
             .clone();
-        lease.conn = Some(TenantConn::new(lender, self.inner.settings.acquire_timeout));
+        lease.conn = Some(TenantConn::new(lender, waits));
         let counters = &self.inner.counters;
         if opened.load(Ordering::Relaxed) {
             counters.misses.inc();

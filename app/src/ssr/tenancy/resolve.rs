@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::directory::{Directory, DirectoryError, TenantEntry};
 use super::host::{Host, HostError, HostKind};
+use super::conn::WaitBudget;
 use super::pools::{PoolError, TenantDb, TenantPools};
 use crate::domain::Subdomain;
 use crate::site::{Origin, Site};
@@ -79,6 +80,9 @@ pub struct TenantContext {
     entry: Arc<TenantEntry>,
     origin: Origin,
     pools: TenantPools,
+    /// How long this request may still wait for the company's connection,
+    /// across every lease it takes (its session's and its handler's).
+    waits: Arc<WaitBudget>,
 }
 
 impl std::fmt::Debug for TenantContext {
@@ -121,7 +125,9 @@ impl TenantContext {
         self.origin.tenant_url(self.subdomain())
     }
 
-    /// A lease on this company's pool, held until dropped.
+    /// A lease on this company's pool, held until dropped. Every lease of
+    /// one request shares its time to wait for a connection
+    /// (`ENCLAVE_TENANT_ACQUIRE_TIMEOUT_MS` in all).
     pub async fn db(&self) -> Result<TenantDb, TenantDbError> {
         let url = self.entry.url.as_ref().ok_or(TenantDbError::NotReady)?;
         Ok(self
@@ -131,6 +137,7 @@ impl TenantContext {
                 &self.entry.server,
                 url,
                 self.entry.url_digest,
+                self.waits.clone(),
             )
             .await?)
     }
@@ -194,6 +201,7 @@ impl Resolver {
             TenantStatus::Active => RequestSite::Tenant(TenantContext {
                 entry,
                 origin,
+                waits: WaitBudget::new(self.pools.settings().acquire_timeout),
                 pools: self.pools.clone(),
             }),
             TenantStatus::Paused => RequestSite::Paused {
