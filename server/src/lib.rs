@@ -8,7 +8,8 @@
 //! * [`site`]: the middleware that asks tenancy's resolver which site a
 //!   request is for; [`access_log`]: the log line and request counter;
 //!   [`same_origin`]: refuses state changes sent from other sites;
-//!   [`headers`]: security headers and the pages' Content-Security-Policy.
+//!   [`headers`]: security headers and the pages' Content-Security-Policy;
+//!   [`sessions`]: each request's session, from its site's store.
 //! * [`routes`]: the Leptos handlers (pages, server functions), health
 //!   checks, the signup handoff and the platform API.
 //! * [`http_server`]: the accept loop, with a header-read timeout.
@@ -25,6 +26,7 @@ pub mod http_server;
 pub mod link_tokens;
 pub mod routes;
 pub mod same_origin;
+pub mod sessions;
 pub mod site;
 pub mod startup;
 pub mod telemetry;

@@ -11,7 +11,6 @@ use std::{
 use ::leptos::config::LeptosOptions;
 use app::api::{EVERY_SITE_FNS, ROOT_FNS, TENANT_FNS};
 use app::ssr::{
-    accounts::sessions::DbSessionStore,
     limits::{ClientRateLimit, KeyRateLimit},
     mail::{MailError, Mailer},
     metrics::Metrics,
@@ -45,12 +44,11 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
-use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
 use crate::{
     access_log,
     config::Settings,
-    headers, http_server, link_tokens, routes, same_origin, site,
+    headers, http_server, link_tokens, routes, same_origin, sessions, site,
     turns::{self, Turns},
 };
 
@@ -540,7 +538,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             link_tokens::swap_for_cookie,
         ))
-        .layer(sessions(&state))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            sessions::give_session,
+        ))
         .service(service_fn(move |req: Request| {
             let sites = sites.clone();
             async move { Ok::<_, Infallible>(sites.dispatch(req).await) }
@@ -648,27 +649,6 @@ fn tenant_routes() -> Router<AppState> {
 /// A subdomain that is paused or holds no company: its pages say so.
 fn unserved_routes() -> Router<AppState> {
     every_site_routes(&[]).route("/api/health", get(routes::health::unserved_health))
-}
-
-/// Database-backed sessions with host-only cookies, so a session made on
-/// one subdomain is never even sent to another.
-/// Over https (`Secure`) the cookie is named `__Host-enclave_session`, which
-/// browsers accept only from a secure origin, for `/`, with no `Domain`.
-fn sessions(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
-    let secure = state.settings.secure_cookies();
-    SessionManagerLayer::new(DbSessionStore::new(state.services.registry.clone()))
-        .with_name(if secure {
-            "__Host-enclave_session"
-        } else {
-            "enclave_session"
-        })
-        .with_path("/")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(secure)
-        .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::days(7),
-        ))
 }
 
 async fn shutdown_signal() {

@@ -67,7 +67,7 @@ pub async fn change_password(
             sessions::end_sessions_of,
             users::{self, UserError},
         },
-        context::{services, session},
+        context::session,
         http::{internal, reject},
     };
 
@@ -94,7 +94,7 @@ pub async fn change_password(
             // Whoever else holds a session of this person is signed out.
             let keep = session().await?.id();
             let subject = tenant_subject(user.tenant.id(), user.id);
-            end_sessions_of(&services()?.registry, &subject, keep)
+            end_sessions_of(user.db.conn(), &subject, keep)
                 .await
                 .map_err(internal)?;
             // The page says so, with or without JavaScript.
@@ -164,7 +164,7 @@ pub async fn reset_password(token: String, new: String, confirm: String) -> Resu
         reset::{self, ResetError},
         sessions::end_sessions_of,
     };
-    use crate::ssr::context::{services, session, tenant};
+    use crate::ssr::context::{session, tenant};
     use crate::ssr::http::{internal, reject};
 
     let tenant = tenant()?;
@@ -183,7 +183,7 @@ pub async fn reset_password(token: String, new: String, confirm: String) -> Resu
         Err(e) => return Err(internal(e)),
     };
     let subject = tenant_subject(tenant.id(), user_id);
-    end_sessions_of(&services()?.registry, &subject, None)
+    end_sessions_of(db.conn(), &subject, None)
         .await
         .map_err(internal)?;
     start_tenant_session(&session().await?, tenant.id(), user_id).await?;

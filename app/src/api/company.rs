@@ -127,7 +127,6 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, Ap
 
     use crate::ssr::{
         accounts::{auth::tenant_subject, sessions::end_sessions_of},
-        context::services,
         http::internal,
     };
 
@@ -139,7 +138,7 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserRow, Ap
     if disabled {
         // Signed out everywhere: enabled again, they sign in again.
         end_sessions_of(
-            &services()?.registry,
+            admin.db.conn(),
             &tenant_subject(admin.tenant.id(), id),
             None,
         )

@@ -23,6 +23,13 @@ pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> A
     reject(AppError::Internal)
 }
 
+/// Whether `err` is a database that cannot serve for a while (as
+/// [`internal`] tells it), for those that must carry that through a
+/// string (the session store).
+pub fn is_outage(err: &sea_orm::DbErr) -> bool {
+    unreachable_database(err)
+}
+
 /// Whether `err`, or a cause of it, is a database that cannot serve for a
 /// while: a connection that could not be made or was lost (a server down,
 /// a session ended), a write refused by a read-only database (a company
@@ -32,6 +39,15 @@ fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
     use sea_orm::{sqlx, DbErr, RuntimeErr};
     let mut next = Some(err);
     while let Some(e) = next {
+        // The session store says so in its message (`is_outage` above).
+        if let Some(tower_sessions::session::Error::Store(
+            tower_sessions::session_store::Error::Backend(m),
+        )) = e.downcast_ref()
+        {
+            if m.starts_with(crate::ssr::accounts::sessions::UNAVAILABLE) {
+                return true;
+            }
+        }
         match e.downcast_ref::<DbErr>() {
             Some(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => return true,
             Some(

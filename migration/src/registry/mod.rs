@@ -16,6 +16,7 @@ mod m20261127_000013_create_tenant_moves;
 mod m20261127_000014_directory_version;
 mod m20261206_000015_sealing;
 mod m20261206_000016_signups_hold_nothing;
+mod m20261206_000017_company_sessions_leave;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261127_000014_directory_version::Migration),
             Box::new(m20261206_000015_sealing::Migration),
             Box::new(m20261206_000016_signups_hold_nothing::Migration),
+            Box::new(m20261206_000017_company_sessions_leave::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod m20261126_000003_create_login_failures;
 pub(crate) mod m20261127_000004_login_failures_by_client;
 mod m20261127_000005_create_password_resets;
 mod m20261127_000006_create_invitations;
+mod m20261206_000007_create_sessions;
 
 /// Migrates one company's database. Every tenant database runs the same list.
 pub struct TenantMigrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m20261127_000004_login_failures_by_client::Migration),
             Box::new(m20261127_000005_create_password_resets::Migration),
             Box::new(m20261127_000006_create_invitations::Migration),
+            Box::new(m20261206_000007_create_sessions::Migration),
         ]
     }
 }

@@ -1,13 +1,18 @@
-//! A tower-sessions store on the registry database, so several app instances share sessions.
+//! Browser sessions (a tower-sessions store), kept where the request's site lives: a company's in its own database, the base domain's in the registry.
 //!
-//! Works on SQLite and PostgreSQL. Published stores pin another sqlx than
-//! sea-orm's; this one goes through sea-orm. A session id is a bearer
-//! credential, so the registry keeps only its digest: a copy of the
-//! `sessions` table signs nobody in.
+//! The server picks the store per request from its site
+//! ([`DbSessionStore::for_site`]): a session made on `acme.<base>` is
+//! stored, read, renewed and ended in acme's database, so a signed-in page
+//! of a company needs no other database; platform admins' sessions stay in
+//! the registry; a paused or unknown company's site keeps none. Works on
+//! SQLite and PostgreSQL, through sea-orm (published stores pin another
+//! sqlx). A session id is a bearer credential, so only its digest is
+//! stored: a copy of a `sessions` table signs nobody in.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    sea_query::OnConflict, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr,
+    sea_query::OnConflict, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set,
 };
 use tower_sessions::{
     cookie::time::OffsetDateTime,
@@ -17,25 +22,97 @@ use tower_sessions::{
 
 use crate::ssr::entities::sessions;
 use crate::ssr::secrets::token_digest;
+use crate::ssr::tenancy::{resolve::TenantDbError, RequestSite, TenantContext};
 
-/// What the registry stores for session `id`.
+/// What the store stores for session `id`.
 fn key(id: &Id) -> String {
     token_digest(&id.to_string())
 }
 
+/// Where one request's sessions are kept.
 #[derive(Clone, Debug)]
-pub struct DbSessionStore {
-    db: DatabaseConnection,
+enum Home {
+    /// The base domain's (platform admins'), in the registry.
+    Registry(DatabaseConnection),
+    /// An active company's, in its own database.
+    Company(TenantContext),
+    /// A paused or unknown company's site: nothing is found, nothing kept.
+    Nowhere,
 }
 
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    home: Home,
+}
+
+/// How a store error that is an outage (the company's database busy or
+/// unreachable) begins, so the page answers 503 and not 500
+/// (`ssr::http::internal`).
+pub const UNAVAILABLE: &str = "the session's database is unavailable";
+
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// Sessions kept in the registry (the base domain's).
+    pub fn in_registry(db: DatabaseConnection) -> Self {
+        Self {
+            home: Home::Registry(db),
+        }
+    }
+
+    /// Sessions kept in `tenant`'s own database.
+    pub fn in_company(tenant: TenantContext) -> Self {
+        Self {
+            home: Home::Company(tenant),
+        }
+    }
+
+    /// The store for a request to `site`: its company's database, the
+    /// registry for the base domain, none for a site that serves no one.
+    pub fn for_site(site: Option<&RequestSite>, registry: &DatabaseConnection) -> Self {
+        let home = match site {
+            Some(RequestSite::Tenant(t)) => Home::Company(t.clone()),
+            Some(RequestSite::Root { .. }) => Home::Registry(registry.clone()),
+            _ => Home::Nowhere,
+        };
+        Self { home }
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> session_store::Error {
-    session_store::Error::Backend(e.to_string())
+/// Runs `$op` (an async expression using `$db`, a connection) on the
+/// database `$store` keeps its sessions in: `Some` of its outcome, or
+/// `None` for a site that keeps none.
+macro_rules! in_home {
+    ($store:expr, $db:ident => $op:expr) => {
+        match &$store.home {
+            Home::Registry($db) => Some($op.await.map_err(backend)?),
+            Home::Company(tenant) => {
+                let lease = tenant.db().await.map_err(lease_error)?;
+                let $db = lease.conn();
+                Some($op.await.map_err(backend)?)
+            }
+            Home::Nowhere => None,
+        }
+    };
+}
+
+fn backend(e: DbErr) -> session_store::Error {
+    let chain = crate::ssr::http::error_chain(&e);
+    if crate::ssr::http::is_outage(&e) {
+        session_store::Error::Backend(format!("{UNAVAILABLE}: {chain}"))
+    } else {
+        session_store::Error::Backend(chain)
+    }
+}
+
+fn lease_error(e: TenantDbError) -> session_store::Error {
+    use crate::ssr::tenancy::pools::PoolError;
+    let chain = crate::ssr::http::error_chain(&e);
+    match e {
+        TenantDbError::Pool(PoolError::Busy | PoolError::Queue) => {
+            session_store::Error::Backend(format!("{UNAVAILABLE}: {chain}"))
+        }
+        TenantDbError::Pool(PoolError::Connect(db)) => backend(db),
+        TenantDbError::NotReady => session_store::Error::Backend(chain),
+    }
 }
 
 fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
@@ -52,45 +129,84 @@ fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
     })
 }
 
+/// Inserts `row`; false when its id is taken.
+async fn insert(db: &impl ConnectionTrait, row: sessions::ActiveModel) -> Result<bool, DbErr> {
+    match sessions::Entity::insert(row).exec(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if crate::ssr::tenancy::conn::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts or replaces `row`.
+async fn upsert(db: &impl ConnectionTrait, row: sessions::ActiveModel) -> Result<(), DbErr> {
+    sessions::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(sessions::Column::Id)
+                .update_columns([
+                    sessions::Column::Data,
+                    sessions::Column::ExpiresAt,
+                    sessions::Column::Subject,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// The live row stored under `key`.
+async fn find(db: &impl ConnectionTrait, key: String) -> Result<Option<sessions::Model>, DbErr> {
+    sessions::Entity::find_by_id(key)
+        .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await
+}
+
+async fn delete(db: &impl ConnectionTrait, key: String) -> Result<(), DbErr> {
+    sessions::Entity::delete_by_id(key)
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Removes expired sessions from one session table.
+pub async fn delete_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Ok(sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiresAt.lte(Utc::now()))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
-    /// Inserts under a fresh id, drawing another on the (unlikely) collision.
+    /// Inserts under a fresh id, drawing another on the (unlikely)
+    /// collision. A company's table is swept of expired sessions here, at
+    /// sign-in: no housekeeping has to visit every company's database.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        if matches!(self.home, Home::Company(_)) {
+            in_home!(self, db => delete_expired(db));
+        }
         loop {
-            match sessions::Entity::insert(row(record)?).exec(&self.db).await {
-                Ok(_) => return Ok(()),
-                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                    record.id = Id::default();
-                }
-                Err(e) => return Err(backend(e)),
+            let row = row(record)?;
+            match in_home!(self, db => insert(db, row)) {
+                Some(false) => record.id = Id::default(),
+                Some(true) | None => return Ok(()),
             }
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sessions::Entity::insert(row(record)?)
-            .on_conflict(
-                OnConflict::column(sessions::Column::Id)
-                    .update_columns([
-                        sessions::Column::Data,
-                        sessions::Column::ExpiresAt,
-                        sessions::Column::Subject,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map(|_| ())
-            .map_err(backend)
+        let row = row(record)?;
+        in_home!(self, db => upsert(db, row));
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let found = sessions::Entity::find_by_id(key(id))
-            .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
-            .one(&self.db)
-            .await
-            .map_err(backend)?;
-        let Some(found) = found else { return Ok(None) };
+        let Some(found) = in_home!(self, db => find(db, key(id))).flatten() else {
+            return Ok(None);
+        };
         let data = serde_json::from_str(&found.data)
             .map_err(|e| session_store::Error::Decode(e.to_string()))?;
         let expiry_date = OffsetDateTime::from_unix_timestamp(found.expires_at.timestamp())
@@ -103,35 +219,30 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sessions::Entity::delete_by_id(key(id))
-            .exec(&self.db)
-            .await
-            .map(|_| ())
-            .map_err(backend)
+        in_home!(self, db => delete(db, key(id)));
+        Ok(())
     }
-}
-
-/// Ends every session of `subject` but `keep` (the one making the change).
-pub async fn end_sessions_of(
-    registry: &DatabaseConnection,
-    subject: &str,
-    keep: Option<Id>,
-) -> Result<u64, sea_orm::DbErr> {
-    let mut delete = sessions::Entity::delete_many().filter(sessions::Column::Subject.eq(subject));
-    if let Some(keep) = keep {
-        delete = delete.filter(sessions::Column::Id.ne(key(&keep)));
-    }
-    Ok(delete.exec(registry).await?.rows_affected)
 }
 
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::ExpiresAt.lte(Utc::now()))
-            .exec(&self.db)
-            .await
-            .map(|_| ())
-            .map_err(backend)
+        in_home!(self, db => delete_expired(db));
+        Ok(())
     }
+}
+
+/// Ends every session of `subject` but `keep` (the one making the change),
+/// in the session table of `db`: the company's database for its users, the
+/// registry for platform admins.
+pub async fn end_sessions_of(
+    db: &impl ConnectionTrait,
+    subject: &str,
+    keep: Option<Id>,
+) -> Result<u64, DbErr> {
+    let mut delete = sessions::Entity::delete_many().filter(sessions::Column::Subject.eq(subject));
+    if let Some(keep) = keep {
+        delete = delete.filter(sessions::Column::Id.ne(key(&keep)));
+    }
+    Ok(delete.exec(db).await?.rows_affected)
 }

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// Registry: browser sessions.
+/// Browser sessions: platform admins' in the registry, a company's users' in its own
+/// database (the same table in both).
 #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
 pub struct Model {
