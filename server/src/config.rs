@@ -122,6 +122,18 @@ pub struct Settings {
     )]
     pub tenant_cache_secs: u64,
 
+    /// Seconds a company already known is still served from the last
+    /// answer the registry gave while the registry cannot be reached
+    /// (0: never; unknown subdomains, signup and the platform admin answer
+    /// 503 while it is down).
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_DIRECTORY_STALE_SECS",
+        default_value_t = 3600
+    )]
+    pub directory_stale_secs: u64,
+
     /// PostgreSQL: copy new company databases from a template kept at the
     /// latest tenant migration (`enclave_tpl_…`); `false` migrates each
     /// one from empty.

@@ -122,7 +122,8 @@ async fn build_services_with(
         cipher.clone(),
         Duration::from_secs(settings.tenant_cache_secs),
     )
-    .with_reads(metrics.directory_reads());
+    .with_reads(metrics.directory_reads())
+    .with_stale_limit(Duration::from_secs(settings.directory_stale_secs));
     let provisioner =
         Provisioner::new(registry.clone(), server, cipher.clone()).with_metrics(metrics.clone());
     let mailer = Mailer::start(

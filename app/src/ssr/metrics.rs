@@ -108,6 +108,11 @@ impl Default for Metrics {
             "Reads of one company's registry row (a subdomain not cached, or changed since it was read)",
             directory_reads.company.clone(),
         );
+        registry.register(
+            "directory_stale_answers",
+            "Requests answered from a company's last known directory entry, past its cache time, because the registry could not be reached",
+            directory_reads.stale.clone(),
+        );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());

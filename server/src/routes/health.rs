@@ -14,34 +14,40 @@ use super::platform_api::ApiError;
 use crate::site::ClientIp;
 use crate::startup::AppState;
 
-/// `GET /healthz` (base domain): 200 when the registry answers, with
-/// whether each database server answers (a server down takes only its
-/// companies out, not this instance; how many companies each holds is in
-/// `/metrics`, which is not public).
+/// `GET /healthz` (base domain): whether the registry answers, and
+/// whether each database server does. Always 200 while this instance
+/// serves: with the registry down, companies already known are still
+/// served from memory (`status: degraded`, `registry: unavailable`), so a
+/// load balancer must not take the instance out for it. A server down
+/// takes only its companies out; how many companies each holds is in
+/// `/metrics`, which is not public.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.services.registry.ping().await {
+    let registry = match state.services.registry.ping().await {
         Ok(()) => {
-            let servers: Vec<_> = server_health(&state)
-                .await
-                .iter()
-                .map(|s| {
-                    json!({
-                        "name": s.name,
-                        "status": if s.up { "ok" } else { "unavailable" },
-                    })
-                })
-                .collect();
-            Json(json!({"status": "ok", "servers": servers})).into_response()
+            state.services.directory.registry_answered();
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, "registry health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable"})),
-            )
-                .into_response()
+            false
         }
-    }
+    };
+    let servers: Vec<_> = server_health(&state)
+        .await
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "status": if s.up { "ok" } else { "unavailable" },
+            })
+        })
+        .collect();
+    Json(json!({
+        "status": if registry { "ok" } else { "degraded" },
+        "registry": if registry { "ok" } else { "unavailable" },
+        "servers": servers,
+    }))
+    .into_response()
 }
 
 /// `GET /api/health` on a company's host: one query on its own database.

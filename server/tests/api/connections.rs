@@ -271,7 +271,7 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_registry_answers_503_quickly_and_recovers_by_itself() {
+async fn an_unreachable_registry_is_reported_answers_the_unknown_503_quickly_and_recovers_by_itself() {
     let proxy = Proxy::start().await;
     let app = spawn_app_with(Backend::Postgres, |s| {
         let direct = s.registry_url.as_ref().unwrap().expose_secret().to_owned();
@@ -290,9 +290,16 @@ async fn an_unreachable_registry_answers_503_quickly_and_recovers_by_itself() {
         ("localhost", "/"),
     ] {
         let started = Instant::now();
-        let status = app.get(host, path).await.status();
+        let res = app.get(host, path).await;
+        let status = res.status();
         let waited = started.elapsed();
-        if path == "/healthz" || host.starts_with("globex") {
+        if path == "/healthz" {
+            // Reported, without taking the instance out of a balancer.
+            assert_eq!(status, 200, "{host}{path}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["registry"], "unavailable", "{body}");
+            assert_eq!(body["status"], "degraded", "{body}");
+        } else if host.starts_with("globex") {
             assert_eq!(status, 503, "{host}{path}");
         }
         assert!(
@@ -304,7 +311,8 @@ async fn an_unreachable_registry_answers_503_quickly_and_recovers_by_itself() {
     proxy.restore();
     let started = Instant::now();
     loop {
-        if app.get("localhost", "/healthz").await.status() == 200 {
+        let body: serde_json::Value = app.get("localhost", "/healthz").await.json().await.unwrap();
+        if body["registry"] == "ok" {
             break;
         }
         assert!(

@@ -92,6 +92,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         tenant_idle_secs: 300,
         tenant_acquire_timeout_ms: 2000,
         tenant_cache_secs: 5,
+        directory_stale_secs: 3600,
         tenant_template: true,
         provisioning_timeout_secs: 120,
         secure_cookies: None,

@@ -22,6 +22,7 @@ mod pg_cluster;
 mod platform_api;
 mod provisioning;
 mod proxy;
+mod registry_outage;
 mod rendering;
 mod security;
 mod sessions;

@@ -12,6 +12,16 @@
 //! one, never push a company out. At most [`MAX_LOOKUPS`] registry lookups
 //! run at once, so a flood of unknown hosts cannot take the registry's
 //! connections from signed-in work.
+//!
+//! When the registry cannot be reached, a company already known keeps
+//! being served from the last answer the registry gave, for up to the
+//! stale limit (`ENCLAVE_DIRECTORY_STALE_SECS`) after it was last
+//! confirmed: stale while unreachable. The first lookup that finds the
+//! registry gone waits for it (at most [`LOOKUP_WAIT`]); after that no
+//! request waits for it: at most one probe a second, in the background,
+//! (or the health check) finds it back, and from then lookups read it
+//! again as before. Unknown
+//! subdomains are not answered from memory past their time (503).
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -259,14 +269,24 @@ pub enum DirectoryError {
     Busy,
     #[error(transparent)]
     Cipher(#[from] CipherError),
+    /// The registry did not answer a moment ago and this subdomain has no
+    /// answer young enough to serve (503).
+    #[error("the registry is unreachable")]
+    Unreachable,
 }
 
 /// Unknown subdomains remembered at most; past it that table starts over.
 pub const MAX_UNKNOWN: usize = 10_000;
 /// Registry lookups under way at once.
 pub const MAX_LOOKUPS: usize = 4;
-/// How long a lookup waits for its turn before answering 503.
-const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+/// How long a lookup waits for its turn, and then for the registry,
+/// before answering 503 (or from a stale entry).
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+/// How often the registry is probed while it is unreachable.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a company is served from its last answer while the registry
+/// is unreachable, by default.
+pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// What the directory read from the registry, for `/metrics`.
 #[derive(Clone, Debug, Default)]
@@ -275,6 +295,9 @@ pub struct DirectoryReads {
     pub version: Counter,
     /// Reads of one company's row.
     pub company: Counter,
+    /// Answers given from an entry past its time because the registry
+    /// could not be reached.
+    pub stale: Counter,
 }
 
 #[derive(Clone)]
@@ -286,6 +309,9 @@ pub struct Directory {
     lookups: Arc<tokio::sync::Semaphore>,
     max_unknown: usize,
     reads: DirectoryReads,
+    stale_limit: Duration,
+    /// Whether a background probe of the registry is under way.
+    probing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Default)]
@@ -297,6 +323,10 @@ struct Cache {
     unknown: HashMap<String, (Instant, i64)>,
     /// The registry's directory version and when it was read.
     version: Option<(i64, Instant)>,
+    /// When the registry last failed to answer, while it still has not.
+    down_since: Option<Instant>,
+    /// When the last probe of an unreachable registry began.
+    last_probe: Option<Instant>,
 }
 
 impl Cache {
@@ -312,6 +342,16 @@ impl Cache {
     /// since (by a version read within `ttl`).
     fn still_good(&self, at: Instant, v: i64, ttl: Duration) -> bool {
         at.elapsed() < ttl || self.fresh_version(ttl) == Some(v)
+    }
+
+    /// How long ago the registry last said what was read at `at` under
+    /// version `v`: when it was read, or when the same version was read
+    /// again since.
+    fn confirmed_ago(&self, at: Instant, v: i64) -> Duration {
+        match self.version {
+            Some((kept, read)) if kept == v && read > at => read.elapsed(),
+            _ => at.elapsed(),
+        }
     }
 }
 
@@ -338,7 +378,22 @@ impl Directory {
             lookups: Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)),
             max_unknown: MAX_UNKNOWN,
             reads: DirectoryReads::default(),
+            stale_limit: STALE_LIMIT,
+            probing: Arc::default(),
         }
+    }
+
+    /// Serves a known company from its last answer for up to `limit`
+    /// while the registry cannot be reached (zero: never).
+    pub fn with_stale_limit(mut self, limit: Duration) -> Self {
+        self.stale_limit = limit;
+        self
+    }
+
+    /// Whether the registry failed to answer the last time it was asked
+    /// (and no probe has found it back since).
+    pub fn registry_unreachable(&self) -> bool {
+        self.cache.lock().unwrap().down_since.is_some()
     }
 
     /// Counts registry reads into `reads` (the process's metrics).
@@ -366,6 +421,98 @@ impl Directory {
         if let Some(cached) = self.cached(sub.as_str()) {
             return Ok(cached);
         }
+        // Found gone a moment ago: no request waits for it again.
+        if self.registry_unreachable() {
+            self.probe_soon();
+            return self.stale(sub.as_str()).ok_or(DirectoryError::Unreachable);
+        }
+        match tokio::time::timeout(LOOKUP_WAIT, self.read(sub)).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e @ DirectoryError::Registry(_))) => {
+                self.mark_unreachable(&e);
+                self.stale(sub.as_str()).ok_or(e)
+            }
+            Err(_) => {
+                let e = DirectoryError::Unreachable;
+                self.mark_unreachable(&e);
+                self.stale(sub.as_str()).ok_or(e)
+            }
+            // Every lookup slot taken: the registry is slow, not gone.
+            Ok(Err(e @ DirectoryError::Busy)) => self.stale(sub.as_str()).ok_or(e),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// The registry failed to answer (`e`): until a probe finds it back,
+    /// lookups answer from memory.
+    fn mark_unreachable(&self, e: &DirectoryError) {
+        let mut cache = self.cache.lock().unwrap();
+        if cache.down_since.is_none() {
+            tracing::warn!(
+                error = %crate::ssr::http::error_chain(e),
+                "the registry is unreachable: known companies are served from memory"
+            );
+            cache.down_since = Some(Instant::now());
+        }
+    }
+
+    /// A known company's last answer, if confirmed within the stale
+    /// limit; counted.
+    fn stale(&self, sub: &str) -> Option<Option<Arc<TenantEntry>>> {
+        let cache = self.cache.lock().unwrap();
+        let (at, v, entry) = cache.known.get(sub)?;
+        if cache.confirmed_ago(*at, *v) >= self.stale_limit {
+            return None;
+        }
+        self.reads.stale.inc();
+        Some(Some(entry.clone()))
+    }
+
+    /// Starts a probe of the registry, unless one is under way or the last
+    /// began less than [`PROBE_EVERY`] ago. A probe that reads the
+    /// directory version clears the mark: lookups ask the registry again.
+    fn probe_soon(&self) {
+        use std::sync::atomic::Ordering;
+        {
+            let mut cache = self.cache.lock().unwrap();
+            if cache.last_probe.is_some_and(|at| at.elapsed() < PROBE_EVERY)
+                || self.probing.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            cache.last_probe = Some(Instant::now());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let read = tokio::time::timeout(LOOKUP_WAIT, directory_version(&this.registry)).await;
+            if let Ok(Ok(v)) = read {
+                this.reads.version.inc();
+                {
+                    let mut cache = this.cache.lock().unwrap();
+                    if cache.version.is_none_or(|(kept, _)| v >= kept) {
+                        cache.version = Some((v, Instant::now()));
+                    }
+                }
+                this.registry_answered();
+            }
+            this.probing.store(false, Ordering::Release);
+        });
+    }
+
+    /// The registry answered (a probe, or the health check): lookups ask
+    /// it again.
+    pub fn registry_answered(&self) {
+        if let Some(since) = self.cache.lock().unwrap().down_since.take() {
+            tracing::info!(
+                after_secs = since.elapsed().as_secs(),
+                "the registry answers again"
+            );
+        }
+    }
+
+    /// Reads `sub` from the registry (its turn, the directory version,
+    /// the row) and keeps the answer.
+    async fn read(&self, sub: &Subdomain) -> Result<Option<Arc<TenantEntry>>, DirectoryError> {
         let _turn = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
             .await
             .map_err(|_| DirectoryError::Busy)?
