@@ -4,12 +4,15 @@
 -- then one machine-readable RESULT line for load.sh. BENCH_DIST=sweep asks
 -- for every company once, in order, each of wrk's BENCH_THREADS threads its
 -- share, and stops: a warm-up that opens every company's pool.
+-- BENCH_COOKIES names a file whose line k is company k's session cookie
+-- (`enclave_session=…`), sent with each request to it: signed-in pages.
 local n = tonumber(os.getenv("BENCH_N") or "10")
 local dist = os.getenv("BENCH_DIST") or "uniform"
 local s = tonumber(os.getenv("BENCH_ZIPF_S") or "0.99")
 local domain = os.getenv("BENCH_DOMAIN") or "localhost:3200"
 local path = os.getenv("BENCH_PATH") or "/api/health"
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local cookie_file = os.getenv("BENCH_COOKIES")
 
 local threads = {}
 local next_id = 1
@@ -25,6 +28,12 @@ function init(args)
   hosts = {}
   for i = 1, n do
     hosts[i] = string.format("t%05d.%s", i, domain)
+  end
+  if cookie_file then
+    cookies = {}
+    for line in io.lines(cookie_file) do
+      table.insert(cookies, line)
+    end
   end
   if dist == "zipf" then
     -- cdf[k]: the share of requests that go to companies 1 … k.
@@ -62,6 +71,9 @@ function request()
     k = zipf_pick()
   else
     k = math.random(n)
+  end
+  if cookies then
+    return wrk.format("GET", path, { Host = hosts[k], Cookie = cookies[k] })
   end
   return wrk.format("GET", path, { Host = hosts[k] })
 end
