@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-smoke bench-sqlite-drivers
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-outage bench-smoke bench-sqlite-drivers
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-micro  hot-path micro-benchmarks (divan)"
 	@echo "make bench-move  a 100 MB company moved between two servers under writes"
 	@echo "make bench-isolation  nine companies beside a stuck, flooded one"
+	@echo "make bench-outage  the registry stopped 10 minutes under ten signed-in companies"
 	@echo "make bench-fleet  the fleet rows alone: 1, 2 and 4 servers, 2,000 companies"
 	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
@@ -167,6 +168,12 @@ bench-move: setup-e2e postgres
 # nine alone (the ceiling of the same run).
 bench-isolation: postgres
 	cargo test --profile server-release -p server --test api bench_isolation -- --ignored --nocapture
+
+# The registry's own cluster stopped for 10 minutes under ten companies'
+# signed-in dashboards: every answer 200, and a pause made through it once
+# it is back reaching this instance within 2 s plus the cache time.
+bench-outage: setup-system postgres build-release
+	BIN=$(CARGO_TARGET_DIR)/server-release/server server/benches/outage.sh
 
 bench-micro: postgres
 	cargo bench --profile server-release -p server --bench hot_path
