@@ -50,6 +50,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=server/benches/sign_in.sh
+. "$HERE/sign_in.sh"
 BIN=${BIN:?set BIN to the server binary}
 PG_NS=${PG_NS-10 100 1000}
 PG_ZIPF_NS=${PG_ZIPF_NS-1000}
@@ -453,16 +455,8 @@ xacts() {
 SIGNED_ROWS=()
 declare -A SIGNED_RPS SIGNED_REGISTRY SIGNED_COMPANY
 signed_in() {
-  local n=$1 i sub cookies="$WORK/cookies-$CLUSTER"
-  : >"$cookies"
-  for i in $(seq 1 "$n"); do
-    sub=$(printf "t%05d" "$i")
-    curl -s -o /dev/null -D - -H "Host: $sub.localhost:$PORT" -H 'Accept: application/json' \
-      --data-urlencode "email=admin@$sub.example" --data-urlencode "password=bench-password" \
-      "$ORIGIN/api/login" | tr -d '\r' \
-      | awk 'tolower($1) == "set-cookie:" && $2 ~ /^enclave_session=/ {sub(/;.*/, "", $2); print $2}' >>"$cookies"
-  done
-  [ "$(wc -l <"$cookies")" -eq "$n" ] || die "signing in to $n companies gave $(wc -l <"$cookies") sessions"
+  local n=$1 cookies="$WORK/cookies-$CLUSTER"
+  sign_in_admins "$n" "$cookies" || die "signing in failed"
   local path label
   for path in /api/health /; do
     label=$([ "$path" = / ] && echo "GET / (dashboard, signed in)" || echo "GET /api/health")

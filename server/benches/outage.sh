@@ -15,6 +15,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=server/benches/sign_in.sh
+. "$HERE/sign_in.sh"
 BIN=${BIN:?set BIN to the server binary}
 N=${N:-10}
 OUTAGE_SECS=${OUTAGE_SECS:-600}
@@ -78,7 +80,6 @@ TOKEN=$(env "${ENV[@]}" RUST_LOG=warn "$BIN" superadmin token create --label out
 # N companies (t00001 …, the hosts rotate.lua asks for), each admin signed
 # in; line k of the cookie file is company k's session.
 cookies="$WORK/cookies"
-: >"$cookies"
 for i in $(seq 1 "$N"); do
   sub=$(printf 't%05d' "$i")
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Host: localhost:$PORT" \
@@ -86,12 +87,9 @@ for i in $(seq 1 "$N"); do
     -d "{\"name\":\"Outage $i\",\"subdomain\":\"$sub\",\"admin_email\":\"admin@$sub.example\",\"admin_password\":\"bench-password\"}" \
     "$ORIGIN/api/admin/tenants")
   [ "$code" = 201 ] || die "creating $sub answered $code"
-  curl -s -o /dev/null -D - -H "Host: $sub.localhost:$PORT" -H 'Accept: application/json' \
-    --data-urlencode "email=admin@$sub.example" --data-urlencode "password=bench-password" \
-    "$ORIGIN/api/login" | tr -d '\r' \
-    | awk 'tolower($1) == "set-cookie:" && $2 ~ /^enclave_session=/ {sub(/;.*/, "", $2); print $2}' >>"$cookies"
 done
-[ "$(wc -l <"$cookies")" -eq "$N" ] || die "signing in to $N companies gave $(wc -l <"$cookies") sessions"
+sign_in_admins "$N" "$cookies" || die "signing in failed"
+
 dashboards() { # seconds
   BENCH_N=$N BENCH_PATH=/ BENCH_COOKIES=$cookies BENCH_DOMAIN="localhost:$PORT" \
     wrk -t"$THREADS" -c"$CONCURRENCY" -d"${1}s" --timeout 10s -s "$HERE/rotate.lua" "$ORIGIN" | grep '^RESULT'
