@@ -43,7 +43,10 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         }
     };
     // One company's flood is refused before it costs anything more: past
-    // its rate, or with its line for a connection full.
+    // its rate, or with its line for a connection full. A company's 503 is
+    // never answered sooner than `REFUSAL_PACE` after the request came.
+    let started = tokio::time::Instant::now();
+    let is_company = matches!(site, RequestSite::Tenant(_));
     if let RequestSite::Tenant(t) = &site {
         if let Some(Err(retry_after)) = state
             .services
@@ -59,6 +62,7 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
                 .into_response();
         }
         if state.services.pools.line_full(t.id()) {
+            tokio::time::sleep_until(started + REFUSAL_PACE).await;
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(RETRY_AFTER, "1")],
@@ -69,8 +73,20 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
     }
     req.extensions_mut().insert(site);
     req.extensions_mut().insert(ClientIp(forwarded.client));
-    next.run(req).await
+    let response = next.run(req).await;
+    if is_company && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        tokio::time::sleep_until(started + REFUSAL_PACE).await;
+    }
+    response
 }
+
+/// The least time a company's 503 takes (its line full, its connection
+/// busy, its statement over time). A client that asks again at once,
+/// heedless of `Retry-After`, then asks a few times a second, not
+/// thousands, and its refusals stop costing the other companies their
+/// CPU. Each paced refusal holds one of its own site's turns (`turns.rs`),
+/// so they are bounded too: a quarter of the process's request slots.
+pub const REFUSAL_PACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What a trusted proxy says of the original request: its scheme and
 /// client. From anyone else the headers are ignored.
