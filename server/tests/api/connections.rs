@@ -271,7 +271,8 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_registry_is_reported_answers_the_unknown_503_quickly_and_recovers_by_itself() {
+async fn an_unreachable_registry_is_reported_answers_the_unknown_503_quickly_and_recovers_by_itself(
+) {
     let proxy = Proxy::start().await;
     let app = spawn_app_with(Backend::Postgres, |s| {
         let direct = s.registry_url.as_ref().unwrap().expose_secret().to_owned();

@@ -22,7 +22,9 @@ async fn on_cluster(cluster: &std::sync::Arc<PgCluster>, f: fn(&PgCluster)) {
 async fn app_with_registry_on(cluster: &PgCluster, backend: Backend) -> TestApp {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("enclave_test_{id}");
-    let su = Database::connect(cluster.admin_url("postgres")).await.unwrap();
+    let su = Database::connect(cluster.admin_url("postgres"))
+        .await
+        .unwrap();
     // A name made from a UUID, never from input.
     su.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
         .await
@@ -39,12 +41,21 @@ async fn app_with_registry_on(cluster: &PgCluster, backend: Backend) -> TestApp 
 async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Backend) {
     with_cluster(50, move |cluster| async move {
         let app = app_with_registry_on(&cluster, backend).await;
-        assert!(app.settings.registry_url.as_ref().unwrap().expose_secret().contains(&cluster.port.to_string()));
+        assert!(app
+            .settings
+            .registry_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .contains(&cluster.port.to_string()));
         app.create_company("Acme Corp", "acme").await;
         let host = "acme.localhost";
         let (status, body, mut jar) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(get(&app, host, &mut jar, "/").await.status(), StatusCode::OK);
+        assert_eq!(
+            get(&app, host, &mut jar, "/").await.status(),
+            StatusCode::OK
+        );
 
         on_cluster(&cluster, PgCluster::stop).await;
         // Past the directory's cache time: what is served comes from the
@@ -55,7 +66,10 @@ async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Ba
             let res = get(&app, host, &mut jar, path).await;
             assert_eq!(res.status(), StatusCode::OK, "{path}");
             let page = res.text().await.unwrap();
-            assert!(page.contains("admin@acme.test"), "{path} shows who is signed in: {page}");
+            assert!(
+                page.contains("admin@acme.test"),
+                "{path} shows who is signed in: {page}"
+            );
         }
         let new = "a password chosen while the registry was down";
         let (status, body) = call(
@@ -77,7 +91,10 @@ async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Ba
         assert_eq!(status, StatusCode::OK, "{body}");
         let (_, me) = call(&app, host, &mut jar, "whoami", &[]).await;
         assert_eq!(me["email"], "admin@acme.test", "{me}");
-        let metrics = app.services.metrics.render(&app.services.pools.stats(), &[]);
+        let metrics = app
+            .services
+            .metrics
+            .render(&app.services.pools.stats(), &[]);
         let stale = metrics
             .lines()
             .find(|l| l.starts_with("enclave_directory_stale_answers_total "))
@@ -89,7 +106,11 @@ async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Ba
         let started = Instant::now();
         let res = app.get("globex.localhost", "/").await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
         let res = app.get("localhost", "/healthz").await;
         assert_eq!(res.status(), StatusCode::OK);
         let health: serde_json::Value = res.json().await.unwrap();
@@ -99,9 +120,10 @@ async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Ba
         // pausing acme) reaches this one within the cache time.
         on_cluster(&cluster, PgCluster::start_again).await;
         let back = Instant::now();
-        let registry = Database::connect(app.settings.registry_url.as_ref().unwrap().expose_secret())
-            .await
-            .unwrap();
+        let registry =
+            Database::connect(app.settings.registry_url.as_ref().unwrap().expose_secret())
+                .await
+                .unwrap();
         registry
             .execute_unprepared("UPDATE tenants SET status = 'paused' WHERE subdomain = 'acme'")
             .await
@@ -114,7 +136,10 @@ async fn a_known_company_keeps_working_while_the_registry_is_stopped(backend: Ba
             }
             assert_eq!(status, StatusCode::OK);
             assert!(
-                back.elapsed() < Duration::from_secs(2) + Duration::from_secs(app.settings.tenant_cache_secs) + Duration::from_millis(500),
+                back.elapsed()
+                    < Duration::from_secs(2)
+                        + Duration::from_secs(app.settings.tenant_cache_secs)
+                        + Duration::from_millis(500),
                 "acme still served {:?} after the registry came back",
                 back.elapsed()
             );

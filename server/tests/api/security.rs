@@ -351,7 +351,8 @@ async fn the_company_keeps_its_sessions_and_only_their_digests(backend: Backend)
     app.create_company("Acme Corp", "acme").await;
     let (_, _, jar) = sign_in(&app, "acme.localhost", "admin@acme.test", ADMIN_PASSWORD).await;
     let id = jar.get("enclave_session").expect("a session cookie");
-    let ids = |rows: Vec<sessions::Model>| -> Vec<String> { rows.into_iter().map(|s| s.id).collect() };
+    let ids =
+        |rows: Vec<sessions::Model>| -> Vec<String> { rows.into_iter().map(|s| s.id).collect() };
     let stored = ids(sessions::Entity::find()
         .all(&app.tenant_db("acme").await)
         .await

@@ -39,7 +39,10 @@ async fn stores(app: &TestApp) -> Vec<(DbSessionStore, DatabaseConnection)> {
             DbSessionStore::in_registry(app.services.registry.clone()),
             app.services.registry.clone(),
         ),
-        (DbSessionStore::in_company(acme), app.tenant_db("acme").await),
+        (
+            DbSessionStore::in_company(acme),
+            app.tenant_db("acme").await,
+        ),
     ]
 }
 

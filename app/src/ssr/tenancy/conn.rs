@@ -911,7 +911,10 @@ mod tests {
             let url = format!("sqlite://{}?mode=rwc", dir.join(name).display());
             let opener = lite::Opener::from_url(&url).unwrap();
             let lender = Arc::new(Lender::new(Source::Lite(opener), 1, busy.clone()));
-            Arc::new(TenantConn::new(lender, WaitBudget::new(Duration::from_millis(300))))
+            Arc::new(TenantConn::new(
+                lender,
+                WaitBudget::new(Duration::from_millis(300)),
+            ))
         };
         let (stuck, quiet) = (company("stuck.db"), company("quiet.db"));
 

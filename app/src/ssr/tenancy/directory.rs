@@ -475,7 +475,9 @@ impl Directory {
         use std::sync::atomic::Ordering;
         {
             let mut cache = self.cache.lock().unwrap();
-            if cache.last_probe.is_some_and(|at| at.elapsed() < PROBE_EVERY)
+            if cache
+                .last_probe
+                .is_some_and(|at| at.elapsed() < PROBE_EVERY)
                 || self.probing.swap(true, Ordering::AcqRel)
             {
                 return;

@@ -8,9 +8,9 @@
 //! cache ([`TenantPools::get`] is private to `tenancy`).
 use std::sync::Arc;
 
+use super::conn::WaitBudget;
 use super::directory::{Directory, DirectoryError, TenantEntry};
 use super::host::{Host, HostError, HostKind};
-use super::conn::WaitBudget;
 use super::pools::{PoolError, TenantDb, TenantPools};
 use crate::domain::Subdomain;
 use crate::site::{Origin, Site};
