@@ -224,14 +224,21 @@ impl WaitBudget {
         Duration::from_micros(self.left_us.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Takes `waited` off what is left.
-    fn spend(&self, waited: Duration) {
-        let waited = waited.as_micros() as u64;
+    /// Runs `wait`, given the deadline what is left allows, and takes the
+    /// time it took off what is left.
+    async fn wait<T, F>(&self, wait: impl FnOnce(tokio::time::Instant) -> F) -> Result<T, DbErr>
+    where
+        F: Future<Output = Result<T, DbErr>>,
+    {
+        let started = tokio::time::Instant::now();
+        let outcome = wait(started + self.left()).await;
+        let waited = started.elapsed().as_micros() as u64;
         let _ = self.left_us.fetch_update(
             std::sync::atomic::Ordering::Relaxed,
             std::sync::atomic::Ordering::Relaxed,
             |left| Some(left.saturating_sub(waited)),
         );
+        outcome
     }
 }
 
@@ -367,18 +374,16 @@ impl TenantConn {
 
     async fn loan(&self) -> Result<Loan<'_>, DbErr> {
         let lender = &*self.lender;
-        let started = tokio::time::Instant::now();
-        let deadline = started + self.waits.left();
         // Borrowed for the statement: no count of the semaphores' `Arc`s
         // to raise and lower on every statement. The company's own first.
-        let permits = async {
-            let gate = Self::permit(deadline, lender.gate.acquire()).await?;
-            let busy_permit = Self::permit(deadline, lender.busy.acquire()).await?;
-            Ok::<_, DbErr>((gate, busy_permit))
-        }
-        .await;
-        self.waits.spend(started.elapsed());
-        let permit = permits?;
+        let permit = self
+            .waits
+            .wait(|deadline| async move {
+                let gate = Self::permit(deadline, lender.gate.acquire()).await?;
+                let busy_permit = Self::permit(deadline, lender.busy.acquire()).await?;
+                Ok((gate, busy_permit))
+            })
+            .await?;
         while let Some((mut conn, since)) = lender.take() {
             if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
                 return Ok(Loan {
@@ -566,18 +571,17 @@ impl Drop for LiteTxn {
 
 impl TenantConn {
     async fn begin_txn(&self, options: TransactionOptions) -> Result<TenantTxn, DbErr> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + self.waits.left();
-        let permits = async {
-            let gate = Self::permit(deadline, self.lender.gate.clone().acquire_owned()).await?;
-            Ok::<_, DbErr>(Permits {
-                _gate: gate,
-                _busy: Self::permit(deadline, self.lender.busy.clone().acquire_owned()).await?,
+        let lender = &self.lender;
+        let permit = self
+            .waits
+            .wait(|deadline| async move {
+                let gate = Self::permit(deadline, lender.gate.clone().acquire_owned()).await?;
+                Ok(Permits {
+                    _gate: gate,
+                    _busy: Self::permit(deadline, lender.busy.clone().acquire_owned()).await?,
+                })
             })
-        }
-        .await;
-        self.waits.spend(started.elapsed());
-        let permit = permits?;
+            .await?;
         let pool = match &self.lender.source {
             Source::Pool(pool) => pool,
             Source::Lite(_) => return self.begin_lite(options, permit).await,

@@ -20,8 +20,8 @@
 //! registry gone waits for it (at most [`LOOKUP_WAIT`]); after that no
 //! request waits for it: at most one probe a second, in the background,
 //! (or the health check) finds it back, and from then lookups read it
-//! again as before. Unknown
-//! subdomains are not answered from memory past their time (503).
+//! again as before. Unknown subdomains are not answered from memory past
+//! their time (503).
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -281,12 +281,12 @@ pub const MAX_UNKNOWN: usize = 10_000;
 pub const MAX_LOOKUPS: usize = 4;
 /// How long a lookup waits for its turn, and then for the registry,
 /// before answering 503 (or from a stale entry).
-pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 /// How often the registry is probed while it is unreachable.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long a company is served from its last answer while the registry
 /// is unreachable, by default.
-pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
+const STALE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// What the directory read from the registry, for `/metrics`.
 #[derive(Clone, Debug, Default)]
@@ -310,8 +310,6 @@ pub struct Directory {
     max_unknown: usize,
     reads: DirectoryReads,
     stale_limit: Duration,
-    /// Whether a background probe of the registry is under way.
-    probing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Default)]
@@ -325,8 +323,10 @@ struct Cache {
     version: Option<(i64, Instant)>,
     /// When the registry last failed to answer, while it still has not.
     down_since: Option<Instant>,
-    /// When the last probe of an unreachable registry began.
+    /// When the last probe of an unreachable registry began, and whether
+    /// it is still under way.
     last_probe: Option<Instant>,
+    probing: bool,
 }
 
 impl Cache {
@@ -342,6 +342,14 @@ impl Cache {
     /// since (by a version read within `ttl`).
     fn still_good(&self, at: Instant, v: i64, ttl: Duration) -> bool {
         at.elapsed() < ttl || self.fresh_version(ttl) == Some(v)
+    }
+
+    /// Keeps `v`, read just now, unless a newer version was kept already
+    /// (lookups and probes read it side by side).
+    fn keep_version(&mut self, v: i64) {
+        if self.version.is_none_or(|(kept, _)| v >= kept) {
+            self.version = Some((v, Instant::now()));
+        }
     }
 
     /// How long ago the registry last said what was read at `at` under
@@ -379,7 +387,6 @@ impl Directory {
             max_unknown: MAX_UNKNOWN,
             reads: DirectoryReads::default(),
             stale_limit: STALE_LIMIT,
-            probing: Arc::default(),
         }
     }
 
@@ -472,32 +479,33 @@ impl Directory {
     /// began less than [`PROBE_EVERY`] ago. A probe that reads the
     /// directory version clears the mark: lookups ask the registry again.
     fn probe_soon(&self) {
-        use std::sync::atomic::Ordering;
         {
             let mut cache = self.cache.lock().unwrap();
-            if cache
-                .last_probe
-                .is_some_and(|at| at.elapsed() < PROBE_EVERY)
-                || self.probing.swap(true, Ordering::AcqRel)
+            if cache.probing
+                || cache
+                    .last_probe
+                    .is_some_and(|at| at.elapsed() < PROBE_EVERY)
             {
                 return;
             }
+            cache.probing = true;
             cache.last_probe = Some(Instant::now());
         }
         let this = self.clone();
         tokio::spawn(async move {
             let read = tokio::time::timeout(LOOKUP_WAIT, directory_version(&this.registry)).await;
-            if let Ok(Ok(v)) = read {
-                this.reads.version.inc();
-                {
-                    let mut cache = this.cache.lock().unwrap();
-                    if cache.version.is_none_or(|(kept, _)| v >= kept) {
-                        cache.version = Some((v, Instant::now()));
-                    }
+            let answered = matches!(read, Ok(Ok(_)));
+            {
+                let mut cache = this.cache.lock().unwrap();
+                cache.probing = false;
+                if let Ok(Ok(v)) = read {
+                    cache.keep_version(v);
                 }
+            }
+            if answered {
+                this.reads.version.inc();
                 this.registry_answered();
             }
-            this.probing.store(false, Ordering::Release);
         });
     }
 
@@ -531,13 +539,7 @@ impl Directory {
             None => {
                 let v = directory_version(&self.registry).await?;
                 self.reads.version.inc();
-                {
-                    // Lookups read it side by side: keep the newest.
-                    let mut cache = self.cache.lock().unwrap();
-                    if cache.version.is_none_or(|(kept, _)| v >= kept) {
-                        cache.version = Some((v, Instant::now()));
-                    }
-                }
+                self.cache.lock().unwrap().keep_version(v);
                 if let Some(cached) = self.cached(sub.as_str()) {
                     return Ok(cached);
                 }
