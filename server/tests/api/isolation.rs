@@ -75,6 +75,12 @@ async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
     assert!(e.to_string().contains("statement timeout"), "{e}");
     db.close().await.ok();
 
+    // A company role of someone else on the same server (another
+    // installation's, another test's), which may be dropped at any moment:
+    // `migrate` leaves it alone.
+    let stranger = format!("tenant_{}", uuid::Uuid::new_v4().simple());
+    crate::helpers::pg_admin(&format!("CREATE ROLE \"{stranger}\" NOLOGIN")).await;
+
     // New settings reach the existing role with `migrate`.
     let mut settings = app.settings.clone();
     settings.tenant_statement_timeout_ms = 2_500;
@@ -94,6 +100,9 @@ async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
         config.contains(&"statement_timeout=2500".to_owned()),
         "{config:?}"
     );
+    let (n, config) = role_limits(&stranger).await;
+    assert_eq!((n, config), (-1, vec![]), "another's role was changed");
+    crate::helpers::pg_admin(&format!("DROP ROLE \"{stranger}\"")).await;
     app.teardown().await;
 }
 

@@ -200,6 +200,17 @@ impl Default for RoleLimits {
     }
 }
 
+/// Whether `e` is PostgreSQL's `undefined_object` (42704): a role that
+/// does not exist.
+fn is_undefined_object(e: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    matches!(
+        e,
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x))
+            if matches!(&**x, sqlx::Error::Database(d) if d.code().as_deref() == Some("42704"))
+    )
+}
+
 impl RoleLimits {
     /// The statements that set them on `role` (a name made from a UUID,
     /// never from input; the values are numbers).
@@ -292,37 +303,32 @@ impl TenantServer {
         }
     }
 
-    /// PostgreSQL: sets the limits on every company role of this server
-    /// (`migrate` calls it, so that roles made before a change get it too),
-    /// in one statement. Returns how many roles it set; 0 on SQLite.
-    pub async fn apply_limits(&self) -> Result<u64, DbErr> {
+    /// PostgreSQL: sets the limits on the roles of `companies` (those of
+    /// this server, as the registry has them; `migrate` calls it, so that
+    /// roles made before a change get it too). Roles of anyone else on the
+    /// server are not touched: another installation's, or a test's, whose
+    /// roles may be dropped at this moment. A role that is gone (its
+    /// company deleted meanwhile) is passed over. Returns how many roles it
+    /// set; 0 on SQLite.
+    pub async fn apply_limits(
+        &self,
+        companies: impl IntoIterator<Item = Uuid>,
+    ) -> Result<u64, DbErr> {
         let Self::Postgres { admin, limits, .. } = self else {
             return Ok(0);
         };
-        let RoleLimits {
-            statement_timeout_ms: st,
-            idle_in_transaction_ms: idle,
-            connection_limit: n,
-        } = *limits;
-        // Company roles only: `tenant_` and 32 hex digits, as `db_name` makes them.
-        let block = format!(
-            "DO $$ DECLARE r name; BEGIN \
-               FOR r IN SELECT rolname FROM pg_roles WHERE rolname ~ '^tenant_[0-9a-f]{{32}}$' LOOP \
-                 EXECUTE format('ALTER ROLE %I CONNECTION LIMIT {n}', r); \
-                 EXECUTE format('ALTER ROLE %I SET statement_timeout = {st}', r); \
-                 EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = {idle}', r); \
-               END LOOP; END $$"
-        );
-        admin.execute_unprepared(&block).await?;
-        let row = admin
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS n FROM pg_roles WHERE rolname ~ '^tenant_[0-9a-f]{32}$'",
-            ))
-            .await?;
-        Ok(row
-            .and_then(|r| r.try_get::<i64>("", "n").ok())
-            .unwrap_or(0) as u64)
+        let mut set = 0;
+        for id in companies {
+            match admin
+                .execute_unprepared(&limits.sql(&Self::db_name(id)))
+                .await
+            {
+                Ok(_) => set += 1,
+                Err(e) if is_undefined_object(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(set)
     }
 
     /// PostgreSQL: the connections the server accepts from roles that are

@@ -154,10 +154,11 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
 ) -> Result<Summary, MigrateError> {
     let started = Instant::now();
     let latest = latest::<M>();
-    let mut tenants: Vec<tenants::Model> = directory::list(&services.registry)
-        .await?
-        .into_iter()
+    let every: Vec<tenants::Model> = directory::list(&services.registry).await?;
+    let mut tenants: Vec<tenants::Model> = every
+        .iter()
         .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Paused))
+        .cloned()
         .collect();
     if let Some(only) = &opts.only {
         tenants.retain(|t| t.subdomain == only.as_str());
@@ -174,8 +175,13 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     if !opts.dry_run {
         for name in &servers {
             let server = fleet.server(Some(name)).await?;
+            let on_it = every
+                .iter()
+                .filter(|t| t.db_server.as_deref().unwrap_or(super::fleet::FIRST) == name)
+                .map(|t| t.id)
+                .collect::<Vec<_>>();
             let set = server
-                .apply_limits()
+                .apply_limits(on_it)
                 .await
                 .map_err(|e| MigrateError::Limits(name.clone(), e))?;
             tracing::debug!(server = %name, roles = set, "company role limits set");
