@@ -450,7 +450,7 @@ async fn migrate(
     tenant: Option<String>,
     dry_run: bool,
 ) -> CliResult {
-    use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions, Outcome};
+    use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions, Outcome};
     use indicatif::{ProgressBar, ProgressStyle};
     use migration::TenantMigrator;
 

@@ -204,7 +204,7 @@ fn raise_open_file_limit() -> u64 {
 }
 
 async fn migrate_sqlite_tenants(services: &Services) {
-    use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
+    use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions};
     let opts = MigrateOptions {
         concurrency: 4,
         only: None,

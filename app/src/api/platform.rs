@@ -45,7 +45,7 @@ pub async fn list_tenants(
         context::services,
         entities::tenants::TenantStatus,
         http::internal,
-        tenancy::{directory, migrate::tenant_schema_position},
+        tenancy::{directory, schema::migrate::tenant_schema_position},
     };
     use sea_orm::{ActiveEnum, Iterable};
 

@@ -18,7 +18,7 @@ on_both_backends!(the_companies_page_searches_filters_sorts_and_pages_ten_thousa
 /// "Company 0" … with one "Zebra_Works 100%".
 async fn fill_registry(app: &TestApp) {
     let now = chrono::Utc::now();
-    let latest = app::ssr::tenancy::migrate::latest_tenant_schema();
+    let latest = app::ssr::tenancy::schema::migrate::latest_tenant_schema();
     for chunk in (0..10_000).collect::<Vec<u32>>().chunks(1_000) {
         let rows = chunk.iter().map(|i| tenants::ActiveModel {
             id: Set(uuid::Uuid::new_v4()),
@@ -92,8 +92,8 @@ async fn the_companies_page_searches_filters_sorts_and_pages_ten_thousand(backen
     assert!(html.contains("rel=\"next\""));
     assert!(!html.contains("rel=\"prev\""));
     // The schema as a person reads it, its name on hover.
-    let latest = app::ssr::tenancy::migrate::latest_tenant_schema();
-    let (at, of) = app::ssr::tenancy::migrate::tenant_schema_position(&latest).unwrap();
+    let latest = app::ssr::tenancy::schema::migrate::latest_tenant_schema();
+    let (at, of) = app::ssr::tenancy::schema::migrate::tenant_schema_position(&latest).unwrap();
     assert_eq!(at, of);
     assert!(html.contains(&format!("title=\"{latest}\"")), "{html}");
     assert!(html.contains(&format!(">{at} of {of}</abbr>")), "{html}");

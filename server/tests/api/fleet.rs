@@ -142,7 +142,7 @@ async fn placement(admin_url: String) {
     // the latest schema on the second server.
     {
         use app::ssr::entities::tenants;
-        use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions, Outcome};
+        use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions, Outcome};
         use sea_orm::{ActiveModelTrait, Set};
         tenants::ActiveModel {
             id: Set(acme.id),
@@ -170,7 +170,7 @@ async fn placement(admin_url: String) {
             .unwrap();
         assert_eq!(
             row.schema_version,
-            Some(app::ssr::tenancy::migrate::latest_tenant_schema())
+            Some(app::ssr::tenancy::schema::migrate::latest_tenant_schema())
         );
     }
 

@@ -47,7 +47,7 @@ async fn role_limits(role: &str) -> (i32, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
-    use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
+    use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions};
     let app = spawn_app_with(Backend::Postgres, |s| {
         s.tenant_statement_timeout_ms = 1_500;
         s.tenant_idle_in_transaction_ms = 4_000;

@@ -1,5 +1,5 @@
 //! `/metrics`: what it counts, and who may read it.
-use app::ssr::tenancy::migrate::{migrate_tenants, MigrateOptions};
+use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions};
 use reqwest::{header, StatusCode};
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};

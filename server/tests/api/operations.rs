@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use app::domain::Subdomain;
 use app::ssr::tenancy::{
     directory,
-    migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
+    schema::migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
 };
 use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
 use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, Statement};

@@ -9,8 +9,8 @@ use app::ssr::{
     },
     tenancy::{
         directory,
-        migrate::latest_tenant_schema,
         provisioning::{FailPoint, ProvisionError},
+        schema::migrate::latest_tenant_schema,
     },
 };
 use app::{

@@ -12,7 +12,7 @@
 //! databases (SQLite files or PostgreSQL databases with their own roles),
 //! copying the PostgreSQL [`template`], on the servers of the [`fleet`] (the
 //! first, and those added with `dbserver add`); [`provisioning`] creates a company as
-//! a recorded state machine; [`migrate`] brings every company to the latest
+//! a recorded state machine; [`schema`] brings every company to the latest
 //! schema; [`lifecycle`] creates, pauses, resumes, deletes and recovers
 //! companies for the pages, the platform API and the CLI; [`moves`] moves a
 //! company to another server, as a recorded state machine.
@@ -23,11 +23,11 @@ pub mod fleet;
 pub mod host;
 pub mod lifecycle;
 mod lite;
-pub mod migrate;
 pub mod moves;
 pub mod pools;
 pub mod provisioning;
 pub mod resolve;
+pub mod schema;
 pub mod template;
 
 pub use resolve::{RequestSite, Resolver, TenantContext};

@@ -40,7 +40,7 @@ use uuid::Uuid;
 
 use super::databases::{connect_once, quote_ident, TenantServer, TenantServerError};
 use super::fleet::{FleetError, FIRST};
-use super::migrate::latest_tenant_schema;
+use super::schema::migrate::latest_tenant_schema;
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome, MoveStep},

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::databases::{connect_once, StepTimes, TenantServer, TenantServerError};
 use super::fleet::Fleet;
-use super::migrate::latest_tenant_schema;
+use super::schema::migrate::latest_tenant_schema;
 use crate::domain::{CompanyName, Email, Password, Role, Subdomain};
 use crate::ssr::accounts::{passwords, users::audit};
 use crate::ssr::entities::{

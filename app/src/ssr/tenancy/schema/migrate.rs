@@ -16,13 +16,13 @@ use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{ActiveModelTrait, DbErr, Set};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use super::databases::connect_once;
-use super::directory;
 use crate::domain::Subdomain;
 use crate::ssr::entities::tenants::{self, TenantStatus};
 use crate::ssr::http::error_chain;
 use crate::ssr::secrets::CipherError;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::databases::connect_once;
+use crate::ssr::tenancy::{directory, fleet};
 
 #[derive(Clone, Debug)]
 pub struct MigrateOptions {
@@ -115,7 +115,7 @@ pub enum MigrateError {
     #[error("no company has the subdomain '{0}'")]
     UnknownTenant(String),
     #[error("cannot list the database servers")]
-    Servers(#[from] super::fleet::FleetError),
+    Servers(#[from] fleet::FleetError),
     #[error("cannot set the company roles' limits on server '{0}'")]
     Limits(String, #[source] DbErr),
 }
@@ -177,7 +177,7 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
             let server = fleet.server(Some(name)).await?;
             let on_it = every
                 .iter()
-                .filter(|t| t.db_server.as_deref().unwrap_or(super::fleet::FIRST) == name)
+                .filter(|t| t.db_server.as_deref().unwrap_or(fleet::FIRST) == name)
                 .map(|t| t.id)
                 .collect::<Vec<_>>();
             let set = server
@@ -207,7 +207,7 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
             .db_server
             .clone()
             .filter(|name| servers.contains(name))
-            .unwrap_or_else(|| super::fleet::FIRST.to_owned());
+            .unwrap_or_else(|| fleet::FIRST.to_owned());
         let permits = per_server
             .entry(server)
             .or_insert_with(|| Arc::new(Semaphore::new(opts.concurrency.max(1))))
