@@ -14,8 +14,13 @@ use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
 use crate::startup::AppState;
 
-/// Gives the request its session, from its site's store.
+/// Gives the request its session, from its site's store. Health checks
+/// read no session and are given none: a balancer's probes cost no store
+/// and no cookie parsing.
 pub async fn give_session(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if SESSIONLESS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
     let store = DbSessionStore::for_site(
         req.extensions().get::<RequestSite>(),
         &state.services.registry,
@@ -26,6 +31,9 @@ pub async fn give_session(State(state): State<AppState>, req: Request, next: Nex
         Err(never) => match never {},
     }
 }
+
+/// Paths whose handlers never read or write a session.
+const SESSIONLESS: &[&str] = &["/api/health", "/healthz"];
 
 /// Database-backed sessions with host-only cookies, so a session made on
 /// one subdomain is never even sent to another.
