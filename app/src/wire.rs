@@ -182,6 +182,8 @@ pub struct TenantRow {
     pub schema_version: String,
     /// The same as a person reads it: "5 of 5", or "unknown".
     pub schema: String,
+    /// Why its last migration failed (cleared when one succeeds).
+    pub migration_error: Option<String>,
     pub created: String,
 }
 

@@ -9,6 +9,7 @@ use app::site::Origin;
 use app::ssr::tenancy::{
     directory::{self, TenantInfo},
     provisioning::NewTenant,
+    schema::waves::{self, Canary},
 };
 use clap::{Parser, Subcommand};
 
@@ -31,21 +32,59 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// How `migrate` runs.
+#[derive(clap::Args, Debug, Default)]
+pub struct MigrateArgs {
+    /// Companies migrated at once on each database server [default: 8, at
+    /// most the connection budget].
+    #[arg(long, visible_alias = "concurrency")]
+    parallel: Option<usize>,
+    /// Only this company.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Connect to each company and list its pending migrations; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the waves and the migrations each company would get (from what
+    /// the registry records); change nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    plan: bool,
+    /// Migrate in waves, first these companies: a number (the n smallest)
+    /// or a comma-separated list of subdomains [default with waves: 1].
+    #[arg(long)]
+    canary: Option<Canary>,
+    /// Each wave after the canary is this many times the one before (at
+    /// least 1) [default with waves: 2].
+    #[arg(long, value_parser = waves::parse_growth)]
+    growth: Option<f64>,
+    /// Stop after a wave in which more than this share of companies failed
+    /// (0 to 1) [default with waves: 0, the first failure].
+    #[arg(long, value_parser = waves::parse_abort_rate)]
+    abort_rate: Option<f64>,
+    /// Continue the stopped run where it stopped, with its own waves and
+    /// abort rate; companies it finished are skipped, failed ones retried.
+    #[arg(long, conflicts_with_all = ["tenant", "dry_run", "plan", "canary", "growth", "abort_rate"])]
+    resume: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// Which company is on which version, the last run, and every failure.
+    Status,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the web app (the default).
     Serve,
-    /// Migrate the registry, then every company's database (paused ones too).
+    /// Migrate the registry, then every company's database (paused ones too),
+    /// all at once or in waves.
+    #[command(args_conflicts_with_subcommands = true)]
     Migrate {
-        /// Companies migrated at once [default: 8, at most the connection budget].
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Only this company.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// List pending migrations per company; change nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(subcommand)]
+        what: Option<MigrateCommand>,
+        #[command(flatten)]
+        args: MigrateArgs,
     },
     /// Manage companies (tenants).
     #[command(subcommand)]
@@ -237,10 +276,10 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(cli.settings).await,
             Command::Migrate {
-                concurrency,
-                tenant,
-                dry_run,
-            } => migrate(cli.settings, concurrency, tenant, dry_run).await,
+                what: Some(MigrateCommand::Status),
+                ..
+            } => migrate_status(cli.settings).await,
+            Command::Migrate { what: None, args } => migrate(cli.settings, args).await,
             Command::Tenant(cmd) => tenant(cli.settings, cmd).await,
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
             Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,
@@ -442,27 +481,60 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
     Ok(())
 }
 
-/// Exit code 0 when every tenant is current, 1 when any failed (or the
-/// migration could not run at all).
-async fn migrate(
-    settings: Settings,
-    concurrency: Option<usize>,
-    tenant: Option<String>,
-    dry_run: bool,
-) -> CliResult {
-    use app::ssr::tenancy::schema::migrate::{migrate_tenants, MigrateOptions, Outcome};
+/// Exit code 0 when every tenant is current, 1 when any failed, the run
+/// stopped, or the migration could not run at all.
+async fn migrate(settings: Settings, args: MigrateArgs) -> CliResult {
+    use app::ssr::tenancy::schema::migrate::{
+        migrate_tenants, plan, Guards, MigrateOptions, Outcome,
+    };
+    use app::ssr::tenancy::schema::waves::WaveOptions;
     use indicatif::{ProgressBar, ProgressStyle};
     use migration::TenantMigrator;
 
-    let only = tenant.as_deref().map(Subdomain::parse).transpose()?;
+    // Every flag is checked before anything is touched.
+    let only = args.tenant.as_deref().map(Subdomain::parse).transpose()?;
     let budget = settings.connection_budget.unwrap_or(64) as usize;
+    let in_waves = args.canary.is_some() || args.growth.is_some() || args.abort_rate.is_some();
     let opts = MigrateOptions {
-        concurrency: concurrency.unwrap_or(8).clamp(1, budget),
+        concurrency: args.parallel.unwrap_or(8).clamp(1, budget),
         only,
-        dry_run,
+        dry_run: args.dry_run,
+        waves: in_waves.then(|| WaveOptions {
+            canary: args.canary.clone().unwrap_or(Canary::Smallest(1)),
+            growth: args.growth.unwrap_or(2.0),
+            abort_rate: args.abort_rate.unwrap_or(0.0),
+        }),
+        resume: args.resume,
+        guards: Guards {
+            lock_timeout: std::time::Duration::from_millis(settings.migration_lock_timeout_ms),
+            statement_timeout: std::time::Duration::from_millis(
+                settings.migration_statement_timeout_ms,
+            ),
+        },
     };
     let services = build_services(&settings).await?; // migrates the registry first
     println!("registry: up to date");
+    if args.plan {
+        let plan = plan::<TenantMigrator>(&services, &opts).await?;
+        for (k, wave) in plan.waves.iter().enumerate() {
+            println!(
+                "wave {} of {} ({} compan{}):",
+                k + 1,
+                plan.waves.len(),
+                wave.len(),
+                if wave.len() == 1 { "y" } else { "ies" }
+            );
+            for (sub, pending) in wave {
+                println!("  {sub}: {}", pending.join(", "));
+            }
+        }
+        println!(
+            "{} compan{} already current; nothing changed",
+            plan.current,
+            if plan.current == 1 { "y" } else { "ies" }
+        );
+        return Ok(());
+    }
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -528,9 +600,14 @@ async fn migrate(
     for (sub, e) in &failed {
         println!("  {sub}: {e}");
     }
+    if let Some(reason) = &summary.stopped {
+        println!("stopped after {reason}");
+        println!("fix what failed, then: server migrate --resume");
+        return Err(MigrateStopped.into());
+    }
     // New companies are copied from a template at the latest migration:
     // build it now rather than on the next signup.
-    if !dry_run && services.provisioner.server().prepare_template().await {
+    if !args.dry_run && services.provisioner.server().prepare_template().await {
         println!("tenant template: up to date");
     }
     if failed.is_empty() {
@@ -539,6 +616,78 @@ async fn migrate(
         Err(MigrateFailed(failed.len()).into())
     }
 }
+
+/// `migrate status`: the last run, the versions companies are on, and
+/// which are behind or failed, and why.
+async fn migrate_status(settings: Settings) -> CliResult {
+    use app::ssr::tenancy::schema::{migrate::latest_tenant_schema, runs};
+
+    let services = build_services(&settings).await?;
+    let latest = latest_tenant_schema();
+    let status = runs::status(&services.registry, &latest).await?;
+    match &status.last_run {
+        None => println!("last run: none recorded"),
+        Some((run, companies)) => {
+            println!(
+                "last run: {} {}, started {}, wave {} of {}{}",
+                run.id,
+                run.state.to_value(),
+                run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                run.wave,
+                run.waves,
+                run.canary
+                    .as_ref()
+                    .map(|c| format!(
+                        " (canary {c}, growth {}, abort rate {}, parallel {})",
+                        run.growth, run.abort_rate, run.parallel
+                    ))
+                    .unwrap_or_default()
+            );
+            if let Some(reason) = &run.stop_reason {
+                println!("  stopped: {reason}");
+            }
+            let count = |o| companies.iter().filter(|c| c.outcome == o).count();
+            use app::ssr::entities::migration_run_companies::CompanyOutcome as O;
+            println!(
+                "  {} migrated, {} current, {} failed, {} not reached",
+                count(O::Migrated),
+                count(O::Current),
+                count(O::Failed),
+                count(O::Pending)
+            );
+            for c in companies.iter().filter(|c| c.outcome == O::Failed) {
+                println!(
+                    "  {} (wave {}): FAILED{} at {}: {}",
+                    c.subdomain,
+                    c.wave,
+                    c.sqlstate
+                        .as_ref()
+                        .map(|s| format!(" [{s}]"))
+                        .unwrap_or_default(),
+                    c.reached.as_deref().unwrap_or("(none)"),
+                    c.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    println!("versions (latest: {latest}):");
+    for (version, n) in &status.versions {
+        println!("  {version}: {n}");
+    }
+    println!("behind: {}", status.behind.len());
+    for (sub, version) in &status.behind {
+        println!("  {sub}: {version}");
+    }
+    println!("failed: {}", status.failed.len());
+    for (sub, error) in &status.failed {
+        println!("  {sub}: {error}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the run stopped before its last wave")]
+struct MigrateStopped;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0} tenant(s) failed to migrate")]

@@ -71,6 +71,19 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_TENANT_STATEMENT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub tenant_statement_timeout_ms: u64,
 
+    /// Milliseconds one company's migration (`migrate`) may wait for a
+    /// lock (PostgreSQL's `lock_timeout`; SQLite's busy timeout): a
+    /// migration stuck behind a long transaction fails that company's step
+    /// instead of holding up its requests.
+    #[arg(long, global = true, env = "ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    pub migration_lock_timeout_ms: u64,
+
+    /// Milliseconds one statement of a company's migration may run
+    /// (PostgreSQL's `statement_timeout` for `migrate`, above the company
+    /// role's own).
+    #[arg(long, global = true, env = "ENCLAVE_MIGRATION_STATEMENT_TIMEOUT_MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub migration_statement_timeout_ms: u64,
+
     /// Milliseconds a company's transaction may sit idle before PostgreSQL
     /// ends its session (its role's `idle_in_transaction_session_timeout`).
     #[arg(long, global = true, env = "ENCLAVE_TENANT_IDLE_IN_TRANSACTION_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]

@@ -33,6 +33,14 @@ pub async fn resolve_site(State(state): State<AppState>, mut req: Request, next:
         Err(ResolveError::BadHost(e)) => {
             return (StatusCode::BAD_REQUEST, format!("Bad request: {e}.\n")).into_response()
         }
+        Err(ResolveError::NewerSchema(_)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "30")],
+                "This company is being upgraded; please try again in a moment.\n",
+            )
+                .into_response()
+        }
         Err(e @ ResolveError::Lookup(_)) => {
             tracing::error!(error = %app::ssr::http::error_chain(&e), "tenant lookup failed");
             return (

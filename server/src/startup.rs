@@ -208,7 +208,7 @@ async fn migrate_sqlite_tenants(services: &Services) {
     let opts = MigrateOptions {
         concurrency: 4,
         only: None,
-        dry_run: false,
+        ..Default::default()
     };
     match migrate_tenants::<migration::TenantMigrator>(services, &opts, |_| {}, |_| {}).await {
         Ok(summary) => {

@@ -37,6 +37,7 @@ pub const TENANTS_PER_PAGE: u64 = 50;
 pub async fn list_tenants(
     #[server(default)] q: String,
     #[server(default)] status: String,
+    #[server(default)] schema: String,
     #[server(default)] sort: String,
     #[server(default)] page: u64,
 ) -> Result<TenantPage, AppError> {
@@ -45,17 +46,26 @@ pub async fn list_tenants(
         context::services,
         entities::tenants::TenantStatus,
         http::internal,
-        tenancy::{directory, schema::migrate::tenant_schema_position},
+        tenancy::{
+            directory::{self, SchemaFilter},
+            schema::migrate::{latest_tenant_schema, tenant_schema_position},
+        },
     };
     use sea_orm::{ActiveEnum, Iterable};
 
     require_platform_admin().await?;
     let status = TenantStatus::iter().find(|s| s.to_value() == status);
     let page = page.max(1);
+    let schema = match schema.as_str() {
+        "behind" => SchemaFilter::Behind(latest_tenant_schema()),
+        "failed" => SchemaFilter::Failed,
+        _ => SchemaFilter::Any,
+    };
     let listing = directory::search(
         &services()?.registry,
         &q,
         status,
+        schema,
         directory::SortBy::parse(&sort),
         page - 1,
         TENANTS_PER_PAGE,
@@ -72,6 +82,7 @@ pub async fn list_tenants(
                     Some((at, of)) => format!("{at} of {of}"),
                     None => "unknown".into(),
                 },
+                migration_error: t.last_migration_error,
                 name: t.name,
                 subdomain: t.subdomain,
                 status: t.status.to_value(),

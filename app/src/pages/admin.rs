@@ -39,11 +39,17 @@ pub fn AdminPage() -> impl IntoView {
                 login.version().get(),
                 pause.version().get(),
                 delete.version().get(),
-                (param("q"), param("status"), param("sort"), param("page")),
+                (
+                    param("q"),
+                    param("status"),
+                    param("schema"),
+                    param("sort"),
+                    param("page"),
+                ),
             )
         },
-        |(_, _, _, (q, status, sort, page))| {
-            list_tenants(q, status, sort, page.parse().unwrap_or(1))
+        |(_, _, _, (q, status, schema, sort, page))| {
+            list_tenants(q, status, schema, sort, page.parse().unwrap_or(1))
         },
     );
     let login_error = move || {
@@ -88,13 +94,17 @@ pub fn AdminPage() -> impl IntoView {
                     }
                     .into_any(),
                     other => guard(other, "/admin", move |listing| {
-                        let (q, status, sort) = (param("q"), param("status"), param("sort"));
+                        let (q, status, schema, sort) =
+                            (param("q"), param("status"), param("schema"), param("sort"));
                         // A link to another page of the same list.
                         let page_href = {
-                            let (q, status, sort) = (q.clone(), status.clone(), sort.clone());
+                            let (q, status, schema, sort) =
+                                (q.clone(), status.clone(), schema.clone(), sort.clone());
                             move |page: u64| {
                                 let mut url = String::from("/admin?");
-                                for (k, v) in [("q", &q), ("status", &status), ("sort", &sort)] {
+                                for (k, v) in
+                                    [("q", &q), ("status", &status), ("schema", &schema), ("sort", &sort)]
+                                {
                                     if !v.is_empty() {
                                         url.push_str(&format!("{k}={}&", encode(v)));
                                     }
@@ -126,6 +136,12 @@ pub fn AdminPage() -> impl IntoView {
                                     {option("failed", "Failed", &status)}
                                     {option("deleting", "Deleting", &status)}
                                 </select>
+                                <label for="tenant-schema">"Schema"</label>
+                                <select id="tenant-schema" name="schema">
+                                    {option("", "Any", &schema)}
+                                    {option("behind", "Behind", &schema)}
+                                    {option("failed", "Migration failed", &schema)}
+                                </select>
                                 <label for="tenant-sort">"Sort"</label>
                                 <select id="tenant-sort" name="sort">
                                     {option("name", "Name", &sort)}
@@ -154,7 +170,10 @@ pub fn AdminPage() -> impl IntoView {
                                                 <td><code>{t.subdomain.clone()}</code></td>
                                                 <td data-testid="status">{t.status.clone()}</td>
                                                 <td data-testid="server">{t.server.clone()}</td>
-                                                <td><abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr></td>
+                                                <td>
+                                                    <abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr>
+                                                    {t.migration_error.clone().map(|e| view! { " " <span class="badge danger" title=e data-testid="migration-failed">"migration failed"</span> })}
+                                                </td>
                                                 <td class="nowrap">{t.created.clone()}</td>
                                                 <td class="actions">
                                                     <ActionForm action=pause>

@@ -17,6 +17,7 @@ mod m20261127_000014_directory_version;
 mod m20261206_000015_sealing;
 mod m20261206_000016_signups_hold_nothing;
 mod m20261206_000017_company_sessions_leave;
+mod m20261206_000018_migration_runs;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261206_000015_sealing::Migration),
             Box::new(m20261206_000016_signups_hold_nothing::Migration),
             Box::new(m20261206_000017_company_sessions_leave::Migration),
+            Box::new(m20261206_000018_migration_runs::Migration),
         ]
     }
 }

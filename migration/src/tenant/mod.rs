@@ -7,6 +7,7 @@ pub(crate) mod m20261127_000004_login_failures_by_client;
 mod m20261127_000005_create_password_resets;
 mod m20261127_000006_create_invitations;
 mod m20261206_000007_create_sessions;
+mod m20261206_000008_audit_log_by_action;
 
 /// Migrates one company's database. Every tenant database runs the same list.
 pub struct TenantMigrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m20261127_000005_create_password_resets::Migration),
             Box::new(m20261127_000006_create_invitations::Migration),
             Box::new(m20261206_000007_create_sessions::Migration),
+            Box::new(m20261206_000008_audit_log_by_action::Migration),
         ]
     }
 }

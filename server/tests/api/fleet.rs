@@ -155,7 +155,7 @@ async fn placement(admin_url: String) {
         let opts = MigrateOptions {
             concurrency: 2,
             only: Some(Subdomain::parse("acme").unwrap()),
-            dry_run: false,
+            ..Default::default()
         };
         let summary =
             migrate_tenants::<migration::TenantMigrator>(&app.services, &opts, |_| {}, |_| {})

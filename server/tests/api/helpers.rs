@@ -10,7 +10,7 @@ use app::ssr::{
 use reqwest::header::{self, HOST};
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use server::{
     config::{LogFormat, Settings},
@@ -86,6 +86,8 @@ pub async fn test_settings(backend: Backend) -> Settings {
         tenant_queue: 32,
         tenant_statement_timeout_ms: 10_000,
         tenant_idle_in_transaction_ms: 30_000,
+        migration_lock_timeout_ms: 5_000,
+        migration_statement_timeout_ms: 600_000,
         tenant_connection_limit: 20,
         connection_reserve: 10,
         instances: 1,
@@ -202,6 +204,24 @@ impl TestApp {
         .resolve(host, "http")
         .await
         .unwrap()
+    }
+
+    /// The environment that points the `server` binary at this app's
+    /// registry, companies and key (for [`crate::cli::run_server`]).
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let s = &self.settings;
+        let mut env = vec![
+            ("ENCLAVE_DATA_DIR", s.data_dir.display().to_string()),
+            (
+                "ENCLAVE_SECRET_KEY",
+                s.secret_key.as_ref().unwrap().expose_secret().to_owned(),
+            ),
+        ];
+        if let (Some(r), Some(t)) = (&s.registry_url, &s.tenant_db_url) {
+            env.push(("ENCLAVE_REGISTRY_URL", r.expose_secret().to_owned()));
+            env.push(("ENCLAVE_TENANT_DB_URL", t.expose_secret().to_owned()));
+        }
+        env
     }
 
     /// A company made through the real provisioning path.

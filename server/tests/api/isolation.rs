@@ -89,7 +89,7 @@ async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
     let opts = MigrateOptions {
         concurrency: 2,
         only: None,
-        dry_run: false,
+        ..Default::default()
     };
     migrate_tenants::<migration::TenantMigrator>(&services, &opts, |_| {}, |_| {})
         .await

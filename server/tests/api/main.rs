@@ -15,6 +15,7 @@ mod isolation;
 mod logs;
 mod mailbox;
 mod metrics;
+mod migration_waves;
 mod moves;
 mod operations;
 mod password_reset;

@@ -53,7 +53,7 @@ async fn metrics_count_requests_pools_provisioning_and_migrations(backend: Backe
     let opts = MigrateOptions {
         concurrency: 2,
         only: None,
-        dry_run: false,
+        ..Default::default()
     };
     migrate_tenants::<migration::TenantMigrator>(&app.services, &opts, |_| {}, |_| {})
         .await

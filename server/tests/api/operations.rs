@@ -81,7 +81,7 @@ fn opts() -> MigrateOptions {
     MigrateOptions {
         concurrency: 4,
         only: None,
-        dry_run: false,
+        ..Default::default()
     }
 }
 

@@ -2,7 +2,8 @@
 //! Behaviour lives in the query modules beside them, not here.
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
-//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`, `tenant_moves`. Tenant databases: `tenant_users`, `audit_log`,
+//! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`, `tenant_moves`,
+//! `migration_runs`, `migration_run_companies`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
@@ -12,6 +13,8 @@ pub mod invitations;
 pub mod login_failures;
 pub mod member_emails;
 pub mod member_index;
+pub mod migration_run_companies;
+pub mod migration_runs;
 pub mod password_resets;
 pub mod platform_users;
 pub mod provisioning;

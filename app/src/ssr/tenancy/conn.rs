@@ -321,6 +321,20 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     }
 }
 
+/// The database's own code for `e`, when it gave one: PostgreSQL's
+/// SQLSTATE (`55P03`), SQLite's extended result code (`2067`).
+pub fn sqlstate(e: &DbErr) -> Option<String> {
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            match &**x {
+                sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Whether `e` is a company's database refusing for now rather than
 /// failing: a statement over the company's time (PostgreSQL 57014,
 /// SQLite's interrupt), a transaction left idle too long (25P03), the

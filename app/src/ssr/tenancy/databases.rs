@@ -4,7 +4,7 @@
 //! safe to place in DDL, which cannot take bind parameters. Every database
 //! connection Enclave opens, registry included, starts from
 //! [`connect_options`].
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use secrecy::{ExposeSecret, SecretString};
@@ -147,9 +147,14 @@ pub async fn close_registry(registry: &DatabaseConnection) -> Vec<String> {
 /// A single short-lived connection, for work outside requests
 /// (provisioning, the template, migrate).
 pub async fn connect_once(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(once_options(url)).await
+}
+
+/// The options of [`connect_once`], for a caller that adds its own.
+pub fn once_options(url: &SecretString) -> ConnectOptions {
     let mut opts = connect_options(url, 1, Duration::from_secs(5));
     opts.acquire_timeout(Duration::from_secs(10));
-    Database::connect(opts).await
+    opts
 }
 
 /// How long each step of creating a company took, in order.
@@ -203,12 +208,7 @@ impl Default for RoleLimits {
 /// Whether `e` is PostgreSQL's `undefined_object` (42704): a role that
 /// does not exist.
 fn is_undefined_object(e: &DbErr) -> bool {
-    use sea_orm::{sqlx, RuntimeErr};
-    matches!(
-        e,
-        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x))
-            if matches!(&**x, sqlx::Error::Database(d) if d.code().as_deref() == Some("42704"))
-    )
+    super::conn::sqlstate(e).as_deref() == Some("42704")
 }
 
 impl RoleLimits {
@@ -329,6 +329,48 @@ impl TenantServer {
             }
         }
         Ok(set)
+    }
+
+    /// How much room each of `companies` takes on this server, in bytes:
+    /// its SQLite file (and write-ahead log), or its PostgreSQL database. A
+    /// company whose size cannot be read (no file; a database the
+    /// administrator may not look into) is left out.
+    pub async fn sizes(&self, companies: &[Uuid]) -> Result<HashMap<Uuid, u64>, DbErr> {
+        match self {
+            Self::Sqlite { dir } => Ok(companies
+                .iter()
+                .filter_map(|&id| {
+                    let path = Self::sqlite_path(dir, id);
+                    let main = std::fs::metadata(&path).ok()?.len();
+                    let wal =
+                        std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+                    Some((id, main + wal))
+                })
+                .collect()),
+            Self::Postgres { admin, .. } => {
+                let by_name: HashMap<String, Uuid> = companies
+                    .iter()
+                    .map(|&id| (Self::db_name(id), id))
+                    .collect();
+                let rows = admin
+                    .query_all_raw(sea_orm::Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT datname::text AS name, pg_database_size(oid)::bigint AS bytes \
+                         FROM pg_database WHERE datname LIKE 'tenant\\_%' \
+                         AND (has_database_privilege(oid, 'CONNECT') \
+                              OR pg_has_role('pg_read_all_stats', 'MEMBER'))",
+                    ))
+                    .await?;
+                let mut sizes = HashMap::new();
+                for row in rows {
+                    let name: String = row.try_get("", "name")?;
+                    if let Some(&id) = by_name.get(&name) {
+                        sizes.insert(id, row.try_get::<i64>("", "bytes")?.max(0) as u64);
+                    }
+                }
+                Ok(sizes)
+            }
+        }
     }
 
     /// PostgreSQL: the connections the server accepts from roles that are

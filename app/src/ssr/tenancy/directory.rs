@@ -88,14 +88,25 @@ pub struct Listing {
     pub total: u64,
 }
 
+/// Which companies by where their schema stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemaFilter {
+    Any,
+    /// Not at this (the latest) migration.
+    Behind(String),
+    /// Their last migration failed.
+    Failed,
+}
+
 /// Companies whose name or subdomain contains `q` (any case; `%` and `_`
-/// are plain characters), with `status` if given, sorted, one page of
+/// are plain characters), with `status` and `schema` if given, sorted, one page of
 /// `per_page` (`page` counts from 0). Ties are broken by subdomain, so
 /// pages never overlap.
 pub async fn search(
     db: &impl ConnectionTrait,
     q: &str,
     status: Option<TenantStatus>,
+    schema: SchemaFilter,
     sort: SortBy,
     page: u64,
     per_page: u64,
@@ -123,6 +134,15 @@ pub async fn search(
     if let Some(status) = status {
         find = find.filter(tenants::Column::Status.eq(status));
     }
+    find = match schema {
+        SchemaFilter::Any => find,
+        SchemaFilter::Behind(latest) => find.filter(
+            Condition::any()
+                .add(tenants::Column::SchemaVersion.ne(latest))
+                .add(tenants::Column::SchemaVersion.is_null()),
+        ),
+        SchemaFilter::Failed => find.filter(tenants::Column::LastMigrationError.is_not_null()),
+    };
     use tenants::Column as C;
     find = match sort {
         SortBy::Name => find.order_by_asc(C::Name),
@@ -248,6 +268,12 @@ pub struct TenantEntry {
     /// A digest of `url`, made once per lookup: the pool cache compares
     /// it to tell a company that moved.
     pub(super) url_digest: u64,
+    /// The schema version the registry records, when this binary does not
+    /// know it: a newer release migrated the company (a rolling deploy),
+    /// and this one would run the wrong queries on it.
+    pub(super) newer_schema: Option<String>,
+    /// Whether that was logged, once per entry read.
+    pub(super) newer_logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TenantEntry {
@@ -587,6 +613,10 @@ impl Directory {
         let url = self.connection_url(&t)?;
         Ok(TenantEntry {
             url_digest: url.as_ref().map_or(0, super::pools::digest),
+            newer_schema: t
+                .schema_version
+                .filter(|v| super::schema::migrate::tenant_schema_position(v).is_none()),
+            newer_logged: Default::default(),
             id: t.id,
             name: t.name,
             subdomain: t.subdomain,

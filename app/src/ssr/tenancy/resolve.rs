@@ -151,6 +151,10 @@ pub enum ResolveError {
     /// 503: the registry could not be asked.
     #[error("cannot look the company up")]
     Lookup(#[from] DirectoryError),
+    /// 503: a newer release migrated the company past what this binary
+    /// knows (a rolling deploy); served by the newer instances only.
+    #[error("the company's schema ({0}) is newer than this binary knows")]
+    NewerSchema(String),
 }
 
 /// Turns a request's host into its site. Cheap to clone.
@@ -197,6 +201,20 @@ impl Resolver {
         let Some(entry) = self.directory.lookup(&sub).await? else {
             return Ok(unknown(sub.as_str(), origin));
         };
+        if let (TenantStatus::Active, Some(version)) = (entry.status, &entry.newer_schema) {
+            if !entry
+                .newer_logged
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::error!(
+                    tenant = %entry.subdomain,
+                    schema = %version,
+                    "a newer release migrated this company past what this binary knows: \
+                     its requests are answered 503 here until this instance is upgraded"
+                );
+            }
+            return Err(ResolveError::NewerSchema(version.clone()));
+        }
         Ok(match entry.status {
             TenantStatus::Active => RequestSite::Tenant(TenantContext {
                 entry,

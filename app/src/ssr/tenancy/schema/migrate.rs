@@ -7,31 +7,77 @@
 //! `schema_version` is already the latest are not even connected to, so a
 //! re-run touches only those still behind.
 use std::{
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use chrono::Utc;
 use migration::{MigratorTrait, TenantMigrator};
-use sea_orm::{ActiveModelTrait, DbErr, Set};
+use sea_orm::{ActiveModelTrait, Database, DatabaseConnection, DbErr, Set};
+use secrecy::SecretString;
 use tokio::{sync::Semaphore, task::JoinSet};
 
+use super::runs::{self, CompanyDone, NewRun, RunError};
+use super::waves::{self, Canary, Candidate, WaveError, WaveOptions};
 use crate::domain::Subdomain;
+use crate::ssr::entities::migration_run_companies::CompanyOutcome;
 use crate::ssr::entities::tenants::{self, TenantStatus};
 use crate::ssr::http::error_chain;
 use crate::ssr::secrets::CipherError;
 use crate::ssr::services::Services;
-use crate::ssr::tenancy::databases::connect_once;
+use crate::ssr::tenancy::conn::sqlstate;
+use crate::ssr::tenancy::databases::once_options;
 use crate::ssr::tenancy::{directory, fleet};
 
 #[derive(Clone, Debug)]
 pub struct MigrateOptions {
-    /// Tenants migrated at once (each holds one connection).
+    /// Companies migrated at once on each database server (each holds one
+    /// connection): `--parallel`.
     pub concurrency: usize,
     /// Only this tenant.
     pub only: Option<Subdomain>,
     /// List what is pending; change nothing.
     pub dry_run: bool,
+    /// In waves, stopped by their own failures; `None`: every company in
+    /// one wave, never stopped (as before waves existed).
+    pub waves: Option<WaveOptions>,
+    /// Continue the stopped run instead of planning a new one.
+    pub resume: bool,
+    /// Each company's migration waits at most this long for a lock and
+    /// runs no statement longer than that.
+    pub guards: Guards,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            only: None,
+            dry_run: false,
+            waves: None,
+            resume: false,
+            guards: Guards::default(),
+        }
+    }
+}
+
+/// The limits of one company's migration: `lock_timeout` and
+/// `statement_timeout` on PostgreSQL (above the company role's own
+/// statement limit, which is for requests); on SQLite, the busy timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guards {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +109,10 @@ impl PartialEq for Outcome {
 pub enum TenantMigrationError {
     #[error("no database URL recorded")]
     NoUrl,
+    #[error(
+        "its schema ({0}) is newer than this binary knows: run migrate with the newer release"
+    )]
+    Newer(String),
     #[error("the stored database URL")]
     Cipher(#[from] CipherError),
     #[error("the company's database")]
@@ -84,6 +134,16 @@ pub struct TenantResult {
 pub struct Summary {
     pub results: Vec<TenantResult>,
     pub elapsed: Duration,
+    /// The run as recorded in the registry (none for a dry run, or when no
+    /// company was behind).
+    pub run: Option<uuid::Uuid>,
+    /// Waves planned, and the last one run.
+    pub waves: usize,
+    pub wave: usize,
+    /// Why the run stopped before its last wave.
+    pub stopped: Option<String>,
+    /// Companies of the waves after the stop, not touched.
+    pub untouched: usize,
 }
 
 impl Summary {
@@ -118,6 +178,22 @@ pub enum MigrateError {
     Servers(#[from] fleet::FleetError),
     #[error("cannot set the company roles' limits on server '{0}'")]
     Limits(String, #[source] DbErr),
+    #[error("cannot measure the companies' sizes on server '{0}'")]
+    Sizes(String, #[source] DbErr),
+    #[error(transparent)]
+    Waves(#[from] WaveError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// What a run would do, changing nothing (`--plan`).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Each wave: its companies, each with the migrations it would get
+    /// (from the version the registry records; all of them when none).
+    pub waves: Vec<Vec<(String, Vec<String>)>>,
+    /// Companies already at the latest migration.
+    pub current: usize,
 }
 
 /// The name of `M`'s newest migration: what an up-to-date tenant records.
@@ -142,10 +218,134 @@ pub fn tenant_schema_position(name: &str) -> Option<(usize, usize)> {
         .map(|i| (i + 1, all.len()))
 }
 
+/// Whether `t`'s recorded schema is `latest` with no failure since.
+fn is_current(t: &tenants::Model, latest: &str) -> bool {
+    t.schema_version.as_deref() == Some(latest) && t.last_migration_error.is_none()
+}
+
+/// The active and paused companies (or only `opts.only`), and whether the
+/// canary names only such companies.
+fn candidates(
+    every: &[tenants::Model],
+    opts: &MigrateOptions,
+) -> Result<Vec<tenants::Model>, MigrateError> {
+    let mut served: Vec<tenants::Model> = every
+        .iter()
+        .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Paused))
+        .cloned()
+        .collect();
+    if let Some(Canary::Named(names)) = opts.waves.as_ref().map(|w| &w.canary) {
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !served.iter().any(|t| t.subdomain == n.as_str()))
+        {
+            return Err(WaveError::UnknownCanary(unknown.to_string()).into());
+        }
+    }
+    if let Some(only) = &opts.only {
+        served.retain(|t| t.subdomain == only.as_str());
+        if served.is_empty() {
+            return Err(MigrateError::UnknownTenant(only.to_string()));
+        }
+    }
+    Ok(served)
+}
+
+/// The companies behind `latest`, in waves: by `opts.waves` (measuring
+/// their sizes), or all in one.
+async fn divide_into_waves(
+    services: &Services,
+    behind: Vec<tenants::Model>,
+    opts: &MigrateOptions,
+) -> Result<Vec<Vec<tenants::Model>>, MigrateError> {
+    let Some(w) = &opts.waves else {
+        return Ok(if behind.is_empty() {
+            vec![]
+        } else {
+            vec![behind]
+        });
+    };
+    let fleet = services.provisioner.fleet();
+    let mut by_server: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+    for t in &behind {
+        by_server
+            .entry(
+                t.db_server
+                    .clone()
+                    .unwrap_or_else(|| fleet::FIRST.to_owned()),
+            )
+            .or_default()
+            .push(t.id);
+    }
+    let mut sizes = HashMap::new();
+    for (name, ids) in by_server {
+        let server = fleet.server(Some(&name)).await?;
+        sizes.extend(
+            server
+                .sizes(&ids)
+                .await
+                .map_err(|e| MigrateError::Sizes(name.clone(), e))?,
+        );
+    }
+    let candidates = behind
+        .into_iter()
+        .map(|t| Candidate {
+            size: sizes.get(&t.id).copied(),
+            subdomain: t.subdomain.clone(),
+            item: t,
+        })
+        .collect();
+    Ok(waves::divide(candidates, &w.canary, w.growth))
+}
+
+/// The migrations of `M` after `version` (all of them when it is none or
+/// unknown).
+fn pending_after<M: MigratorTrait>(version: Option<&str>) -> Vec<String> {
+    let names: Vec<String> = M::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    match version.and_then(|v| names.iter().position(|n| n == v)) {
+        Some(at) => names[at + 1..].to_vec(),
+        None => names,
+    }
+}
+
+/// What a run with `opts` would do, from what the registry records,
+/// without connecting to any company or changing anything.
+pub async fn plan<M: MigratorTrait>(
+    services: &Services,
+    opts: &MigrateOptions,
+) -> Result<Plan, MigrateError> {
+    let latest = latest::<M>();
+    let every = directory::list(&services.registry).await?;
+    let (current, behind): (Vec<_>, Vec<_>) = candidates(&every, opts)?
+        .into_iter()
+        .partition(|t| is_current(t, &latest));
+    let waves = divide_into_waves(services, behind, opts).await?;
+    Ok(Plan {
+        current: current.len(),
+        waves: waves
+            .into_iter()
+            .map(|wave| {
+                wave.into_iter()
+                    .map(|t| {
+                        let pending = pending_after::<M>(t.schema_version.as_deref());
+                        (t.subdomain, pending)
+                    })
+                    .collect()
+            })
+            .collect(),
+    })
+}
+
 /// Migrates every active or paused tenant (or `opts.only`) with `M`,
 /// calling `progress` as each finishes. `total` is reported first.
 /// `opts.concurrency` companies at a time on each database server, the
-/// servers in parallel.
+/// servers in parallel; wave after wave when `opts.waves` asks, stopping
+/// after a wave whose share of failures passes the abort rate. Each run and
+/// each company's outcome is recorded in the registry ([`runs`]), unless
+/// it is a dry run.
 pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     services: &Services,
     opts: &MigrateOptions,
@@ -155,22 +355,59 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     let started = Instant::now();
     let latest = latest::<M>();
     let every: Vec<tenants::Model> = directory::list(&services.registry).await?;
-    let mut tenants: Vec<tenants::Model> = every
-        .iter()
-        .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Paused))
-        .cloned()
-        .collect();
-    if let Some(only) = &opts.only {
-        tenants.retain(|t| t.subdomain == only.as_str());
-        if tenants.is_empty() {
-            return Err(MigrateError::UnknownTenant(only.to_string()));
+    let mut summary = Summary::default();
+    let (waves, abort_rate) = if opts.resume {
+        // The stopped run's plan: each company not done yet, in its wave.
+        let resumed = runs::resume(&services.registry).await?;
+        let mut waves: Vec<Vec<tenants::Model>> = vec![vec![]; resumed.run.waves.max(0) as usize];
+        for c in resumed.companies {
+            let not_done = matches!(c.outcome, CompanyOutcome::Pending | CompanyOutcome::Failed);
+            let t = every.iter().find(|t| t.id == c.tenant_id);
+            if let (true, Some(t), Some(wave)) = (not_done, t, waves.get_mut(c.wave as usize - 1)) {
+                wave.push(t.clone());
+            }
         }
-    }
-    total(tenants.len());
+        summary.run = Some(resumed.run.id);
+        (waves, resumed.run.abort_rate)
+    } else {
+        let (current, behind): (Vec<_>, Vec<_>) = candidates(&every, opts)?
+            .into_iter()
+            .partition(|t| is_current(t, &latest));
+        for t in current {
+            let r = TenantResult {
+                subdomain: t.subdomain,
+                outcome: Outcome::Current,
+                elapsed: Duration::ZERO,
+            };
+            progress(&r);
+            summary.results.push(r);
+        }
+        let waves = divide_into_waves(services, behind, opts).await?;
+        if !opts.dry_run && !waves.is_empty() {
+            let plan: Vec<Vec<(uuid::Uuid, String)>> = waves
+                .iter()
+                .map(|w| w.iter().map(|t| (t.id, t.subdomain.clone())).collect())
+                .collect();
+            let w = opts.waves.as_ref();
+            let new = NewRun {
+                target: &latest,
+                canary: w.map(|w| w.canary.to_string()),
+                growth: w.map_or(1.0, |w| w.growth),
+                parallel: opts.concurrency,
+                abort_rate: w.map_or(1.0, |w| w.abort_rate),
+            };
+            summary.run = Some(runs::start(&services.registry, new, &plan).await?);
+        }
+        (waves, opts.waves.as_ref().map_or(1.0, |w| w.abort_rate))
+    };
+    summary.waves = waves.len();
+    total(summary.results.len() + waves.iter().map(Vec::len).sum::<usize>());
+    let heartbeat = summary
+        .run
+        .map(|run| AbortOnDrop(runs::heartbeat(&services.registry, run)));
 
     let fleet = services.provisioner.fleet();
-    let servers: std::collections::HashSet<String> =
-        fleet.list().await?.into_iter().map(|s| s.name).collect();
+    let servers: HashSet<String> = fleet.list().await?.into_iter().map(|s| s.name).collect();
     // Roles made before the limits were set (or changed) get them now.
     if !opts.dry_run {
         for name in &servers {
@@ -187,51 +424,45 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
             tracing::debug!(server = %name, roles = set, "company role limits set");
         }
     }
-    let mut per_server: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
-    let mut running = JoinSet::new();
-    let mut summary = Summary::default();
-    for t in tenants {
-        if t.schema_version.as_deref() == Some(latest.as_str()) && t.last_migration_error.is_none()
-        {
-            let r = TenantResult {
-                subdomain: t.subdomain,
-                outcome: Outcome::Current,
-                elapsed: Duration::ZERO,
-            };
-            progress(&r);
-            summary.results.push(r);
+    let run = Wave {
+        services,
+        servers: &servers,
+        latest: &latest,
+        run: summary.run,
+        opts,
+    };
+    let mut waves = waves.into_iter().enumerate().peekable();
+    while let Some((k, wave)) = waves.next() {
+        summary.wave = k + 1;
+        if wave.is_empty() {
             continue;
         }
-        // The company's server, as `Fleet::server` reads its row.
-        let server = t
-            .db_server
-            .clone()
-            .filter(|name| servers.contains(name))
-            .unwrap_or_else(|| fleet::FIRST.to_owned());
-        let permits = per_server
-            .entry(server)
-            .or_insert_with(|| Arc::new(Semaphore::new(opts.concurrency.max(1))))
-            .clone();
-        let (services, dry_run, latest) = (services.clone(), opts.dry_run, latest.clone());
-        running.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("never closed");
-            let started = Instant::now();
-            let outcome = migrate_one::<M>(&services, &t, dry_run, &latest).await;
-            TenantResult {
-                subdomain: t.subdomain,
-                outcome,
-                elapsed: started.elapsed(),
-            }
-        });
+        if let Some(id) = summary.run {
+            runs::enter_wave(&services.registry, id, k + 1).await?;
+        }
+        let tried = wave.len();
+        let results = run.migrate::<M>(wave, &mut progress).await;
+        let failed = results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .count();
+        summary.results.extend(results);
+        let last = waves.peek().is_none();
+        if !last && failed as f64 / tried as f64 > abort_rate {
+            summary.untouched = waves.map(|(_, w)| w.len()).sum();
+            summary.stopped = Some(format!(
+                "wave {} of {}: {failed} of {tried} companies failed, more than the abort rate \
+                 ({abort_rate}); {} companies in later waves not touched",
+                k + 1,
+                summary.waves,
+                summary.untouched
+            ));
+            break;
+        }
     }
-    while let Some(done) = running.join_next().await {
-        let r = done.unwrap_or_else(|e| TenantResult {
-            subdomain: "?".into(),
-            outcome: Outcome::Failed(Arc::new(e.into())),
-            elapsed: Duration::ZERO,
-        });
-        progress(&r);
-        summary.results.push(r);
+    drop(heartbeat);
+    if let Some(id) = summary.run {
+        runs::end(&services.registry, id, summary.stopped.clone()).await?;
     }
     for r in &summary.results {
         services.metrics.migrated(match r.outcome {
@@ -248,18 +479,110 @@ pub async fn migrate_tenants<M: MigratorTrait + 'static>(
     Ok(summary)
 }
 
+/// Ends a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What every company of a run's waves is migrated with.
+struct Wave<'a> {
+    services: &'a Services,
+    servers: &'a HashSet<String>,
+    latest: &'a str,
+    run: Option<uuid::Uuid>,
+    opts: &'a MigrateOptions,
+}
+
+impl Wave<'_> {
+    /// Migrates `wave`, `concurrency` at a time on each server; returns
+    /// when every one has finished.
+    async fn migrate<M: MigratorTrait + 'static>(
+        &self,
+        wave: Vec<tenants::Model>,
+        progress: &mut impl FnMut(&TenantResult),
+    ) -> Vec<TenantResult> {
+        let mut per_server: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let mut running = JoinSet::new();
+        for t in wave {
+            // The company's server, as `Fleet::server` reads its row.
+            let server = t
+                .db_server
+                .clone()
+                .filter(|name| self.servers.contains(name))
+                .unwrap_or_else(|| fleet::FIRST.to_owned());
+            let permits = per_server
+                .entry(server)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.opts.concurrency.max(1))))
+                .clone();
+            let (services, latest) = (self.services.clone(), self.latest.to_owned());
+            let (dry_run, guards, run) = (self.opts.dry_run, self.opts.guards, self.run);
+            running.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                let started = Instant::now();
+                let outcome = migrate_one::<M>(&services, &t, dry_run, guards, &latest, run).await;
+                TenantResult {
+                    subdomain: t.subdomain,
+                    outcome,
+                    elapsed: started.elapsed(),
+                }
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(done) = running.join_next().await {
+            let r = done.unwrap_or_else(|e| TenantResult {
+                subdomain: "?".into(),
+                outcome: Outcome::Failed(Arc::new(e.into())),
+                elapsed: Duration::ZERO,
+            });
+            progress(&r);
+            results.push(r);
+        }
+        results
+    }
+}
+
+/// Connects to a company's database for its migration, with `guards`.
+async fn connect_guarded(url: &SecretString, guards: Guards) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = once_options(url);
+    let (lock, statement) = (
+        guards.lock_timeout.as_millis(),
+        guards.statement_timeout.as_millis(),
+    );
+    // Startup options: above the role's own `statement_timeout`.
+    opts.map_sqlx_postgres_opts(move |o| {
+        o.options([("lock_timeout", lock), ("statement_timeout", statement)])
+    });
+    let busy = guards.lock_timeout;
+    opts.map_sqlx_sqlite_opts(move |o| o.busy_timeout(busy));
+    Database::connect(opts).await
+}
+
 async fn migrate_one<M: MigratorTrait>(
     services: &Services,
     t: &tenants::Model,
     dry_run: bool,
+    guards: Guards,
     latest: &str,
+    run: Option<uuid::Uuid>,
 ) -> Outcome {
+    let started_at = Utc::now();
+    // What its database has, after its step (`None`: not read).
+    let mut reached: Option<String> = None;
     let attempt = async {
+        if let Some(v) = t.schema_version.as_deref() {
+            if !M::migrations().iter().any(|m| m.name() == v) {
+                return Err(TenantMigrationError::Newer(v.to_owned()));
+            }
+        }
         let url = services
             .directory
             .connection_url(t)?
             .ok_or(TenantMigrationError::NoUrl)?;
-        let db = connect_once(&url).await?;
+        let db = connect_guarded(&url, guards).await?;
         let result = async {
             let pending: Vec<String> = M::get_pending_migrations(&db)
                 .await?
@@ -273,6 +596,13 @@ async fn migrate_one<M: MigratorTrait>(
             Ok::<_, DbErr>(pending)
         }
         .await;
+        if result.is_err() {
+            // Each migration commits on its own: some may have.
+            reached = M::get_applied_migrations(&db)
+                .await
+                .ok()
+                .and_then(|applied| applied.last().map(|m| m.name().to_owned()));
+        }
         let _ = db.close().await;
         Ok::<_, TenantMigrationError>(result?)
     };
@@ -290,17 +620,44 @@ async fn migrate_one<M: MigratorTrait>(
         updated_at: Set(Utc::now()),
         ..Default::default()
     };
-    match &outcome {
+    let (error, sqlstate) = match &outcome {
         Outcome::Failed(e) => {
-            row.last_migration_error = Set(Some(error_chain(&**e).chars().take(2000).collect()))
+            let error: String = error_chain(&**e).chars().take(2000).collect();
+            row.last_migration_error = Set(Some(error.clone()));
+            if reached.is_some() {
+                row.schema_version = Set(reached.clone());
+            }
+            let sqlstate = match &**e {
+                TenantMigrationError::Db(db) => sqlstate(db),
+                _ => None,
+            };
+            (Some(error), sqlstate)
         }
         _ => {
-            row.schema_version = Set(Some(latest.to_owned()));
+            reached = Some(latest.to_owned());
+            row.schema_version = Set(reached.clone());
             row.last_migration_error = Set(None);
+            (None, None)
         }
-    }
+    };
     if let Err(e) = row.update(&services.registry).await {
         return Outcome::Failed(Arc::new(TenantMigrationError::Record(e)));
+    }
+    if let Some(run) = run {
+        let done = CompanyDone {
+            outcome: match outcome {
+                Outcome::Migrated(_) => CompanyOutcome::Migrated,
+                Outcome::Current => CompanyOutcome::Current,
+                _ => CompanyOutcome::Failed,
+            },
+            reached: reached.or_else(|| t.schema_version.clone()),
+            error,
+            sqlstate,
+            started_at,
+        };
+        if let Err(e) = runs::company_done(&services.registry, run, t.id, done).await {
+            return Outcome::Failed(Arc::new(TenantMigrationError::Record(e)));
+        }
     }
     outcome
 }
