@@ -15,10 +15,13 @@ on_both_backends!(the_companies_page_searches_filters_sorts_and_pages_ten_thousa
 
 /// 10,000 registry rows (no databases behind them: the page reads only
 /// the registry): `co-00000` … `co-09999`, every tenth paused, names
-/// "Company 0" … with one "Zebra_Works 100%".
+/// "Company 0" … with one "Zebra_Works 100%"; `co-…007` (ten) one schema
+/// version behind, and of them every other (five) with a failed migration.
 async fn fill_registry(app: &TestApp) {
     let now = chrono::Utc::now();
     let latest = app::ssr::tenancy::schema::migrate::latest_tenant_schema();
+    let all = <migration::TenantMigrator as migration::MigratorTrait>::migrations();
+    let previous = all[all.len() - 2].name().to_owned();
     for chunk in (0..10_000).collect::<Vec<u32>>().chunks(1_000) {
         let rows = chunk.iter().map(|i| tenants::ActiveModel {
             id: Set(uuid::Uuid::new_v4()),
@@ -37,10 +40,16 @@ async fn fill_registry(app: &TestApp) {
                 TenantStatus::Active
             }),
             admin_user_id: Set(None),
-            schema_version: Set(Some(latest.clone())),
+            schema_version: Set(Some(if i % 1000 == 7 {
+                previous.clone()
+            } else {
+                latest.clone()
+            })),
             created_at: Set(now - chrono::TimeDelta::seconds(i64::from(*i))),
             updated_at: Set(now),
-            last_migration_error: Set(None),
+            last_migration_error: Set(
+                (i % 2000 == 7).then(|| "the company's database: duplicate key".into())
+            ),
         });
         tenants::Entity::insert_many(rows)
             .exec_without_returning(&app.services.registry)
@@ -133,6 +142,22 @@ async fn the_companies_page_searches_filters_sorts_and_pages_ten_thousand(backen
         "{html}"
     );
     assert_eq!(html.matches(">paused</td>").count(), 50);
+
+    // Where schemas stand: the companies behind, those whose migration
+    // failed (marked, the error on hover); paging keeps the filter.
+    let (html, _) = page("/admin?schema=behind&sort=subdomain".into()).await;
+    assert!(html.contains("10 companies · page 1 of 1"), "{html}");
+    assert!(html.contains("data-subdomain=\"co-09007\""), "{html}");
+    assert_eq!(html.matches("data-testid=\"migration-failed\"").count(), 5);
+    let (html, _) = page("/admin?schema=failed&status=active".into()).await;
+    assert!(html.contains("5 companies · page 1 of 1"), "{html}");
+    assert!(
+        html.contains("title=\"the company&#x27;s database: duplicate key\"")
+            || html.contains("title=\"the company's database: duplicate key\""),
+        "{html}"
+    );
+    let (html, _) = page("/admin?schema=failed&page=1".into()).await;
+    assert!(html.contains("value=\"failed\" selected"), "{html}");
 
     // Search by name (any case) or subdomain; % and _ are plain characters.
     let (html, _) = page("/admin?q=zebra_works%20100%25".into()).await;

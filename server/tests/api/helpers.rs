@@ -508,3 +508,27 @@ pub async fn open_link(app: &TestApp, host: &str, path: &str) -> reqwest::Respon
     let clean = location_path(&first);
     get(app, host, &mut link, &clean).await
 }
+
+/// One SQL statement as a tenant migration, as a release might add
+/// (tests' constants, never input).
+pub struct SqlMigration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+impl migration::MigrationName for SqlMigration {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl migration::MigrationTrait for SqlMigration {
+    async fn up(&self, manager: &migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(self.sql)
+            .await
+            .map(|_| ())
+    }
+}

@@ -10,18 +10,23 @@ use app::ssr::entities::{
 use app::ssr::tenancy::{
     directory,
     schema::{
-        migrate::{latest, latest_tenant_schema, migrate_tenants, plan, Guards, MigrateOptions},
+        migrate::{
+            latest, latest_tenant_schema, migrate_tenants, plan, Guards, MigrateError,
+            MigrateOptions, Summary,
+        },
         runs,
         waves::{Canary, WaveOptions},
     },
 };
-use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
+use migration::{MigrationTrait, MigratorTrait, TenantMigrator};
 use reqwest::StatusCode;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, Set, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Set, TransactionTrait,
 };
 
-use crate::helpers::{call, get, sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    call, get, sign_in, spawn_app, Backend, SqlMigration, TestApp, ADMIN_PASSWORD,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -29,29 +34,6 @@ on_both_backends!(
     a_company_one_version_behind_is_served_beside_one_at_the_latest,
     a_migration_behind_a_held_lock_fails_by_its_lock_timeout_while_the_site_answers,
 );
-
-/// One SQL statement as a migration (constants of this file, never input).
-struct Sql {
-    name: &'static str,
-    sql: &'static str,
-}
-
-impl MigrationName for Sql {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Sql {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(self.sql)
-            .await
-            .map(|_| ())
-    }
-}
 
 const UNIQUE_ANY_CASE: &str = "m29991231_000001_emails_unique_in_any_case";
 
@@ -62,7 +44,7 @@ struct NextRelease;
 impl MigratorTrait for NextRelease {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = TenantMigrator::migrations();
-        all.push(Box::new(Sql {
+        all.push(Box::new(SqlMigration {
             name: UNIQUE_ANY_CASE,
             sql: "CREATE UNIQUE INDEX users_email_any_case ON users (lower(email))",
         }));
@@ -76,7 +58,7 @@ struct AddColumnRelease;
 impl MigratorTrait for AddColumnRelease {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = TenantMigrator::migrations();
-        all.push(Box::new(Sql {
+        all.push(Box::new(SqlMigration {
             name: "m29991231_000002_add_nickname",
             sql: "ALTER TABLE users ADD COLUMN nickname TEXT",
         }));
@@ -161,6 +143,14 @@ async fn applied_and_users(app: &TestApp, sub: &str, migration: &str) -> (bool, 
     (applied, users)
 }
 
+/// `migrate` with `M`, its progress unwatched.
+async fn migrate<M: MigratorTrait + 'static>(
+    services: &app::ssr::services::Services,
+    opts: &MigrateOptions,
+) -> Result<Summary, MigrateError> {
+    migrate_tenants::<M>(services, opts, |_| {}, |_| {}).await
+}
+
 fn in_waves() -> MigrateOptions {
     MigrateOptions {
         concurrency: 4,
@@ -227,9 +217,7 @@ async fn a_wave_with_too_many_failures_stops_the_run_and_resume_finishes_it(back
     }
 
     // The run stops after the second wave: 3 of 8 failed, above 0.2.
-    let summary = migrate_tenants::<NextRelease>(&app.services, &opts, |_| {}, |_| {})
-        .await
-        .unwrap();
+    let summary = migrate::<NextRelease>(&app.services, &opts).await.unwrap();
     assert_eq!((summary.waves, summary.wave), (expected.len(), 2));
     assert!(
         summary
@@ -344,7 +332,7 @@ async fn a_wave_with_too_many_failures_stops_the_run_and_resume_finishes_it(back
         resume: true,
         ..opts.clone()
     };
-    let resumed = migrate_tenants::<NextRelease>(&app.services, &resume, |_| {}, |_| {})
+    let resumed = migrate::<NextRelease>(&app.services, &resume)
         .await
         .unwrap();
     assert_eq!(resumed.stopped, None);
@@ -367,7 +355,7 @@ async fn a_wave_with_too_many_failures_stops_the_run_and_resume_finishes_it(back
         .unwrap();
     assert_eq!(status.last_run.unwrap().0.state, RunState::Finished);
     assert!(status.behind.is_empty() && status.failed.is_empty());
-    let again = migrate_tenants::<NextRelease>(&app.services, &resume, |_| {}, |_| {}).await;
+    let again = migrate::<NextRelease>(&app.services, &resume).await;
     assert!(
         matches!(&again, Err(e) if e.to_string().contains("no stopped migrate run")),
         "{:?}",
@@ -427,14 +415,9 @@ async fn a_company_one_version_behind_is_served_beside_one_at_the_latest(backend
     }
 
     // `migrate` brings the one behind up, and only it.
-    let summary = migrate_tenants::<TenantMigrator>(
-        &app.services,
-        &MigrateOptions::default(),
-        |_| {},
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let summary = migrate::<TenantMigrator>(&app.services, &MigrateOptions::default())
+        .await
+        .unwrap();
     assert_eq!((summary.migrated(), summary.current()), (1, 1));
     assert_eq!(
         company(&app, "behind").await.schema_version,
@@ -486,11 +469,7 @@ async fn a_migration_behind_a_held_lock_fails_by_its_lock_timeout_while_the_site
     let started = Instant::now();
     let migrating = {
         let (services, opts) = (app.services.clone(), opts.clone());
-        tokio::spawn(async move {
-            migrate_tenants::<AddColumnRelease>(&services, &opts, |_| {}, |_| {})
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { migrate::<AddColumnRelease>(&services, &opts).await.unwrap() })
     };
     // While the migration waits for its lock, the site answers; on
     // PostgreSQL a sign-in reads `users` behind the waiting ALTER, for at
@@ -529,7 +508,7 @@ async fn a_migration_behind_a_held_lock_fails_by_its_lock_timeout_while_the_site
     holder.close().await.unwrap();
 
     // The transaction over, the same migration goes through.
-    let summary = migrate_tenants::<AddColumnRelease>(&app.services, &opts, |_| {}, |_| {})
+    let summary = migrate::<AddColumnRelease>(&app.services, &opts)
         .await
         .unwrap();
     assert_eq!((summary.migrated(), summary.failed().count()), (1, 0));
@@ -690,7 +669,7 @@ macro_rules! release_with {
             fn migrations() -> Vec<Box<dyn MigrationTrait>> {
                 let mut all = TenantMigrator::migrations();
                 for &(name, sql) in &ADDED[..$n] {
-                    all.push(Box::new(Sql { name, sql }));
+                    all.push(Box::new(SqlMigration { name, sql }));
                 }
                 all
             }
@@ -736,34 +715,16 @@ async fn bench_migrate_in_waves() {
         };
         let s = &app.services;
         let mut waves_run = 0;
-        let mut took = |summary: app::ssr::tenancy::schema::migrate::Summary| {
+        let mut took = |summary: Summary| {
             assert_eq!((summary.migrated(), summary.failed().count()), (n, 0));
             waves_run = waves_run.max(summary.waves);
             summary.elapsed.as_secs_f64()
         };
-        let plain1 = took(
-            migrate_tenants::<Round1>(s, &plain, |_| {}, |_| {})
-                .await
-                .unwrap(),
-        );
-        let waves1 = took(
-            migrate_tenants::<Round2>(s, &waves, |_| {}, |_| {})
-                .await
-                .unwrap(),
-        );
-        let plain2 = took(
-            migrate_tenants::<Round3>(s, &plain, |_| {}, |_| {})
-                .await
-                .unwrap(),
-        );
-        let waves2 = took(
-            migrate_tenants::<Round4>(s, &waves, |_| {}, |_| {})
-                .await
-                .unwrap(),
-        );
-        let current = migrate_tenants::<Round4>(s, &waves, |_| {}, |_| {})
-            .await
-            .unwrap();
+        let plain1 = took(migrate::<Round1>(s, &plain).await.unwrap());
+        let waves1 = took(migrate::<Round2>(s, &waves).await.unwrap());
+        let plain2 = took(migrate::<Round3>(s, &plain).await.unwrap());
+        let waves2 = took(migrate::<Round4>(s, &waves).await.unwrap());
+        let current = migrate::<Round4>(s, &waves).await.unwrap();
         assert_eq!(current.current(), n);
         eprintln!(
             "{n} PostgreSQL companies (own PostgreSQL 16 cluster), one ADD COLUMN a round, \

@@ -7,11 +7,11 @@ use app::ssr::tenancy::{
     directory,
     schema::migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
 };
-use migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager, TenantMigrator};
-use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, Statement};
+use migration::{MigrationTrait, MigratorTrait, TenantMigrator};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::ExposeSecret;
 
-use crate::helpers::{pg_admin, spawn_app, start, Backend, TestApp, PG_ADMIN_URL};
+use crate::helpers::{pg_admin, spawn_app, start, Backend, SqlMigration, TestApp, PG_ADMIN_URL};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -21,43 +21,15 @@ on_both_backends!(
     an_unchanged_registry_is_read_once_per_cache_time_not_once_per_company,
 );
 
-/// A trivial migration that creates one table, as a release might add.
-struct CreateTable {
-    name: &'static str,
-    table: &'static str,
-}
-
-impl MigrationName for CreateTable {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateTable {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // `table` is a constant of this file, never input.
-        let sql = format!(
-            "CREATE TABLE {} (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-            self.table
-        );
-        manager
-            .get_connection()
-            .execute_unprepared(&sql)
-            .await
-            .map(|_| ())
-    }
-}
-
 /// The real tenant migrations plus one more.
 struct NextRelease;
 
 impl MigratorTrait for NextRelease {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = TenantMigrator::migrations();
-        all.push(Box::new(CreateTable {
+        all.push(Box::new(SqlMigration {
             name: "m29991231_000001_add_notes",
-            table: "notes",
+            sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
         }));
         all
     }
@@ -69,9 +41,9 @@ struct ReleaseAfter;
 impl MigratorTrait for ReleaseAfter {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = NextRelease::migrations();
-        all.push(Box::new(CreateTable {
+        all.push(Box::new(SqlMigration {
             name: "m29991231_000002_add_tags",
-            table: "tags",
+            sql: "CREATE TABLE tags (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
         }));
         all
     }
