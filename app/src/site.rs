@@ -1,6 +1,6 @@
 //! Which site a request is for, as the browser sees it: decided once on the server, carried in the SSR payload.
 //!
-//! The server's tenancy resolver decides it (`ssr::tenancy::resolve`); the
+//! The server's tenancy resolver decides it (`ssr::tenancy::request::resolve`); the
 //! browser reads it from the serialized SSR data, so both render the same
 //! page.
 use leptos::prelude::*;

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use app::domain::{CompanyName, Email, Password, Subdomain};
 use app::ssr::{
     services::Services,
-    tenancy::{host::Host, provisioning::NewTenant, RequestSite, Resolver},
+    tenancy::{lifecycle::provisioning::NewTenant, request::host::Host, RequestSite, Resolver},
 };
 use axum::{
     body::Body,
@@ -124,7 +124,7 @@ fn host_parse_and_classify() -> bool {
     let host = Host::parse(black_box("Acme.Enclave.example:8443")).unwrap();
     matches!(
         host.kind(black_box("enclave.example")),
-        Ok(app::ssr::tenancy::host::HostKind::Sub(_))
+        Ok(app::ssr::tenancy::request::host::HostKind::Sub(_))
     )
 }
 

@@ -79,7 +79,8 @@ async fn main() -> std::io::Result<()> {
     let n: usize = env("STACK_N", "10").parse().expect("STACK_N is a number");
     let (mut pools, mut conns) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
-        let opts = app::ssr::tenancy::databases::connect_options(&url, 1, Duration::from_secs(5));
+        let opts =
+            app::ssr::tenancy::servers::databases::connect_options(&url, 1, Duration::from_secs(5));
         pools.push(Database::connect(opts).await.expect("the database answers"));
         let conn = PgConnection::connect(url.expose_secret()).await;
         conns.push(Mutex::new(conn.expect("the database answers")));

@@ -7,8 +7,8 @@ use secrecy::SecretString;
 use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
 use app::ssr::tenancy::{
-    directory::{self, TenantInfo},
-    provisioning::NewTenant,
+    lifecycle::provisioning::NewTenant,
+    request::directory::{self, TenantInfo},
     schema::waves::{self, Canary},
 };
 use clap::{Parser, Subcommand};
@@ -810,7 +810,7 @@ async fn rotate(settings: Settings) -> CliResult {
     done.resealed += totp.resealed;
     done.current += totp.current;
     done.unreadable += totp.unreadable;
-    let servers = app::ssr::tenancy::fleet::reseal(&services.registry, &cipher).await?;
+    let servers = app::ssr::tenancy::servers::fleet::reseal(&services.registry, &cipher).await?;
     done.resealed += servers.resealed;
     done.current += servers.current;
     done.unreadable += servers.unreadable;

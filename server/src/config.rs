@@ -287,8 +287,8 @@ pub enum LogFormat {
 
 impl Settings {
     /// What each company's database role may take of its server.
-    pub fn role_limits(&self) -> app::ssr::tenancy::databases::RoleLimits {
-        app::ssr::tenancy::databases::RoleLimits {
+    pub fn role_limits(&self) -> app::ssr::tenancy::servers::databases::RoleLimits {
+        app::ssr::tenancy::servers::databases::RoleLimits {
             statement_timeout_ms: self.tenant_statement_timeout_ms,
             idle_in_transaction_ms: self.tenant_idle_in_transaction_ms,
             connection_limit: self.tenant_connection_limit,

@@ -2,7 +2,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 pub use app::ssr::context::ClientIp;
-use app::ssr::tenancy::{resolve::ResolveError, RequestSite};
+use app::ssr::tenancy::{request::resolve::ResolveError, RequestSite};
 use axum::{
     extract::{ConnectInfo, Request, State},
     http::{

@@ -18,13 +18,13 @@ use app::ssr::{
     secrets::{Cipher, CipherError},
     services::Services,
     tenancy::{
-        databases::{
+        connections::pools::{PoolSettings, TenantPools},
+        lifecycle::provisioning::Provisioner,
+        request::directory::Directory,
+        servers::databases::{
             close_registry, connect_options, create_private_dir, create_private_file, TenantServer,
             TenantServerError,
         },
-        directory::Directory,
-        pools::{PoolSettings, TenantPools},
-        provisioning::Provisioner,
         RequestSite, Resolver,
     },
 };

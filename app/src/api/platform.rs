@@ -47,7 +47,7 @@ pub async fn list_tenants(
         entities::tenants::TenantStatus,
         http::internal,
         tenancy::{
-            directory::{self, SchemaFilter},
+            request::directory::{self, SchemaFilter},
             schema::migrate::{latest_tenant_schema, tenant_schema_position},
         },
     };

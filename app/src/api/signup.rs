@@ -7,7 +7,7 @@ use crate::wire::{AppError, PendingSignup, SubdomainCheck};
 #[server(endpoint = "check_subdomain")]
 pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppError> {
     use crate::domain::Subdomain;
-    use crate::ssr::{context::services, http::internal, tenancy::directory};
+    use crate::ssr::{context::services, http::internal, tenancy::request::directory};
 
     let sub = match Subdomain::parse(&subdomain) {
         Ok(sub) => sub,
@@ -99,7 +99,7 @@ pub async fn verify_signup(
         },
         context::{root_origin, services},
         http::{internal, reject},
-        tenancy::provisioning::ProvisionError,
+        tenancy::lifecycle::provisioning::ProvisionError,
     };
 
     let origin = root_origin()?;

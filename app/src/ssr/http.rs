@@ -55,7 +55,9 @@ fn unreachable_database(err: &(dyn std::error::Error + 'static)) -> bool {
             ) => {
                 match &**x {
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => return true,
-                    e if crate::ssr::tenancy::conn::is_refused_for_now(e) => return true,
+                    e if crate::ssr::tenancy::connections::conn::is_refused_for_now(e) => {
+                        return true
+                    }
                     // read_only_sql_transaction, lock_not_available,
                     // admin_shutdown
                     sqlx::Error::Database(d)

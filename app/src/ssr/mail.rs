@@ -180,7 +180,7 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                super::tenancy::databases::create_private_dir(&outbox)
+                super::tenancy::servers::databases::create_private_dir(&outbox)
                     .map_err(|e| MailError::Outbox(outbox.display().to_string(), e))?;
                 Transport::Outbox(
                     AsyncFileTransport::<Tokio1Executor>::new(&outbox),

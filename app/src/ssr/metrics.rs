@@ -12,9 +12,9 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::tenancy::directory::DirectoryReads;
-use super::tenancy::fleet::ServerHealth;
-use super::tenancy::pools::{PoolCounters, PoolStats};
+use super::tenancy::connections::pools::{PoolCounters, PoolStats};
+use super::tenancy::request::directory::DirectoryReads;
+use super::tenancy::servers::fleet::ServerHealth;
 
 type Labels = Vec<(&'static str, String)>;
 

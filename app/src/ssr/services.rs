@@ -2,14 +2,17 @@
 //!
 //! Built once at startup (`server::startup`) and provided to every request
 //! as context. Their company lifecycle (create, pause, resume, delete,
-//! recover) is in `tenancy::lifecycle`, moving one in `tenancy::moves`.
+//! recover) is in `tenancy::lifecycle`, moving one in `tenancy::servers::moves`.
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
 use super::limits::ClientRateLimit;
 use super::metrics::Metrics;
-use super::tenancy::{directory::Directory, pools::TenantPools, provisioning::Provisioner};
+use super::tenancy::{
+    connections::pools::TenantPools, lifecycle::provisioning::Provisioner,
+    request::directory::Directory,
+};
 
 #[derive(Clone)]
 pub struct Services {

@@ -126,7 +126,7 @@ pub async fn metrics(
 
 /// Whether each database server answers (none listed if the registry
 /// cannot say which there are).
-async fn server_health(state: &AppState) -> Vec<app::ssr::tenancy::fleet::ServerHealth> {
+async fn server_health(state: &AppState) -> Vec<app::ssr::tenancy::servers::fleet::ServerHealth> {
     state
         .services
         .provisioner

@@ -10,9 +10,9 @@ use app::ssr::{
     entities::tenants,
     http::error_chain,
     tenancy::{
-        directory::{self, TenantInfo},
+        lifecycle::provisioning::{NewTenant, NewTenantField, ProvisionError},
         lifecycle::LifecycleError,
-        provisioning::{NewTenant, NewTenantField, ProvisionError},
+        request::directory::{self, TenantInfo},
     },
 };
 use axum::{

@@ -257,7 +257,7 @@ async fn signup_refuses_bad_input_and_taken_subdomains_with_clear_errors(backend
     }
     // Only the one company exists.
     assert_eq!(
-        app::ssr::tenancy::directory::list(&app.services.registry)
+        app::ssr::tenancy::request::directory::list(&app.services.registry)
             .await
             .unwrap()
             .len(),

@@ -63,10 +63,11 @@ async fn admins_rename_the_company_and_everyone_sees_the_new_name(backend: Backe
     let (_, dashboard) = call(&app, HOST, &mut member, "load_dashboard", &[]).await;
     assert_eq!(dashboard["company"], "Acme & Sons");
     let sub = app::domain::Subdomain::parse("acme").unwrap();
-    let row = app::ssr::tenancy::directory::find_by_subdomain(&app.services.registry, &sub)
-        .await
-        .unwrap()
-        .unwrap();
+    let row =
+        app::ssr::tenancy::request::directory::find_by_subdomain(&app.services.registry, &sub)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(row.name, "Acme & Sons");
 
     // Refused: an empty name (with the reason), and members.

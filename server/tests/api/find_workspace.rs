@@ -192,11 +192,12 @@ async fn find_your_workspace_lists_the_companies_of_an_email_and_nothing_else(ba
 
     // A deleted company leaves no rows behind.
     let globex = app::domain::Subdomain::parse("globex").unwrap();
-    let id = app::ssr::tenancy::directory::find_by_subdomain(&app.services.registry, &globex)
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let id =
+        app::ssr::tenancy::request::directory::find_by_subdomain(&app.services.registry, &globex)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
     app.services.delete_tenant(&globex).await.unwrap();
     let rows = member_emails::Entity::find()
         .all(&app.services.registry)

@@ -2,7 +2,7 @@
 //! `default`, from `ENCLAVE_TENANT_DB_URL`) and a cluster of the test's own
 //! (`initdb` on another port, scram for company roles).
 use app::domain::Subdomain;
-use app::ssr::tenancy::fleet::FleetError;
+use app::ssr::tenancy::servers::fleet::FleetError;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Statement};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -72,7 +72,9 @@ async fn placement(admin_url: String) {
     assert!(!rows[0].admin_url.contains("postgres"), "sealed");
     // `secret rotate` seals it under the new key, once.
     {
-        use app::ssr::{secrets::Cipher, tenancy::directory::Resealed, tenancy::fleet::reseal};
+        use app::ssr::{
+            secrets::Cipher, tenancy::request::directory::Resealed, tenancy::servers::fleet::reseal,
+        };
         let old = app.settings.secret_key.clone().unwrap();
         let (new, rotating) = app.rotating_cipher();
         let reg = &app.services.registry;

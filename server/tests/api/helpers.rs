@@ -5,7 +5,7 @@ use app::ssr::{
     entities::tenants::{self, TenantStatus},
     secrets::Cipher,
     services::Services,
-    tenancy::{directory, provisioning::NewTenant},
+    tenancy::{lifecycle::provisioning::NewTenant, request::directory},
 };
 use reqwest::header::{self, HOST};
 use reqwest::StatusCode;

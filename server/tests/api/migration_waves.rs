@@ -8,7 +8,7 @@ use app::ssr::entities::{
     migration_run_companies::CompanyOutcome, migration_runs::RunState, tenant_users, tenants,
 };
 use app::ssr::tenancy::{
-    directory,
+    request::directory,
     schema::{
         migrate::{
             latest, latest_tenant_schema, migrate_tenants, plan, Guards, MigrateError,

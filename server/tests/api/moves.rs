@@ -13,7 +13,7 @@ use app::ssr::entities::{
     tenant_moves::{self, MoveOutcome, MoveStep},
     tenants,
 };
-use app::ssr::tenancy::{fleet::FleetError, moves::MoveError};
+use app::ssr::tenancy::{servers::fleet::FleetError, servers::moves::MoveError};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use secrecy::SecretString;
@@ -42,7 +42,7 @@ async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 
 /// The company's server as the registry has it.
 async fn server_of(app: &TestApp, sub: &str) -> String {
-    let t = app::ssr::tenancy::directory::find_by_subdomain(
+    let t = app::ssr::tenancy::request::directory::find_by_subdomain(
         &app.services.registry,
         &Subdomain::parse(sub).unwrap(),
     )
@@ -433,7 +433,7 @@ async fn bench_move(admin_url: String) {
 async fn copy_ceiling(t: &tenants::Model, second_admin: &str) -> Duration {
     use futures_util::StreamExt;
     use sea_orm::sqlx::{postgres::PgConnection, Connection, Executor};
-    let db = app::ssr::tenancy::databases::TenantServer::db_name(t.id);
+    let db = app::ssr::tenancy::servers::databases::TenantServer::db_name(t.id);
     let source_url = crate::helpers::PG_ADMIN_URL.replace("/postgres?", &format!("/{db}?"));
     let mut src = PgConnection::connect(&source_url).await.unwrap();
     let mut dst = PgConnection::connect(second_admin).await.unwrap();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use app::domain::Subdomain;
 use app::ssr::tenancy::{
-    directory,
+    request::directory,
     schema::migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
 };
 use migration::{MigrationTrait, MigratorTrait, TenantMigrator};

@@ -179,7 +179,7 @@ async fn the_platform_api_refuses_missing_or_wrong_tokens_and_tenant_hosts(backe
     // Nothing was changed by any of it.
     assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
     assert_eq!(
-        app::ssr::tenancy::directory::list(&app.services.registry)
+        app::ssr::tenancy::request::directory::list(&app.services.registry)
             .await
             .unwrap()
             .len(),
@@ -289,7 +289,7 @@ async fn every_bad_input_to_the_platform_api_gets_4xx_json(backend: Backend) {
         );
     }
     assert_eq!(
-        app::ssr::tenancy::directory::list(&app.services.registry)
+        app::ssr::tenancy::request::directory::list(&app.services.registry)
             .await
             .unwrap()
             .len(),

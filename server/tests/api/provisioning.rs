@@ -8,8 +8,8 @@ use app::ssr::{
         tenants::{self, TenantStatus},
     },
     tenancy::{
-        directory,
-        provisioning::{FailPoint, ProvisionError},
+        lifecycle::provisioning::{FailPoint, ProvisionError},
+        request::directory,
         schema::migrate::latest_tenant_schema,
     },
 };

@@ -583,7 +583,7 @@ async fn one_address_creates_only_so_many_companies_an_hour() {
 #[tokio::test]
 async fn random_unknown_hosts_never_push_a_company_out_of_the_cache() {
     use app::domain::Subdomain;
-    use app::ssr::{entities::tenants, secrets::Cipher, tenancy::directory::Directory};
+    use app::ssr::{entities::tenants, secrets::Cipher, tenancy::request::directory::Directory};
     use sea_orm::{ActiveModelTrait, Set};
 
     let app = spawn_app(Backend::Sqlite).await;
@@ -822,7 +822,7 @@ async fn least_privilege_on(admin_url: &str, host: &str, major: u32) {
     assert!(Database::connect(own.expose_secret()).await.is_ok());
     let refused = Database::connect(elsewhere(&registry).expose_secret()).await;
     assert!(refused.is_err(), "the company role reached the registry");
-    let template = app::ssr::tenancy::template::template_name();
+    let template = app::ssr::tenancy::servers::template::template_name();
     let admin_db = &su;
     // Every database this administrator made is closed to PUBLIC: the
     // registry, the company's, and the template if it built it (one built
@@ -842,7 +842,7 @@ async fn least_privilege_on(admin_url: &str, host: &str, major: u32) {
         let made_here =
             matches!(owner(db.clone()).await, Some(o) if o == admin || o == acme.db_name);
         if db != template || made_here {
-            let open = app::ssr::tenancy::databases::public_can_connect(admin_db, &db)
+            let open = app::ssr::tenancy::servers::databases::public_can_connect(admin_db, &db)
                 .await
                 .unwrap();
             assert!(!open, "{db} is open to PUBLIC");
@@ -1038,7 +1038,7 @@ async fn credentials_are_bound_to_their_company_and_rotate_to_a_new_key(backend:
     use app::ssr::{
         entities::tenants,
         secrets::Cipher,
-        tenancy::directory::{reseal_credentials, Resealed},
+        tenancy::request::directory::{reseal_credentials, Resealed},
     };
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
@@ -1132,7 +1132,7 @@ on_both_backends!(a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery
 
 async fn a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery(backend: Backend) {
     use app::domain::Subdomain;
-    use app::ssr::tenancy::{directory, lifecycle::DeleteStep};
+    use app::ssr::tenancy::{lifecycle::DeleteStep, request::directory};
 
     let app = spawn_app(backend).await;
     for (i, step) in [DeleteStep::Serving, DeleteStep::Database]
@@ -1317,7 +1317,7 @@ async fn a_platform_admin_with_a_second_factor_needs_the_current_code_once(backe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_names_the_databases_company_roles_could_still_reach() {
-    use app::ssr::tenancy::databases::TenantServer;
+    use app::ssr::tenancy::servers::databases::TenantServer;
     use secrecy::SecretString;
     // A stock PostgreSQL lets every role connect to `postgres`: the warning
     // says so, with the statement its owner must run.

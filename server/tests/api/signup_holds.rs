@@ -22,7 +22,7 @@ async fn signup(app: &TestApp, sub: &str, email: &str) -> (StatusCode, Value) {
 }
 
 async fn companies(app: &TestApp) -> usize {
-    app::ssr::tenancy::directory::list(&app.services.registry)
+    app::ssr::tenancy::request::directory::list(&app.services.registry)
         .await
         .unwrap()
         .len()

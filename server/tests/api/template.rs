@@ -1,7 +1,7 @@
 //! PostgreSQL: new companies are copies of the tenant template, owned by
 //! their own role; a missing template is rebuilt, a stale one dropped, and
 //! without a template provisioning still works.
-use app::ssr::tenancy::template;
+use app::ssr::tenancy::servers::template;
 use migration::{MigratorTrait, TenantMigrator};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 

@@ -16,8 +16,8 @@ use crate::ssr::context::{services, session, tenant};
 use crate::ssr::entities::{platform_users, tenant_users};
 use crate::ssr::http::{internal, reject};
 use crate::ssr::tenancy::{
-    pools::{PoolError, TenantDb},
-    resolve::TenantDbError,
+    connections::pools::{PoolError, TenantDb},
+    request::resolve::TenantDbError,
     TenantContext,
 };
 use crate::wire::{AppError, Me};

@@ -330,13 +330,13 @@ pub mod totp {
     pub async fn reseal(
         registry: &DatabaseConnection,
         cipher: &Cipher,
-    ) -> Result<crate::ssr::tenancy::directory::Resealed, sea_orm::DbErr> {
+    ) -> Result<crate::ssr::tenancy::request::directory::Resealed, sea_orm::DbErr> {
         let sealed = platform_users::Entity::find()
             .all(registry)
             .await?
             .into_iter()
             .filter_map(|user| Some((user.id, user.totp_secret?)));
-        crate::ssr::tenancy::directory::reseal_each(
+        crate::ssr::tenancy::request::directory::reseal_each(
             sealed,
             cipher,
             |id, stored, resealed| async move {

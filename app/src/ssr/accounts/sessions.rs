@@ -22,7 +22,7 @@ use tower_sessions::{
 
 use crate::ssr::entities::sessions;
 use crate::ssr::secrets::token_digest;
-use crate::ssr::tenancy::{resolve::TenantDbError, RequestSite, TenantContext};
+use crate::ssr::tenancy::{request::resolve::TenantDbError, RequestSite, TenantContext};
 
 /// What the store stores for session `id`.
 fn key(id: &Id) -> String {
@@ -104,7 +104,7 @@ fn backend(e: DbErr) -> session_store::Error {
 }
 
 fn lease_error(e: TenantDbError) -> session_store::Error {
-    use crate::ssr::tenancy::pools::PoolError;
+    use crate::ssr::tenancy::connections::pools::PoolError;
     let chain = crate::ssr::http::error_chain(&e);
     match e {
         TenantDbError::Pool(PoolError::Busy | PoolError::Queue) => {
@@ -133,7 +133,7 @@ fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
 async fn insert(db: &impl ConnectionTrait, row: sessions::ActiveModel) -> Result<bool, DbErr> {
     match sessions::Entity::insert(row).exec(db).await {
         Ok(_) => Ok(true),
-        Err(e) if crate::ssr::tenancy::conn::is_unique_violation(&e) => Ok(false),
+        Err(e) if crate::ssr::tenancy::connections::conn::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

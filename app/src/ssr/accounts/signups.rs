@@ -17,8 +17,8 @@ use crate::ssr::entities::signup_holds;
 use crate::ssr::mail::{Mail, Mailer};
 use crate::ssr::secrets::{is_token, random_hex, token_digest};
 use crate::ssr::tenancy::{
-    directory,
-    provisioning::{AdminPassword, NewTenant},
+    lifecycle::provisioning::{AdminPassword, NewTenant},
+    request::directory,
 };
 
 /// How long a link works.

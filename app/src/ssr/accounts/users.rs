@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::passwords::{self, Whose};
 use crate::domain::{Email, Password, Role};
 use crate::ssr::entities::{audit_log, tenant_users};
-use crate::ssr::tenancy::conn::is_unique_violation;
+use crate::ssr::tenancy::connections::conn::is_unique_violation;
 use crate::wire::{AuditRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]

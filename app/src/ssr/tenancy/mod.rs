@@ -1,33 +1,28 @@
-//! Tenancy: which company a request is for, and everything about company databases.
+//! Tenancy: which company a request is for, and everything about company databases, one folder per concern.
 //!
-//! A request's path through this module: [`host`] parses and classifies the
-//! `Host` header; [`resolve::Resolver`] looks the subdomain up in the
-//! [`directory`] (the registry, cached) and gives the request's
-//! [`RequestSite`]; for an active company it holds a [`TenantContext`], whose
-//! [`TenantContext::db`] is the only way a request reaches the connection
-//! cache in [`pools`], whose statements [`conn`] runs (SQLite's through
-//! rusqlite, in `lite`).
-//!
-//! Outside requests: [`databases`] creates, drops and connects to company
-//! databases (SQLite files or PostgreSQL databases with their own roles),
-//! copying the PostgreSQL [`template`], on the servers of the [`fleet`] (the
-//! first, and those added with `dbserver add`); [`provisioning`] creates a company as
-//! a recorded state machine; [`schema`] brings every company to the latest
-//! schema; [`lifecycle`] creates, pauses, resumes, deletes and recovers
-//! companies for the pages, the platform API and the CLI; [`moves`] moves a
-//! company to another server, as a recorded state machine.
-pub mod conn;
-pub mod databases;
-pub mod directory;
-pub mod fleet;
-pub mod host;
+//! - [`request`]: how a request finds its company. [`request::host`] parses
+//!   and classifies the `Host` header; [`request::resolve::Resolver`] looks
+//!   the subdomain up in the [`request::directory`] (the registry, cached)
+//!   and gives the request's [`RequestSite`]; for an active company it holds
+//!   a [`TenantContext`], whose [`TenantContext::db`] is the only way a
+//!   request reaches its company's connection.
+//! - [`connections`]: the connection cache ([`connections::pools`]), the
+//!   statements it runs ([`connections::conn`]), SQLite's through rusqlite.
+//! - [`servers`]: where company databases live. [`servers::databases`]
+//!   creates, drops and connects to them (SQLite files, or PostgreSQL
+//!   databases with their own roles), copying the PostgreSQL
+//!   [`servers::template`], on the servers of the [`servers::fleet`] (the
+//!   first, and those added with `dbserver add`); [`servers::moves`] moves a
+//!   company to another server, as a recorded state machine.
+//! - [`lifecycle`]: a company's life. [`lifecycle::provisioning`] creates one
+//!   as a recorded state machine; [`lifecycle`] itself pauses, resumes,
+//!   deletes and recovers companies for the pages, the platform API and the
+//!   CLI.
+//! - [`schema`]: company schemas over time (`migrate`, in waves).
+pub mod connections;
 pub mod lifecycle;
-mod lite;
-pub mod moves;
-pub mod pools;
-pub mod provisioning;
-pub mod resolve;
+pub mod request;
 pub mod schema;
-pub mod template;
+pub mod servers;
 
-pub use resolve::{RequestSite, Resolver, TenantContext};
+pub use request::resolve::{RequestSite, Resolver, TenantContext};

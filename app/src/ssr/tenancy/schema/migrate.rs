@@ -26,9 +26,9 @@ use crate::ssr::entities::tenants::{self, TenantStatus};
 use crate::ssr::http::error_chain;
 use crate::ssr::secrets::CipherError;
 use crate::ssr::services::Services;
-use crate::ssr::tenancy::conn::sqlstate;
-use crate::ssr::tenancy::databases::once_options;
-use crate::ssr::tenancy::{directory, fleet};
+use crate::ssr::tenancy::connections::conn::sqlstate;
+use crate::ssr::tenancy::servers::databases::once_options;
+use crate::ssr::tenancy::{request::directory, servers::fleet};
 
 #[derive(Clone, Debug)]
 pub struct MigrateOptions {

@@ -18,7 +18,7 @@ use crate::ssr::entities::{
     migration_runs::{self as runs, RunState},
     tenants,
 };
-use crate::ssr::tenancy::conn::is_unique_violation;
+use crate::ssr::tenancy::connections::conn::is_unique_violation;
 
 /// How often a running run says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -318,7 +318,7 @@ pub async fn status(db: &DatabaseConnection, latest: &str) -> Result<Status, DbE
         }
         None => None,
     };
-    let served: Vec<tenants::Model> = crate::ssr::tenancy::directory::list(db)
+    let served: Vec<tenants::Model> = crate::ssr::tenancy::request::directory::list(db)
         .await?
         .into_iter()
         .filter(|t| {

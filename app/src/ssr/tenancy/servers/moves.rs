@@ -38,15 +38,17 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::databases::{connect_once, quote_ident, TenantServer, TenantServerError};
-use super::fleet::{FleetError, FIRST};
-use super::schema::migrate::latest_tenant_schema;
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome, MoveStep},
     tenants::{self, TenantStatus},
 };
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::schema::migrate::latest_tenant_schema;
+use crate::ssr::tenancy::servers::databases::{
+    connect_once, quote_ident, TenantServer, TenantServerError,
+};
+use crate::ssr::tenancy::servers::fleet::{FleetError, FIRST};
 
 /// How often a running move says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -144,7 +146,7 @@ impl Services {
             }
             self.settle_move(left).await?;
         }
-        let t = super::directory::find_by_subdomain(&self.registry, sub)
+        let t = crate::ssr::tenancy::request::directory::find_by_subdomain(&self.registry, sub)
             .await?
             .ok_or_else(|| MoveError::NotFound(sub.to_string()))?;
         if !matches!(t.status, TenantStatus::Active | TenantStatus::Paused) {

@@ -10,8 +10,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::template::{self, Template};
 use crate::ssr::secrets::random_hex;
+use crate::ssr::tenancy::servers::template::{self, Template};
 
 /// The options every connection pool starts from: at most
 /// `max_connections`, none kept open when idle, `timeout` to connect and to
@@ -208,7 +208,7 @@ impl Default for RoleLimits {
 /// Whether `e` is PostgreSQL's `undefined_object` (42704): a role that
 /// does not exist.
 fn is_undefined_object(e: &DbErr) -> bool {
-    super::conn::sqlstate(e).as_deref() == Some("42704")
+    crate::ssr::tenancy::connections::conn::sqlstate(e).as_deref() == Some("42704")
 }
 
 impl RoleLimits {
@@ -442,7 +442,9 @@ impl TenantServer {
     }
 
     /// PostgreSQL: the administrator's pool and URL.
-    pub(super) fn postgres_admin(&self) -> Option<(&DatabaseConnection, &url::Url)> {
+    pub(in crate::ssr::tenancy) fn postgres_admin(
+        &self,
+    ) -> Option<(&DatabaseConnection, &url::Url)> {
         match self {
             Self::Postgres {
                 admin, admin_url, ..

@@ -2,22 +2,24 @@
 //!
 //! The admin pages, the platform API and the CLI all call these, so each
 //! operation behaves the same whoever asks.
+
+pub mod provisioning;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
 };
 use secrecy::SecretString;
 
-use super::databases::{connect_once, TenantServerError};
-use super::directory;
-use super::provisioning::{NewTenant, ProvisionError};
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
-    provisioning::{self, Outcome},
+    provisioning::{self as provisioning_records, Outcome},
     tenants::{self, TenantStatus},
 };
 use crate::ssr::secrets::CipherError;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::request::directory;
+use crate::ssr::tenancy::servers::databases::{connect_once, TenantServerError};
+use provisioning::{NewTenant, ProvisionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -35,7 +37,7 @@ pub enum LifecycleError {
     Server(#[from] TenantServerError),
     /// 500
     #[error("the company's database server")]
-    Fleet(#[from] super::fleet::FleetError),
+    Fleet(#[from] crate::ssr::tenancy::servers::fleet::FleetError),
     /// 500
     #[error("the stored database URL")]
     Cipher(#[from] CipherError),
@@ -206,12 +208,12 @@ impl Services {
         tenants::Entity::delete_by_id(t.id)
             .exec(&self.registry)
             .await?;
-        if provisioning::Entity::find_by_id(t.id)
+        if provisioning_records::Entity::find_by_id(t.id)
             .one(&self.registry)
             .await?
             .is_some()
         {
-            provisioning::ActiveModel {
+            provisioning_records::ActiveModel {
                 tenant_id: Set(t.id),
                 outcome: Set(Outcome::Deleted),
                 updated_at: Set(Utc::now()),

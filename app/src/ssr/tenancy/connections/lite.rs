@@ -6,7 +6,7 @@
 //! statement runs on tokio's blocking pool, which keeps only as many
 //! threads as statements run at once. Registry, migrations and provisioning
 //! stay on sqlx; only the statements of a company's requests come here
-//! ([`super::conn`]).
+//! ([`crate::ssr::tenancy::connections::conn`]).
 //!
 //! **Same bytes as sqlx.** Company files are written by both, so values are
 //! bound as sqlx binds them (`sea-query-sqlx`): UUIDs as 16-byte blobs,
@@ -53,7 +53,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a company's connections come from, and how many are open.
 #[derive(Clone)]
-pub(super) struct Opener {
+pub(in crate::ssr::tenancy) struct Opener {
     path: PathBuf,
     flags: OpenFlags,
     open: Arc<AtomicU32>,
@@ -64,7 +64,7 @@ pub(super) struct Opener {
 impl Opener {
     /// From a `sqlite://` URL as the registry keeps it (sqlx's syntax,
     /// parsed by sqlx; `mode` is `rw`, `rwc` or `ro`).
-    pub(super) fn from_url(url: &str) -> Result<Self, sqlx::Error> {
+    pub(in crate::ssr::tenancy) fn from_url(url: &str) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?;
         let mode = url
             .split_once('?')
@@ -91,20 +91,20 @@ impl Opener {
 
     /// Statements wait at most `limit` for another connection's lock, and
     /// are interrupted once they have run that long (`SQLITE_INTERRUPT`).
-    pub(super) fn with_limit(mut self, limit: Duration) -> Self {
+    pub(in crate::ssr::tenancy) fn with_limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
         self
     }
 
     /// Connections open now.
-    pub(super) fn open_count(&self) -> u32 {
+    pub(in crate::ssr::tenancy) fn open_count(&self) -> u32 {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Opens a connection, with sqlx's settings: foreign keys enforced,
     /// the limit's time of waiting for locks, and statements interrupted
     /// past it. Blocks: call it on the blocking pool.
-    pub(super) fn connect(&self) -> Result<Lite, sqlx::Error> {
+    pub(in crate::ssr::tenancy) fn connect(&self) -> Result<Lite, sqlx::Error> {
         let conn = rusqlite::Connection::open_with_flags(&self.path, self.flags).map_err(error)?;
         conn.busy_timeout(self.limit).map_err(error)?;
         // Checked every 10,000 virtual-machine steps: a clock read and a load.
@@ -133,9 +133,9 @@ impl Opener {
 
 /// One open connection. Shared with the blocking task running its
 /// statement, so a request that stops waiting leaves it whole.
-pub(super) type Lite = Arc<Mutex<LiteConn>>;
+pub(in crate::ssr::tenancy) type Lite = Arc<Mutex<LiteConn>>;
 
-pub(super) struct LiteConn {
+pub(in crate::ssr::tenancy) struct LiteConn {
     conn: rusqlite::Connection,
     open: Arc<AtomicU32>,
     /// When the running statement began, in ms after `epoch`: what the
@@ -167,7 +167,7 @@ where
 
 /// Runs `f` on `conn` here, blocking the thread: for what must be done
 /// before anything else runs on it and takes no time (undoing a savepoint).
-pub(super) fn run_here<T>(
+pub(in crate::ssr::tenancy) fn run_here<T>(
     conn: &Lite,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error>,
 ) -> Result<T, sqlx::Error> {
@@ -178,17 +178,23 @@ pub(super) fn run_here<T>(
 }
 
 /// Runs a statement that returns no rows, on the blocking pool.
-pub(super) async fn execute(conn: &Lite, stmt: Statement) -> Result<ExecResult, sqlx::Error> {
+pub(in crate::ssr::tenancy) async fn execute(
+    conn: &Lite,
+    stmt: Statement,
+) -> Result<ExecResult, sqlx::Error> {
     run(conn, move |c| execute_here(c, stmt)).await
 }
 
 /// Runs `sql` as it is (possibly several statements), on the blocking pool.
-pub(super) async fn execute_batch(conn: &Lite, sql: String) -> Result<ExecResult, sqlx::Error> {
+pub(in crate::ssr::tenancy) async fn execute_batch(
+    conn: &Lite,
+    sql: String,
+) -> Result<ExecResult, sqlx::Error> {
     run(conn, move |c| execute_batch_here(c, &sql)).await
 }
 
 /// Runs a query on the blocking pool; at most `limit` rows.
-pub(super) async fn query(
+pub(in crate::ssr::tenancy) async fn query(
     conn: &Lite,
     stmt: Statement,
     limit: usize,
@@ -220,7 +226,7 @@ fn no_statement() -> Statement {
 }
 
 /// Runs `sql` as it is, possibly several statements.
-pub(super) fn execute_batch_here(
+pub(in crate::ssr::tenancy) fn execute_batch_here(
     conn: &rusqlite::Connection,
     sql: &str,
 ) -> Result<ExecResult, sqlx::Error> {
@@ -511,7 +517,7 @@ impl DatabaseError for LiteError {
 /// Whether `e` is SQLite saying the file is held by another connection
 /// (`SQLITE_BUSY`, `SQLITE_LOCKED`) or the statement was interrupted for
 /// running too long (`SQLITE_INTERRUPT`).
-pub(super) fn is_busy(e: &dyn DatabaseError) -> bool {
+pub(in crate::ssr::tenancy) fn is_busy(e: &dyn DatabaseError) -> bool {
     e.try_downcast_ref::<LiteError>()
         .is_some_and(|l| matches!(l.code & 0xff, 5 | 6 | 9))
 }
@@ -625,7 +631,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let again = sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(again.into()));
-        assert!(super::super::conn::is_unique_violation(&again));
+        assert!(crate::ssr::tenancy::connections::conn::is_unique_violation(
+            &again
+        ));
         // A wrong number of values is refused before it runs.
         let short = execute(&lite, stmt(INSERT, vec![by_lite.into()]))
             .await

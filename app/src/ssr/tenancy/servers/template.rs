@@ -23,8 +23,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Transaction
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-use super::databases::{close_to_public, connect_once, StepTimes};
 use crate::ssr::secrets::random_hex;
+use crate::ssr::tenancy::servers::databases::{close_to_public, connect_once, StepTimes};
 
 /// The role that owns the template's objects until a copy reassigns them.
 pub const OWNER_ROLE: &str = "enclave_template_owner";

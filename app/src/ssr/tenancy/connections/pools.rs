@@ -11,7 +11,7 @@
 //!
 //! **Busy, after the company's own.** A statement (or a transaction, for
 //! its whole life) first takes one of its company's gate permits (its own
-//! connection, [`super::conn`]) and only then one of the process's `busy`
+//! connection, [`crate::ssr::tenancy::connections::conn`]) and only then one of the process's `busy`
 //! permits, so a company whose connection is stuck (a lock, a slow report)
 //! holds at most its gate's worth of busy permits, and its waiting requests
 //! hold none. The gate is `per_tenant`, at most half the busy budget, so one
@@ -46,9 +46,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::conn::{Lender, Source, TenantConn};
-use super::databases::connect_options;
-use super::lite;
+use crate::ssr::tenancy::connections::conn::{Lender, Source, TenantConn};
+use crate::ssr::tenancy::connections::lite;
+use crate::ssr::tenancy::servers::databases::connect_options;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
@@ -246,7 +246,7 @@ pub struct PoolStats {
     /// Of those, the ones serving a request now.
     pub connections_in_use: u32,
     /// Of the idle ones, those kept by their company's slot, out of sqlx's
-    /// pool (see [`super::conn`]).
+    /// pool (see [`crate::ssr::tenancy::connections::conn`]).
     pub kept_out_of_pool: u32,
     /// Permits reserved by open (or closing) pools: an upper bound on the
     /// connections held.
@@ -303,13 +303,13 @@ impl TenantPools {
     /// `url`, whose [`digest`] is `url_digest`), opened if needed. Private to tenancy: a request reaches it
     /// only through its `TenantContext`, so no other code can pick a
     /// company's database.
-    pub(super) async fn get(
+    pub(in crate::ssr::tenancy) async fn get(
         &self,
         id: Uuid,
         server: &str,
         url: &SecretString,
         url_digest: u64,
-        waits: Arc<super::conn::WaitBudget>,
+        waits: Arc<crate::ssr::tenancy::connections::conn::WaitBudget>,
     ) -> Result<TenantDb, PoolError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.acquire_timeout;
         let window = 10 * u64::from(self.inner.settings.budget).max(1_000);
@@ -643,7 +643,7 @@ impl Slot {
 }
 
 /// Tells one URL from another without keeping a second copy of it.
-pub(super) fn digest(url: &SecretString) -> u64 {
+pub(in crate::ssr::tenancy) fn digest(url: &SecretString) -> u64 {
     use secrecy::ExposeSecret;
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

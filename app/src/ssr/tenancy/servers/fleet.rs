@@ -15,13 +15,13 @@ use sea_orm::{
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::databases::{TenantServer, TenantServerError};
 use crate::ssr::entities::{
     db_servers::{self, ServerState},
     tenant_moves::{self, MoveOutcome},
     tenants,
 };
 use crate::ssr::secrets::Cipher;
+use crate::ssr::tenancy::servers::databases::{TenantServer, TenantServerError};
 
 /// The first server's name.
 pub const FIRST: &str = "default";
@@ -506,21 +506,25 @@ impl Fleet {
 pub async fn reseal(
     registry: &DatabaseConnection,
     cipher: &Cipher,
-) -> Result<super::directory::Resealed, DbErr> {
+) -> Result<crate::ssr::tenancy::request::directory::Resealed, DbErr> {
     let sealed = db_servers::Entity::find()
         .all(registry)
         .await?
         .into_iter()
         .map(|row| (row.id, row.admin_url));
-    super::directory::reseal_each(sealed, cipher, |id, stored, resealed| async move {
-        let changed = db_servers::Entity::update_many()
-            .col_expr(db_servers::Column::AdminUrl, Expr::value(resealed))
-            .filter(db_servers::Column::Id.eq(id))
-            .filter(db_servers::Column::AdminUrl.eq(stored))
-            .exec(registry)
-            .await?;
-        Ok(changed.rows_affected)
-    })
+    crate::ssr::tenancy::request::directory::reseal_each(
+        sealed,
+        cipher,
+        |id, stored, resealed| async move {
+            let changed = db_servers::Entity::update_many()
+                .col_expr(db_servers::Column::AdminUrl, Expr::value(resealed))
+                .filter(db_servers::Column::Id.eq(id))
+                .filter(db_servers::Column::AdminUrl.eq(stored))
+                .exec(registry)
+                .await?;
+            Ok(changed.rows_affected)
+        },
+    )
     .await
 }
 
@@ -546,7 +550,7 @@ fn pick(servers: Vec<ServerInfo>) -> Option<String> {
 fn address_of(url: &SecretString) -> String {
     use secrecy::ExposeSecret;
     match url::Url::parse(url.expose_secret()) {
-        Ok(u) => super::databases::host_port(&u),
+        Ok(u) => crate::ssr::tenancy::servers::databases::host_port(&u),
         Err(_) => "(not a URL)".to_owned(),
     }
 }

@@ -19,9 +19,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::databases::{connect_once, StepTimes, TenantServer, TenantServerError};
-use super::fleet::Fleet;
-use super::schema::migrate::latest_tenant_schema;
 use crate::domain::{CompanyName, Email, Password, Role, Subdomain};
 use crate::ssr::accounts::{passwords, users::audit};
 use crate::ssr::entities::{
@@ -31,6 +28,11 @@ use crate::ssr::entities::{
 };
 use crate::ssr::metrics::Metrics;
 use crate::ssr::secrets::Cipher;
+use crate::ssr::tenancy::schema::migrate::latest_tenant_schema;
+use crate::ssr::tenancy::servers::databases::{
+    connect_once, StepTimes, TenantServer, TenantServerError,
+};
+use crate::ssr::tenancy::servers::fleet::Fleet;
 
 /// What creating a company takes, validated.
 pub struct NewTenant {
@@ -132,7 +134,7 @@ pub enum StepError {
     #[error("creating the company's database")]
     Server(#[from] TenantServerError),
     #[error("choosing the company's database server")]
-    Placement(#[from] super::fleet::FleetError),
+    Placement(#[from] crate::ssr::tenancy::servers::fleet::FleetError),
     #[error("password hashing")]
     Hashing(#[from] tokio::task::JoinError),
     #[error("password hashing")]

@@ -29,7 +29,7 @@
 //! return reads what the server still had to say.
 //!
 //! **SQLite** has no pool here: its connections are rusqlite's
-//! ([`super::lite`]), opened when the gate lets a statement in and the
+//! ([`crate::ssr::tenancy::connections::lite`]), opened when the gate lets a statement in and the
 //! stash has none, and counted by the [`lite::Opener`]. Its transactions are
 //! this module's own, on the same connections.
 use std::{
@@ -48,13 +48,13 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
-use super::lite;
+use crate::ssr::tenancy::connections::lite;
 
 /// A stashed connection idle this long is pinged before it is used.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// One connection out of its pool.
-pub(super) enum Held {
+pub(in crate::ssr::tenancy) enum Held {
     Pg(PoolConnection<Postgres>),
     Lite(lite::Lite),
 }
@@ -83,7 +83,7 @@ impl Held {
 }
 
 /// Where a slot's connections come from.
-pub(super) enum Source {
+pub(in crate::ssr::tenancy) enum Source {
     /// PostgreSQL: sqlx's pool, which opens, counts and closes them.
     Pool(DatabaseConnection),
     /// SQLite: opened here, one file handle each.
@@ -92,20 +92,20 @@ pub(super) enum Source {
 
 /// The connections a slot keeps out of its pool between statements.
 #[derive(Default)]
-pub(super) struct Stash {
+pub(in crate::ssr::tenancy) struct Stash {
     /// Set once the slot is closing: connections then go back to the pool.
     closed: bool,
     idle: Vec<(Held, Instant)>,
 }
 
 impl Stash {
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::ssr::tenancy) fn len(&self) -> usize {
         self.idle.len()
     }
 }
 
 /// What a slot shares with the leases on it.
-pub(super) struct Lender {
+pub(in crate::ssr::tenancy) struct Lender {
     source: Source,
     gate: Arc<Semaphore>,
     /// The process's busy budget, shared with every other company's slot.
@@ -114,7 +114,11 @@ pub(super) struct Lender {
 }
 
 impl Lender {
-    pub(super) fn new(source: Source, per_tenant: u32, busy: Arc<Semaphore>) -> Self {
+    pub(in crate::ssr::tenancy) fn new(
+        source: Source,
+        per_tenant: u32,
+        busy: Arc<Semaphore>,
+    ) -> Self {
         Self {
             source,
             gate: Arc::new(Semaphore::new(per_tenant.max(1) as usize)),
@@ -124,13 +128,13 @@ impl Lender {
     }
 
     /// Connections idle in the stash now.
-    pub(super) fn stashed(&self) -> usize {
+    pub(in crate::ssr::tenancy) fn stashed(&self) -> usize {
         self.stash.lock().unwrap().len()
     }
 
     /// (open, idle in the pool) connections now; the stash's are open and
     /// not idle in the pool.
-    pub(super) fn usage(&self) -> (u32, u32) {
+    pub(in crate::ssr::tenancy) fn usage(&self) -> (u32, u32) {
         match &self.source {
             Source::Pool(db) => {
                 let p = db.get_postgres_connection_pool();
@@ -150,7 +154,7 @@ impl Lender {
     /// Closes the pool: first the stashed connections, while the ones in
     /// use go back to the pool when their statements end; then the pool,
     /// once every connection is back.
-    pub(super) async fn close(&self) {
+    pub(in crate::ssr::tenancy) async fn close(&self) {
         let idle = {
             let mut stash = self.stash.lock().unwrap();
             stash.closed = true;
@@ -251,7 +255,7 @@ struct Loan<'a> {
 }
 
 /// A transaction's gate and busy permits, held until it ends.
-pub(super) struct Permits {
+pub(in crate::ssr::tenancy) struct Permits {
     _gate: OwnedSemaphorePermit,
     _busy: OwnedSemaphorePermit,
 }
@@ -371,7 +375,7 @@ fn query_err(e: sqlx::Error) -> DbErr {
 }
 
 impl TenantConn {
-    pub(super) fn new(lender: Arc<Lender>, waits: Arc<WaitBudget>) -> Self {
+    pub(in crate::ssr::tenancy) fn new(lender: Arc<Lender>, waits: Arc<WaitBudget>) -> Self {
         Self { lender, waits }
     }
 

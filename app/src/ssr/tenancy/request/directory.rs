@@ -261,19 +261,19 @@ pub struct TenantEntry {
     pub status: TenantStatus,
     /// The database server it is on (`tenants.db_server`): whose open
     /// budget its pool counts against.
-    pub(super) server: String,
+    pub(in crate::ssr::tenancy) server: String,
     /// Decrypted connection URL; `None` until provisioning stored one.
     /// Only tenancy reads it: requests go through `TenantContext::db`.
-    pub(super) url: Option<SecretString>,
+    pub(in crate::ssr::tenancy) url: Option<SecretString>,
     /// A digest of `url`, made once per lookup: the pool cache compares
     /// it to tell a company that moved.
-    pub(super) url_digest: u64,
+    pub(in crate::ssr::tenancy) url_digest: u64,
     /// The schema version the registry records, when this binary does not
     /// know it: a newer release migrated the company (a rolling deploy),
     /// and this one would run the wrong queries on it.
-    pub(super) newer_schema: Option<String>,
+    pub(in crate::ssr::tenancy) newer_schema: Option<String>,
     /// Whether that was logged, once per entry read.
-    pub(super) newer_logged: std::sync::atomic::AtomicBool,
+    pub(in crate::ssr::tenancy) newer_logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TenantEntry {
@@ -612,10 +612,12 @@ impl Directory {
     fn entry(&self, t: tenants::Model) -> Result<TenantEntry, CipherError> {
         let url = self.connection_url(&t)?;
         Ok(TenantEntry {
-            url_digest: url.as_ref().map_or(0, super::pools::digest),
-            newer_schema: t
-                .schema_version
-                .filter(|v| super::schema::migrate::tenant_schema_position(v).is_none()),
+            url_digest: url
+                .as_ref()
+                .map_or(0, crate::ssr::tenancy::connections::pools::digest),
+            newer_schema: t.schema_version.filter(|v| {
+                crate::ssr::tenancy::schema::migrate::tenant_schema_position(v).is_none()
+            }),
             newer_logged: Default::default(),
             id: t.id,
             name: t.name,
@@ -623,14 +625,14 @@ impl Directory {
             status: t.status,
             server: t
                 .db_server
-                .unwrap_or_else(|| super::fleet::FIRST.to_owned()),
+                .unwrap_or_else(|| crate::ssr::tenancy::servers::fleet::FIRST.to_owned()),
             url,
         })
     }
 
     /// The decrypted connection URL of a registry row: for tenancy's own
     /// work outside requests (migrate, lifecycle).
-    pub(super) fn connection_url(
+    pub(in crate::ssr::tenancy) fn connection_url(
         &self,
         t: &tenants::Model,
     ) -> Result<Option<SecretString>, CipherError> {

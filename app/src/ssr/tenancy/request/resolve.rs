@@ -8,13 +8,13 @@
 //! cache ([`TenantPools::get`] is private to `tenancy`).
 use std::sync::Arc;
 
-use super::conn::WaitBudget;
-use super::directory::{Directory, DirectoryError, TenantEntry};
-use super::host::{Host, HostError, HostKind};
-use super::pools::{PoolError, TenantDb, TenantPools};
 use crate::domain::Subdomain;
 use crate::site::{Origin, Site};
 use crate::ssr::entities::tenants::TenantStatus;
+use crate::ssr::tenancy::connections::conn::WaitBudget;
+use crate::ssr::tenancy::connections::pools::{PoolError, TenantDb, TenantPools};
+use crate::ssr::tenancy::request::directory::{Directory, DirectoryError, TenantEntry};
+use crate::ssr::tenancy::request::host::{Host, HostError, HostKind};
 
 /// The resolved request, provided as Leptos context by the page and
 /// server-function handlers and as a request extension to plain handlers.
