@@ -495,6 +495,13 @@ async fn migrate(settings: Settings, args: MigrateArgs) -> CliResult {
     let only = args.tenant.as_deref().map(Subdomain::parse).transpose()?;
     let budget = settings.connection_budget.unwrap_or(64) as usize;
     let in_waves = args.canary.is_some() || args.growth.is_some() || args.abort_rate.is_some();
+    let labelled = settings
+        .migration_canaries
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Subdomain::parse(s).map_err(|e| format!("ENCLAVE_MIGRATION_CANARIES: '{s}': {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = MigrateOptions {
         concurrency: args.parallel.unwrap_or(8).clamp(1, budget),
         only,
@@ -502,6 +509,7 @@ async fn migrate(settings: Settings, args: MigrateArgs) -> CliResult {
         waves: in_waves.then(|| WaveOptions {
             canary: args.canary.clone().unwrap_or(Canary::Smallest(1)),
             growth: args.growth.unwrap_or(2.0),
+            labelled,
             abort_rate: args.abort_rate.unwrap_or(0.0),
         }),
         resume: args.resume,

@@ -71,6 +71,17 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_TENANT_STATEMENT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub tenant_statement_timeout_ms: u64,
 
+    /// Companies that lead every migration run in waves (the platform's own
+    /// test or demo companies), comma-separated subdomains; one no longer
+    /// there is passed over.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_MIGRATION_CANARIES",
+        default_value = ""
+    )]
+    pub migration_canaries: String,
+
     /// Milliseconds one company's migration (`migrate`) may wait for a
     /// lock (PostgreSQL's `lock_timeout`; SQLite's busy timeout): a
     /// migration stuck behind a long transaction fails that company's step

@@ -88,6 +88,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         tenant_idle_in_transaction_ms: 30_000,
         migration_lock_timeout_ms: 5_000,
         migration_statement_timeout_ms: 600_000,
+        migration_canaries: String::new(),
         tenant_connection_limit: 20,
         connection_reserve: 10,
         instances: 1,

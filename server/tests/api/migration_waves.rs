@@ -157,6 +157,7 @@ fn in_waves() -> MigrateOptions {
         waves: Some(WaveOptions {
             canary: Canary::Smallest(2),
             growth: 4.0,
+            labelled: vec![],
             abort_rate: 0.2,
         }),
         ..Default::default()
@@ -582,6 +583,18 @@ async fn the_command_refuses_bad_runs_before_touching_anything() {
         assert!(!ok, "{args:?}: {out}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    let mut labelled = env.clone();
+    labelled.push(("ENCLAVE_MIGRATION_CANARIES", "ours, not a name".into()));
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        crate::cli::run_server(&labelled, &["migrate", "--canary", "1"], "")
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("ENCLAVE_MIGRATION_CANARIES: 'not a name'"),
+        "{err}"
+    );
     assert_eq!(runs_recorded().await, 0);
     assert_eq!(company(&app, "bravo").await, bravo, "nothing touched");
 
@@ -709,6 +722,7 @@ async fn bench_migrate_in_waves() {
             waves: Some(WaveOptions {
                 canary: Canary::Smallest(1),
                 growth: 2.0,
+                labelled: vec![],
                 abort_rate: 0.0,
             }),
             ..plain.clone()

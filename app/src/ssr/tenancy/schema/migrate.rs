@@ -295,7 +295,7 @@ async fn divide_into_waves(
             item: t,
         })
         .collect();
-    Ok(waves::divide(candidates, &w.canary, w.growth))
+    Ok(waves::divide(candidates, &w.canary, &w.labelled, w.growth))
 }
 
 /// The migrations of `M` after `version` (all of them when it is none or

@@ -24,6 +24,9 @@ pub struct WaveOptions {
     pub canary: Canary,
     /// Each wave after the canary is this many times the one before (≥ 1).
     pub growth: f64,
+    /// Companies that lead the canary whatever it is: the platform's own
+    /// (`ENCLAVE_MIGRATION_CANARIES`).
+    pub labelled: Vec<Subdomain>,
     /// The run stops after a wave in which more than this share of the
     /// companies failed (0 to 1; 0 stops at the first failure).
     pub abort_rate: f64,
@@ -104,21 +107,37 @@ pub struct Candidate<T> {
 }
 
 /// Divides `candidates` into waves: the canary, then waves growing by
-/// `growth`, the rest smallest first (ties by subdomain). Named canaries
-/// that are not among the candidates (already current) are passed over;
-/// an empty wave is left out.
-pub fn divide<T>(mut candidates: Vec<Candidate<T>>, canary: &Canary, growth: f64) -> Vec<Vec<T>> {
+/// `growth`, the rest smallest first (ties by subdomain). The `labelled`
+/// companies (the platform's own, `ENCLAVE_MIGRATION_CANARIES`) lead the
+/// canary, before the companies it names or its `n` smallest. Named or
+/// labelled companies that are not among the candidates (already current)
+/// are passed over; an empty wave is left out.
+pub fn divide<T>(
+    mut candidates: Vec<Candidate<T>>,
+    canary: &Canary,
+    labelled: &[Subdomain],
+    growth: f64,
+) -> Vec<Vec<T>> {
     candidates.sort_by(|a, b| {
         (a.size.is_none(), a.size, &a.subdomain).cmp(&(b.size.is_none(), b.size, &b.subdomain))
     });
-    let (first, rest): (Vec<_>, Vec<_>) = match canary {
+    let is_in =
+        |names: &[Subdomain], c: &Candidate<T>| names.iter().any(|n| n.as_str() == c.subdomain);
+    let (mut first, candidates): (Vec<_>, Vec<_>) =
+        candidates.into_iter().partition(|c| is_in(labelled, c));
+    let rest = match canary {
         Canary::Smallest(n) => {
+            let mut candidates = candidates;
             let rest = candidates.split_off((*n).min(candidates.len()));
-            (candidates, rest)
+            first.extend(candidates);
+            rest
         }
-        Canary::Named(names) => candidates
-            .into_iter()
-            .partition(|c| names.iter().any(|n| n.as_str() == c.subdomain)),
+        Canary::Named(names) => {
+            let (named, rest): (Vec<_>, Vec<_>) =
+                candidates.into_iter().partition(|c| is_in(names, c));
+            first.extend(named);
+            rest
+        }
     };
     let canary_size = match canary {
         Canary::Smallest(n) => *n,
@@ -162,13 +181,13 @@ mod tests {
             .map(|i| (format!("c{i:02}"), Some(1000 - i)))
             .collect();
         let all: Vec<(&str, Option<u64>)> = all.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-        let waves = divide(companies(&all), &Canary::Smallest(1), 2.0);
+        let waves = divide(companies(&all), &Canary::Smallest(1), &[], 2.0);
         assert_eq!(sizes(&waves), [1, 2, 4, 8, 5]);
         assert_eq!(waves[0], ["c19"], "the smallest");
         assert_eq!(waves[4].last().unwrap(), "c00", "the biggest last");
-        let waves = divide(companies(&all), &Canary::Smallest(3), 1.0);
+        let waves = divide(companies(&all), &Canary::Smallest(3), &[], 1.0);
         assert_eq!(sizes(&waves), [3, 3, 3, 3, 3, 3, 2]);
-        let waves = divide(companies(&all), &Canary::Smallest(2), 1.5);
+        let waves = divide(companies(&all), &Canary::Smallest(2), &[], 1.5);
         assert_eq!(sizes(&waves), [2, 3, 5, 7, 3]);
     }
 
@@ -182,7 +201,7 @@ mod tests {
             ("tie-b", Some(50)),
         ]);
         let canary = Canary::Named(vec![Subdomain::parse("big").unwrap()]);
-        let waves = divide(all, &canary, 2.0);
+        let waves = divide(all, &canary, &[], 2.0);
         assert_eq!(
             waves,
             [vec!["big"], vec!["small", "mid"], vec!["tie-b", "mystery"]]
@@ -190,11 +209,29 @@ mod tests {
     }
 
     #[test]
+    fn labelled_companies_lead_the_canary() {
+        let all = companies(&[
+            ("big", Some(900)),
+            ("small", Some(10)),
+            ("ours", Some(500)),
+            ("mid", Some(50)),
+        ]);
+        let ours = [Subdomain::parse("ours").unwrap()];
+        let waves = divide(all, &Canary::Smallest(1), &ours, 2.0);
+        assert_eq!(waves, [vec!["ours", "small"], vec!["mid", "big"]]);
+    }
+
+    #[test]
     fn a_canary_already_current_leaves_no_empty_wave() {
         let canary = Canary::Named(vec![Subdomain::parse("gone").unwrap()]);
-        let waves = divide(companies(&[("a", Some(1)), ("b", Some(2))]), &canary, 2.0);
+        let waves = divide(
+            companies(&[("a", Some(1)), ("b", Some(2))]),
+            &canary,
+            &[],
+            2.0,
+        );
         assert_eq!(waves, [vec!["a", "b"]]);
-        assert!(divide(companies(&[]), &Canary::Smallest(1), 2.0).is_empty());
+        assert!(divide(companies(&[]), &Canary::Smallest(1), &[], 2.0).is_empty());
     }
 
     #[test]
