@@ -54,7 +54,8 @@ async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
         s.tenant_connection_limit = 7;
     })
     .await;
-    let role = app.create_company("Limited", "limited").await.db_name;
+    let company = app.create_company("Limited", "limited").await;
+    let role = company.db_name.clone();
     let (n, config) = role_limits(&role).await;
     assert_eq!(n, 7);
     assert!(
@@ -102,6 +103,9 @@ async fn a_companys_role_carries_its_limits_and_migrate_sets_new_ones() {
     );
     let (n, config) = role_limits(&stranger).await;
     assert_eq!((n, config), (-1, vec![]), "another's role was changed");
+    // A role that has them already is not altered again.
+    let server = services.provisioner.fleet().server(None).await.unwrap();
+    assert_eq!(server.apply_limits([company.id]).await.unwrap(), 0);
     crate::helpers::pg_admin(&format!("DROP ROLE \"{stranger}\"")).await;
     app.teardown().await;
 }

@@ -222,6 +222,18 @@ impl RoleLimits {
             self.connection_limit, self.statement_timeout_ms, self.idle_in_transaction_ms
         )
     }
+
+    /// The company roles (`tenant_…`) that have these limits already, as
+    /// [`RoleLimits::sql`] sets them (`name`).
+    fn already_set_sql(&self) -> String {
+        format!(
+            "SELECT rolname::text AS name FROM pg_roles \
+             WHERE rolname LIKE 'tenant\\_%' AND rolconnlimit = {} \
+             AND rolconfig @> ARRAY['statement_timeout={}', \
+                                    'idle_in_transaction_session_timeout={}']::text[]",
+            self.connection_limit, self.statement_timeout_ms, self.idle_in_transaction_ms
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -309,7 +321,8 @@ impl TenantServer {
     /// server are not touched: another installation's, or a test's, whose
     /// roles may be dropped at this moment. A role that is gone (its
     /// company deleted meanwhile) is passed over. Returns how many roles it
-    /// set; 0 on SQLite.
+    /// set; 0 on SQLite. Roles that have the limits already are not
+    /// altered.
     pub async fn apply_limits(
         &self,
         companies: impl IntoIterator<Item = Uuid>,
@@ -317,8 +330,22 @@ impl TenantServer {
         let Self::Postgres { admin, limits, .. } = self else {
             return Ok(0);
         };
+        // Roles that have them already are left alone: one query for a
+        // fleet whose limits did not change, not three statements a role.
+        let done: std::collections::HashSet<String> = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                limits.already_set_sql(),
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", "name"))
+            .collect::<Result<_, _>>()?;
         let mut set = 0;
         for id in companies {
+            if done.contains(&Self::db_name(id)) {
+                continue;
+            }
             match admin
                 .execute_unprepared(&limits.sql(&Self::db_name(id)))
                 .await
