@@ -33,6 +33,7 @@ on_both_backends!(
     a_wave_with_too_many_failures_stops_the_run_and_resume_finishes_it,
     a_company_one_version_behind_is_served_beside_one_at_the_latest,
     a_migration_behind_a_held_lock_fails_by_its_lock_timeout_while_the_site_answers,
+    a_migration_over_its_statement_time_fails_by_it,
 );
 
 const UNIQUE_ANY_CASE: &str = "m29991231_000001_emails_unique_in_any_case";
@@ -61,6 +62,21 @@ impl MigratorTrait for AddColumnRelease {
         all.push(Box::new(SqlMigration {
             name: "m29991231_000002_add_nickname",
             sql: "ALTER TABLE users ADD COLUMN nickname TEXT",
+        }));
+        all
+    }
+}
+
+/// A release whose migration never ends by itself.
+struct EndlessRelease;
+
+impl MigratorTrait for EndlessRelease {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = TenantMigrator::migrations();
+        all.push(Box::new(SqlMigration {
+            name: "m29991231_000003_endless_backfill",
+            sql: "CREATE TABLE endless AS \
+                  WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
         }));
         all
     }
@@ -149,6 +165,25 @@ async fn migrate<M: MigratorTrait + 'static>(
     opts: &MigrateOptions,
 ) -> Result<Summary, MigrateError> {
     migrate_tenants::<M>(services, opts, |_| {}, |_| {}).await
+}
+
+/// Takes the company's database one migration back, and says so in the
+/// registry (as a company a rollout has not reached yet); its row after.
+async fn one_version_back(app: &TestApp, sub: &str) -> tenants::Model {
+    let all = TenantMigrator::migrations();
+    let db = app.tenant_db(sub).await;
+    TenantMigrator::down(&db, Some(1)).await.unwrap();
+    db.close().await.unwrap();
+    tenants::ActiveModel {
+        id: Set(company(app, sub).await.id),
+        schema_version: Set(Some(all[all.len() - 2].name().to_owned())),
+        ..Default::default()
+    }
+    .update(&app.services.registry)
+    .await
+    .unwrap();
+    app.services.directory.invalidate(sub);
+    company(app, sub).await
 }
 
 fn in_waves() -> MigrateOptions {
@@ -372,21 +407,7 @@ async fn a_company_one_version_behind_is_served_beside_one_at_the_latest(backend
     }
     // `behind` one migration back, as a company the current wave has not
     // reached yet.
-    let all = TenantMigrator::migrations();
-    let previous = all[all.len() - 2].name().to_owned();
-    let db = app.tenant_db("behind").await;
-    TenantMigrator::down(&db, Some(1)).await.unwrap();
-    db.close().await.unwrap();
-    let behind = company(&app, "behind").await;
-    tenants::ActiveModel {
-        id: Set(behind.id),
-        schema_version: Set(Some(previous.clone())),
-        ..Default::default()
-    }
-    .update(&app.services.registry)
-    .await
-    .unwrap();
-    app.services.directory.invalidate("behind");
+    one_version_back(&app, "behind").await;
 
     // One instance serves both: sign-in, the dashboard, and an invitation
     // (whose daily quota reads the index the newest migration adds).
@@ -441,6 +462,25 @@ async fn a_company_one_version_behind_is_served_beside_one_at_the_latest(backend
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "30");
     assert!(res.text().await.unwrap().contains("being upgraded"));
+    // This binary's `migrate` fails it, saying why, and leaves the newer
+    // release's record alone.
+    let summary = migrate::<TenantMigrator>(&app.services, &MigrateOptions::default())
+        .await
+        .unwrap();
+    let failed: Vec<_> = summary.failed().collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].1.contains("newer than this binary knows"),
+        "{failed:?}"
+    );
+    let ahead_now = company(&app, "ahead").await;
+    assert_eq!(
+        (
+            ahead_now.schema_version.as_deref(),
+            ahead_now.last_migration_error
+        ),
+        (Some("m29991231_000009_from_a_newer_release"), None)
+    );
     assert_eq!(app.get(&host("behind"), "/api/health").await.status(), 200);
     app.teardown().await;
 }
@@ -516,6 +556,48 @@ async fn a_migration_behind_a_held_lock_fails_by_its_lock_timeout_while_the_site
     app.teardown().await;
 }
 
+async fn a_migration_over_its_statement_time_fails_by_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_company("Slow", "slow").await;
+    let opts = MigrateOptions {
+        guards: Guards {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_millis(500),
+        },
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let summary = migrate::<EndlessRelease>(&app.services, &opts)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(summary.failed().count(), 1);
+    let (_, companies) = runs::status(&app.services.registry, &latest::<EndlessRelease>())
+        .await
+        .unwrap()
+        .last_run
+        .unwrap();
+    // PostgreSQL's query_canceled; SQLite's SQLITE_INTERRUPT.
+    let canceled = match backend {
+        Backend::Postgres => "57014",
+        Backend::Sqlite => "9",
+    };
+    assert_eq!(
+        companies[0].sqlstate.as_deref(),
+        Some(canceled),
+        "{:?}",
+        companies[0].error
+    );
+    // It stays on its version, and keeps serving.
+    assert_eq!(
+        company(&app, "slow").await.schema_version,
+        Some(latest_tenant_schema())
+    );
+    assert_eq!(app.get(&host("slow"), "/api/health").await.status(), 200);
+    app.teardown().await;
+}
+
 /// Bad flags, a second run and a resume with nothing stopped are refused
 /// by the command before anything is touched; `--plan` and `status` say
 /// what is and would be, changing nothing.
@@ -525,21 +607,7 @@ async fn the_command_refuses_bad_runs_before_touching_anything() {
     for sub in ["alpha", "bravo"] {
         app.create_company(sub, sub).await;
     }
-    // `bravo` one migration behind.
-    let all = TenantMigrator::migrations();
-    let db = app.tenant_db("bravo").await;
-    TenantMigrator::down(&db, Some(1)).await.unwrap();
-    db.close().await.unwrap();
-    let bravo = company(&app, "bravo").await;
-    tenants::ActiveModel {
-        id: Set(bravo.id),
-        schema_version: Set(Some(all[all.len() - 2].name().to_owned())),
-        ..Default::default()
-    }
-    .update(&app.services.registry)
-    .await
-    .unwrap();
-    let bravo = company(&app, "bravo").await;
+    let bravo = one_version_back(&app, "bravo").await;
     let env = app.cli_env();
     let cli = |args: &'static [&'static str]| {
         let env = env.clone();

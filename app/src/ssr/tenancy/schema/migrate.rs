@@ -64,7 +64,8 @@ impl Default for MigrateOptions {
 
 /// The limits of one company's migration: `lock_timeout` and
 /// `statement_timeout` on PostgreSQL (above the company role's own
-/// statement limit, which is for requests); on SQLite, the busy timeout.
+/// statement limit, which is for requests); on SQLite, the busy timeout
+/// and an interrupt once the statement limit has passed since the step began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Guards {
     pub lock_timeout: Duration,
@@ -561,6 +562,28 @@ async fn connect_guarded(url: &SecretString, guards: Guards) -> Result<DatabaseC
     Database::connect(opts).await
 }
 
+/// SQLite has no `statement_timeout`: its one connection is interrupted
+/// (SQLITE_INTERRUPT, code 9) once `limit` has passed since the company's
+/// migration began, so on SQLite the limit holds for its whole step.
+async fn limit_sqlite_time(db: &DatabaseConnection, limit: Duration) -> Result<(), DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return Ok(());
+    }
+    let sqlx_err = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
+    // The pool holds one connection: the one the migration runs on next.
+    let mut conn = db
+        .get_sqlite_connection_pool()
+        .acquire()
+        .await
+        .map_err(sqlx_err)?;
+    let deadline = Instant::now() + limit;
+    conn.lock_handle()
+        .await
+        .map_err(sqlx_err)?
+        .set_progress_handler(1_000, move || Instant::now() < deadline);
+    Ok(())
+}
+
 async fn migrate_one<M: MigratorTrait>(
     services: &Services,
     t: &tenants::Model,
@@ -584,6 +607,7 @@ async fn migrate_one<M: MigratorTrait>(
             .ok_or(TenantMigrationError::NoUrl)?;
         let db = connect_guarded(&url, guards).await?;
         let result = async {
+            limit_sqlite_time(&db, guards.statement_timeout).await?;
             let pending: Vec<String> = M::get_pending_migrations(&db)
                 .await?
                 .iter()
@@ -640,8 +664,14 @@ async fn migrate_one<M: MigratorTrait>(
             (None, None)
         }
     };
-    if let Err(e) = row.update(&services.registry).await {
-        return Outcome::Failed(Arc::new(TenantMigrationError::Record(e)));
+    // A company a newer release migrated keeps that release's record: this
+    // binary's failure says nothing about it.
+    let newer =
+        matches!(&outcome, Outcome::Failed(e) if matches!(**e, TenantMigrationError::Newer(_)));
+    if !newer {
+        if let Err(e) = row.update(&services.registry).await {
+            return Outcome::Failed(Arc::new(TenantMigrationError::Record(e)));
+        }
     }
     if let Some(run) = run {
         let done = CompanyDone {
