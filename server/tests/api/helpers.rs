@@ -510,6 +510,25 @@ pub async fn open_link(app: &TestApp, host: &str, path: &str) -> reqwest::Respon
     get(app, host, &mut link, &clean).await
 }
 
+/// A tenant migrator as a release might ship: `$base`'s migrations, then
+/// one more for each `name => SQL` given.
+#[macro_export]
+macro_rules! release {
+    ($(#[$doc:meta])* $release:ident = $base:ty $(, $name:expr => $sql:expr)* $(,)?) => {
+        $(#[$doc])*
+        struct $release;
+
+        impl migration::MigratorTrait for $release {
+            fn migrations() -> Vec<Box<dyn migration::MigrationTrait>> {
+                #[allow(unused_mut)]
+                let mut all = <$base as migration::MigratorTrait>::migrations();
+                $(all.push(Box::new($crate::helpers::SqlMigration { name: $name, sql: $sql }));)*
+                all
+            }
+        }
+    };
+}
+
 /// One SQL statement as a tenant migration, as a release might add
 /// (tests' constants, never input).
 pub struct SqlMigration {

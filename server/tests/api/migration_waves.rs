@@ -18,16 +18,14 @@ use app::ssr::tenancy::{
         waves::{Canary, WaveOptions},
     },
 };
-use migration::{MigrationTrait, MigratorTrait, TenantMigrator};
+use migration::{MigratorTrait, TenantMigrator};
 use reqwest::StatusCode;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Set, TransactionTrait,
 };
 
-use crate::helpers::{
-    call, get, sign_in, spawn_app, Backend, SqlMigration, TestApp, ADMIN_PASSWORD,
-};
-use crate::on_both_backends;
+use crate::helpers::{call, get, sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::{on_both_backends, release};
 
 on_both_backends!(
     a_wave_with_too_many_failures_stops_the_run_and_resume_finishes_it,
@@ -38,49 +36,23 @@ on_both_backends!(
 
 const UNIQUE_ANY_CASE: &str = "m29991231_000001_emails_unique_in_any_case";
 
-/// A release whose migration some companies' data breaks: emails unique
-/// in any letter case (fails where two differ only in case).
-struct NextRelease;
-
-impl MigratorTrait for NextRelease {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = TenantMigrator::migrations();
-        all.push(Box::new(SqlMigration {
-            name: UNIQUE_ANY_CASE,
-            sql: "CREATE UNIQUE INDEX users_email_any_case ON users (lower(email))",
-        }));
-        all
-    }
-}
-
-/// A release that adds a column to `users`: it needs the table to itself.
-struct AddColumnRelease;
-
-impl MigratorTrait for AddColumnRelease {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = TenantMigrator::migrations();
-        all.push(Box::new(SqlMigration {
-            name: "m29991231_000002_add_nickname",
-            sql: "ALTER TABLE users ADD COLUMN nickname TEXT",
-        }));
-        all
-    }
-}
-
-/// A release whose migration never ends by itself.
-struct EndlessRelease;
-
-impl MigratorTrait for EndlessRelease {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = TenantMigrator::migrations();
-        all.push(Box::new(SqlMigration {
-            name: "m29991231_000003_endless_backfill",
-            sql: "CREATE TABLE endless AS \
-                  WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
-        }));
-        all
-    }
-}
+release!(
+    /// A release whose migration some companies' data breaks: emails
+    /// unique in any letter case (fails where two differ only in case).
+    NextRelease = TenantMigrator,
+    UNIQUE_ANY_CASE => "CREATE UNIQUE INDEX users_email_any_case ON users (lower(email))",
+);
+release!(
+    /// A release that adds a column to `users`: it needs the table to itself.
+    AddColumnRelease = TenantMigrator,
+    "m29991231_000002_add_nickname" => "ALTER TABLE users ADD COLUMN nickname TEXT",
+);
+release!(
+    /// A release whose migration never ends by itself.
+    EndlessRelease = TenantMigrator,
+    "m29991231_000003_endless_backfill" => "CREATE TABLE endless AS \
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+);
 
 fn host(sub: &str) -> String {
     format!("{sub}.localhost")
@@ -722,45 +694,15 @@ async fn the_command_refuses_bad_runs_before_touching_anything() {
     app.teardown().await;
 }
 
-/// Releases each adding one more column to `users`: the same work on every
-/// company, each round.
-const ADDED: [(&str, &str); 4] = [
-    (
-        "m29991231_000011_add_c1",
-        "ALTER TABLE users ADD COLUMN c1 TEXT",
-    ),
-    (
-        "m29991231_000012_add_c2",
-        "ALTER TABLE users ADD COLUMN c2 TEXT",
-    ),
-    (
-        "m29991231_000013_add_c3",
-        "ALTER TABLE users ADD COLUMN c3 TEXT",
-    ),
-    (
-        "m29991231_000014_add_c4",
-        "ALTER TABLE users ADD COLUMN c4 TEXT",
-    ),
-];
-
-macro_rules! release_with {
-    ($name:ident, $n:expr) => {
-        struct $name;
-        impl MigratorTrait for $name {
-            fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-                let mut all = TenantMigrator::migrations();
-                for &(name, sql) in &ADDED[..$n] {
-                    all.push(Box::new(SqlMigration { name, sql }));
-                }
-                all
-            }
-        }
-    };
-}
-release_with!(Round1, 1);
-release_with!(Round2, 2);
-release_with!(Round3, 3);
-release_with!(Round4, 4);
+release!(
+    /// Releases each adding one more column to `users`: the same work on
+    /// every company, each round.
+    Round1 = TenantMigrator,
+    "m29991231_000011_add_c1" => "ALTER TABLE users ADD COLUMN c1 TEXT",
+);
+release!(Round2 = Round1, "m29991231_000012_add_c2" => "ALTER TABLE users ADD COLUMN c2 TEXT");
+release!(Round3 = Round2, "m29991231_000013_add_c3" => "ALTER TABLE users ADD COLUMN c3 TEXT");
+release!(Round4 = Round3, "m29991231_000014_add_c4" => "ALTER TABLE users ADD COLUMN c4 TEXT");
 
 /// `make bench-waves`: 1,000 PostgreSQL companies on a cluster of the
 /// benchmark's own, one `ALTER TABLE … ADD COLUMN` a round, `--parallel 4`:

@@ -7,12 +7,12 @@ use app::ssr::tenancy::{
     request::directory,
     schema::migrate::{latest, migrate_tenants, MigrateOptions, Outcome},
 };
-use migration::{MigrationTrait, MigratorTrait, TenantMigrator};
+use migration::TenantMigrator;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::ExposeSecret;
 
-use crate::helpers::{pg_admin, spawn_app, start, Backend, SqlMigration, TestApp, PG_ADMIN_URL};
-use crate::on_both_backends;
+use crate::helpers::{pg_admin, spawn_app, start, Backend, TestApp, PG_ADMIN_URL};
+use crate::{on_both_backends, release};
 
 on_both_backends!(
     a_new_tenant_migration_reaches_every_tenant_and_a_rerun_touches_none,
@@ -21,33 +21,16 @@ on_both_backends!(
     an_unchanged_registry_is_read_once_per_cache_time_not_once_per_company,
 );
 
-/// The real tenant migrations plus one more.
-struct NextRelease;
-
-impl MigratorTrait for NextRelease {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = TenantMigrator::migrations();
-        all.push(Box::new(SqlMigration {
-            name: "m29991231_000001_add_notes",
-            sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        }));
-        all
-    }
-}
-
-/// And one more after that.
-struct ReleaseAfter;
-
-impl MigratorTrait for ReleaseAfter {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all = NextRelease::migrations();
-        all.push(Box::new(SqlMigration {
-            name: "m29991231_000002_add_tags",
-            sql: "CREATE TABLE tags (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        }));
-        all
-    }
-}
+release!(
+    /// The real tenant migrations plus one more.
+    NextRelease = TenantMigrator,
+    "m29991231_000001_add_notes" => "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+);
+release!(
+    /// And one more after that.
+    ReleaseAfter = NextRelease,
+    "m29991231_000002_add_tags" => "CREATE TABLE tags (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+);
 
 fn opts() -> MigrateOptions {
     MigrateOptions {
