@@ -19,7 +19,9 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use secrecy::SecretString;
 
 use crate::fleet::with_second_cluster;
-use crate::helpers::{call, sign_in, spawn_app, Backend, Jar, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    call, sign_in, spawn_app, spawn_app_with, Backend, Jar, TestApp, ADMIN_PASSWORD,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_company_moves_to_another_server_and_back_losing_no_write() {
@@ -139,8 +141,17 @@ impl Writer {
         self.writes.lock().unwrap().accepted.len()
     }
 
+    /// Until `accepted` writes were answered 200; a minute at most, so a
+    /// writer that is refused fails the test with the refusals it met.
     async fn wait_for(&self, accepted: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
         while self.accepted() < accepted {
+            assert!(
+                Instant::now() < deadline,
+                "{} writes accepted, {accepted} awaited; refused: {:?}",
+                self.accepted(),
+                self.writes.lock().unwrap().refused
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -175,7 +186,11 @@ async fn lost(app: &TestApp, sub: &str, accepted: &[String]) -> Vec<String> {
 }
 
 async fn moving(admin_url: String) {
-    let app = Arc::new(spawn_app(Backend::Postgres).await);
+    // The writer invites someone every 20 ms for as long as the move
+    // takes: far more than a company's daily invitation quota, which is
+    // not what this test is about.
+    let app =
+        Arc::new(spawn_app_with(Backend::Postgres, |s| s.invitations_per_day = 1_000_000).await);
     let fleet = app.services.provisioner.fleet().clone();
     let t = app.create_company("Movers", "movers").await;
     fleet
@@ -368,7 +383,8 @@ async fn bench_move(admin_url: String) {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(400_000);
-    let app = Arc::new(spawn_app(Backend::Postgres).await);
+    let app =
+        Arc::new(spawn_app_with(Backend::Postgres, |s| s.invitations_per_day = 1_000_000).await);
     let t = app.create_company("Heavy", "heavy").await;
     app.services
         .provisioner
