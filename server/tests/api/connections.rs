@@ -525,9 +525,16 @@ async fn a_transaction_gets_the_kept_connection_and_rolls_back_when_dropped(back
         .await
         .unwrap();
     // While it is open, the company's only connection is its: a statement
-    // outside it waits, then fails, instead of hanging.
-    let outside = conn.execute_unprepared("SELECT 1").await;
+    // of another request waits, then fails, instead of hanging. (Another
+    // request: this one's own waits share one budget, and a wait that used
+    // it all would leave none for the statements below.)
+    let RequestSite::Tenant(other) = app.resolve("acme.localhost").await else {
+        panic!("acme is served")
+    };
+    let other = other.db().await.unwrap();
+    let outside = other.conn().execute_unprepared("SELECT 1").await;
     assert!(outside.is_err(), "{outside:?}");
+    drop(other);
     // Dropped uncommitted: rolled back before the connection serves again.
     drop(txn);
     assert_eq!(count("SELECT count(*) FROM probe").await, 0);
