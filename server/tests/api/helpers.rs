@@ -225,6 +225,27 @@ impl TestApp {
         env
     }
 
+    /// Companies `subs` (named "Co"), made through the real provisioning
+    /// path `at_once` at a time (each hashes its admin's password in one of
+    /// the process's hashing slots).
+    pub async fn create_companies(&self, subs: &[String], at_once: usize) {
+        for chunk in subs.chunks(at_once) {
+            let made: Vec<_> = chunk
+                .iter()
+                .map(|s| {
+                    let services = self.services.clone();
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        services.create_tenant(new_tenant("Co", &s)).await.unwrap()
+                    })
+                })
+                .collect();
+            for h in made {
+                h.await.unwrap();
+            }
+        }
+    }
+
     /// A company made through the real provisioning path.
     pub async fn create_company(&self, name: &str, subdomain: &str) -> tenants::Model {
         self.services

@@ -73,24 +73,7 @@ async fn company(app: &TestApp, sub: &str) -> tenants::Model {
 /// (`one@x.test`, `two@x.test`: every company the same size).
 async fn fleet(app: &TestApp, n: usize) -> Vec<String> {
     let subs: Vec<String> = (0..n).map(|i| format!("co-{i:03}")).collect();
-    for chunk in subs.chunks(2) {
-        let made: Vec<_> = chunk
-            .iter()
-            .map(|s| {
-                let services = app.services.clone();
-                let s = s.clone();
-                tokio::spawn(async move {
-                    services
-                        .create_tenant(crate::helpers::new_tenant("Co", &s))
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for h in made {
-            h.await.unwrap();
-        }
-    }
+    app.create_companies(&subs, 2).await;
     for sub in &subs {
         let db = app.tenant_db(sub).await;
         for email in ["one@x.test", "two@x.test"] {

@@ -304,24 +304,7 @@ async fn migrate_benchmark_over_many_postgres_tenants() {
     let app = spawn_app(Backend::Postgres).await;
     let started = Instant::now();
     let subs: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
-    for chunk in subs.chunks(8) {
-        let made: Vec<_> = chunk
-            .iter()
-            .map(|s| {
-                let services = app.services.clone();
-                let s = s.clone();
-                tokio::spawn(async move {
-                    services
-                        .create_tenant(crate::helpers::new_tenant("Bench", &s))
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for h in made {
-            h.await.unwrap();
-        }
-    }
+    app.create_companies(&subs, 8).await;
     let provisioning = started.elapsed();
     let one = migrate_tenants::<NextRelease>(
         &app.services,

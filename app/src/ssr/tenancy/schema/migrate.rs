@@ -212,10 +212,18 @@ pub fn latest_tenant_schema() -> String {
 
 /// Where a recorded tenant schema stands: (its place in the migration
 /// list, counting from 1; the list's length), for people to read.
+/// The directory asks it of every company it reads, so the names are
+/// listed once per process, not built anew each time.
 pub fn tenant_schema_position(name: &str) -> Option<(usize, usize)> {
-    let all = TenantMigrator::migrations();
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = NAMES.get_or_init(|| {
+        TenantMigrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
+    });
     all.iter()
-        .position(|m| m.name() == name)
+        .position(|m| m == name)
         .map(|i| (i + 1, all.len()))
 }
 
