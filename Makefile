@@ -49,7 +49,9 @@ setup-rust:
 
 # Debian packages the tests use: Chromium (Playwright), nginx, curl and
 # openssl (proxy tests, https included), wrk and pgbench (load benchmark
-# and its smoke test), aiosmtpd (a real SMTP server that mail tests read).
+# and its smoke test), aiosmtpd (a real SMTP server that mail tests read),
+# pgBackRest and PostgreSQL 15's server binaries (the backup tests' own
+# cluster: Debian's pgBackRest 2.45 predates PostgreSQL 16).
 setup-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -59,6 +61,8 @@ setup-system:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v brotli >/dev/null || missing="$$missing brotli"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql-15"; \
 	/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing="$$missing python3-aiosmtpd"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 

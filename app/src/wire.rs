@@ -184,6 +184,9 @@ pub struct TenantRow {
     pub schema: String,
     /// Why its last migration failed (cleared when one succeeds).
     pub migration_error: Option<String>,
+    /// Its last restore from backup, as a short label and the detail shown
+    /// on hover: in progress (and at which step), done, undone or failed.
+    pub restore: Option<(String, String)>,
     pub created: String,
 }
 

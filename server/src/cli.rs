@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
 use app::ssr::tenancy::{
+    backups::restore::RestoreAs,
     lifecycle::provisioning::NewTenant,
     request::directory::{self, TenantInfo},
     schema::waves::{self, Canary},
@@ -98,6 +99,33 @@ pub enum Command {
     /// The PostgreSQL servers new companies are placed on.
     #[command(subcommand)]
     Dbserver(DbserverCommand),
+    /// Backups: pgBackRest for PostgreSQL servers, snapshots for SQLite.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Print the PostgreSQL settings and the pgBackRest stanza a server
+    /// needs (`default` is ENCLAVE_TENANT_DB_URL's); with --write, set them
+    /// and add the stanza to ENCLAVE_PGBACKREST_CONFIG.
+    Setup {
+        server: String,
+        /// Set the settings (ALTER SYSTEM) and write the stanza; once
+        /// archiving is on, create the stanza and check it.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Take a backup now: of one server, or of every one (SQLite: a
+    /// snapshot of every company).
+    Run { server: Option<String> },
+    /// Each server's backups, and the earliest moment each company can be
+    /// restored to.
+    List {
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,6 +277,25 @@ pub enum TenantCommand {
         #[arg(long)]
         to: String,
     },
+    /// Put a company back to a moment from the backups (PostgreSQL: any
+    /// second they cover; SQLite: the latest snapshot at or before it), in
+    /// place or beside it as a new paused company.
+    Restore {
+        subdomain: String,
+        /// The moment, RFC 3339 (`2026-12-06T14:01:00Z`).
+        #[arg(long, required_unless_present = "undo")]
+        to: Option<String>,
+        /// Switch the company to the restored data (the data before is kept
+        /// for ENCLAVE_RESTORE_KEEP_DAYS).
+        #[arg(long, conflicts_with_all = ["as_subdomain", "undo"])]
+        in_place: bool,
+        /// Open the restored data beside it, as a new paused company.
+        #[arg(long = "as", value_name = "NEW_SUBDOMAIN", conflicts_with = "undo")]
+        as_subdomain: Option<String>,
+        /// Bring back the data the last restore in place replaced.
+        #[arg(long, conflicts_with = "to")]
+        undo: bool,
+    },
     /// Delete a company: its database, its role, its subdomain.
     Delete {
         subdomain: String,
@@ -284,6 +331,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Superadmin(cmd) => superadmin(cli.settings, cmd).await,
             Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,
             Command::Dbserver(cmd) => dbserver(cli.settings, cmd).await,
+            Command::Backup(cmd) => backup(cli.settings, cmd).await,
         }
     });
     match result {
@@ -351,6 +399,73 @@ async fn dbserver(settings: Settings, cmd: DbserverCommand) -> CliResult {
         DbserverCommand::Remove { name } => {
             fleet.remove(&name).await?;
             println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn backup(settings: Settings, cmd: BackupCommand) -> CliResult {
+    let services = build_services(&settings).await?;
+    match cmd {
+        BackupCommand::Setup { server, write } => {
+            let setup = services.backup_setup(&server, write).await?;
+            let verb = if setup.written { "set" } else { "needs" };
+            println!("PostgreSQL server '{}' {verb}:", setup.server);
+            for (k, v) in &setup.settings {
+                println!("  {k} = '{v}'");
+            }
+            if setup.needs_restart {
+                println!("  (archive_mode and wal_level take effect when PostgreSQL restarts)");
+            }
+            let file = settings
+                .pgbackrest_config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "/etc/pgbackrest/pgbackrest.conf".into());
+            let verb = if setup.written { "has" } else { "needs" };
+            println!("\n{file} {verb}:\n{}", setup.stanza);
+            match (setup.written, setup.checked) {
+                (_, true) => println!(
+                    "stanza '{}' created and checked: run `server backup run {}`",
+                    setup.server, setup.server
+                ),
+                (true, false) => println!(
+                    "restart PostgreSQL, then run `server backup run {}`",
+                    setup.server
+                ),
+                (false, _) => println!("run again with --write to set them, or set them by hand"),
+            }
+        }
+        BackupCommand::Run { server } => {
+            for line in services.backup_run(server.as_deref()).await? {
+                println!("{line}");
+            }
+        }
+        BackupCommand::List { json } => {
+            let list = services.backup_list().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            for s in list {
+                println!("{}: {} backups", s.server, s.backups.len());
+                for b in &s.backups {
+                    println!(
+                        "  {:<26} {:<4} {} to {}  {} MB",
+                        b.label,
+                        b.kind,
+                        b.started.to_rfc3339(),
+                        b.stopped.to_rfc3339(),
+                        b.size / 1_000_000
+                    );
+                }
+                for (sub, earliest) in &s.companies {
+                    match earliest {
+                        Some(at) => println!("  {sub}: back to {}", at.to_rfc3339()),
+                        None => println!("  {sub}: in no backup yet"),
+                    }
+                }
+            }
         }
     }
     Ok(())
@@ -457,6 +572,58 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 moved.paused.as_secs_f64(),
                 moved.took.as_secs_f64()
             );
+        }
+        TenantCommand::Restore {
+            subdomain,
+            to,
+            in_place,
+            as_subdomain,
+            undo,
+        } => {
+            let sub = Subdomain::parse(&subdomain)?;
+            if undo {
+                services.undo_restore(&sub).await?;
+                println!("{subdomain} has its data from before the restore again");
+                return Ok(());
+            }
+            let how = match (in_place, as_subdomain) {
+                (true, None) => RestoreAs::InPlace,
+                (false, Some(new)) => RestoreAs::Beside(Subdomain::parse(&new)?),
+                _ => {
+                    return Err(
+                        "say where the restored data goes: --in-place, or --as <new subdomain>"
+                            .into(),
+                    )
+                }
+            };
+            let to = to.unwrap_or_default();
+            let at = chrono::DateTime::parse_from_rfc3339(&to)
+                .map_err(|_| {
+                    format!("'{to}' is not an RFC 3339 moment (e.g. 2026-12-06T14:01:00Z)")
+                })?
+                .with_timezone(&chrono::Utc);
+            let done = services.restore_tenant(&sub, at, how).await?;
+            let from = done
+                .snapshot
+                .map(|s| format!(" (its snapshot of {})", s.to_rfc3339()))
+                .unwrap_or_default();
+            match done.kept_until {
+                Some(until) => println!(
+                    "restored {subdomain} to {}{from} in place: {} rows, writes paused {:.1} s, {:.1} s in all; the data before is kept until {} (`tenant restore {subdomain} --undo`)",
+                    done.to.to_rfc3339(),
+                    done.rows,
+                    done.paused.as_secs_f64(),
+                    done.took.as_secs_f64(),
+                    until.to_rfc3339()
+                ),
+                None => println!(
+                    "opened {subdomain} as it was at {}{from} beside it, as {} (paused): {} rows in {:.1} s",
+                    done.to.to_rfc3339(),
+                    done.subdomain,
+                    done.rows,
+                    done.took.as_secs_f64()
+                ),
+            }
         }
         TenantCommand::Delete { subdomain, yes } => {
             if !yes {

@@ -206,6 +206,49 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_PROVISIONING_RECORDS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub provisioning_records_days: u32,
 
+    /// pgBackRest's configuration file, which `backup setup --write` adds
+    /// each server's stanza to [default: pgBackRest's own,
+    /// `/etc/pgbackrest/pgbackrest.conf`].
+    #[arg(long, global = true, env = "ENCLAVE_PGBACKREST_CONFIG")]
+    pub pgbackrest_config: Option<PathBuf>,
+
+    /// The operating-system user that owns PostgreSQL's data (`postgres`):
+    /// pgBackRest and a restore's temporary server run as it (`runuser`
+    /// when Enclave runs as root, `sudo -n -u` otherwise) [default:
+    /// Enclave's own user].
+    #[arg(long, global = true, env = "ENCLAVE_BACKUP_OS_USER")]
+    pub backup_os_user: Option<String>,
+
+    /// Where `pg_ctl` of the servers' PostgreSQL version is, for a
+    /// restore's temporary server [default: `/usr/lib/postgresql/<major>/bin`].
+    #[arg(long, global = true, env = "ENCLAVE_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Full backups kept per server; older ones, and the WAL only they
+    /// need, expire after each backup (so companies go back as far as the
+    /// oldest kept full backup).
+    #[arg(long, global = true, env = "ENCLAVE_BACKUP_RETENTION_FULL", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=9_999_999))]
+    pub backup_retention_full: u32,
+
+    /// Where a restore makes its temporary server, writable by
+    /// `ENCLAVE_BACKUP_OS_USER` [default: `<data dir>/restores`].
+    #[arg(long, global = true, env = "ENCLAVE_RESTORE_DIR")]
+    pub restore_dir: Option<PathBuf>,
+
+    /// Days a restore in place keeps the database it replaced, for
+    /// `tenant restore --undo`.
+    #[arg(long, global = true, env = "ENCLAVE_RESTORE_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub restore_keep_days: u32,
+
+    /// SQLite: how often each company is snapshotted, `30m`, `6h`, `1d`,
+    /// or `off`.
+    #[arg(long, global = true, env = "ENCLAVE_SNAPSHOT_EVERY", default_value = "1h", value_parser = parse_every)]
+    pub snapshot_every: Every,
+
+    /// SQLite: days snapshots are kept (a company's newest always is).
+    #[arg(long, global = true, env = "ENCLAVE_SNAPSHOT_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    pub snapshot_keep_days: u32,
+
     /// SMTP server for outgoing mail, as a URL: `smtp://host:25` (plain),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://user:pass@host` [default: none: each message is written as
@@ -388,8 +431,58 @@ impl Settings {
             .unwrap_or_else(|| format!("Enclave <no-reply@{}>", self.base_domain))
     }
 
+    /// What backups and restores are configured with.
+    pub fn backup_settings(&self) -> app::ssr::tenancy::backups::BackupSettings {
+        let days = |d: u32| std::time::Duration::from_secs(u64::from(d) * 86_400);
+        app::ssr::tenancy::backups::BackupSettings {
+            pgbackrest_config: self.pgbackrest_config.clone(),
+            os_user: self.backup_os_user.clone(),
+            pg_bin: self.pg_bin.clone(),
+            retention_full: self.backup_retention_full,
+            scratch_dir: self
+                .restore_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("restores")),
+            keep: days(self.restore_keep_days),
+            snapshot_every: self.snapshot_every.0,
+            snapshot_keep: days(self.snapshot_keep_days),
+            snapshot_dir: self.data_dir.join("snapshots"),
+        }
+    }
+
     pub fn tenant_dir(&self) -> PathBuf {
         self.data_dir.join("tenants")
+    }
+}
+
+/// A period, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Every(pub Option<std::time::Duration>);
+
+/// `30m`, `6h`, `1d` (a number and a unit: s, m, h, d) or `off`.
+fn parse_every(s: &str) -> Result<Every, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(Every(None));
+    }
+    let unit = match s.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3_600,
+        Some('d') => 86_400,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a period: write e.g. 30m, 6h, 1d, or off"
+            ))
+        }
+    };
+    match s[..s.len() - 1].parse::<u64>() {
+        Ok(n) if n > 0 && n <= 3_650 * 86_400 / unit => {
+            Ok(Every(Some(std::time::Duration::from_secs(n * unit))))
+        }
+        _ => Err(format!(
+            "'{s}' is not a period: write e.g. 30m, 6h, 1d, or off"
+        )),
     }
 }
 

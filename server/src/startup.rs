@@ -153,6 +153,8 @@ async fn build_services_with(
             .map_err(StartupError::PublicUrl)?,
         delete_crash_after: None,
         move_crash_after: None,
+        backups: std::sync::Arc::new(settings.backup_settings()),
+        restore_crash_after: None,
         cipher: cipher.clone(),
     })
 }
@@ -471,6 +473,9 @@ impl Application {
                     rate.forget_idle();
                 }
                 services.recover().await;
+                if let Err(e) = services.snapshot_all(false).await {
+                    tracing::warn!(error = %app::ssr::http::error_chain(&e), "cannot snapshot companies");
+                }
                 match purge(&services.registry, keep_records).await {
                     Ok(purged) if purged != Purged::default() => {
                         tracing::debug!(?purged, "purged the registry")

@@ -72,12 +72,20 @@ pub async fn list_tenants(
     )
     .await
     .map_err(internal)?;
+    let ids: Vec<uuid::Uuid> = listing.rows.iter().map(|t| t.id).collect();
+    let restores =
+        crate::ssr::tenancy::backups::restore::latest_restores(&services()?.registry, &ids)
+            .await
+            .map_err(internal)?;
     let rows = listing
         .rows
         .into_iter()
         .map(|t| {
             let schema_version = t.schema_version.unwrap_or_default();
             crate::wire::TenantRow {
+                restore: restores
+                    .get(&t.id)
+                    .map(crate::ssr::tenancy::backups::restore::describe),
                 schema: match tenant_schema_position(&schema_version) {
                     Some((at, of)) => format!("{at} of {of}"),
                     None => "unknown".into(),

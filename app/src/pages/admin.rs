@@ -168,7 +168,9 @@ pub fn AdminPage() -> impl IntoView {
                                             <tr data-subdomain=t.subdomain.clone()>
                                                 <td class="name">{t.name.clone()}</td>
                                                 <td><code>{t.subdomain.clone()}</code></td>
-                                                <td data-testid="status">{t.status.clone()}</td>
+                                                <td data-testid="status">{t.status.clone()}
+                                                    {t.restore.clone().map(|(label, detail)| view! { " " <span class="badge" title=detail data-testid="restore">{label}</span> })}
+                                                </td>
                                                 <td data-testid="server">{t.server.clone()}</td>
                                                 <td>
                                                     <abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr>

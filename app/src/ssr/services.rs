@@ -48,4 +48,8 @@ pub struct Services {
     pub delete_crash_after: Option<super::tenancy::lifecycle::DeleteStep>,
     /// Tests: moves "die" after this step.
     pub move_crash_after: Option<super::entities::tenant_moves::MoveStep>,
+    /// Backups, snapshots and restores (see `tenancy::backups`).
+    pub backups: std::sync::Arc<super::tenancy::backups::BackupSettings>,
+    /// Tests: restores "die" after this step.
+    pub restore_crash_after: Option<super::entities::tenant_restores::RestoreStep>,
 }

@@ -18,6 +18,7 @@ mod m20261206_000015_sealing;
 mod m20261206_000016_signups_hold_nothing;
 mod m20261206_000017_company_sessions_leave;
 mod m20261206_000018_migration_runs;
+mod m20261206_000019_tenant_restores;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261206_000016_signups_hold_nothing::Migration),
             Box::new(m20261206_000017_company_sessions_leave::Migration),
             Box::new(m20261206_000018_migration_runs::Migration),
+            Box::new(m20261206_000019_tenant_restores::Migration),
         ]
     }
 }

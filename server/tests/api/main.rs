@@ -25,6 +25,7 @@ mod provisioning;
 mod proxy;
 mod registry_outage;
 mod rendering;
+mod restores;
 mod security;
 mod sessions;
 mod signup_holds;

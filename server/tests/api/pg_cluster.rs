@@ -33,6 +33,21 @@ pub fn pg16_bin() -> PathBuf {
     bin
 }
 
+/// Where the machine's PostgreSQL 15 binaries are (`ENCLAVE_TEST_PG15_BIN`,
+/// or Debian's): Debian 12's pgBackRest (2.45) backs up PostgreSQL 15 at
+/// most, so the backup tests' clusters are 15.
+pub fn pg15_bin() -> PathBuf {
+    let bin = std::env::var_os("ENCLAVE_TEST_PG15_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+    assert!(
+        bin.join("initdb").exists(),
+        "PostgreSQL 15 binaries not found in {}: install Debian's postgresql-15",
+        bin.display()
+    );
+    bin
+}
+
 /// Runs a PostgreSQL binary as the `postgres` user when we are root
 /// (initdb and postgres refuse to run as root).
 fn command(bin: &Path, program: &str) -> Command {
@@ -61,7 +76,7 @@ fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -132,6 +147,16 @@ impl PgCluster {
         };
         cluster.start_again();
         cluster
+    }
+
+    /// Stops the server cleanly (a checkpoint first). Blocking.
+    pub fn stop_clean(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    /// The directory the cluster lives in (writable by `postgres`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Starts the server (again, after [`PgCluster::stop`]), on the same

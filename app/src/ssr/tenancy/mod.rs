@@ -19,6 +19,10 @@
 //!   deletes and recovers companies for the pages, the platform API and the
 //!   CLI.
 //! - [`schema`]: company schemas over time (`migrate`, in waves).
+//! - [`backups`]: pgBackRest backups of every PostgreSQL server, SQLite
+//!   snapshots, and one company restored to a moment
+//!   ([`backups::restore`]), in place or beside.
+pub mod backups;
 pub mod connections;
 pub mod lifecycle;
 pub mod request;

@@ -281,13 +281,16 @@ impl Services {
     }
 
     /// Undoes company creations, finishes deletions, and settles moves
-    /// (see `moves`), whose process died midway (untouched for the provisioning timeout).
+    /// and restores (see `moves`, `backups::restore`), whose process died midway (untouched for the provisioning timeout).
     pub async fn recover(&self) {
         if let Err(e) = self.provisioner.recover(self.provisioning_timeout).await {
             tracing::error!(error = %crate::ssr::http::error_chain(&e), "provisioning recovery failed");
         }
         if let Err(e) = self.recover_moves().await {
             tracing::error!(error = %crate::ssr::http::error_chain(&e), "move recovery failed");
+        }
+        if let Err(e) = self.recover_restores().await {
+            tracing::error!(error = %crate::ssr::http::error_chain(&e), "restore recovery failed");
         }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(self.provisioning_timeout).unwrap_or_default();

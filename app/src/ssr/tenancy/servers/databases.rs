@@ -488,7 +488,7 @@ impl TenantServer {
         format!("tenant_{}", id.simple())
     }
 
-    fn sqlite_path(dir: &std::path::Path, id: Uuid) -> PathBuf {
+    pub(in crate::ssr::tenancy) fn sqlite_path(dir: &std::path::Path, id: Uuid) -> PathBuf {
         dir.join(format!("{id}.db"))
     }
 

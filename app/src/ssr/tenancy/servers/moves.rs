@@ -126,7 +126,7 @@ impl Drop for Heartbeat {
 
 /// A table or sequence of a company's database (schema `public`).
 #[derive(Debug, PartialEq, Eq)]
-struct Relation {
+pub(in crate::ssr::tenancy) struct Relation {
     name: String,
     sequence: bool,
 }
@@ -231,7 +231,7 @@ impl Services {
         // Pause: the source takes no writes from here to the switch.
         let name = TenantServer::db_name(t.id);
         let paused_at = Instant::now();
-        let mut src = open_copy_session(source, &name).await?;
+        let mut src = open_copy_session(source, &name, &name).await?;
         let src_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut src)
             .await?;
@@ -256,7 +256,7 @@ impl Services {
         self.move_checkpoint(MoveStep::Paused, done)?;
 
         // Copy.
-        let mut dst = open_copy_session(target, &name).await?;
+        let mut dst = open_copy_session(target, &name, &name).await?;
         if relations != self::relations(&mut dst).await?
             || migrations(&mut src).await? != migrations(&mut dst).await?
         {
@@ -502,24 +502,28 @@ impl Services {
     }
 }
 
-/// An administrator's session on database `name` of `server`, acting as
-/// the company's role (which owns everything in it), with the settings
+/// An administrator's session on database `db` of `server`, acting as
+/// the company's role `role` (which owns everything in it), with the settings
 /// that make `::text` of a row the same on every server.
-async fn open_copy_session(server: &TenantServer, name: &str) -> Result<PgConnection, MoveError> {
+pub(in crate::ssr::tenancy) async fn open_copy_session(
+    server: &TenantServer,
+    db: &str,
+    role: &str,
+) -> Result<PgConnection, MoveError> {
     let (_, url) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
     let opts: PgConnectOptions = url.as_str().parse()?;
     let opts = opts
-        .database(name)
+        .database(db)
         .application_name(APPLICATION)
         .disable_statement_logging();
     let mut conn = PgConnection::connect_with(&opts).await?;
-    // `name` is `tenant_<hex>`: its own role's name.
+    // `role` is `tenant_<hex>`, read from the registry's ids.
     run(
         &mut conn,
         format!(
             "SET ROLE {}; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
              SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'",
-            quote_ident(name)
+            quote_ident(role)
         ),
     )
     .await?;
@@ -552,7 +556,9 @@ async fn set_read_only(server: &TenantServer, name: &str, on: bool) -> Result<St
 }
 
 /// The server's clock, as text PostgreSQL reads back exactly.
-async fn server_clock(server: &TenantServer) -> Result<String, MoveError> {
+pub(in crate::ssr::tenancy) async fn server_clock(
+    server: &TenantServer,
+) -> Result<String, MoveError> {
     let (admin, _) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
     let row = admin
         .query_one_raw(Statement::from_string(
@@ -568,7 +574,7 @@ async fn server_clock(server: &TenantServer) -> Result<String, MoveError> {
 /// (the server's clock), but `keep`, and waits until they are gone,
 /// [`PAUSE_WAIT`] at most. Sessions started since have the database's
 /// settings as they are now, and are left be.
-async fn end_sessions(
+pub(in crate::ssr::tenancy) async fn end_sessions(
     server: &TenantServer,
     name: &str,
     keep: Option<i32>,
@@ -598,7 +604,10 @@ async fn end_sessions(
 
 /// Runs `sql`: built only of constants and names read from the catalog,
 /// quoted.
-async fn run(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+pub(in crate::ssr::tenancy) async fn run(
+    conn: &mut PgConnection,
+    sql: String,
+) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(AssertSqlSafe(sql))
         .execute(conn)
         .await
@@ -606,7 +615,9 @@ async fn run(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
 }
 
 /// The tables and sequences of the company's schema, by name.
-async fn relations(conn: &mut PgConnection) -> Result<Vec<Relation>, sqlx::Error> {
+pub(in crate::ssr::tenancy) async fn relations(
+    conn: &mut PgConnection,
+) -> Result<Vec<Relation>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT c.relname::text AS name, c.relkind = 'S' AS sequence FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -625,7 +636,7 @@ async fn relations(conn: &mut PgConnection) -> Result<Vec<Relation>, sqlx::Error
 }
 
 /// The tables among `relations`, as quoted qualified names.
-fn tables(relations: &[Relation]) -> Vec<String> {
+pub(in crate::ssr::tenancy) fn tables(relations: &[Relation]) -> Vec<String> {
     relations
         .iter()
         .filter(|r| !r.sequence)
@@ -634,7 +645,9 @@ fn tables(relations: &[Relation]) -> Vec<String> {
 }
 
 /// The migrations applied to a company's database.
-async fn migrations(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
+pub(in crate::ssr::tenancy) async fn migrations(
+    conn: &mut PgConnection,
+) -> Result<String, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT coalesce(string_agg(version, ',' ORDER BY version), '') FROM public.seaql_migrations",
     )
@@ -645,7 +658,7 @@ async fn migrations(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
 /// Replaces everything in `dst` with what `src` holds: every table by
 /// binary `COPY`, every sequence's position, in one transaction on `dst`.
 /// Returns the rows copied.
-async fn copy(
+pub(in crate::ssr::tenancy) async fn copy(
     src: &mut PgConnection,
     dst: &mut PgConnection,
     relations: &[Relation],
@@ -695,7 +708,7 @@ async fn copy(
 /// Each relation's row count and an order-free checksum of its rows (the
 /// sum of the first 64 bits of each row's md5, as exact numeric); a
 /// sequence's position.
-async fn checksums(
+pub(in crate::ssr::tenancy) async fn checksums(
     conn: &mut PgConnection,
     relations: &[Relation],
 ) -> Result<Vec<(String, String)>, sqlx::Error> {

@@ -1,0 +1,1288 @@
+//! `tenant restore`: one company put back to a moment, as a state machine recorded in the registry (`tenant_restores`), while every other company keeps serving.
+//!
+//! started → recovered (the company's database at the moment, outside
+//! every serving server: a temporary cluster restored by pgBackRest, or a
+//! copy of the SQLite snapshot; brought to the latest schema) → created
+//! (a new database on the company's live server) → verified (copied with
+//! the move's `COPY`, row counts and checksums equal) → switched → cleaned
+//! (the temporary cluster gone).
+//!
+//! **In place**, the switch is one transaction on the company's server
+//! that renames its database to a kept name and the new one to the
+//! company's (PostgreSQL; connections to the old one are refused and ended
+//! first, so the company pauses only for the switch), or two renames of
+//! files while the company is paused (SQLite). The kept database stays for
+//! `ENCLAVE_RESTORE_KEEP_DAYS`; `--undo` swaps it back.
+//! **Beside**, the switch is one registry transaction that turns the
+//! reserved subdomain into a paused company with the new database.
+//!
+//! What is on the server decides recovery, as the registry does for a move:
+//! while the new database still has its temporary name (in place) or the
+//! reservation is not a company yet (beside), the restore is undone (the
+//! new database dropped, the old one open again); after, it is finished.
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::pgbackrest::{facts, BackupError};
+use super::scratch::Scratch;
+use super::snapshots;
+use crate::domain::Subdomain;
+use crate::ssr::entities::{
+    tenant_moves::{self, MoveOutcome},
+    tenant_restores::{self, RestoreOutcome, RestoreStep},
+    tenants::{self, TenantStatus},
+};
+use crate::ssr::services::Services;
+use crate::ssr::tenancy::schema::migrate::latest_tenant_schema;
+use crate::ssr::tenancy::servers::databases::{
+    close_to_public, connect_once, quote_ident, TenantServer, TenantServerError,
+};
+use crate::ssr::tenancy::servers::fleet::{FleetError, FIRST};
+use crate::ssr::tenancy::servers::moves::{
+    checksums, copy, end_sessions, migrations, open_copy_session, relations, server_clock,
+    MoveError,
+};
+
+/// How often a running restore says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A running restore not heard from for this long is presumed dead.
+pub const RESTORE_STALE: Duration = Duration::from_secs(60);
+/// How long the switch waits for the company's sessions to end.
+const SWITCH_WAIT: Duration = Duration::from_secs(5);
+
+/// Where the restored company goes.
+#[derive(Clone, Debug)]
+pub enum RestoreAs {
+    /// In place of the company's database (kept for `--undo`).
+    InPlace,
+    /// Beside it, as a new paused company with this subdomain.
+    Beside(Subdomain),
+}
+
+/// What a finished restore did.
+#[derive(Debug)]
+pub struct Restored {
+    pub subdomain: String,
+    pub to: DateTime<Utc>,
+    /// SQLite: the snapshot's moment.
+    pub snapshot: Option<DateTime<Utc>>,
+    pub rows: u64,
+    /// In place: how long the company could not write.
+    pub paused: Duration,
+    pub took: Duration,
+    /// In place: until when the database before is kept.
+    pub kept_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("no company has the subdomain '{0}'")]
+    NotFound(String),
+    #[error("the company '{0}' is not active or paused")]
+    NotSettled(String),
+    #[error("a restore of '{0}' is under way; wait for it to end (or, if its process died, for recovery, within a minute)")]
+    Underway(String),
+    #[error("'{0}' is being moved to another server; restore it once the move has ended")]
+    Moving(String),
+    #[error("the subdomain '{0}' is taken")]
+    Taken(String),
+    #[error("{0} is in the future")]
+    Future(String),
+    #[error("'{sub}' cannot be restored to {asked}: its {what} cover {earliest} to {latest}")]
+    Outside {
+        sub: String,
+        asked: String,
+        what: &'static str,
+        earliest: String,
+        latest: String,
+    },
+    #[error("'{sub}' got other data at {changed} (a restore in place, its undo, or a move), after the backup that {asked} would start from: restore to a moment before {changed}, or after the next `server backup run`")]
+    Gap {
+        sub: String,
+        asked: String,
+        changed: String,
+    },
+    #[error("no {what} holds '{sub}' yet (it is newer than the last one): run `server backup run` first")]
+    NotCovered { sub: String, what: &'static str },
+    #[error(
+        "'{0}' has no restore in place to undo (or its database from before has been dropped)"
+    )]
+    NothingToUndo(String),
+    #[error("the restored database's tables differ from the company's (a migration not run on one of them?)")]
+    SchemaDiffers,
+    #[error("the copy differs from the restored database in '{0}'")]
+    Differs(String),
+    #[error("the company's sessions on its server did not end within {0:?}")]
+    SessionsLinger(Duration),
+    #[error("the restored SQLite file fails its integrity check: {0}")]
+    Corrupt(String),
+    #[error(
+        "the company changed while it was being restored (deleted, or restored by someone else)"
+    )]
+    Changed,
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error("the company's database server")]
+    Server(#[from] TenantServerError),
+    #[error(transparent)]
+    Move(#[from] MoveError),
+    #[error("registry or company database")]
+    Db(#[from] DbErr),
+    #[error("copying between the servers")]
+    Copy(#[from] sea_orm::sqlx::Error),
+    #[error(transparent)]
+    Cipher(#[from] crate::ssr::secrets::CipherError),
+    #[error("file system")]
+    Io(#[from] std::io::Error),
+    /// Tests: the process "died" after this step.
+    #[error("injected crash after {0:?}")]
+    Injected(RestoreStep),
+}
+
+/// Says every [`HEARTBEAT`] that a restore is alive, until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn shown(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// In place: the new database's name until the switch.
+fn incoming_name(db: &str, restore: Uuid) -> String {
+    format!("{db}_r{}", &restore.simple().to_string()[..8])
+}
+
+/// In place: the name the database before is kept under.
+fn kept_name(db: &str, restore: Uuid) -> String {
+    format!("{db}_k{}", &restore.simple().to_string()[..8])
+}
+
+/// SQLite: a file name beside the company's, in its directory.
+fn sqlite_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.db"))
+}
+
+impl Services {
+    /// Restores company `sub` to moment `to` (see the module's doc).
+    pub async fn restore_tenant(
+        &self,
+        sub: &Subdomain,
+        to: DateTime<Utc>,
+        how: RestoreAs,
+    ) -> Result<Restored, RestoreError> {
+        let started = Instant::now();
+        if let Some(left) = self.running_restore(sub.as_str()).await? {
+            if !self.restore_is_stale(&left) {
+                return Err(RestoreError::Underway(sub.to_string()));
+            }
+            self.settle_restore(left).await?;
+        }
+        let t = crate::ssr::tenancy::request::directory::find_by_subdomain(&self.registry, sub)
+            .await?
+            .ok_or_else(|| RestoreError::NotFound(sub.to_string()))?;
+        if !matches!(t.status, TenantStatus::Active | TenantStatus::Paused) {
+            return Err(RestoreError::NotSettled(sub.to_string()));
+        }
+        if tenant_moves::Entity::find_by_id(t.id)
+            .filter(tenant_moves::Column::Outcome.eq(MoveOutcome::Running))
+            .one(&self.registry)
+            .await?
+            .is_some()
+        {
+            return Err(RestoreError::Moving(sub.to_string()));
+        }
+        if to > Utc::now() {
+            return Err(RestoreError::Future(shown(to)));
+        }
+        let server_name = t.db_server.clone().unwrap_or_else(|| FIRST.to_owned());
+        let server = self.provisioner.fleet().named(&server_name).await?;
+        // What the backups cover, before anything is recorded or made.
+        let snapshot = if server.is_postgres() {
+            self.check_window(&t, &server_name, to).await?;
+            None
+        } else {
+            Some(self.pick_snapshot(&t, to)?)
+        };
+        let id = Uuid::new_v4();
+        let new_id = match &how {
+            RestoreAs::Beside(new_sub) => Some(self.reserve(&t, new_sub, &server_name).await?),
+            RestoreAs::InPlace => None,
+        };
+        let scratch = server
+            .is_postgres()
+            .then(|| self.backups.scratch_dir.join(id.simple().to_string()));
+        let now = Utc::now();
+        let inserted = tenant_restores::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(t.id),
+            subdomain: Set(t.subdomain.clone()),
+            server: Set(server_name.clone()),
+            target_time: Set(to),
+            as_subdomain: Set(match &how {
+                RestoreAs::Beside(s) => Some(s.to_string()),
+                RestoreAs::InPlace => None,
+            }),
+            new_tenant_id: Set(new_id),
+            step: Set(RestoreStep::Started),
+            outcome: Set(RestoreOutcome::Running),
+            scratch: Set(scratch.as_ref().map(|p| p.display().to_string())),
+            kept: Set(None),
+            kept_until: Set(None),
+            restored_from: Set(snapshot.as_ref().map(|(at, _)| *at)),
+            resume_after: Set(false),
+            rows: Set(None),
+            pause_ms: Set(None),
+            switched_at: Set(None),
+            error: Set(None),
+            started_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.registry)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(e) => {
+                if let Some(new_id) = new_id {
+                    let _ = tenants::Entity::delete_by_id(new_id)
+                        .exec(&self.registry)
+                        .await;
+                }
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    return Err(RestoreError::Underway(sub.to_string()));
+                }
+                return Err(e.into());
+            }
+        };
+        let _alive = self.restore_heartbeat(id, new_id);
+        let mut done = RestoreStep::Started;
+        let outcome = match &snapshot {
+            None => self.run_pg_restore(&t, &row, &server, &mut done).await,
+            Some((_, file)) => {
+                self.run_sqlite_restore(&t, &row, &server, file, &mut done)
+                    .await
+            }
+        };
+        match outcome {
+            Ok((rows, paused, kept_until)) => {
+                tracing::info!(tenant = %sub, to = %shown(to), rows, paused_ms = paused.as_millis() as u64, "company restored");
+                Ok(Restored {
+                    subdomain: row.as_subdomain.clone().unwrap_or(t.subdomain.clone()),
+                    to,
+                    snapshot: snapshot.map(|(at, _)| at),
+                    rows,
+                    paused,
+                    took: started.elapsed(),
+                    kept_until,
+                })
+            }
+            Err(e @ RestoreError::Injected(_)) => Err(e),
+            Err(e) => {
+                let reason = crate::ssr::http::error_chain(&e);
+                tracing::error!(tenant = %sub, step = ?done, error = %reason, "restoring failed");
+                if let Some(left) = tenant_restores::Entity::find_by_id(id)
+                    .one(&self.registry)
+                    .await?
+                {
+                    match self.settle_restore(left).await {
+                        Ok(_) => self.note_restore_error(id, &reason).await,
+                        Err(e2) => {
+                            tracing::error!(tenant = %sub, error = %crate::ssr::http::error_chain(&e2), "cannot settle the restore; recovery will retry")
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The moments company `t` can be restored to on PostgreSQL: from the
+    /// end of the first backup that holds its database to now (the newest
+    /// WAL archived first). Refuses `to` outside.
+    async fn check_window(
+        &self,
+        t: &tenants::Model,
+        server: &str,
+        to: DateTime<Utc>,
+    ) -> Result<(), RestoreError> {
+        let b = &self.backups;
+        let backups = b.backups(server).await?;
+        let changes = self.data_changes(t).await?;
+        let arrived = changes.iter().copied().min().unwrap_or(t.created_at);
+        let earliest = super::pgbackrest::earliest(&backups, arrived).ok_or_else(|| {
+            RestoreError::NotCovered {
+                sub: t.subdomain.clone(),
+                what: "backup",
+            }
+        })?;
+        b.check(server).await?;
+        let latest = Utc::now();
+        if to < earliest {
+            return Err(RestoreError::Outside {
+                sub: t.subdomain.clone(),
+                asked: shown(to),
+                what: "backups",
+                earliest: shown(earliest),
+                latest: shown(latest),
+            });
+        }
+        // pgBackRest starts from the newest backup ended by the moment; the
+        // company's database must not have changed under its name since.
+        let start = backups
+            .iter()
+            .filter(|b| b.stopped <= to)
+            .max_by_key(|b| b.stopped);
+        let changed = changes.iter().copied().filter(|c| *c <= to).max();
+        if let (Some(start), Some(changed)) = (start, changed) {
+            if start.started < changed {
+                return Err(RestoreError::Gap {
+                    sub: t.subdomain.clone(),
+                    asked: shown(to),
+                    changed: shown(changed),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// When company `t`'s database on its server became the one it has:
+    /// created, moved there, switched by a restore in place or its undo.
+    async fn data_changes(&self, t: &tenants::Model) -> Result<Vec<DateTime<Utc>>, DbErr> {
+        let mut changes = vec![self.on_server_since(t).await?];
+        let restores = tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::TenantId.eq(t.id))
+            .filter(tenant_restores::Column::AsSubdomain.is_null())
+            .all(&self.registry)
+            .await?;
+        changes.extend(restores.iter().filter_map(|r| r.switched_at));
+        Ok(changes)
+    }
+
+    /// SQLite: the latest snapshot of `t` at or before `to`.
+    fn pick_snapshot(
+        &self,
+        t: &tenants::Model,
+        to: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, std::path::PathBuf), RestoreError> {
+        let all = snapshots::list(&self.backups.snapshot_dir, t.id);
+        let (Some(first), Some(last)) = (all.first(), all.last()) else {
+            return Err(RestoreError::NotCovered {
+                sub: t.subdomain.clone(),
+                what: "snapshot",
+            });
+        };
+        let (first, last) = (first.0, last.0);
+        all.into_iter()
+            .rev()
+            .find(|(at, _)| *at <= to)
+            .ok_or_else(|| RestoreError::Outside {
+                sub: t.subdomain.clone(),
+                asked: shown(to),
+                what: "snapshots",
+                earliest: shown(first),
+                latest: shown(last),
+            })
+    }
+
+    /// Beside: reserves `new_sub` (a company row being provisioned, which
+    /// the restore's heartbeat keeps fresh); returns its id.
+    async fn reserve(
+        &self,
+        t: &tenants::Model,
+        new_sub: &Subdomain,
+        server: &str,
+    ) -> Result<Uuid, RestoreError> {
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let reserved = tenants::ActiveModel {
+            id: Set(id),
+            name: Set(t.name.clone()),
+            subdomain: Set(new_sub.to_string()),
+            db_name: Set(TenantServer::db_name(id)),
+            db_url: Set(None),
+            db_server: Set(Some(server.to_owned())),
+            status: Set(TenantStatus::Provisioning),
+            admin_user_id: Set(None),
+            schema_version: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_migration_error: Set(None),
+        }
+        .insert(&self.registry)
+        .await;
+        match reserved {
+            Ok(_) => Ok(id),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(RestoreError::Taken(new_sub.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run_pg_restore(
+        &self,
+        t: &tenants::Model,
+        row: &tenant_restores::Model,
+        server: &TenantServer,
+        done: &mut RestoreStep,
+    ) -> Result<(u64, Duration, Option<DateTime<Utc>>), RestoreError> {
+        let b = self.backups.clone();
+        let role = TenantServer::db_name(t.id);
+        let f = facts(&row.server, server).await?;
+        let scratch = Scratch::new(row.scratch.clone().unwrap_or_default().into());
+        // The company's database at the moment, outside every serving server.
+        scratch
+            .restore_and_start(&b, &row.server, &f, &role, row.target_time, &[&role])
+            .await?;
+        migrate_up(&scratch.role_url(&role, &role)).await?;
+        self.restore_step(row.id, RestoreStep::Recovered, |_| {})
+            .await?;
+        self.restore_checkpoint(RestoreStep::Recovered, done)?;
+
+        // A new database on the company's server, at the latest schema.
+        let (admin, _) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
+        let (new_db, new_role, new_url) = match row.new_tenant_id {
+            None => {
+                let name = incoming_name(&role, row.id);
+                admin
+                    .execute_unprepared(&format!(
+                        "CREATE DATABASE {} OWNER {}",
+                        quote_ident(&name),
+                        quote_ident(&role)
+                    ))
+                    .await?;
+                close_to_public(admin, &name).await?;
+                let live = self.directory_url(t)?;
+                let url = with_database(&live, &name);
+                migrate_up(&url).await?;
+                (name, role.clone(), url)
+            }
+            Some(new_id) => {
+                let mut created = server.create(new_id).await?;
+                if let Some(session) = created.session.take() {
+                    let _ = session.close().await;
+                }
+                if !created.from_template {
+                    migrate_up(&created.url).await?;
+                }
+                let name = TenantServer::db_name(new_id);
+                let sealed = self.cipher.encrypt(new_id, &created.url);
+                tenants::ActiveModel {
+                    id: Set(new_id),
+                    db_url: Set(Some(sealed)),
+                    updated_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .update(&self.registry)
+                .await?;
+                (name.clone(), name, created.url)
+            }
+        };
+        self.restore_step(row.id, RestoreStep::Created, |_| {})
+            .await?;
+        self.restore_checkpoint(RestoreStep::Created, done)?;
+
+        // Copy and verify.
+        let scratch_server = TenantServer::postgres(&scratch.admin_url(), false).await?;
+        let mut src = open_copy_session(&scratch_server, &role, &role).await?;
+        let mut dst = open_copy_session(server, &new_db, &new_role).await?;
+        if relations(&mut src).await? != relations(&mut dst).await?
+            || migrations(&mut src).await? != migrations(&mut dst).await?
+        {
+            return Err(RestoreError::SchemaDiffers);
+        }
+        let rels = relations(&mut src).await?;
+        let rows = copy(&mut src, &mut dst, &rels).await?;
+        let (here, there) = tokio::join!(checksums(&mut src, &rels), checksums(&mut dst, &rels));
+        let (here, there) = (here?, there?);
+        if let Some((r, _)) = here.iter().zip(&there).find(|(a, b)| a != b) {
+            return Err(RestoreError::Differs(r.0.clone()));
+        }
+        let _ = sea_orm::sqlx::Connection::close(src).await;
+        let _ = sea_orm::sqlx::Connection::close(dst).await;
+        scratch_server.close().await;
+        self.restore_step(row.id, RestoreStep::Verified, |r| {
+            r.rows = Set(Some(rows as i64))
+        })
+        .await?;
+        self.restore_checkpoint(RestoreStep::Verified, done)?;
+
+        // Switch.
+        let (paused, kept_until) = match row.new_tenant_id {
+            None => {
+                let kept = kept_name(&role, row.id);
+                let until = Utc::now() + chrono::Duration::from_std(b.keep).unwrap_or_default();
+                self.restore_step(row.id, RestoreStep::Verified, |r| {
+                    r.kept = Set(Some(kept.clone()));
+                    r.kept_until = Set(Some(until));
+                })
+                .await?;
+                let paused = self
+                    .swap_databases(t, server, &role, &new_db, &kept)
+                    .await?;
+                self.restore_step(row.id, RestoreStep::Switched, |r| {
+                    r.pause_ms = Set(Some(paused.as_millis() as i64));
+                    r.switched_at = Set(Some(Utc::now()));
+                })
+                .await?;
+                // The restored database has the company's name now.
+                let db = connect_once(&self.directory_url(t)?).await?;
+                let noted = crate::ssr::accounts::users::audit(
+                    &db,
+                    "platform",
+                    "company.restored",
+                    format!(
+                        "restored to {} in place; the data before is kept until {}",
+                        shown(row.target_time),
+                        shown(until)
+                    ),
+                )
+                .await;
+                let _ = db.close().await;
+                noted?;
+                (paused, Some(until))
+            }
+            Some(new_id) => {
+                self.open_beside(t, row, new_id, &new_url).await?;
+                (Duration::ZERO, None)
+            }
+        };
+        *done = RestoreStep::Switched;
+        self.restore_checkpoint(RestoreStep::Switched, done)?;
+
+        scratch.remove(&b, Some(f.major)).await;
+        self.restore_step(row.id, RestoreStep::Cleaned, |r| {
+            r.outcome = Set(RestoreOutcome::Restored)
+        })
+        .await?;
+        *done = RestoreStep::Cleaned;
+        Ok((rows, paused, kept_until))
+    }
+
+    /// In place on PostgreSQL: the company's database `live` becomes `kept`
+    /// and `incoming` becomes `live`, in one transaction on its server,
+    /// with no session on either. Returns how long the company could not
+    /// connect.
+    async fn swap_databases(
+        &self,
+        t: &tenants::Model,
+        server: &TenantServer,
+        live: &str,
+        incoming: &str,
+        kept: &str,
+    ) -> Result<Duration, RestoreError> {
+        let (admin, _) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
+        let paused_at = Instant::now();
+        admin
+            .execute_unprepared(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                quote_ident(live)
+            ))
+            .await?;
+        self.pools.forget(t.id).await;
+        let now = server_clock(server).await?;
+        if let Err(e) = end_sessions(server, live, None, &now).await {
+            admin
+                .execute_unprepared(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                    quote_ident(live)
+                ))
+                .await?;
+            return Err(match e {
+                MoveError::SessionsLinger(_) => RestoreError::SessionsLinger(SWITCH_WAIT),
+                e => e.into(),
+            });
+        }
+        let txn = admin.begin().await?;
+        txn.execute_unprepared(&format!(
+            "ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}",
+            quote_ident(live),
+            quote_ident(kept),
+            quote_ident(incoming),
+            quote_ident(live)
+        ))
+        .await?;
+        txn.commit().await?;
+        self.pools.forget(t.id).await;
+        self.directory.invalidate(&t.subdomain);
+        Ok(paused_at.elapsed())
+    }
+
+    /// Beside: the reservation becomes a paused company with the restored
+    /// data, in one registry transaction with the restore's record.
+    async fn open_beside(
+        &self,
+        t: &tenants::Model,
+        row: &tenant_restores::Model,
+        new_id: Uuid,
+        new_url: &SecretString,
+    ) -> Result<(), RestoreError> {
+        let new_sub = row.as_subdomain.clone().unwrap_or_default();
+        let txn = self.registry.begin().await?;
+        let opened = tenants::Entity::update_many()
+            .col_expr(
+                tenants::Column::Status,
+                Expr::value(TenantStatus::Paused.to_value()),
+            )
+            .col_expr(tenants::Column::AdminUserId, Expr::value(t.admin_user_id))
+            .col_expr(
+                tenants::Column::SchemaVersion,
+                Expr::value(latest_tenant_schema()),
+            )
+            .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(tenants::Column::Id.eq(new_id))
+            .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
+            .exec(&txn)
+            .await?;
+        let stepped = tenant_restores::Entity::update_many()
+            .col_expr(
+                tenant_restores::Column::Step,
+                Expr::value(RestoreStep::Switched.to_value()),
+            )
+            .col_expr(tenant_restores::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(tenant_restores::Column::Id.eq(row.id))
+            .filter(tenant_restores::Column::Outcome.eq(RestoreOutcome::Running))
+            .exec(&txn)
+            .await?;
+        if opened.rows_affected != 1 || stepped.rows_affected != 1 {
+            txn.rollback().await?;
+            return Err(RestoreError::Changed);
+        }
+        txn.commit().await?;
+        self.directory.invalidate(&new_sub);
+        let db = connect_once(new_url).await?;
+        let noted = async {
+            crate::ssr::accounts::users::audit(
+                &db,
+                "platform",
+                "company.restored",
+                format!(
+                    "opened as a copy of {} as it was at {}",
+                    t.subdomain,
+                    shown(row.target_time)
+                ),
+            )
+            .await?;
+            crate::ssr::accounts::workspaces::sync(&self.registry, &self.cipher, new_id, &db).await
+        }
+        .await;
+        let _ = db.close().await;
+        if let Err(e) = noted {
+            tracing::warn!(tenant = %new_sub, error = %e, "restored company's audit or member index not updated");
+        }
+        if let Ok(live) = self.directory_url(t) {
+            if let Ok(db) = connect_once(&live).await {
+                let _ = crate::ssr::accounts::users::audit(
+                    &db,
+                    "platform",
+                    "company.restored",
+                    format!(
+                        "a copy as it was at {} opened beside, as {new_sub}",
+                        shown(row.target_time)
+                    ),
+                )
+                .await;
+                let _ = db.close().await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_sqlite_restore(
+        &self,
+        t: &tenants::Model,
+        row: &tenant_restores::Model,
+        server: &TenantServer,
+        snapshot: &std::path::Path,
+        done: &mut RestoreStep,
+    ) -> Result<(u64, Duration, Option<DateTime<Utc>>), RestoreError> {
+        let TenantServer::Sqlite { dir } = server else {
+            return Err(MoveError::NotPostgres.into());
+        };
+        let live_name = t.id.to_string();
+        let new_name = match row.new_tenant_id {
+            None => incoming_name(&live_name, row.id),
+            Some(new_id) => new_id.to_string(),
+        };
+        let new_path = sqlite_file(dir, &new_name);
+        // Recovered: the snapshot's copy, at the latest schema, checked.
+        crate::ssr::tenancy::servers::databases::create_private_file(&new_path, true)?;
+        std::fs::copy(snapshot, &new_path)?;
+        let url = SecretString::from(format!("sqlite://{}?mode=rw", new_path.display()));
+        migrate_up(&url).await?;
+        let check_path = new_path.clone();
+        let rows = tokio::task::spawn_blocking(move || sqlite_rows(&check_path))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.restore_step(row.id, RestoreStep::Verified, |r| {
+            r.rows = Set(Some(rows as i64))
+        })
+        .await?;
+        self.restore_checkpoint(RestoreStep::Verified, done)?;
+
+        let (paused, kept_until) = match row.new_tenant_id {
+            None => {
+                let kept = kept_name(&live_name, row.id);
+                let until =
+                    Utc::now() + chrono::Duration::from_std(self.backups.keep).unwrap_or_default();
+                let resume = t.status == TenantStatus::Active;
+                self.restore_step(row.id, RestoreStep::Verified, |r| {
+                    r.kept = Set(Some(kept.clone()));
+                    r.kept_until = Set(Some(until));
+                    r.resume_after = Set(resume);
+                })
+                .await?;
+                let paused_at = Instant::now();
+                if resume {
+                    self.set_status(t, TenantStatus::Paused).await?;
+                }
+                self.pools.forget(t.id).await;
+                swap_files(dir, &live_name, &new_name, &kept)?;
+                self.restore_step(row.id, RestoreStep::Switched, |r| {
+                    r.pause_ms = Set(Some(paused_at.elapsed().as_millis() as i64));
+                    r.switched_at = Set(Some(Utc::now()));
+                })
+                .await?;
+                if resume {
+                    self.set_status(t, TenantStatus::Active).await?;
+                }
+                let paused = paused_at.elapsed();
+                let db = connect_once(&self.directory_url(t)?).await?;
+                let noted = crate::ssr::accounts::users::audit(
+                    &db,
+                    "platform",
+                    "company.restored",
+                    format!(
+                        "restored to its snapshot of {} (asked for {}) in place; the data before is kept until {}",
+                        shown(row.restored_from.unwrap_or(row.target_time)),
+                        shown(row.target_time),
+                        shown(until)
+                    ),
+                )
+                .await;
+                let _ = db.close().await;
+                noted?;
+                (paused, Some(until))
+            }
+            Some(new_id) => {
+                let sealed = self.cipher.encrypt(new_id, &url);
+                tenants::ActiveModel {
+                    id: Set(new_id),
+                    db_url: Set(Some(sealed)),
+                    updated_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .update(&self.registry)
+                .await?;
+                self.open_beside(t, row, new_id, &url).await?;
+                (Duration::ZERO, None)
+            }
+        };
+        *done = RestoreStep::Switched;
+        self.restore_checkpoint(RestoreStep::Switched, done)?;
+        self.restore_step(row.id, RestoreStep::Cleaned, |r| {
+            r.outcome = Set(RestoreOutcome::Restored)
+        })
+        .await?;
+        *done = RestoreStep::Cleaned;
+        Ok((rows, paused, kept_until))
+    }
+
+    async fn set_status(&self, t: &tenants::Model, status: TenantStatus) -> Result<(), DbErr> {
+        tenants::ActiveModel {
+            id: Set(t.id),
+            status: Set(status),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        self.directory.invalidate(&t.subdomain);
+        Ok(())
+    }
+
+    /// `tenant restore --undo`: brings back the database company `sub` had
+    /// before its last restore in place (the restored one is kept in its
+    /// stead, so an undo can itself be undone until it expires).
+    pub async fn undo_restore(&self, sub: &Subdomain) -> Result<String, RestoreError> {
+        if self.running_restore(sub.as_str()).await?.is_some() {
+            return Err(RestoreError::Underway(sub.to_string()));
+        }
+        let t = crate::ssr::tenancy::request::directory::find_by_subdomain(&self.registry, sub)
+            .await?
+            .ok_or_else(|| RestoreError::NotFound(sub.to_string()))?;
+        let last = tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::TenantId.eq(t.id))
+            .filter(tenant_restores::Column::AsSubdomain.is_null())
+            .filter(
+                tenant_restores::Column::Outcome
+                    .is_in([RestoreOutcome::Restored, RestoreOutcome::Reverted]),
+            )
+            .filter(tenant_restores::Column::Kept.is_not_null())
+            .order_by_desc(tenant_restores::Column::StartedAt)
+            .one(&self.registry)
+            .await?
+            .ok_or_else(|| RestoreError::NothingToUndo(sub.to_string()))?;
+        let kept = last.kept.clone().unwrap_or_default();
+        let server_name = t.db_server.clone().unwrap_or_else(|| FIRST.to_owned());
+        let server = self.provisioner.fleet().named(&server_name).await?;
+        // The current database and the kept one trade names, through a
+        // third, in one transaction (PostgreSQL) or three renames (SQLite).
+        let parked = format!("{kept}x");
+        match &server {
+            TenantServer::Postgres { .. } => {
+                let role = TenantServer::db_name(t.id);
+                let (admin, _) = server.postgres_admin().ok_or(MoveError::NotPostgres)?;
+                if !crate::ssr::tenancy::servers::template::database_exists(admin, &kept).await? {
+                    return Err(RestoreError::NothingToUndo(sub.to_string()));
+                }
+                admin
+                    .execute_unprepared(&format!(
+                        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                        quote_ident(&kept)
+                    ))
+                    .await?;
+                self.swap_databases(&t, &server, &role, &kept, &parked)
+                    .await?;
+                admin
+                    .execute_unprepared(&format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(&parked),
+                        quote_ident(&kept)
+                    ))
+                    .await?;
+            }
+            TenantServer::Sqlite { dir } => {
+                if !sqlite_file(dir, &kept).exists() {
+                    return Err(RestoreError::NothingToUndo(sub.to_string()));
+                }
+                let resume = t.status == TenantStatus::Active;
+                if resume {
+                    self.set_status(&t, TenantStatus::Paused).await?;
+                }
+                self.pools.forget(t.id).await;
+                let live = t.id.to_string();
+                let swapped = swap_files(dir, &live, &kept, &parked)
+                    .and_then(|()| rename_db(dir, &parked, &kept));
+                if resume {
+                    self.set_status(&t, TenantStatus::Active).await?;
+                }
+                swapped?;
+            }
+        }
+        tenant_restores::ActiveModel {
+            id: Set(last.id),
+            outcome: Set(if last.outcome == RestoreOutcome::Reverted {
+                RestoreOutcome::Restored
+            } else {
+                RestoreOutcome::Reverted
+            }),
+            switched_at: Set(Some(Utc::now())),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        self.directory.invalidate(&t.subdomain);
+        let db = self.connect_tenant(sub).await.map_err(|e| match e {
+            crate::ssr::tenancy::lifecycle::LifecycleError::Db(e) => RestoreError::Db(e),
+            _ => RestoreError::NotSettled(sub.to_string()),
+        })?;
+        let _ = crate::ssr::accounts::users::audit(
+            &db,
+            "platform",
+            "company.restore_undone",
+            format!(
+                "the restore to {} was undone: the data from before it is back",
+                shown(last.target_time)
+            ),
+        )
+        .await;
+        let _ = db.close().await;
+        tracing::info!(tenant = %sub, "restore undone");
+        Ok(kept)
+    }
+
+    /// Finishes (switched) or undoes (not switched) every restore whose
+    /// process died, and drops kept databases past their time. Returns how
+    /// many restores it settled.
+    pub async fn recover_restores(&self) -> Result<usize, RestoreError> {
+        let running = tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::Outcome.eq(RestoreOutcome::Running))
+            .all(&self.registry)
+            .await?;
+        let mut settled = 0;
+        for r in running.into_iter().filter(|r| self.restore_is_stale(r)) {
+            let sub = r.subdomain.clone();
+            match self.settle_restore(r).await {
+                Ok(how) => {
+                    tracing::warn!(tenant = %sub, how, "settled a restore left midway");
+                    settled += 1;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %sub, error = %crate::ssr::http::error_chain(&e), "cannot settle a restore left midway")
+                }
+            }
+        }
+        self.drop_expired_kept().await?;
+        Ok(settled)
+    }
+
+    /// Drops the databases kept by restores in place whose time is up.
+    async fn drop_expired_kept(&self) -> Result<(), RestoreError> {
+        let expired = tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::Kept.is_not_null())
+            .filter(tenant_restores::Column::KeptUntil.lte(Utc::now()))
+            .filter(tenant_restores::Column::Outcome.ne(RestoreOutcome::Running))
+            .all(&self.registry)
+            .await?;
+        for r in expired {
+            let kept = r.kept.clone().unwrap_or_default();
+            match self.provisioner.fleet().named(&r.server).await? {
+                TenantServer::Postgres { admin, .. } => {
+                    admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(&kept)
+                        ))
+                        .await?;
+                }
+                TenantServer::Sqlite { dir } => remove_db_files(&dir, &kept)?,
+            }
+            tenant_restores::ActiveModel {
+                id: Set(r.id),
+                kept: Set(None),
+                updated_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .update(&self.registry)
+            .await?;
+            tracing::info!(tenant = %r.subdomain, "dropped the database a restore kept");
+        }
+        Ok(())
+    }
+
+    fn restore_is_stale(&self, r: &tenant_restores::Model) -> bool {
+        Utc::now() - r.updated_at >= chrono::Duration::from_std(RESTORE_STALE).unwrap_or_default()
+    }
+
+    async fn running_restore(&self, sub: &str) -> Result<Option<tenant_restores::Model>, DbErr> {
+        tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::Subdomain.eq(sub))
+            .filter(tenant_restores::Column::Outcome.eq(RestoreOutcome::Running))
+            .one(&self.registry)
+            .await
+    }
+
+    /// What is on the server decides (see the module's doc).
+    async fn settle_restore(
+        &self,
+        r: tenant_restores::Model,
+    ) -> Result<&'static str, RestoreError> {
+        let server = self.provisioner.fleet().named(&r.server).await?;
+        let role = TenantServer::db_name(r.tenant_id);
+        let switched = match (&server, r.new_tenant_id) {
+            (_, Some(new_id)) => tenants::Entity::find_by_id(new_id)
+                .one(&self.registry)
+                .await?
+                .is_some_and(|n| n.status != TenantStatus::Provisioning),
+            (TenantServer::Postgres { admin, .. }, None) => {
+                let incoming = incoming_name(&role, r.id);
+                !crate::ssr::tenancy::servers::template::database_exists(admin, &incoming).await?
+                    && r.kept.is_some()
+                    && crate::ssr::tenancy::servers::template::database_exists(
+                        admin,
+                        r.kept.as_deref().unwrap_or_default(),
+                    )
+                    .await?
+            }
+            (TenantServer::Sqlite { dir }, None) => {
+                !sqlite_file(dir, &incoming_name(&r.tenant_id.to_string(), r.id)).exists()
+                    && r.kept
+                        .as_deref()
+                        .is_some_and(|k| sqlite_file(dir, k).exists())
+            }
+        };
+        if let Some(dir) = &r.scratch {
+            let major = facts(&r.server, &server).await.ok().map(|f| f.major);
+            Scratch::new(dir.into()).remove(&self.backups, major).await;
+        }
+        let (how, outcome, step) = if switched {
+            ("finished", RestoreOutcome::Restored, RestoreStep::Cleaned)
+        } else {
+            match (&server, r.new_tenant_id) {
+                (_, Some(new_id)) => {
+                    server.drop(new_id).await?;
+                    tenants::Entity::delete_many()
+                        .filter(tenants::Column::Id.eq(new_id))
+                        .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
+                        .exec(&self.registry)
+                        .await?;
+                }
+                (TenantServer::Postgres { admin, .. }, None) => {
+                    // Two statements: DROP DATABASE runs outside a transaction.
+                    admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(&incoming_name(&role, r.id)),
+                        ))
+                        .await?;
+                    admin
+                        .execute_unprepared(&format!(
+                            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                            quote_ident(&role)
+                        ))
+                        .await?;
+                }
+                (TenantServer::Sqlite { dir }, None) => {
+                    remove_db_files(dir, &incoming_name(&r.tenant_id.to_string(), r.id))?;
+                }
+            }
+            ("undone", RestoreOutcome::Undone, r.step)
+        };
+        if r.resume_after {
+            if let Some(t) = tenants::Entity::find_by_id(r.tenant_id)
+                .one(&self.registry)
+                .await?
+                .filter(|t| t.status == TenantStatus::Paused)
+            {
+                self.set_status(&t, TenantStatus::Active).await?;
+            }
+        }
+        tenant_restores::ActiveModel {
+            id: Set(r.id),
+            step: Set(step),
+            outcome: Set(outcome),
+            kept: Set(if switched { r.kept.clone() } else { None }),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
+        self.directory.invalidate(&r.subdomain);
+        self.pools.forget(r.tenant_id).await;
+        Ok(how)
+    }
+
+    async fn restore_step(
+        &self,
+        id: Uuid,
+        step: RestoreStep,
+        more: impl FnOnce(&mut tenant_restores::ActiveModel),
+    ) -> Result<(), DbErr> {
+        let mut row = tenant_restores::ActiveModel {
+            id: Set(id),
+            step: Set(step),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        more(&mut row);
+        row.update(&self.registry).await.map(|_| ())
+    }
+
+    async fn note_restore_error(&self, id: Uuid, reason: &str) {
+        let _ = tenant_restores::ActiveModel {
+            id: Set(id),
+            error: Set(Some(reason.chars().take(2000).collect())),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await;
+    }
+
+    /// Keeps the restore's record (and, beside, the reserved company row)
+    /// fresh, so that recovery leaves a live restore alone.
+    fn restore_heartbeat(&self, id: Uuid, reserved: Option<Uuid>) -> Heartbeat {
+        let registry = self.registry.clone();
+        Heartbeat(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let _ = tenant_restores::Entity::update_many()
+                    .col_expr(tenant_restores::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .filter(tenant_restores::Column::Id.eq(id))
+                    .filter(tenant_restores::Column::Outcome.eq(RestoreOutcome::Running))
+                    .exec(&registry)
+                    .await;
+                if let Some(reserved) = reserved {
+                    let _ = tenants::Entity::update_many()
+                        .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
+                        .filter(tenants::Column::Id.eq(reserved))
+                        .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
+                        .exec(&registry)
+                        .await;
+                }
+            }
+        }))
+    }
+
+    fn restore_checkpoint(
+        &self,
+        step: RestoreStep,
+        done: &mut RestoreStep,
+    ) -> Result<(), RestoreError> {
+        *done = step;
+        match self.restore_crash_after {
+            Some(at) if at == step => Err(RestoreError::Injected(step)),
+            _ => Ok(()),
+        }
+    }
+
+    fn directory_url(&self, t: &tenants::Model) -> Result<SecretString, RestoreError> {
+        self.directory
+            .connection_url(t)?
+            .ok_or_else(|| RestoreError::NotSettled(t.subdomain.clone()))
+    }
+
+    /// The restores of company `sub`, newest first (the platform's page).
+    pub async fn restores_of(&self, tenant: Uuid) -> Result<Vec<tenant_restores::Model>, DbErr> {
+        tenant_restores::Entity::find()
+            .filter(tenant_restores::Column::TenantId.eq(tenant))
+            .order_by_desc(tenant_restores::Column::StartedAt)
+            .all(&self.registry)
+            .await
+    }
+}
+
+/// The newest restore of each of `ids` (a restore beside counts for the
+/// company it copied), for the platform's companies page.
+pub async fn latest_restores(
+    registry: &sea_orm::DatabaseConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, tenant_restores::Model>, DbErr> {
+    let rows = tenant_restores::Entity::find()
+        .filter(tenant_restores::Column::TenantId.is_in(ids.iter().copied()))
+        .order_by_asc(tenant_restores::Column::StartedAt)
+        .all(registry)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r)).collect())
+}
+
+/// A restore as the platform's page shows it: a label, and the detail on
+/// hover.
+pub fn describe(r: &tenant_restores::Model) -> (String, String) {
+    let to = shown(r.target_time);
+    let place = match &r.as_subdomain {
+        Some(s) => format!("beside, as {s}"),
+        None => "in place".to_owned(),
+    };
+    let label = match r.outcome {
+        RestoreOutcome::Running => format!("restoring to {to}"),
+        RestoreOutcome::Restored => format!("restored to {to}"),
+        RestoreOutcome::Undone => "restore failed".to_owned(),
+        RestoreOutcome::Reverted => "restore undone".to_owned(),
+    };
+    let mut detail = format!(
+        "{place}, started {}; step: {}",
+        shown(r.started_at),
+        r.step.to_value()
+    );
+    if let Some(ms) = r.pause_ms {
+        detail.push_str(&format!("; writes paused {ms} ms"));
+    }
+    if let (Some(_), Some(until)) = (&r.kept, r.kept_until) {
+        detail.push_str(&format!("; the data before is kept until {}", shown(until)));
+    }
+    if let Some(e) = &r.error {
+        detail.push_str(&format!("; {e}"));
+    }
+    (label, detail)
+}
+
+/// Runs every tenant migration not yet applied to the database at `url`.
+async fn migrate_up(url: &SecretString) -> Result<(), DbErr> {
+    let db = connect_once(url).await?;
+    let up = <migration::TenantMigrator as migration::MigratorTrait>::up(&db, None).await;
+    let _ = db.close().await;
+    up
+}
+
+/// `url` with database `db` instead of its own.
+fn with_database(url: &SecretString, db: &str) -> SecretString {
+    match url::Url::parse(url.expose_secret()) {
+        Ok(mut u) => {
+            u.set_path(db);
+            SecretString::from(u.to_string())
+        }
+        Err(_) => url.clone(),
+    }
+}
+
+/// SQLite: renames database `from` (and its journal files) to `to`, in `dir`.
+fn rename_db(dir: &std::path::Path, from: &str, to: &str) -> Result<(), RestoreError> {
+    for suffix in ["-wal", "-shm"] {
+        let f = dir.join(format!("{from}.db{suffix}"));
+        match std::fs::rename(&f, dir.join(format!("{to}.db{suffix}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    std::fs::rename(sqlite_file(dir, from), sqlite_file(dir, to))?;
+    Ok(())
+}
+
+/// SQLite, the company paused and its connections closed: `live` becomes
+/// `kept`, `incoming` becomes `live`.
+fn swap_files(
+    dir: &std::path::Path,
+    live: &str,
+    incoming: &str,
+    kept: &str,
+) -> Result<(), RestoreError> {
+    rename_db(dir, live, kept)?;
+    rename_db(dir, incoming, live)
+}
+
+fn remove_db_files(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        match std::fs::remove_file(dir.join(format!("{name}.db{suffix}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The rows of every table of the SQLite file at `path`, once it passes
+/// `PRAGMA integrity_check`.
+fn sqlite_rows(path: &std::path::Path) -> Result<u64, RestoreError> {
+    let conn =
+        rusqlite::Connection::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(sql)?;
+    if check != "ok" {
+        return Err(RestoreError::Corrupt(check));
+    }
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql)?;
+    let mut rows = 0u64;
+    for t in tables {
+        // A table name read from the file's own catalog, quoted.
+        let n: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        rows += n as u64;
+    }
+    Ok(rows)
+}

@@ -1,0 +1,275 @@
+//! A temporary PostgreSQL cluster holding one company's database as it was at a moment, restored by pgBackRest outside every serving server.
+//!
+//! `<ENCLAVE_RESTORE_DIR>/<restore id>/` holds `data/` (what pgBackRest
+//! restores, owned by the server's operating-system user) and `conf/` (its
+//! `pg_hba.conf` and `pg_ident.conf`); its socket is in
+//! `$TMPDIR/enclave-restore-<id>/` (a socket's path is short). The cluster listens on
+//! no TCP port: only on a Unix socket there, with `peer` authentication
+//! mapped so that only this process's user (and the server's own) may
+//! connect, as the superuser or as the company's role. Archiving is off
+//! (`--archive-mode=off`), so it never writes into the repository.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::pgbackrest::{BackupError, ServerFacts};
+use super::{own_user, BackupSettings, ToolError};
+
+/// How long the cluster may take to replay the WAL up to the moment.
+const RECOVERY_WAIT: Duration = Duration::from_secs(30 * 60);
+/// The socket's port number (there is no TCP listener).
+const PORT: u16 = 5432;
+
+/// One restore's temporary cluster (see the module's doc).
+#[derive(Clone, Debug)]
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The socket's directory: under the system's temporary directory, as
+    /// a socket's path may not exceed 107 bytes.
+    fn socket(&self) -> PathBuf {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().take(16).collect::<String>())
+            .unwrap_or_default();
+        std::env::temp_dir().join(format!("enclave-restore-{name}"))
+    }
+
+    /// The superuser's URL (`postgres`), over the socket.
+    pub fn admin_url(&self) -> SecretString {
+        self.url("postgres", "postgres")
+    }
+
+    /// Role `role`'s URL for database `db`, over the socket.
+    pub fn role_url(&self, role: &str, db: &str) -> SecretString {
+        self.url(role, db)
+    }
+
+    fn url(&self, user: &str, db: &str) -> SecretString {
+        SecretString::from(format!(
+            "postgres://{user}@localhost:{PORT}/{db}?host={}&sslmode=disable",
+            self.socket().display()
+        ))
+    }
+
+    /// Restores database `db` of stanza `stanza` as it was at `at` into
+    /// this directory, and starts it; returns once it has replayed up to
+    /// the moment and been promoted. `roles` may connect besides the
+    /// superuser.
+    pub async fn restore_and_start(
+        &self,
+        b: &BackupSettings,
+        stanza: &str,
+        facts: &ServerFacts,
+        db: &str,
+        at: DateTime<Utc>,
+        roles: &[&str],
+    ) -> Result<(), BackupError> {
+        self.prepare(b).await?;
+        // pgBackRest reads `YYYY-MM-DD HH:MM:SS.ffffff+00` (milliseconds at
+        // most when it picks the backup itself).
+        let target = format!("--target={}+00", at.format("%Y-%m-%d %H:%M:%S%.3f"));
+        let data = format!("--pg1-path={}", self.data().display());
+        let include = format!("--db-include={db}");
+        b.run(
+            "pgbackrest restore",
+            b.pgbackrest(
+                stanza,
+                &[
+                    &data,
+                    "--type=time",
+                    &target,
+                    "--target-action=promote",
+                    &include,
+                    "--archive-mode=off",
+                    "--log-level-file=off",
+                    "restore",
+                ],
+            ),
+        )
+        .await?;
+        self.write_access(roles)?;
+        // A server configured outside its data directory (Debian's
+        // /etc/postgresql) leaves none: the defaults and the options below do.
+        let mut touch = b.command("touch");
+        touch.arg(self.data().join("postgresql.conf"));
+        b.run("touch postgresql.conf", touch).await?;
+        let conf = self.dir.join("conf");
+        let mut opts = format!(
+            "-p {PORT} -k '{}' -c listen_addresses='' -c archive_mode=off \
+             -c hba_file='{}' -c ident_file='{}' \
+             -c shared_preload_libraries='' -c log_destination=stderr -c logging_collector=off",
+            self.socket().display(),
+            conf.join("pg_hba.conf").display(),
+            conf.join("pg_ident.conf").display()
+        );
+        // Replay refuses to run below the server's own (numbers, read from it).
+        for (name, value) in &facts.replay_minimums {
+            if value.chars().all(|c| c.is_ascii_digit()) {
+                opts.push_str(&format!(" -c {name}={value}"));
+            }
+        }
+        let pg_ctl = pg_bin(b, facts).join("pg_ctl");
+        let mut start = b.command(&pg_ctl);
+        start
+            .arg("-D")
+            .arg(self.data())
+            .args(["-o", &opts, "-l"])
+            .arg(self.data().join("restore.log"))
+            .args(["-w", "-t", "600", "start"]);
+        if let Err(e) = b.run("pg_ctl start", start).await {
+            return Err(self.failed(b, e).await);
+        }
+        self.promoted(b).await
+    }
+
+    /// Waits until recovery has reached the moment and the cluster takes
+    /// writes (the company's migrations may need to run on it).
+    async fn promoted(&self, b: &BackupSettings) -> Result<(), BackupError> {
+        let deadline = Instant::now() + RECOVERY_WAIT;
+        let url = self.admin_url();
+        loop {
+            let state = async {
+                let db = crate::ssr::tenancy::servers::databases::connect_once(&url).await?;
+                let row = sea_orm::ConnectionTrait::query_one_raw(
+                    &db,
+                    sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT pg_is_in_recovery() AS r",
+                    ),
+                )
+                .await?;
+                let _ = db.close().await;
+                let r: bool = row.map(|r| r.try_get("", "r")).transpose()?.unwrap_or(true);
+                Ok::<bool, sea_orm::DbErr>(r)
+            }
+            .await;
+            if let Ok(false) = state {
+                return Ok(());
+            }
+            let alive = b.run("pg_ctl status", self.pg_ctl_status(b)).await.is_ok();
+            if !alive || Instant::now() > deadline {
+                let e = ToolError {
+                    what: "recovery to the moment".into(),
+                    detail: if alive {
+                        format!("not done within {RECOVERY_WAIT:?}")
+                    } else {
+                        "the temporary server stopped".into()
+                    },
+                };
+                return Err(self.failed(b, e).await);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn pg_ctl_status(&self, b: &BackupSettings) -> tokio::process::Command {
+        // Any pg_ctl reads the pid file; the PATH's is enough.
+        let mut c = b.command("sh");
+        c.arg("-c")
+            .arg("test -f \"$1/postmaster.pid\" && kill -0 \"$(head -1 \"$1/postmaster.pid\")\"")
+            .arg("sh")
+            .arg(self.data());
+        c
+    }
+
+    /// `e`, with the end of the temporary server's log.
+    async fn failed(&self, b: &BackupSettings, e: ToolError) -> BackupError {
+        let mut tail = b.command("tail");
+        tail.args(["-n", "8"]).arg(self.data().join("restore.log"));
+        let log = b.run("tail", tail).await.unwrap_or_default();
+        BackupError::Tool(ToolError {
+            what: e.what,
+            detail: format!("{}\n{}", e.detail, log.trim_end()),
+        })
+    }
+
+    /// The directory, its `socket/` open to the server's user (`peer`
+    /// authentication decides who may connect, not the directory's rights).
+    async fn prepare(&self, b: &BackupSettings) -> Result<(), BackupError> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::create_dir_all(self.dir.join("conf"))?;
+        std::fs::create_dir_all(self.socket())?;
+        std::fs::set_permissions(self.socket(), std::fs::Permissions::from_mode(0o1777))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o755))?;
+        if let Some(user) = b.os_user.as_deref().filter(|u| *u != own_user()) {
+            // pgBackRest, as the server's user, makes `data/` here.
+            let mut chown = tokio::process::Command::new("chown");
+            chown.arg(user).arg(&self.dir);
+            if b.run("chown", chown).await.is_err() {
+                std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o1777))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `pg_hba.conf` and `pg_ident.conf`: over the socket only, `peer`,
+    /// this process's user as the superuser or as `roles`.
+    fn write_access(&self, roles: &[&str]) -> std::io::Result<()> {
+        let conf = self.dir.join("conf");
+        std::fs::write(conf.join("pg_hba.conf"), "local all all peer map=enclave\n")?;
+        let server_user = "postgres";
+        let mut ident = String::new();
+        for os in [own_user(), server_user] {
+            for role in std::iter::once(server_user).chain(roles.iter().copied()) {
+                ident.push_str(&format!("enclave {os} {role}\n"));
+            }
+        }
+        std::fs::write(conf.join("pg_ident.conf"), ident)
+    }
+
+    /// Stops the cluster (if it runs) and removes the directory. Harmless
+    /// to repeat, so recovery can always call it.
+    pub async fn remove(&self, b: &BackupSettings, facts_major: Option<u32>) {
+        if self.data().join("postmaster.pid").exists() || !self.data().exists() {
+            let pg_ctl = match (&b.pg_bin, facts_major) {
+                (Some(bin), _) => bin.join("pg_ctl"),
+                (None, Some(major)) => debian_bin(major).join("pg_ctl"),
+                (None, None) => PathBuf::from("pg_ctl"),
+            };
+            let mut stop = b.command(pg_ctl);
+            stop.arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]);
+            let _ = b.run("pg_ctl stop", stop).await;
+        }
+        if self.data().exists() {
+            let mut rm = b.command("rm");
+            rm.arg("-rf").arg(self.data());
+            if let Err(e) = b.run("rm", rm).await {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove a restore's data");
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.socket());
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove a restore's directory");
+            }
+        }
+    }
+}
+
+/// Where the binaries of the server's major version are.
+fn pg_bin(b: &BackupSettings, facts: &ServerFacts) -> PathBuf {
+    b.pg_bin.clone().unwrap_or_else(|| debian_bin(facts.major))
+}
+
+fn debian_bin(major: u32) -> PathBuf {
+    Path::new("/usr/lib/postgresql")
+        .join(major.to_string())
+        .join("bin")
+}

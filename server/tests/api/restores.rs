@@ -1,0 +1,556 @@
+//! Backups and restores against the real thing: a PostgreSQL 15 cluster
+//! of the test's own, archiving into a pgBackRest repository in a
+//! temporary directory, set up by `backup setup --write`; and SQLite
+//! snapshots. A company is put back to a recorded moment in place and
+//! beside, undone, refused outside what the backups cover, and killed at
+//! every step, while another company on the same server is written to
+//! throughout and loses nothing.
+use std::path::PathBuf;
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc,
+};
+use std::time::Duration;
+
+use app::domain::Subdomain;
+use app::ssr::entities::{
+    tenant_restores::{self, RestoreOutcome, RestoreStep},
+    tenants::TenantStatus,
+};
+use app::ssr::tenancy::backups::restore::{RestoreAs, RestoreError};
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use secrecy::SecretString;
+
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::pg_cluster::{is_root, pg15_bin, PgCluster};
+
+/// Marks written to a company's audit log (the rows a restore must bring
+/// back or leave alone).
+async fn mark(app: &TestApp, sub: &str, n: u32) {
+    let db = app.tenant_db(sub).await;
+    app::ssr::accounts::users::audit(&db, "test", "mark", n.to_string())
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+}
+
+/// The marks in company `sub`'s audit log, in order.
+async fn marks(app: &TestApp, sub: &str) -> Vec<u32> {
+    let db = app.tenant_db(sub).await;
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT detail FROM audit_log WHERE action = 'mark' ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "detail").unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn clear_marks(app: &TestApp, sub: &str) {
+    let db = app.tenant_db(sub).await;
+    db.execute_unprepared("DELETE FROM audit_log WHERE action = 'mark'")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+}
+
+async fn audit_actions(app: &TestApp, sub: &str) -> Vec<String> {
+    let db = app.tenant_db(sub).await;
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT action FROM audit_log ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "action").unwrap())
+        .collect()
+}
+
+/// A writer that adds a mark to `sub` every 20 ms until stopped; returns
+/// (writes that succeeded, writes that failed).
+fn writer(
+    app: &TestApp,
+    sub: &'static str,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<(u64, u64)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let services = app.services.clone();
+    let flag = stop.clone();
+    let handle = tokio::spawn(async move {
+        let ok = AtomicU64::new(0);
+        let mut failed = 0;
+        let sub = Subdomain::parse(sub).unwrap();
+        let db = services.connect_tenant(&sub).await.unwrap();
+        let mut n = 0u32;
+        while !flag.load(Ordering::Relaxed) {
+            n += 1;
+            match app::ssr::accounts::users::audit(&db, "writer", "mark", n.to_string()).await {
+                Ok(()) => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        db.close().await.unwrap();
+        (ok.into_inner(), failed)
+    });
+    (stop, handle)
+}
+
+/// A moment strictly between what was written before and after it.
+async fn moment() -> chrono::DateTime<Utc> {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let at = Utc::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    at
+}
+
+/// The cluster, the app on it, and pgBackRest's configuration.
+struct Rig {
+    cluster: Arc<PgCluster>,
+    app: TestApp,
+    _dir: PathBuf,
+}
+
+async fn rig() -> Rig {
+    assert!(
+        std::process::Command::new("pgbackrest")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "pgbackrest not found: run `make setup-system` (Debian's pgbackrest)"
+    );
+    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(&pg15_bin(), 60))
+        .await
+        .unwrap();
+    let cluster = Arc::new(cluster);
+    // The repository, logs and locks in the cluster's directory, which
+    // the `postgres` user owns.
+    let dir = cluster.dir().to_path_buf();
+    let config = dir.join("pgbackrest.conf");
+    let repo = dir.join("repo");
+    std::fs::write(
+        &config,
+        format!(
+            "[global]\nrepo1-path={}\nlock-path={}\nspool-path={}\nlog-level-file=off\nstart-fast=y\n",
+            repo.display(),
+            dir.join("lock").display(),
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let admin = cluster.admin_url("postgres");
+    let restores = dir.join("restores");
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.tenant_db_url = Some(SecretString::from(admin));
+        s.pgbackrest_config = Some(config.clone());
+        s.backup_os_user = is_root().then(|| "postgres".to_owned());
+        s.pg_bin = Some(pg15_bin());
+        s.restore_dir = Some(restores);
+    })
+    .await;
+
+    // What the server needs, printed; then set, and the server restarted.
+    let needs = app.services.backup_setup("default", false).await.unwrap();
+    assert!(needs.needs_restart && !needs.written, "{needs:?}");
+    let command = needs
+        .settings
+        .iter()
+        .find(|(k, _)| *k == "archive_command")
+        .unwrap();
+    assert!(
+        command.1.contains("--stanza=default archive-push %p"),
+        "{command:?}"
+    );
+    assert!(needs.stanza.contains("pg1-path="), "{}", needs.stanza);
+    let set = app.services.backup_setup("default", true).await.unwrap();
+    assert!(set.written && !set.checked, "{set:?}");
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || {
+        c.stop_clean();
+        c.start_again();
+    })
+    .await
+    .unwrap();
+    // The administrator's pool still holds sessions the restart ended:
+    // each is found dead on its next use, and replaced.
+    let first = app.services.provisioner.fleet().first().clone();
+    let mut alive = 0;
+    for _ in 0..50 {
+        if first.ping().await {
+            alive += 1;
+            if alive == 8 {
+                break;
+            }
+        }
+    }
+    assert_eq!(alive, 8, "{}", cluster.log());
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        written.contains("[default]") && written.contains("repo1-path="),
+        "{written}"
+    );
+    Rig {
+        cluster,
+        app,
+        _dir: dir,
+    }
+}
+
+async fn restore_row(app: &TestApp, sub: &str) -> tenant_restores::Model {
+    let mut rows = tenant_restores::Entity::find()
+        .all(&app.services.registry)
+        .await
+        .unwrap();
+    rows.retain(|r| r.subdomain == sub);
+    rows.sort_by_key(|r| r.started_at);
+    rows.pop().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_company_goes_back_to_a_moment_in_place_and_beside_while_another_keeps_writing()
+{
+    let rig = rig().await;
+    let app = &rig.app;
+    app.create_companies(&["acme".to_owned(), "other".to_owned()], 2)
+        .await;
+    let sub = Subdomain::parse("acme").unwrap();
+
+    // Nothing to restore from yet.
+    let err = app
+        .services
+        .restore_tenant(&sub, Utc::now(), RestoreAs::InPlace)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::NotCovered { .. }), "{err:?}");
+
+    let taken = app.services.backup_run(None).await.unwrap();
+    assert!(taken[0].starts_with("default: full backup"), "{taken:?}");
+    for n in 1..=20 {
+        mark(app, "acme", n).await;
+    }
+    let at = moment().await;
+    clear_marks(app, "acme").await;
+    mark(app, "acme", 21).await;
+
+    let listed = app.services.backup_list().await.unwrap();
+    let acme = listed[0]
+        .companies
+        .iter()
+        .find(|(s, _)| s == "acme")
+        .unwrap();
+    let earliest = acme.1.expect("acme is in the backup");
+    assert!(earliest < at, "{earliest} {at}");
+
+    // Refused: the future, and before the backups.
+    let err = app
+        .services
+        .restore_tenant(
+            &sub,
+            Utc::now() + chrono::Duration::hours(1),
+            RestoreAs::InPlace,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::Future(_)), "{err:?}");
+    let err = app
+        .services
+        .restore_tenant(
+            &sub,
+            earliest - chrono::Duration::hours(1),
+            RestoreAs::InPlace,
+        )
+        .await
+        .unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains(&earliest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "{said}"
+    );
+
+    // In place, with the other company written to all along.
+    let (stop, written) = writer(app, "other");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = app
+        .services
+        .restore_tenant(&sub, at, RestoreAs::InPlace)
+        .await
+        .unwrap();
+    assert!(done.paused < Duration::from_secs(5), "{done:?}");
+    assert_eq!(marks(app, "acme").await, (1..=20).collect::<Vec<_>>());
+    assert!(audit_actions(app, "acme")
+        .await
+        .contains(&"company.restored".to_owned()));
+    let res = app.get("acme.localhost", "/login").await;
+    assert_eq!(res.status(), 200);
+
+    // Beside: a paused copy; the live company is left as it is.
+    mark(app, "acme", 22).await;
+    let beside = app
+        .services
+        .restore_tenant(
+            &sub,
+            at,
+            RestoreAs::Beside(Subdomain::parse("acme-then").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beside.subdomain, "acme-then");
+    let t = app::ssr::tenancy::request::directory::find_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("acme-then").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(t.status, TenantStatus::Paused);
+    assert_eq!(marks(app, "acme-then").await, (1..=20).collect::<Vec<_>>());
+    let mut now: Vec<u32> = (1..=20).collect();
+    now.push(22);
+    assert_eq!(marks(app, "acme").await, now);
+    // The subdomain of a company is taken.
+    let err = app
+        .services
+        .restore_tenant(
+            &sub,
+            at,
+            RestoreAs::Beside(Subdomain::parse("other").unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::Taken(_)), "{err:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = written.await.unwrap();
+    assert_eq!(failed, 0, "the other company's writes failed");
+    assert!(ok > 20, "{ok}");
+    assert_eq!(marks(app, "other").await.len() as u64, ok);
+
+    // Undo: the data from before the restore in place is back.
+    app.services.undo_restore(&sub).await.unwrap();
+    assert_eq!(marks(app, "acme").await, vec![21]);
+    let r = restore_row(app, "acme").await;
+    assert_eq!(
+        r.outcome,
+        RestoreOutcome::Restored,
+        "the beside one is the newest"
+    );
+    drop(rig);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restore_killed_at_any_step_leaves_the_company_on_one_database_with_its_data() {
+    let rig = rig().await;
+    let app = &rig.app;
+    app.create_companies(&["acme".to_owned()], 1).await;
+    let sub = Subdomain::parse("acme").unwrap();
+    app.services.backup_run(Some("default")).await.unwrap();
+    for n in 1..=5 {
+        mark(app, "acme", n).await;
+    }
+    let at = moment().await;
+    clear_marks(app, "acme").await;
+    for step in [
+        RestoreStep::Recovered,
+        RestoreStep::Created,
+        RestoreStep::Verified,
+        RestoreStep::Switched,
+    ] {
+        for how in [
+            RestoreAs::InPlace,
+            RestoreAs::Beside(Subdomain::parse("acme-copy").unwrap()),
+        ] {
+            clear_marks(app, "acme").await;
+            let mut dying = app.services.clone();
+            dying.restore_crash_after = Some(step);
+            let err = dying
+                .restore_tenant(&sub, at, how.clone())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, RestoreError::Injected(s) if s == step),
+                "{err:?}"
+            );
+            // Another restore waits for this one to be settled.
+            assert!(matches!(
+                app.services.restore_tenant(&sub, at, how.clone()).await,
+                Err(RestoreError::Underway(_))
+            ));
+            // Recovery, once the restore is presumed dead.
+            let r = restore_row(app, "acme").await;
+            tenant_restores::ActiveModel {
+                id: sea_orm::Set(r.id),
+                updated_at: sea_orm::Set(Utc::now() - chrono::Duration::minutes(5)),
+                ..Default::default()
+            }
+            .update_row(&app.services.registry)
+            .await;
+            assert_eq!(
+                app.services.recover_restores().await.unwrap(),
+                1,
+                "{step:?} {how:?}"
+            );
+            let r = restore_row(app, "acme").await;
+            let switched = step >= RestoreStep::Switched;
+            let expected = if switched {
+                RestoreOutcome::Restored
+            } else {
+                RestoreOutcome::Undone
+            };
+            assert_eq!(r.outcome, expected, "{step:?} {how:?}");
+            // Served from one database, with the data of one side.
+            let res = app.get("acme.localhost", "/login").await;
+            assert_eq!(res.status(), 200, "{step:?} {how:?}");
+            let want: Vec<u32> = match (&how, switched) {
+                (RestoreAs::InPlace, true) => (1..=5).collect(),
+                _ => vec![],
+            };
+            assert_eq!(marks(app, "acme").await, want, "{step:?} {how:?}");
+            if let RestoreAs::Beside(copy) = &how {
+                let found = app::ssr::tenancy::request::directory::find_by_subdomain(
+                    &app.services.registry,
+                    copy,
+                )
+                .await
+                .unwrap();
+                assert_eq!(found.is_some(), switched, "{step:?}");
+                if switched {
+                    assert_eq!(marks(app, "acme-copy").await, (1..=5).collect::<Vec<_>>());
+                    app.services.delete_tenant(copy).await.unwrap();
+                }
+            }
+            // Nothing left over: no scratch directory, no incoming database.
+            let scratch = PathBuf::from(r.scratch.unwrap());
+            assert!(!scratch.exists(), "{step:?}: {}", scratch.display());
+            let left = scalar_count(
+                &rig.cluster,
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'tenant\\_%\\_r%'",
+            )
+            .await;
+            assert_eq!(left, 0, "{step:?} {how:?}");
+        }
+    }
+}
+
+async fn scalar_count(cluster: &PgCluster, sql: &str) -> i64 {
+    let db = sea_orm::Database::connect(cluster.admin_url("postgres"))
+        .await
+        .unwrap();
+    let n = db
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    db.close().await.unwrap();
+    n
+}
+
+trait UpdateRow {
+    async fn update_row(self, db: &sea_orm::DatabaseConnection);
+}
+
+impl UpdateRow for tenant_restores::ActiveModel {
+    async fn update_row(self, db: &sea_orm::DatabaseConnection) {
+        sea_orm::ActiveModelTrait::update(self, db).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_company_goes_back_to_its_snapshot_in_place_and_beside() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    app.create_companies(&["acme".to_owned()], 1).await;
+    let sub = Subdomain::parse("acme").unwrap();
+    let err = app
+        .services
+        .restore_tenant(&sub, Utc::now(), RestoreAs::InPlace)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::NotCovered { .. }), "{err:?}");
+
+    app.services.backup_run(None).await.unwrap();
+    let first = moment().await;
+    for n in 1..=10 {
+        mark(&app, "acme", n).await;
+    }
+    app.services.backup_run(None).await.unwrap();
+    let second = moment().await;
+    clear_marks(&app, "acme").await;
+    mark(&app, "acme", 11).await;
+
+    let err = app
+        .services
+        .restore_tenant(&sub, first - chrono::Duration::hours(1), RestoreAs::InPlace)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::Outside { .. }), "{err:?}");
+
+    // The latest snapshot at or before the moment.
+    let done = app
+        .services
+        .restore_tenant(&sub, second, RestoreAs::InPlace)
+        .await
+        .unwrap();
+    assert!(done.snapshot.unwrap() < second);
+    assert_eq!(marks(&app, "acme").await, (1..=10).collect::<Vec<_>>());
+    let res = app.get("acme.localhost", "/login").await;
+    assert_eq!(res.status(), 200);
+    let beside = app
+        .services
+        .restore_tenant(
+            &sub,
+            first,
+            RestoreAs::Beside(Subdomain::parse("acme-then").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beside.subdomain, "acme-then");
+    assert_eq!(marks(&app, "acme-then").await, Vec::<u32>::new());
+    app.services.undo_restore(&sub).await.unwrap();
+    assert_eq!(marks(&app, "acme").await, vec![11]);
+
+    // Killed before and after the switch.
+    for step in [RestoreStep::Verified, RestoreStep::Switched] {
+        let mut dying = app.services.clone();
+        dying.restore_crash_after = Some(step);
+        let err = dying
+            .restore_tenant(&sub, second, RestoreAs::InPlace)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RestoreError::Injected(s) if s == step),
+            "{err:?}"
+        );
+        let r = restore_row(&app, "acme").await;
+        tenant_restores::ActiveModel {
+            id: sea_orm::Set(r.id),
+            updated_at: sea_orm::Set(Utc::now() - chrono::Duration::minutes(5)),
+            ..Default::default()
+        }
+        .update_row(&app.services.registry)
+        .await;
+        assert_eq!(app.services.recover_restores().await.unwrap(), 1);
+        let res = app.get("acme.localhost", "/login").await;
+        assert_eq!(res.status(), 200, "{step:?}");
+        let want: Vec<u32> = if step == RestoreStep::Switched {
+            (1..=10).collect()
+        } else {
+            vec![11]
+        };
+        assert_eq!(marks(&app, "acme").await, want, "{step:?}");
+        if step == RestoreStep::Switched {
+            app.services.undo_restore(&sub).await.unwrap();
+        }
+    }
+}
