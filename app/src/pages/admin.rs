@@ -167,10 +167,10 @@ pub fn AdminPage() -> impl IntoView {
                                         view! {
                                             <tr data-subdomain=t.subdomain.clone()>
                                                 <td class="name">{t.name.clone()}</td>
-                                                <td><code>{t.subdomain.clone()}</code></td>
-                                                <td data-testid="status">{t.status.clone()}
+                                                <td><code>{t.subdomain.clone()}</code>
                                                     {t.restore.clone().map(|(label, detail)| view! { " " <span class="badge" title=detail data-testid="restore">{label}</span> })}
                                                 </td>
+                                                <td data-testid="status">{t.status.clone()}</td>
                                                 <td data-testid="server">{t.server.clone()}</td>
                                                 <td>
                                                     <abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr>

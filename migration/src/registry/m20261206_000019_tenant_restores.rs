@@ -29,7 +29,6 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(TenantRestores::Kept, 63))
                     .col(timestamp_with_time_zone_null(TenantRestores::KeptUntil))
                     .col(timestamp_with_time_zone_null(TenantRestores::RestoredFrom))
-                    .col(boolean(TenantRestores::ResumeAfter).default(false))
                     .col(big_integer_null(TenantRestores::Rows))
                     .col(big_integer_null(TenantRestores::PauseMs))
                     .col(timestamp_with_time_zone_null(TenantRestores::SwitchedAt))
@@ -75,7 +74,6 @@ enum TenantRestores {
     Kept,
     KeptUntil,
     RestoredFrom,
-    ResumeAfter,
     Rows,
     PauseMs,
     SwitchedAt,

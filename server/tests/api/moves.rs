@@ -72,7 +72,7 @@ async fn counts(app: &TestApp, sub: &str) -> (i64, i64, i64) {
     counted
 }
 
-async fn bulk(app: &TestApp, sub: &str, rows: u32) {
+pub async fn bulk(app: &TestApp, sub: &str, rows: u32) {
     let db = app.tenant_db(sub).await;
     db.execute_unprepared(&format!(
         "INSERT INTO audit_log (actor, action, detail, created_at) \

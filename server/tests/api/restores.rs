@@ -520,6 +520,22 @@ async fn a_sqlite_company_goes_back_to_its_snapshot_in_place_and_beside() {
     app.services.undo_restore(&sub).await.unwrap();
     assert_eq!(marks(&app, "acme").await, vec![11]);
 
+    // The platform admin sees each company's last restore.
+    let html = admin_page(&app).await;
+    let row = html
+        .split("<tr data-subdomain=\"acme\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        row.contains("data-testid=\"restore\"")
+            && row.contains(">restored to ")
+            && row.contains("beside, as acme-then"),
+        "{row}"
+    );
+
     // Killed before and after the switch.
     for step in [RestoreStep::Verified, RestoreStep::Switched] {
         let mut dying = app.services.clone();
@@ -553,4 +569,252 @@ async fn a_sqlite_company_goes_back_to_its_snapshot_in_place_and_beside() {
             app.services.undo_restore(&sub).await.unwrap();
         }
     }
+}
+
+/// `make bench-restore`: a company of about 100 MB restored in place to a
+/// moment `RESTORE_AGO_SECS` (120) in the past while nine others answer a
+/// steady load; against the ceiling of the same run: pgBackRest restoring
+/// that one database, plus one bare `COPY` of its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: make bench-restore"]
+async fn bench_restoring_a_100_mb_company_in_place_under_load() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rows = env("RESTORE_ROWS", 400_000) as u32;
+    let ago = Duration::from_secs(env("RESTORE_AGO_SECS", 120));
+    let rig = rig().await;
+    let app = &rig.app;
+    let quiet: Vec<String> = (1..=9).map(|i| format!("quiet-{i}")).collect();
+    let mut all = quiet.clone();
+    all.push("heavy".to_owned());
+    app.create_companies(&all, 2).await;
+    crate::moves::bulk(app, "heavy", rows).await;
+    let db = app.tenant_db("heavy").await;
+    db.execute_unprepared("VACUUM ANALYZE audit_log")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let mb = scalar_count(
+        &rig.cluster,
+        "SELECT sum(pg_database_size(datname))::int8 FROM pg_database WHERE datname LIKE 'tenant\\_%' \
+         AND pg_database_size(datname) > 50000000",
+    )
+    .await as f64
+        / 1e6;
+    app.services.backup_run(None).await.unwrap();
+    mark(app, "heavy", 1).await;
+    let at = Utc::now();
+    mark(app, "heavy", 2).await;
+
+    // The nine under a steady load: before (while the moment ages) and
+    // during the restore.
+    let load = Load::start(app, &quiet);
+    tokio::time::sleep(ago).await;
+    let before = load.take();
+    let started = std::time::Instant::now();
+    let done = app
+        .services
+        .restore_tenant(&Subdomain::parse("heavy").unwrap(), at, RestoreAs::InPlace)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let during = load.take();
+    load.stop().await;
+    assert_eq!(marks(app, "heavy").await, vec![1]);
+
+    // The ceiling: the same restore by pgBackRest alone, and one COPY.
+    let (restore_alone, copy_alone) = ceiling(&rig, app, at).await;
+    let ceiling = restore_alone + copy_alone;
+    println!(
+        "\n| company | restore in place, command to switched | writes paused | ceiling: pgBackRest restore {:.1} s + COPY {:.1} s | ratio | nine others: requests, errors, p99 before → during |\n|---|---:|---:|---:|---:|---|\n| {mb:.0} MB, {} rows, {} s back | {:.1} s | {:.2} s | {:.1} s | {:.2}× | {} and {}, {} and {} errors, {:.1} → {:.1} ms |\n",
+        restore_alone.as_secs_f64(),
+        copy_alone.as_secs_f64(),
+        done.rows,
+        ago.as_secs(),
+        took.as_secs_f64(),
+        done.paused.as_secs_f64(),
+        ceiling.as_secs_f64(),
+        took.as_secs_f64() / ceiling.as_secs_f64(),
+        before.count,
+        during.count,
+        before.errors,
+        during.errors,
+        before.p99_ms(),
+        during.p99_ms(),
+    );
+    assert_eq!(before.errors + during.errors, 0);
+}
+
+/// Steady requests to each company's `/api/health` (one query on its
+/// database), one at a time per company.
+struct Load {
+    stop: Arc<AtomicBool>,
+    seen: Arc<std::sync::Mutex<Seen>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    count: u64,
+    errors: u64,
+    ms: Vec<f64>,
+}
+
+impl Seen {
+    fn p99_ms(&self) -> f64 {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        v.get((v.len() * 99 / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+impl Load {
+    fn start(app: &TestApp, subs: &[String]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let tasks = subs
+            .iter()
+            .map(|s| {
+                let (stop, seen) = (stop.clone(), seen.clone());
+                let (client, url, host) = (
+                    app.client.clone(),
+                    format!("{}/api/health", app.address),
+                    format!("{s}.localhost"),
+                );
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = std::time::Instant::now();
+                        let ok = client
+                            .get(&url)
+                            .header("host", &host)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200);
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        {
+                            let mut s = seen.lock().unwrap();
+                            s.count += 1;
+                            s.errors += u64::from(!ok);
+                            s.ms.push(ms);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+            })
+            .collect();
+        Self { stop, seen, tasks }
+    }
+
+    /// What was seen since the last take.
+    fn take(&self) -> Seen {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+/// pgBackRest restoring the company's database alone (into a directory of
+/// its own, not started), and one binary `COPY` of its `audit_log` into a
+/// bare table on the same server.
+async fn ceiling(rig: &Rig, app: &TestApp, at: chrono::DateTime<Utc>) -> (Duration, Duration) {
+    use futures_util::StreamExt;
+    use sea_orm::sqlx::{postgres::PgConnection, Connection, Executor};
+    let t = app::ssr::tenancy::request::directory::find_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("heavy").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let db = app::ssr::tenancy::servers::databases::TenantServer::db_name(t.id);
+    let dir = rig.cluster.dir().join("ceiling");
+    let config = app.settings.pgbackrest_config.clone().unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--", "pgbackrest"]);
+        c
+    } else {
+        std::process::Command::new("pgbackrest")
+    };
+    let out = cmd
+        .arg(format!("--config={}", config.display()))
+        .args(["--stanza=default", "--type=time", "--target-action=promote"])
+        .arg(format!(
+            "--target={}+00",
+            at.format("%Y-%m-%d %H:%M:%S%.3f")
+        ))
+        .arg(format!("--db-include={db}"))
+        .arg(format!("--pg1-path={}", dir.display()))
+        .args(["--archive-mode=off", "restore"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restore = started.elapsed();
+    let url = rig.cluster.admin_url(&db);
+    let mut src = PgConnection::connect(&url).await.unwrap();
+    let mut dst = PgConnection::connect(&url).await.unwrap();
+    dst.execute("CREATE TABLE public.ceiling (LIKE public.audit_log)")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut copied = src
+        .copy_out_raw("COPY public.audit_log TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut into = dst
+        .copy_in_raw("COPY public.ceiling FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    while let Some(chunk) = copied.next().await {
+        into.send(chunk.unwrap()).await.unwrap();
+    }
+    into.finish().await.unwrap();
+    let copy = started.elapsed();
+    drop(copied);
+    dst.execute("DROP TABLE public.ceiling").await.unwrap();
+    (restore, copy)
+}
+
+/// The platform admin's Companies page, signed in as a new platform admin.
+async fn admin_page(app: &TestApp) -> String {
+    use crate::helpers::{call, get, Jar, ADMIN_PASSWORD};
+    app::ssr::accounts::platform::create_superadmin(
+        &app.services.registry,
+        &app::domain::Email::parse("root@platform.test").unwrap(),
+        app::domain::Password::parse(ADMIN_PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut root = Jar::default();
+    let (status, body) = call(
+        app,
+        "localhost",
+        &mut root,
+        "admin_login",
+        &[
+            ("email", "root@platform.test"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let res = get(app, "localhost", &mut root, "/admin").await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    res.text().await.unwrap()
 }

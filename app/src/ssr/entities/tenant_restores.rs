@@ -26,9 +26,6 @@ pub struct Model {
     pub kept_until: Option<DateTimeUtc>,
     /// SQLite: the snapshot's moment (the latest at or before the target).
     pub restored_from: Option<DateTimeUtc>,
-    /// SQLite, in place: the restore paused the company for its switch,
-    /// and resumes it after (or, if it dies, recovery does).
-    pub resume_after: bool,
     pub rows: Option<i64>,
     /// How long the company could not write (in place: the switch).
     pub pause_ms: Option<i64>,

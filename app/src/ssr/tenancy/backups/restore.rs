@@ -243,7 +243,6 @@ impl Services {
             kept: Set(None),
             kept_until: Set(None),
             restored_from: Set(snapshot.as_ref().map(|(at, _)| *at)),
-            resume_after: Set(false),
             rows: Set(None),
             pause_ms: Set(None),
             switched_at: Set(None),
@@ -738,43 +737,45 @@ impl Services {
                 let kept = kept_name(&live_name, row.id);
                 let until =
                     Utc::now() + chrono::Duration::from_std(self.backups.keep).unwrap_or_default();
-                let resume = t.status == TenantStatus::Active;
                 self.restore_step(row.id, RestoreStep::Verified, |r| {
                     r.kept = Set(Some(kept.clone()));
                     r.kept_until = Set(Some(until));
-                    r.resume_after = Set(resume);
                 })
                 .await?;
-                let paused_at = Instant::now();
-                if resume {
-                    self.set_status(t, TenantStatus::Paused).await?;
-                }
-                self.pools.forget(t.id).await;
-                swap_files(dir, &live_name, &new_name, &kept)?;
-                self.restore_step(row.id, RestoreStep::Switched, |r| {
-                    r.pause_ms = Set(Some(paused_at.elapsed().as_millis() as i64));
-                    r.switched_at = Set(Some(Utc::now()));
-                })
-                .await?;
-                if resume {
-                    self.set_status(t, TenantStatus::Active).await?;
-                }
-                let paused = paused_at.elapsed();
-                let db = connect_once(&self.directory_url(t)?).await?;
+                // The audit line goes in with the data: whether the live
+                // file holds it is what tells recovery the switch happened.
+                let db = connect_once(&url).await?;
                 let noted = crate::ssr::accounts::users::audit(
                     &db,
                     "platform",
                     "company.restored",
                     format!(
-                        "restored to its snapshot of {} (asked for {}) in place; the data before is kept until {}",
+                        "restored to its snapshot of {} (asked for {}) in place; the data before is kept until {} (restore {})",
                         shown(row.restored_from.unwrap_or(row.target_time)),
                         shown(row.target_time),
-                        shown(until)
+                        shown(until),
+                        row.id
                     ),
                 )
                 .await;
                 let _ = db.close().await;
                 noted?;
+                let (live, incoming, kept_path) = (
+                    sqlite_file(dir, &live_name),
+                    new_path.clone(),
+                    sqlite_file(dir, &kept),
+                );
+                let paused = tokio::task::spawn_blocking(move || {
+                    replace_contents(&live, &incoming, &kept_path)
+                })
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+                remove_db_files(dir, &new_name)?;
+                self.restore_step(row.id, RestoreStep::Switched, |r| {
+                    r.pause_ms = Set(Some(paused.as_millis() as i64));
+                    r.switched_at = Set(Some(Utc::now()));
+                })
+                .await?;
                 (paused, Some(until))
             }
             Some(new_id) => {
@@ -799,19 +800,6 @@ impl Services {
         .await?;
         *done = RestoreStep::Cleaned;
         Ok((rows, paused, kept_until))
-    }
-
-    async fn set_status(&self, t: &tenants::Model, status: TenantStatus) -> Result<(), DbErr> {
-        tenants::ActiveModel {
-            id: Set(t.id),
-            status: Set(status),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        }
-        .update(&self.registry)
-        .await?;
-        self.directory.invalidate(&t.subdomain);
-        Ok(())
     }
 
     /// `tenant restore --undo`: brings back the database company `sub` had
@@ -866,21 +854,21 @@ impl Services {
                     .await?;
             }
             TenantServer::Sqlite { dir } => {
-                if !sqlite_file(dir, &kept).exists() {
+                let kept_path = sqlite_file(dir, &kept);
+                if !kept_path.exists() {
                     return Err(RestoreError::NothingToUndo(sub.to_string()));
                 }
-                let resume = t.status == TenantStatus::Active;
-                if resume {
-                    self.set_status(&t, TenantStatus::Paused).await?;
-                }
-                self.pools.forget(t.id).await;
-                let live = t.id.to_string();
-                let swapped = swap_files(dir, &live, &kept, &parked)
-                    .and_then(|()| rename_db(dir, &parked, &kept));
-                if resume {
-                    self.set_status(&t, TenantStatus::Active).await?;
-                }
-                swapped?;
+                let (live, parked_path) = (
+                    sqlite_file(dir, &t.id.to_string()),
+                    sqlite_file(dir, &parked),
+                );
+                tokio::task::spawn_blocking(move || {
+                    replace_contents(&live, &kept_path, &parked_path)?;
+                    std::fs::rename(&parked_path, &kept_path)?;
+                    Ok::<_, RestoreError>(())
+                })
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
             }
         }
         tenant_restores::ActiveModel {
@@ -1010,10 +998,11 @@ impl Services {
                     .await?
             }
             (TenantServer::Sqlite { dir }, None) => {
-                !sqlite_file(dir, &incoming_name(&r.tenant_id.to_string(), r.id)).exists()
-                    && r.kept
-                        .as_deref()
-                        .is_some_and(|k| sqlite_file(dir, k).exists())
+                let live = sqlite_file(dir, &r.tenant_id.to_string());
+                let id = r.id;
+                tokio::task::spawn_blocking(move || holds_restore(&live, id))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))??
             }
         };
         if let Some(dir) = &r.scratch {
@@ -1021,6 +1010,9 @@ impl Services {
             Scratch::new(dir.into()).remove(&self.backups, major).await;
         }
         let (how, outcome, step) = if switched {
+            if let (TenantServer::Sqlite { dir }, None) = (&server, r.new_tenant_id) {
+                remove_db_files(dir, &incoming_name(&r.tenant_id.to_string(), r.id))?;
+            }
             ("finished", RestoreOutcome::Restored, RestoreStep::Cleaned)
         } else {
             match (&server, r.new_tenant_id) {
@@ -1049,19 +1041,13 @@ impl Services {
                 }
                 (TenantServer::Sqlite { dir }, None) => {
                     remove_db_files(dir, &incoming_name(&r.tenant_id.to_string(), r.id))?;
+                    if let Some(kept) = &r.kept {
+                        remove_db_files(dir, kept)?;
+                    }
                 }
             }
             ("undone", RestoreOutcome::Undone, r.step)
         };
-        if r.resume_after {
-            if let Some(t) = tenants::Entity::find_by_id(r.tenant_id)
-                .one(&self.registry)
-                .await?
-                .filter(|t| t.status == TenantStatus::Paused)
-            {
-                self.set_status(&t, TenantStatus::Active).await?;
-            }
-        }
         tenant_restores::ActiveModel {
             id: Set(r.id),
             step: Set(step),
@@ -1221,29 +1207,73 @@ fn with_database(url: &SecretString, db: &str) -> SecretString {
     }
 }
 
-/// SQLite: renames database `from` (and its journal files) to `to`, in `dir`.
-fn rename_db(dir: &std::path::Path, from: &str, to: &str) -> Result<(), RestoreError> {
-    for suffix in ["-wal", "-shm"] {
-        let f = dir.join(format!("{from}.db{suffix}"));
-        match std::fs::rename(&f, dir.join(format!("{to}.db{suffix}"))) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
+/// SQLite: copies the database at `live` into a new file at `keep`
+/// (`VACUUM INTO`), then replaces what `live` holds with what `from` holds,
+/// in one write transaction of SQLite's online backup (its other
+/// connections, in any process, wait on its lock, then read the new
+/// contents). Returns how long writes to `live` waited. Blocking.
+fn replace_contents(
+    live: &std::path::Path,
+    from: &std::path::Path,
+    keep: &std::path::Path,
+) -> Result<Duration, RestoreError> {
+    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    match std::fs::remove_file(keep) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    let mut dst = rusqlite::Connection::open_with_flags(
+        live,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    dst.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    // The path is the company directory's, a UUID and a suffix: bound.
+    dst.execute("VACUUM INTO ?1", [keep.to_string_lossy()])
+        .map_err(sql)?;
+    let src = rusqlite::Connection::open_with_flags(
+        from,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    let started = Instant::now();
+    {
+        use rusqlite::backup::StepResult;
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql)?;
+        // Every page in one step: one write transaction on `live`.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match backup.step(-1).map_err(sql)? {
+                StepResult::Done => break,
+                StepResult::More => {}
+                StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return Err(std::io::Error::other("the company's file stayed locked").into()),
+            }
         }
     }
-    std::fs::rename(sqlite_file(dir, from), sqlite_file(dir, to))?;
-    Ok(())
+    Ok(started.elapsed())
 }
 
-/// SQLite, the company paused and its connections closed: `live` becomes
-/// `kept`, `incoming` becomes `live`.
-fn swap_files(
-    dir: &std::path::Path,
-    live: &str,
-    incoming: &str,
-    kept: &str,
-) -> Result<(), RestoreError> {
-    rename_db(dir, live, kept)?;
-    rename_db(dir, incoming, live)
+/// SQLite: whether the database at `live` has restore `id`'s audit line
+/// (it went in with the restored data). Blocking.
+fn holds_restore(live: &std::path::Path, id: Uuid) -> Result<bool, RestoreError> {
+    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    let conn = rusqlite::Connection::open_with_flags(
+        live,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'company.restored' AND detail LIKE ?1",
+            [format!("%(restore {id})")],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    Ok(n > 0)
 }
 
 fn remove_db_files(dir: &std::path::Path, name: &str) -> std::io::Result<()> {

@@ -90,6 +90,8 @@ pub enum MoveError {
     NotMigrated(String),
     #[error("a move of '{0}' is under way; wait for it to end (or, if its process died, for recovery, within a minute)")]
     Underway(String),
+    #[error("'{0}' is being restored from backup; move it once the restore has ended")]
+    Restoring(String),
     #[error("'{1}' already holds a database for '{0}' (is it the same PostgreSQL server under another name?)")]
     TargetHolds(String, String),
     #[error("the company's sessions on its server did not end within {0:?}")]
@@ -151,6 +153,18 @@ impl Services {
             .ok_or_else(|| MoveError::NotFound(sub.to_string()))?;
         if !matches!(t.status, TenantStatus::Active | TenantStatus::Paused) {
             return Err(MoveError::NotSettled(sub.to_string()));
+        }
+        if crate::ssr::entities::tenant_restores::Entity::find()
+            .filter(crate::ssr::entities::tenant_restores::Column::TenantId.eq(t.id))
+            .filter(
+                crate::ssr::entities::tenant_restores::Column::Outcome
+                    .eq(crate::ssr::entities::tenant_restores::RestoreOutcome::Running),
+            )
+            .one(&self.registry)
+            .await?
+            .is_some()
+        {
+            return Err(MoveError::Restoring(sub.to_string()));
         }
         let from = t.db_server.clone().unwrap_or_else(|| FIRST.to_owned());
         if from == to {
