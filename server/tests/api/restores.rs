@@ -598,14 +598,23 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
         .await
         .unwrap();
     db.close().await.unwrap();
+    let heavy = app::ssr::tenancy::request::directory::find_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("heavy").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let name = app::ssr::tenancy::servers::databases::TenantServer::db_name(heavy.id);
+    // `name` is `tenant_<hex>`, from the company's id.
     let mb = scalar_count(
         &rig.cluster,
-        "SELECT sum(pg_database_size(datname))::int8 FROM pg_database WHERE datname LIKE 'tenant\\_%' \
-         AND pg_database_size(datname) > 50000000",
+        &format!("SELECT pg_database_size('{name}')::int8"),
     )
     .await as f64
         / 1e6;
     app.services.backup_run(None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     mark(app, "heavy", 1).await;
     let at = Utc::now();
     mark(app, "heavy", 2).await;

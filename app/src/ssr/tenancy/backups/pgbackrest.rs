@@ -174,6 +174,9 @@ fn parse_info(json: &str) -> Result<Vec<Backup>, BackupError> {
             let (Some(started), Some(stopped)) = (time("start"), time("stop")) else {
                 continue;
             };
+            // pgBackRest keeps whole seconds: the backup ended within the
+            // second after the one it records.
+            let stopped = stopped + chrono::Duration::seconds(1);
             out.push(Backup {
                 label: b["label"].as_str().unwrap_or_default().to_owned(),
                 kind: b["type"].as_str().unwrap_or_default().to_owned(),
@@ -513,5 +516,10 @@ mod tests {
         let labels: Vec<_> = got.iter().map(|b| b.label.as_str()).collect();
         assert_eq!(labels, ["A", "B"]);
         assert_eq!(got[0].size, 9);
+        assert_eq!(
+            got[0].stopped.timestamp(),
+            151,
+            "the second after the one recorded"
+        );
     }
 }
