@@ -230,6 +230,19 @@ impl TestApp {
             env.push(("ENCLAVE_REGISTRY_URL", r.expose_secret().to_owned()));
             env.push(("ENCLAVE_TENANT_DB_URL", t.expose_secret().to_owned()));
         }
+        let paths = [
+            ("ENCLAVE_PGBACKREST_CONFIG", &s.pgbackrest_config),
+            ("ENCLAVE_PG_BIN", &s.pg_bin),
+            ("ENCLAVE_RESTORE_DIR", &s.restore_dir),
+        ];
+        for (k, v) in paths {
+            if let Some(v) = v {
+                env.push((k, v.display().to_string()));
+            }
+        }
+        if let Some(user) = &s.backup_os_user {
+            env.push(("ENCLAVE_BACKUP_OS_USER", user.clone()));
+        }
         env
     }
 

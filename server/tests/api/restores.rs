@@ -262,7 +262,7 @@ async fn a_postgres_company_goes_back_to_a_moment_in_place_and_beside_while_anot
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, RestoreError::Future(_)), "{err:?}");
+    assert!(matches!(err, RestoreError::Future { .. }), "{err:?}");
     let err = app
         .services
         .restore_tenant(
@@ -536,6 +536,32 @@ async fn a_sqlite_company_goes_back_to_its_snapshot_in_place_and_beside() {
         "{row}"
     );
 
+    // The command line: what it refuses, and a restore.
+    let env = app.cli_env();
+    let run = |args: &[&str]| crate::cli::run_server(&env, args, "");
+    let (ok, _, err) = run(&[
+        "tenant",
+        "restore",
+        "acme",
+        "--to",
+        "yesterday",
+        "--in-place",
+    ]);
+    assert!(!ok && err.contains("not an RFC 3339 moment"), "{err}");
+    let (ok, _, err) = run(&["tenant", "restore", "acme", "--to", "2026-01-01T00:00:00Z"]);
+    assert!(!ok && err.contains("--in-place, or --as"), "{err}");
+    let (ok, _, err) = run(&["backup", "setup", "default"]);
+    assert!(!ok && err.contains("SQLite files"), "{err}");
+    let (ok, out, err) = run(&["backup", "run"]);
+    assert!(ok && out.contains("2 SQLite snapshots taken"), "{out}{err}");
+    let second_s = second.to_rfc3339();
+    let (ok, out, err) = run(&["tenant", "restore", "acme", "--to", &second_s, "--in-place"]);
+    assert!(ok && out.contains("restored acme to"), "{out}{err}");
+    assert_eq!(marks(&app, "acme").await, (1..=10).collect::<Vec<_>>());
+    let (ok, out, err) = run(&["tenant", "restore", "acme", "--undo"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(marks(&app, "acme").await, vec![11]);
+
     // Killed before and after the switch.
     for step in [RestoreStep::Verified, RestoreStep::Switched] {
         let mut dying = app.services.clone();
@@ -624,16 +650,28 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
     let load = Load::start(app, &quiet);
     tokio::time::sleep(ago).await;
     let before = load.take();
+    // As an operator runs it: `server tenant restore`, a process of its own
+    // beside the one serving.
+    let env = app.cli_env();
+    let at_s = at.to_rfc3339();
     let started = std::time::Instant::now();
-    let done = app
-        .services
-        .restore_tenant(&Subdomain::parse("heavy").unwrap(), at, RestoreAs::InPlace)
-        .await
-        .unwrap();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        crate::cli::run_server(
+            &env,
+            &["tenant", "restore", "heavy", "--to", &at_s, "--in-place"],
+            "",
+        )
+    })
+    .await
+    .unwrap();
     let took = started.elapsed();
     let during = load.take();
     load.stop().await;
+    assert!(ok, "{out}{err}");
     assert_eq!(marks(app, "heavy").await, vec![1]);
+    let r = restore_row(app, "heavy").await;
+    let paused = Duration::from_millis(r.pause_ms.unwrap() as u64);
+    let restored_rows = r.rows.unwrap();
 
     // The ceiling: the same restore by pgBackRest alone, and one COPY.
     let (restore_alone, copy_alone) = ceiling(&rig, app, at).await;
@@ -642,10 +680,10 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
         "\n| company | restore in place, command to switched | writes paused | ceiling: pgBackRest restore {:.1} s + COPY {:.1} s | ratio | nine others: requests, errors, p99 before → during |\n|---|---:|---:|---:|---:|---|\n| {mb:.0} MB, {} rows, {} s back | {:.1} s | {:.2} s | {:.1} s | {:.2}× | {} and {}, {} and {} errors, {:.1} → {:.1} ms |\n",
         restore_alone.as_secs_f64(),
         copy_alone.as_secs_f64(),
-        done.rows,
+        restored_rows,
         ago.as_secs(),
         took.as_secs_f64(),
-        done.paused.as_secs_f64(),
+        paused.as_secs_f64(),
         ceiling.as_secs_f64(),
         took.as_secs_f64() / ceiling.as_secs_f64(),
         before.count,
@@ -762,7 +800,7 @@ async fn ceiling(rig: &Rig, app: &TestApp, at: chrono::DateTime<Utc>) -> (Durati
         .args(["--stanza=default", "--type=time", "--target-action=promote"])
         .arg(format!(
             "--target={}+00",
-            at.format("%Y-%m-%d %H:%M:%S%.3f")
+            app::ssr::tenancy::backups::scratch::target_time(at)
         ))
         .arg(format!("--db-include={db}"))
         .arg(format!("--pg1-path={}", dir.display()))

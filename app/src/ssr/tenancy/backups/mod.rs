@@ -98,6 +98,20 @@ impl BackupSettings {
         cmd
     }
 
+    /// [`BackupSettings::command`] under Linux's `SCHED_IDLE` policy
+    /// (`chrt --idle 0`, which the processes it starts inherit): a
+    /// restore's own work (pgBackRest, the temporary cluster) runs only on
+    /// cores the companies being served leave idle, and never delays their
+    /// wake-ups (a `nice`d process still does, by a scheduler slice).
+    pub(in crate::ssr::tenancy) fn command_idle(
+        &self,
+        program: impl AsRef<OsStr>,
+    ) -> tokio::process::Command {
+        let mut cmd = self.command("chrt");
+        cmd.args(["--idle", "0"]).arg(program);
+        cmd
+    }
+
     /// Runs a command made by [`BackupSettings::command`]; its standard
     /// output, or an error naming `what` with the end of what it said.
     pub(in crate::ssr::tenancy) async fn run(

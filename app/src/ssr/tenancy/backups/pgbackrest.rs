@@ -115,7 +115,25 @@ impl BackupSettings {
         stanza: &str,
         args: &[&str],
     ) -> tokio::process::Command {
-        let mut cmd = self.command("pgbackrest");
+        self.pgbackrest_as(self.command("pgbackrest"), stanza, args)
+    }
+
+    /// [`BackupSettings::pgbackrest`] on idle cores only (a restore's, see
+    /// [`BackupSettings::command_idle`]).
+    pub(in crate::ssr::tenancy) fn pgbackrest_idle(
+        &self,
+        stanza: &str,
+        args: &[&str],
+    ) -> tokio::process::Command {
+        self.pgbackrest_as(self.command_idle("pgbackrest"), stanza, args)
+    }
+
+    fn pgbackrest_as(
+        &self,
+        mut cmd: tokio::process::Command,
+        stanza: &str,
+        args: &[&str],
+    ) -> tokio::process::Command {
         if let Some(config) = &self.pgbackrest_config {
             cmd.arg(format!("--config={}", config.display()));
         }

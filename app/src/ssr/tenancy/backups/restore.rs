@@ -93,8 +93,8 @@ pub enum RestoreError {
     Moving(String),
     #[error("the subdomain '{0}' is taken")]
     Taken(String),
-    #[error("{0} is in the future")]
-    Future(String),
+    #[error("{asked} is in the future: the latest moment that can be restored is now, {now}")]
+    Future { asked: String, now: String },
     #[error("'{sub}' cannot be restored to {asked}: its {what} cover {earliest} to {latest}")]
     Outside {
         sub: String,
@@ -206,7 +206,10 @@ impl Services {
             return Err(RestoreError::Moving(sub.to_string()));
         }
         if to > Utc::now() {
-            return Err(RestoreError::Future(shown(to)));
+            return Err(RestoreError::Future {
+                asked: shown(to),
+                now: shown(Utc::now()),
+            });
         }
         let server_name = t.db_server.clone().unwrap_or_else(|| FIRST.to_owned());
         let server = self.provisioner.fleet().named(&server_name).await?;
@@ -498,6 +501,7 @@ impl Services {
         let scratch_server = TenantServer::postgres(&scratch.admin_url(), false).await?;
         let mut src = open_copy_session(&scratch_server, &role, &role).await?;
         let mut dst = open_copy_session(server, &new_db, &new_role).await?;
+        self.yield_cores(&mut dst).await;
         if relations(&mut src).await? != relations(&mut dst).await?
             || migrations(&mut src).await? != migrations(&mut dst).await?
         {
@@ -505,8 +509,9 @@ impl Services {
         }
         let rels = relations(&mut src).await?;
         let rows = copy(&mut src, &mut dst, &rels).await?;
-        let (here, there) = tokio::join!(checksums(&mut src, &rels), checksums(&mut dst, &rels));
-        let (here, there) = (here?, there?);
+        // One side after the other: a core stays free for the companies served.
+        let here = checksums(&mut src, &rels).await?;
+        let there = checksums(&mut dst, &rels).await?;
         if let Some((r, _)) = here.iter().zip(&there).find(|(a, b)| a != b) {
             return Err(RestoreError::Differs(r.0.clone()));
         }
@@ -522,13 +527,7 @@ impl Services {
         // Switch.
         let (paused, kept_until) = match row.new_tenant_id {
             None => {
-                let kept = kept_name(&role, row.id);
-                let until = Utc::now() + chrono::Duration::from_std(b.keep).unwrap_or_default();
-                self.restore_step(row.id, RestoreStep::Verified, |r| {
-                    r.kept = Set(Some(kept.clone()));
-                    r.kept_until = Set(Some(until));
-                })
-                .await?;
+                let (kept, until) = self.record_kept(row, &role).await?;
                 let paused = self
                     .swap_databases(t, server, &role, &new_db, &kept)
                     .await?;
@@ -537,21 +536,15 @@ impl Services {
                     r.switched_at = Set(Some(Utc::now()));
                 })
                 .await?;
-                // The restored database has the company's name now.
-                let db = connect_once(&self.directory_url(t)?).await?;
-                let noted = crate::ssr::accounts::users::audit(
-                    &db,
-                    "platform",
-                    "company.restored",
-                    format!(
+                self.after_switch(
+                    t,
+                    Some(format!(
                         "restored to {} in place; the data before is kept until {}",
                         shown(row.target_time),
                         shown(until)
-                    ),
+                    )),
                 )
-                .await;
-                let _ = db.close().await;
-                noted?;
+                .await?;
                 (paused, Some(until))
             }
             Some(new_id) => {
@@ -618,6 +611,67 @@ impl Services {
         self.pools.forget(t.id).await;
         self.directory.invalidate(&t.subdomain);
         Ok(paused_at.elapsed())
+    }
+
+    /// Puts the server process behind `session` (the copy into a database
+    /// no request uses yet, and its checksums) under `SCHED_IDLE`, as
+    /// pgBackRest and the temporary cluster are, so the companies served
+    /// from that server keep the cores. Only where the server runs on this
+    /// machine (as pgBackRest's restore needs); elsewhere `chrt` finds no
+    /// such process, and the copy runs as it is.
+    async fn yield_cores(&self, session: &mut sea_orm::sqlx::postgres::PgConnection) {
+        let Ok(pid) = sea_orm::sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(&mut *session)
+            .await
+        else {
+            return;
+        };
+        let mut idle = self.backups.command("chrt");
+        idle.args(["--idle", "-p", "0", &pid.to_string()]);
+        if let Err(e) = self.backups.run("chrt", idle).await {
+            tracing::debug!(error = %e, "the copy's server process keeps its priority");
+        }
+    }
+
+    /// In place: the name the database before is kept under, and until
+    /// when, recorded before the switch (recovery looks for it).
+    async fn record_kept(
+        &self,
+        row: &tenant_restores::Model,
+        live: &str,
+    ) -> Result<(String, DateTime<Utc>), DbErr> {
+        let kept = kept_name(live, row.id);
+        let until = Utc::now() + chrono::Duration::from_std(self.backups.keep).unwrap_or_default();
+        self.restore_step(row.id, RestoreStep::Verified, |r| {
+            r.kept = Set(Some(kept.clone()));
+            r.kept_until = Set(Some(until));
+        })
+        .await?;
+        Ok((kept, until))
+    }
+
+    /// In place, once switched: the audit line (unless it came with the
+    /// data), and "find your workspace" brought up to the restored users.
+    async fn after_switch(
+        &self,
+        t: &tenants::Model,
+        audit: Option<String>,
+    ) -> Result<(), RestoreError> {
+        let db = connect_once(&self.directory_url(t)?).await?;
+        let noted = match audit {
+            Some(detail) => {
+                crate::ssr::accounts::users::audit(&db, "platform", "company.restored", detail)
+                    .await
+            }
+            None => Ok(()),
+        };
+        let synced =
+            crate::ssr::accounts::workspaces::sync(&self.registry, &self.cipher, t.id, &db).await;
+        let _ = db.close().await;
+        if let Err(e) = synced {
+            tracing::warn!(tenant = %t.subdomain, error = %e, "member index not updated after the restore");
+        }
+        Ok(noted?)
     }
 
     /// Beside: the reservation becomes a paused company with the restored
@@ -734,14 +788,7 @@ impl Services {
 
         let (paused, kept_until) = match row.new_tenant_id {
             None => {
-                let kept = kept_name(&live_name, row.id);
-                let until =
-                    Utc::now() + chrono::Duration::from_std(self.backups.keep).unwrap_or_default();
-                self.restore_step(row.id, RestoreStep::Verified, |r| {
-                    r.kept = Set(Some(kept.clone()));
-                    r.kept_until = Set(Some(until));
-                })
-                .await?;
+                let (kept, until) = self.record_kept(row, &live_name).await?;
                 // The audit line goes in with the data: whether the live
                 // file holds it is what tells recovery the switch happened.
                 let db = connect_once(&url).await?;
@@ -776,6 +823,7 @@ impl Services {
                     r.switched_at = Set(Some(Utc::now()));
                 })
                 .await?;
+                self.after_switch(t, None).await?;
                 (paused, Some(until))
             }
             Some(new_id) => {

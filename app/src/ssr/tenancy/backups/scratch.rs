@@ -79,14 +79,15 @@ impl Scratch {
         roles: &[&str],
     ) -> Result<(), BackupError> {
         self.prepare(b).await?;
-        // pgBackRest reads `YYYY-MM-DD HH:MM:SS.ffffff+00` (milliseconds at
-        // most when it picks the backup itself).
-        let target = format!("--target={}+00", at.format("%Y-%m-%d %H:%M:%S%.3f"));
+        // pgBackRest reads `YYYY-MM-DD HH:MM:SS.fff+00` (milliseconds at
+        // most when it picks the backup itself): rounded up, so that what
+        // was committed by the moment asked for is in.
+        let target = format!("--target={}+00", target_time(at));
         let data = format!("--pg1-path={}", self.data().display());
         let include = format!("--db-include={db}");
         b.run(
             "pgbackrest restore",
-            b.pgbackrest(
+            b.pgbackrest_idle(
                 stanza,
                 &[
                     &data,
@@ -123,7 +124,8 @@ impl Scratch {
             }
         }
         let pg_ctl = pg_bin(b, facts).join("pg_ctl");
-        let mut start = b.command(&pg_ctl);
+        // The cluster's processes inherit pg_ctl's policy: idle cores only.
+        let mut start = b.command_idle(&pg_ctl);
         start
             .arg("-D")
             .arg(self.data())
@@ -263,6 +265,13 @@ impl Scratch {
     }
 }
 
+/// `at` as pgBackRest's `--target`, to the millisecond, rounded up.
+pub fn target_time(at: DateTime<Utc>) -> String {
+    let up = at + chrono::Duration::microseconds(999);
+    let ms = up.timestamp_subsec_millis();
+    format!("{}.{ms:03}", up.format("%Y-%m-%d %H:%M:%S"))
+}
+
 /// Where the binaries of the server's major version are.
 fn pg_bin(b: &BackupSettings, facts: &ServerFacts) -> PathBuf {
     b.pg_bin.clone().unwrap_or_else(|| debian_bin(facts.major))
@@ -272,4 +281,19 @@ fn debian_bin(major: u32) -> PathBuf {
     Path::new("/usr/lib/postgresql")
         .join(major.to_string())
         .join("bin")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_target_is_rounded_up_to_the_millisecond() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T14:01:00.356001Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(super::target_time(at), "2026-12-06 14:01:00.357");
+        let exact = chrono::DateTime::parse_from_rfc3339("2026-12-06T14:01:00.356Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(super::target_time(exact), "2026-12-06 14:01:00.356");
+    }
 }
