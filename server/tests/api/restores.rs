@@ -35,21 +35,31 @@ async fn mark(app: &TestApp, sub: &str, n: u32) {
     db.close().await.unwrap();
 }
 
-/// The marks in company `sub`'s audit log, in order.
-async fn marks(app: &TestApp, sub: &str) -> Vec<u32> {
+/// The first column of `sql`'s rows, as text, on company `sub`'s database.
+async fn texts(app: &TestApp, sub: &str, sql: &str) -> Vec<String> {
     let db = app.tenant_db(sub).await;
     let backend = db.get_database_backend();
     let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT detail FROM audit_log WHERE action = 'mark' ORDER BY id",
-        ))
+        .query_all_raw(Statement::from_string(backend, sql))
         .await
         .unwrap();
     db.close().await.unwrap();
     rows.iter()
-        .map(|r| r.try_get::<String>("", "detail").unwrap().parse().unwrap())
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
         .collect()
+}
+
+/// The marks in company `sub`'s audit log, in order.
+async fn marks(app: &TestApp, sub: &str) -> Vec<u32> {
+    texts(
+        app,
+        sub,
+        "SELECT detail FROM audit_log WHERE action = 'mark' ORDER BY id",
+    )
+    .await
+    .iter()
+    .map(|d| d.parse().unwrap())
+    .collect()
 }
 
 async fn clear_marks(app: &TestApp, sub: &str) {
@@ -61,19 +71,7 @@ async fn clear_marks(app: &TestApp, sub: &str) {
 }
 
 async fn audit_actions(app: &TestApp, sub: &str) -> Vec<String> {
-    let db = app.tenant_db(sub).await;
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT action FROM audit_log ORDER BY id",
-        ))
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "action").unwrap())
-        .collect()
+    texts(app, sub, "SELECT action FROM audit_log ORDER BY id").await
 }
 
 /// A writer that adds a mark to `sub` every 20 ms until stopped; returns

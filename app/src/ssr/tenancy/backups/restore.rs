@@ -518,11 +518,7 @@ impl Services {
         let _ = sea_orm::sqlx::Connection::close(src).await;
         let _ = sea_orm::sqlx::Connection::close(dst).await;
         scratch_server.close().await;
-        self.restore_step(row.id, RestoreStep::Verified, |r| {
-            r.rows = Set(Some(rows as i64))
-        })
-        .await?;
-        self.restore_checkpoint(RestoreStep::Verified, done)?;
+        self.verified(row, rows, done).await?;
 
         // Switch.
         let (paused, kept_until) = match row.new_tenant_id {
@@ -631,6 +627,20 @@ impl Services {
         if let Err(e) = self.backups.run("chrt", idle).await {
             tracing::debug!(error = %e, "the copy's server process keeps its priority");
         }
+    }
+
+    /// Records the copy verified, with its rows.
+    async fn verified(
+        &self,
+        row: &tenant_restores::Model,
+        rows: u64,
+        done: &mut RestoreStep,
+    ) -> Result<(), RestoreError> {
+        self.restore_step(row.id, RestoreStep::Verified, |r| {
+            r.rows = Set(Some(rows as i64))
+        })
+        .await?;
+        self.restore_checkpoint(RestoreStep::Verified, done)
     }
 
     /// In place: the name the database before is kept under, and until
@@ -777,14 +787,8 @@ impl Services {
         let url = SecretString::from(format!("sqlite://{}?mode=rw", new_path.display()));
         migrate_up(&url).await?;
         let check_path = new_path.clone();
-        let rows = tokio::task::spawn_blocking(move || sqlite_rows(&check_path))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-        self.restore_step(row.id, RestoreStep::Verified, |r| {
-            r.rows = Set(Some(rows as i64))
-        })
-        .await?;
-        self.restore_checkpoint(RestoreStep::Verified, done)?;
+        let rows = blocking(move || sqlite_rows(&check_path)).await?;
+        self.verified(row, rows, done).await?;
 
         let (paused, kept_until) = match row.new_tenant_id {
             None => {
@@ -812,11 +816,8 @@ impl Services {
                     new_path.clone(),
                     sqlite_file(dir, &kept),
                 );
-                let paused = tokio::task::spawn_blocking(move || {
-                    replace_contents(&live, &incoming, &kept_path)
-                })
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))??;
+                let paused =
+                    blocking(move || replace_contents(&live, &incoming, &kept_path)).await?;
                 remove_db_files(dir, &new_name)?;
                 self.restore_step(row.id, RestoreStep::Switched, |r| {
                     r.pause_ms = Set(Some(paused.as_millis() as i64));
@@ -910,13 +911,12 @@ impl Services {
                     sqlite_file(dir, &t.id.to_string()),
                     sqlite_file(dir, &parked),
                 );
-                tokio::task::spawn_blocking(move || {
+                blocking(move || {
                     replace_contents(&live, &kept_path, &parked_path)?;
                     std::fs::rename(&parked_path, &kept_path)?;
                     Ok::<_, RestoreError>(())
                 })
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))??;
+                .await?;
             }
         }
         tenant_restores::ActiveModel {
@@ -1048,9 +1048,7 @@ impl Services {
             (TenantServer::Sqlite { dir }, None) => {
                 let live = sqlite_file(dir, &r.tenant_id.to_string());
                 let id = r.id;
-                tokio::task::spawn_blocking(move || holds_restore(&live, id))
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))??
+                blocking(move || holds_restore(&live, id)).await?
             }
         };
         if let Some(dir) = &r.scratch {
@@ -1236,6 +1234,19 @@ pub fn describe(r: &tenant_restores::Model) -> (String, String) {
     (label, detail)
 }
 
+fn sqlite_err(e: rusqlite::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Runs blocking work (SQLite files) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RestoreError> + Send + 'static,
+) -> Result<T, RestoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
 /// Runs every tenant migration not yet applied to the database at `url`.
 async fn migrate_up(url: &SecretString) -> Result<(), DbErr> {
     let db = connect_once(url).await?;
@@ -1265,7 +1276,7 @@ fn replace_contents(
     from: &std::path::Path,
     keep: &std::path::Path,
 ) -> Result<Duration, RestoreError> {
-    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    let sql = sqlite_err;
     match std::fs::remove_file(keep) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
         _ => {}
@@ -1307,7 +1318,7 @@ fn replace_contents(
 /// SQLite: whether the database at `live` has restore `id`'s audit line
 /// (it went in with the restored data). Blocking.
 fn holds_restore(live: &std::path::Path, id: Uuid) -> Result<bool, RestoreError> {
-    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    let sql = sqlite_err;
     let conn = rusqlite::Connection::open_with_flags(
         live,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -1337,9 +1348,8 @@ fn remove_db_files(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
 /// The rows of every table of the SQLite file at `path`, once it passes
 /// `PRAGMA integrity_check`.
 fn sqlite_rows(path: &std::path::Path) -> Result<u64, RestoreError> {
-    let conn =
-        rusqlite::Connection::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let sql = |e: rusqlite::Error| std::io::Error::other(e.to_string());
+    let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
+    let sql = sqlite_err;
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(sql)?;
