@@ -296,6 +296,30 @@ pub enum TenantCommand {
         #[arg(long, conflicts_with = "to")]
         undo: bool,
     },
+    /// Write a company's data to a ZIP archive: each table as CSV and as
+    /// JSON Lines, and manifest.json (schema, rows and SHA-256 of each file).
+    Export {
+        subdomain: String,
+        /// Where the archive goes (written beside it, then renamed).
+        #[arg(short = 'o', long)]
+        output: std::path::PathBuf,
+        /// Keep password hashes, token digests and sessions: for moving the
+        /// company to another installation. Keep such an archive secret.
+        #[arg(long)]
+        with_credentials: bool,
+    },
+    /// Create a company from an archive made by `tenant export`, on this
+    /// installation's backend (SQLite or PostgreSQL).
+    Import {
+        archive: std::path::PathBuf,
+        /// The new company's subdomain.
+        #[arg(long)]
+        subdomain: String,
+        /// The database server (see `dbserver list`); default: where new
+        /// companies go.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Delete a company: its database, its role, its subdomain.
     Delete {
         subdomain: String,
@@ -624,6 +648,54 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                     done.took.as_secs_f64()
                 ),
             }
+        }
+        TenantCommand::Export {
+            subdomain,
+            output,
+            with_credentials,
+        } => {
+            let done = services
+                .export_tenant(
+                    &Subdomain::parse(&subdomain)?,
+                    &output,
+                    with_credentials,
+                    "platform",
+                )
+                .await?;
+            println!(
+                "exported {subdomain} to {}: {} rows in {} tables, {} bytes, {:.1} s{}",
+                output.display(),
+                done.rows(),
+                done.manifest.tables.len(),
+                done.bytes,
+                done.took.as_secs_f64(),
+                if with_credentials {
+                    " (with credentials: keep it secret)"
+                } else {
+                    ""
+                }
+            );
+        }
+        TenantCommand::Import {
+            archive,
+            subdomain,
+            server,
+        } => {
+            let done = services
+                .import_tenant(&archive, &Subdomain::parse(&subdomain)?, server.as_deref())
+                .await?;
+            let migrated = done
+                .migrated_from
+                .map(|s| format!(", migrated up from {s}"))
+                .unwrap_or_default();
+            println!(
+                "imported {} on {}: {} rows in {} tables, {:.1} s{migrated}",
+                done.subdomain,
+                done.server,
+                done.rows,
+                done.tables,
+                done.took.as_secs_f64()
+            );
         }
         TenantCommand::Delete { subdomain, yes } => {
             if !yes {

@@ -21,6 +21,7 @@ mod operations;
 mod password_reset;
 mod pg_cluster;
 mod platform_api;
+mod portability;
 mod provisioning;
 mod proxy;
 mod registry_outage;

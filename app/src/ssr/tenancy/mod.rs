@@ -22,9 +22,14 @@
 //! - [`backups`]: pgBackRest backups of every PostgreSQL server, SQLite
 //!   snapshots, and one company restored to a moment
 //!   ([`backups::restore`]), in place or beside.
+//! - [`portability`]: a company's data out and in: an archive of every
+//!   table as CSV and JSON Lines with a manifest ([`portability::export`]),
+//!   and a company created from one ([`portability::import`]), on either
+//!   backend.
 pub mod backups;
 pub mod connections;
 pub mod lifecycle;
+pub mod portability;
 pub mod request;
 pub mod schema;
 pub mod servers;

@@ -405,7 +405,11 @@ impl Provisioner {
     }
 
     /// Drops whatever exists of tenant `id` and frees its subdomain.
-    async fn undo(&self, id: Uuid, reason: &str) -> Result<(), StepError> {
+    pub(in crate::ssr::tenancy) async fn undo(
+        &self,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<(), StepError> {
         let row = tenants::Entity::find_by_id(id).one(&self.registry).await?;
         let server = self
             .fleet
@@ -476,7 +480,7 @@ impl Provisioner {
         .map(|_| ())
     }
 
-    async fn record(
+    pub(in crate::ssr::tenancy) async fn record(
         &self,
         id: Uuid,
         subdomain: &str,

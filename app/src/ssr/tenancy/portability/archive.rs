@@ -1,0 +1,525 @@
+//! The archive a company's data travels in: a ZIP holding, per table, a CSV file and a JSON Lines file, and `manifest.json`.
+//!
+//! Values are written the same from either backend, so that a company
+//! exported from SQLite and one exported from PostgreSQL with the same rows
+//! give the same files, byte for byte: UUIDs hyphenated, times in UTC to
+//! the microsecond (`2026-12-06T14:01:00.000000Z`), booleans `true` and
+//! `false`, bytes as `\x` and hex. In CSV a NULL is an empty field and an
+//! empty string a quoted one (`""`), as PostgreSQL's `COPY … CSV` reads
+//! them. Rows are in primary-key order (text compared byte by byte).
+//!
+//! Which columns hold credentials is said here, once ([`credential`]): an
+//! admin's export leaves them out, an operator's may keep them.
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ssr::tenancy::servers::databases::quote_ident;
+
+/// What `manifest.json` says it is.
+pub const FORMAT: &str = "enclave-company-export/1";
+/// The manifest's own name in the archive.
+pub const MANIFEST: &str = "manifest.json";
+/// The largest manifest an import reads.
+pub const MANIFEST_MAX: u64 = 1 << 20;
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub company: Company,
+    /// The last migration of the company's schema, as `seaql_migrations`
+    /// names it.
+    pub schema: String,
+    /// Whether password hashes, token digests and sessions are included.
+    pub credentials: bool,
+    pub exported_at: DateTime<Utc>,
+    /// `sqlite` or `postgres`: where it was exported from.
+    pub backend: String,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    pub id: Uuid,
+    pub name: String,
+    pub subdomain: String,
+    pub created_at: DateTime<Utc>,
+    pub admin_user_id: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableEntry {
+    pub name: String,
+    pub columns: Vec<ColumnEntry>,
+    /// Columns of the table left out of this archive (credentials).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
+    pub rows: u64,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColumnEntry {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub nullable: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// What a column holds, whichever backend stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Uuid,
+    Bool,
+    Time,
+    Int,
+    Real,
+    Text,
+    Bytes,
+}
+
+/// A table of a company's database, as its catalog describes it.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<ColumnEntry>,
+    /// The primary key's columns, in order (empty: none).
+    pub key: Vec<String>,
+}
+
+/// Tables that are not the company's data.
+fn bookkeeping(table: &str) -> bool {
+    table == "seaql_migrations" || table.starts_with("sqlite_")
+}
+
+/// Where a credential is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// The whole table: sessions, reset tokens (its key is a token digest).
+    Table,
+    /// One column, left out; an import without credentials fills it with
+    /// a value that matches nothing (people sign in after a reset).
+    Column,
+}
+
+/// Whether `table.column` (or the whole table) holds credentials.
+pub fn credential(table: &str, column: &str) -> Option<Credential> {
+    match (table, column) {
+        ("sessions" | "password_resets", _) => Some(Credential::Table),
+        ("users", "password_hash") | ("invitations", "token_hash") => Some(Credential::Column),
+        _ => None,
+    }
+}
+
+/// What an import without credentials writes in a left-out column: unique,
+/// and neither an argon2 hash nor a token digest.
+pub fn no_credential() -> String {
+    format!("!none-{}", Uuid::new_v4().simple())
+}
+
+/// The company's tables (bookkeeping left out), with their columns.
+pub async fn catalog(db: &impl ConnectionTrait) -> Result<Vec<Table>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT cl.relname::text AS tbl, a.attname::text AS col, \
+                    format_type(a.atttypid, a.atttypmod) AS ty, NOT a.attnotnull AS nullable, \
+                    coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int8 AS pk \
+             FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             LEFT JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary \
+             WHERE n.nspname = 'public' AND cl.relkind IN ('r', 'p') \
+             ORDER BY cl.relname COLLATE \"C\", a.attnum"
+        }
+        _ => {
+            "SELECT m.name AS tbl, p.name AS col, p.type AS ty, p.\"notnull\" = 0 AS nullable, \
+                    p.pk AS pk \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' ORDER BY m.name, p.cid"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await?;
+    let mut tables: Vec<Table> = Vec::new();
+    let mut keys: Vec<Vec<(i64, String)>> = Vec::new();
+    for row in rows {
+        let table: String = row.try_get("", "tbl")?;
+        if bookkeeping(&table) {
+            continue;
+        }
+        let column: String = row.try_get("", "col")?;
+        let declared: String = row.try_get("", "ty")?;
+        let nullable: bool = row.try_get("", "nullable")?;
+        let pk: i64 = row.try_get("", "pk")?;
+        let kind = kind_of(&declared).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "{table}.{column} is of type '{declared}', which exports do not know"
+            ))
+        })?;
+        if tables.last().is_none_or(|t| t.name != table) {
+            tables.push(Table {
+                name: table.clone(),
+                columns: Vec::new(),
+                key: Vec::new(),
+            });
+            keys.push(Vec::new());
+        }
+        if pk > 0 {
+            keys.last_mut().unwrap().push((pk, column.clone()));
+        }
+        tables.last_mut().unwrap().columns.push(ColumnEntry {
+            name: column,
+            kind,
+            nullable,
+        });
+    }
+    for (table, mut key) in tables.iter_mut().zip(keys) {
+        key.sort();
+        table.key = key.into_iter().map(|(_, c)| c).collect();
+    }
+    // SQLite's names compare byte by byte already; PostgreSQL's were
+    // ordered with "C". Both: the same order.
+    Ok(tables)
+}
+
+/// The kind of a column from its declared type (PostgreSQL's
+/// `format_type`, or what SQLite was told).
+fn kind_of(declared: &str) -> Option<Kind> {
+    let t = declared.to_ascii_lowercase();
+    Some(if t.contains("uuid") {
+        Kind::Uuid
+    } else if t.contains("bool") {
+        Kind::Bool
+    } else if t.contains("timestamp") || t.contains("datetime") {
+        Kind::Time
+    } else if t.contains("int") {
+        Kind::Int
+    } else if t.contains("char") || t.contains("text") || t.contains("clob") {
+        Kind::Text
+    } else if t.contains("bytea") || t.contains("blob") || t.contains("binary") {
+        Kind::Bytes
+    } else if t.contains("real")
+        || t.contains("floa")
+        || t.contains("doub")
+        || t.contains("numeric")
+    {
+        Kind::Real
+    } else {
+        return None;
+    })
+}
+
+/// The statement reading `columns` of `table` in key order.
+pub fn select(backend: DbBackend, table: &Table, columns: &[&ColumnEntry]) -> Statement {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let id = quote_ident(&c.name);
+            match (backend, c.kind) {
+                // sqlx reads PostgreSQL's integers and floats only at their
+                // own width.
+                (DbBackend::Postgres, Kind::Int) => format!("{id}::int8"),
+                (DbBackend::Postgres, Kind::Real) => format!("{id}::float8"),
+                (DbBackend::Postgres, Kind::Text) => format!("{id}::text"),
+                _ => id,
+            }
+        })
+        .collect();
+    let order: Vec<String> = if table.key.is_empty() {
+        table.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        table.key.clone()
+    };
+    let order: Vec<String> = order
+        .iter()
+        .map(|name| {
+            let id = quote_ident(name);
+            let text = table
+                .columns
+                .iter()
+                .any(|c| &c.name == name && c.kind == Kind::Text);
+            match (backend, text) {
+                (DbBackend::Postgres, true) => format!("{id} COLLATE \"C\""),
+                _ => id,
+            }
+        })
+        .collect();
+    Statement::from_string(
+        backend,
+        format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            list.join(", "),
+            quote_ident(&table.name),
+            order.join(", ")
+        ),
+    )
+}
+
+/// One row's values, read by kind.
+pub fn read_row(row: &QueryResult, columns: &[&ColumnEntry]) -> Result<Vec<Value>, DbErr> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(match c.kind {
+                Kind::Uuid => Value::Uuid(row.try_get_by_index::<Option<Uuid>>(i)?),
+                Kind::Bool => Value::Bool(row.try_get_by_index::<Option<bool>>(i)?),
+                Kind::Time => {
+                    Value::ChronoDateTimeUtc(row.try_get_by_index::<Option<DateTime<Utc>>>(i)?)
+                }
+                Kind::Int => Value::BigInt(row.try_get_by_index::<Option<i64>>(i)?),
+                Kind::Real => Value::Double(row.try_get_by_index::<Option<f64>>(i)?),
+                Kind::Text => Value::String(row.try_get_by_index::<Option<String>>(i)?),
+                Kind::Bytes => Value::Bytes(row.try_get_by_index::<Option<Vec<u8>>>(i)?),
+            })
+        })
+        .collect()
+}
+
+/// A time as archives write it: UTC, to the microsecond.
+fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn bytes_text(b: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + b.len() * 2);
+    s.push_str("\\x");
+    for byte in b {
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+/// Hex of a SHA-256 digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends `value` as a CSV field.
+pub fn csv_field(out: &mut String, value: &Value) {
+    let text = match value {
+        Value::Uuid(Some(u)) => u.hyphenated().to_string(),
+        Value::Bool(Some(b)) => b.to_string(),
+        Value::ChronoDateTimeUtc(Some(t)) => time_text(t),
+        Value::BigInt(Some(n)) => n.to_string(),
+        Value::Double(Some(f)) => serde_json::Number::from_f64(*f)
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        Value::Bytes(Some(b)) => bytes_text(b),
+        Value::String(Some(s)) => {
+            if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
+                out.push('"');
+                out.push_str(&s.replace('"', "\"\""));
+                out.push('"');
+            } else {
+                out.push_str(s);
+            }
+            return;
+        }
+        // NULL: an empty field.
+        _ => return,
+    };
+    out.push_str(&text);
+}
+
+/// `value` as JSON.
+pub fn json_value(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Uuid(Some(u)) => J::String(u.hyphenated().to_string()),
+        Value::Bool(Some(b)) => J::Bool(*b),
+        Value::ChronoDateTimeUtc(Some(t)) => J::String(time_text(t)),
+        Value::BigInt(Some(n)) => J::from(*n),
+        Value::Double(Some(f)) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::Bytes(Some(b)) => J::String(bytes_text(b)),
+        Value::String(Some(s)) => J::String(s.clone()),
+        _ => J::Null,
+    }
+}
+
+/// The value a JSON Lines field holds, checked against its column.
+pub fn from_json(column: &ColumnEntry, v: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    if v.is_null() {
+        if !column.nullable {
+            return Err("is empty, and the column may not be".into());
+        }
+        return Ok(match column.kind {
+            Kind::Uuid => Value::Uuid(None),
+            Kind::Bool => Value::Bool(None),
+            Kind::Time => Value::ChronoDateTimeUtc(None),
+            Kind::Int => Value::BigInt(None),
+            Kind::Real => Value::Double(None),
+            Kind::Text => Value::String(None),
+            Kind::Bytes => Value::Bytes(None),
+        });
+    }
+    let wrong = || format!("is not {}", article(column.kind));
+    Ok(match (column.kind, v) {
+        (Kind::Uuid, J::String(s)) => Value::Uuid(Some(Uuid::parse_str(s).map_err(|_| wrong())?)),
+        (Kind::Bool, J::Bool(b)) => Value::Bool(Some(*b)),
+        (Kind::Time, J::String(s)) => Value::ChronoDateTimeUtc(Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| wrong())?
+                .with_timezone(&Utc),
+        )),
+        (Kind::Int, J::Number(n)) => Value::BigInt(Some(n.as_i64().ok_or_else(wrong)?)),
+        (Kind::Real, J::Number(n)) => Value::Double(Some(n.as_f64().ok_or_else(wrong)?)),
+        (Kind::Text, J::String(s)) => Value::String(Some(s.clone())),
+        (Kind::Bytes, J::String(s)) => Value::Bytes(Some(parse_bytes(s).ok_or_else(wrong)?)),
+        _ => return Err(wrong()),
+    })
+}
+
+fn article(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Uuid => "a UUID",
+        Kind::Bool => "true or false",
+        Kind::Time => "an RFC 3339 time",
+        Kind::Int => "a whole number",
+        Kind::Real => "a number",
+        Kind::Text => "a string",
+        Kind::Bytes => "bytes (\\x and hex)",
+    }
+}
+
+fn parse_bytes(s: &str) -> Option<Vec<u8>> {
+    let hex = s.strip_prefix("\\x")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A writer that counts and hashes what passes through it.
+pub struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    pub bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer and the hex digest.
+    pub fn finish(self) -> (W, String) {
+        (self.inner, hex(&self.hash.finalize()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Whether `name` may be a table's file name in an archive.
+pub fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_column(nullable: bool) -> ColumnEntry {
+        ColumnEntry {
+            name: "t".into(),
+            kind: Kind::Text,
+            nullable,
+        }
+    }
+
+    #[test]
+    fn csv_tells_null_from_empty_and_quotes_what_it_must() {
+        let mut line = String::new();
+        for (i, v) in [
+            Value::String(None),
+            Value::String(Some(String::new())),
+            Value::String(Some("a,\"b\"\nc".into())),
+            Value::String(Some("plain".into())),
+        ]
+        .iter()
+        .enumerate()
+        {
+            if i > 0 {
+                line.push(',');
+            }
+            csv_field(&mut line, v);
+        }
+        assert_eq!(line, ",\"\",\"a,\"\"b\"\"\nc\",plain");
+    }
+
+    #[test]
+    fn values_survive_json_and_times_keep_microseconds() {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T14:01:00.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let time = ColumnEntry {
+            name: "at".into(),
+            kind: Kind::Time,
+            nullable: false,
+        };
+        let json = json_value(&Value::ChronoDateTimeUtc(Some(at)));
+        assert_eq!(json, "2026-12-06T14:01:00.123456Z");
+        let back = from_json(&time, &json).unwrap();
+        assert_eq!(
+            json_value(&back),
+            json,
+            "a time read back writes the same text"
+        );
+        let bytes = ColumnEntry {
+            name: "b".into(),
+            kind: Kind::Bytes,
+            nullable: false,
+        };
+        let v = Value::Bytes(Some(vec![0, 255, 16]));
+        assert_eq!(from_json(&bytes, &json_value(&v)).unwrap(), v);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_or_a_missing_one_is_refused_with_its_reason() {
+        assert_eq!(
+            from_json(&text_column(false), &serde_json::Value::Null).unwrap_err(),
+            "is empty, and the column may not be"
+        );
+        assert_eq!(
+            from_json(&text_column(true), &serde_json::json!(3)).unwrap_err(),
+            "is not a string"
+        );
+        assert!(from_json(&text_column(true), &serde_json::Value::Null).is_ok());
+    }
+}

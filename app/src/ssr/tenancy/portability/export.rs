@@ -1,0 +1,335 @@
+//! Exporting one company: its database read in one snapshot, streamed into a ZIP on disk.
+//!
+//! The reading is async (the company's connection); the writing (CSV and
+//! JSON Lines, SHA-256, deflate) runs on one blocking thread, fed batches of
+//! rows through a bounded channel, so memory stays at a few batches
+//! whatever the company's size. Each table's CSV goes straight into the
+//! ZIP; its JSON Lines, made in the same pass, wait in a file beside the
+//! archive until the CSV entry is closed. The archive is written as
+//! `<out>.partial` and renamed when whole.
+use std::fs::File;
+use std::io::{BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DbBackend, IsolationLevel, Statement, StreamTrait,
+    TransactionTrait, Value,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use zip::write::SimpleFileOptions;
+
+use super::archive::{
+    self, catalog, credential, csv_field, json_value, ColumnEntry, Company, Credential, FileEntry,
+    Hashing, Manifest, TableEntry, FORMAT, MANIFEST,
+};
+use super::PortError;
+use crate::domain::Subdomain;
+use crate::ssr::entities::tenants::TenantStatus;
+use crate::ssr::services::Services;
+use crate::ssr::tenancy::request::directory::find_by_subdomain;
+use crate::ssr::tenancy::servers::databases::{connect_once, create_private_file};
+
+/// Rows sent to the writer at a time.
+const BATCH: usize = 1000;
+
+/// What an export did.
+#[derive(Debug)]
+pub struct Exported {
+    pub manifest: Manifest,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+impl Exported {
+    pub fn rows(&self) -> u64 {
+        self.manifest.tables.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// What the reader sends the writer.
+enum Part {
+    Table(TableEntry),
+    Rows(Vec<Vec<Value>>),
+    End,
+    /// Every table read: the manifest (its tables filled in by the writer).
+    Done(Manifest),
+}
+
+impl Services {
+    /// Writes company `sub`'s archive to `out`. `credentials`: an
+    /// operator's export for moving the company (password hashes, token
+    /// digests and sessions included). `by` is named in its audit log.
+    pub async fn export_tenant(
+        &self,
+        sub: &Subdomain,
+        out: &Path,
+        credentials: bool,
+        by: &str,
+    ) -> Result<Exported, PortError> {
+        let started = Instant::now();
+        let t = find_by_subdomain(&self.registry, sub)
+            .await?
+            .ok_or_else(|| PortError::NotFound(sub.to_string()))?;
+        if !matches!(t.status, TenantStatus::Active | TenantStatus::Paused) {
+            return Err(PortError::NotSettled(sub.to_string()));
+        }
+        let url = self
+            .directory
+            .connection_url(&t)?
+            .ok_or_else(|| PortError::NotSettled(sub.to_string()))?;
+        let db = connect_once(&url).await?;
+        let partial = partial_path(out);
+        let result = async {
+            let backend = db.get_database_backend();
+            // One snapshot for every table.
+            let txn = match backend {
+                DbBackend::Postgres => {
+                    db.begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?
+                }
+                _ => db.begin().await?,
+            };
+            let schema: Option<String> = txn
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT max(version) AS v FROM seaql_migrations",
+                ))
+                .await?
+                .and_then(|r| r.try_get("", "v").ok());
+            let schema = schema.ok_or_else(|| {
+                PortError::refused("the company's database has no migrations recorded")
+            })?;
+            let tables = catalog(&txn).await?;
+
+            let (tx, rx) = mpsc::channel::<Part>(4);
+            let target = partial.clone();
+            let writer = tokio::task::spawn_blocking(move || write_archive(&target, rx));
+            let read = async {
+                for table in &tables {
+                    if !archive::plain_name(&table.name) {
+                        return Err(PortError::refused(format!(
+                            "the table name '{}' cannot be a file name",
+                            table.name
+                        )));
+                    }
+                    let whole = table
+                        .columns
+                        .iter()
+                        .any(|c| credential(&table.name, &c.name) == Some(Credential::Table));
+                    if whole && !credentials {
+                        continue;
+                    }
+                    let (kept, omitted): (Vec<&ColumnEntry>, Vec<&ColumnEntry>) =
+                        table.columns.iter().partition(|c| {
+                            credentials
+                                || credential(&table.name, &c.name) != Some(Credential::Column)
+                        });
+                    let entry = TableEntry {
+                        name: table.name.clone(),
+                        columns: kept.iter().map(|c| (*c).clone()).collect(),
+                        omitted: omitted.iter().map(|c| c.name.clone()).collect(),
+                        rows: 0,
+                        files: Vec::new(),
+                    };
+                    if tx.send(Part::Table(entry)).await.is_err() {
+                        return Ok(());
+                    }
+                    let mut rows = txn
+                        .stream_raw(archive::select(backend, table, &kept))
+                        .await?;
+                    let mut batch = Vec::with_capacity(BATCH);
+                    while let Some(row) = rows.next().await {
+                        batch.push(archive::read_row(&row?, &kept)?);
+                        if batch.len() == BATCH {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            if tx.send(Part::Rows(full)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    drop(rows);
+                    if tx.send(Part::Rows(batch)).await.is_err()
+                        || tx.send(Part::End).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                let manifest = Manifest {
+                    format: FORMAT.into(),
+                    company: Company {
+                        id: t.id,
+                        name: t.name.clone(),
+                        subdomain: t.subdomain.clone(),
+                        created_at: t.created_at,
+                        admin_user_id: t.admin_user_id,
+                    },
+                    schema,
+                    credentials,
+                    exported_at: Utc::now(),
+                    backend: match backend {
+                        DbBackend::Postgres => "postgres",
+                        _ => "sqlite",
+                    }
+                    .into(),
+                    tables: Vec::new(),
+                };
+                let _ = tx.send(Part::Done(manifest)).await;
+                Ok::<_, PortError>(())
+            }
+            .await;
+            drop(tx);
+            let written = writer
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            read?;
+            let (manifest, bytes) = written?;
+            txn.rollback().await?;
+            tokio::fs::rename(&partial, out).await?;
+            crate::ssr::accounts::users::audit(
+                &db,
+                by,
+                "company.exported",
+                format!(
+                    "exported {} rows {} credentials",
+                    manifest.tables.iter().map(|t| t.rows).sum::<u64>(),
+                    if credentials { "with" } else { "without" }
+                ),
+            )
+            .await?;
+            Ok(Exported {
+                manifest,
+                bytes,
+                took: started.elapsed(),
+            })
+        }
+        .await;
+        let _ = db.close().await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+            let _ = tokio::fs::remove_file(jsonl_scratch(&partial)).await;
+        }
+        result
+    }
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_owned();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+fn jsonl_scratch(partial: &Path) -> PathBuf {
+    partial.with_extension("jsonl-scratch")
+}
+
+fn options() -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(true)
+        .unix_permissions(0o600)
+}
+
+/// The writer's side: every table's two files into the ZIP at `path`,
+/// then `manifest.json`; returns the manifest and the archive's size.
+fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest, u64), PortError> {
+    create_private_file(path, false)?;
+    let file = File::options().write(true).truncate(true).open(path)?;
+    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+    let scratch_path = jsonl_scratch(path);
+    let mut done = Vec::new();
+    let mut current: Option<(TableEntry, Sha256, Hashing<BufWriter<File>>)> = None;
+    let mut line = String::new();
+    let mut json = Vec::new();
+    while let Some(part) = rx.blocking_recv() {
+        match part {
+            Part::Table(entry) => {
+                zip.start_file(format!("{}.csv", entry.name), options())?;
+                let header: Vec<&str> = entry.columns.iter().map(|c| c.name.as_str()).collect();
+                let mut csv = Sha256::new();
+                let header = format!("{}\n", header.join(","));
+                zip.write_all(header.as_bytes())?;
+                csv.update(header.as_bytes());
+                create_private_file(&scratch_path, false)?;
+                let scratch = File::options()
+                    .write(true)
+                    .read(true)
+                    .truncate(true)
+                    .open(&scratch_path)?;
+                current = Some((
+                    entry,
+                    csv,
+                    Hashing::new(BufWriter::with_capacity(1 << 16, scratch)),
+                ));
+            }
+            Part::Rows(rows) => {
+                let Some((entry, csv, jsonl)) = current.as_mut() else {
+                    continue;
+                };
+                for row in rows {
+                    line.clear();
+                    json.clear();
+                    json.push(b'{');
+                    for (i, (value, column)) in row.iter().zip(&entry.columns).enumerate() {
+                        if i > 0 {
+                            line.push(',');
+                            json.push(b',');
+                        }
+                        csv_field(&mut line, value);
+                        serde_json::to_writer(&mut json, &column.name)
+                            .map_err(std::io::Error::other)?;
+                        json.push(b':');
+                        serde_json::to_writer(&mut json, &json_value(value))
+                            .map_err(std::io::Error::other)?;
+                    }
+                    line.push('\n');
+                    json.extend_from_slice(b"}\n");
+                    zip.write_all(line.as_bytes())?;
+                    csv.update(line.as_bytes());
+                    jsonl.write_all(&json)?;
+                    entry.rows += 1;
+                }
+            }
+            Part::End => {
+                let Some((mut entry, csv, jsonl)) = current.take() else {
+                    continue;
+                };
+                let csv_sha = archive::hex(&csv.finalize());
+                let (scratch, jsonl_sha) = jsonl.finish();
+                let mut scratch = scratch.into_inner().map_err(|e| e.into_error())?;
+                scratch.rewind()?;
+                zip.start_file(format!("{}.jsonl", entry.name), options())?;
+                std::io::copy(&mut scratch, &mut zip)?;
+                entry.files = vec![
+                    FileEntry {
+                        path: format!("{}.csv", entry.name),
+                        sha256: csv_sha,
+                    },
+                    FileEntry {
+                        path: format!("{}.jsonl", entry.name),
+                        sha256: jsonl_sha,
+                    },
+                ];
+                done.push(entry);
+            }
+            Part::Done(mut manifest) => {
+                manifest.tables = std::mem::take(&mut done);
+                zip.start_file(MANIFEST, options())?;
+                serde_json::to_writer_pretty(&mut zip, &manifest).map_err(std::io::Error::other)?;
+                let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                let _ = std::fs::remove_file(&scratch_path);
+                return Ok((manifest, file.metadata()?.len()));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&scratch_path);
+    Err(PortError::refused("the export stopped before its end"))
+}
