@@ -133,6 +133,20 @@ pub struct AuditRow {
     pub at: String,
 }
 
+/// One export of a company's data, as its settings page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRow {
+    pub id: String,
+    /// `running`, `ready`, `failed` or `expired`.
+    pub status: String,
+    /// What it has done so far, or what it came to.
+    pub detail: String,
+    /// When it was asked for (RFC 3339, UTC).
+    pub started: String,
+    /// Ready: its download, and until when.
+    pub download: Option<(String, String)>,
+}
+
 /// One page of a company's audit log, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {

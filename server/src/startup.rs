@@ -155,6 +155,7 @@ async fn build_services_with(
         move_crash_after: None,
         backups: std::sync::Arc::new(settings.backup_settings()),
         restore_crash_after: None,
+        exports_dir: settings.data_dir.join("exports"),
         cipher: cipher.clone(),
     })
 }
@@ -643,6 +644,10 @@ fn root_routes() -> Router<AppState> {
             "/api/admin/tenants/{subdomain}/users",
             post(platform_api::add_user),
         )
+        .route(
+            "/api/admin/tenants/{subdomain}/export",
+            get(routes::exports::platform_export),
+        )
 }
 
 /// An active company's site.
@@ -650,6 +655,7 @@ fn tenant_routes() -> Router<AppState> {
     every_site_routes(TENANT_FNS)
         .route("/api/health", get(routes::health::tenant_health))
         .route("/auth/handoff", get(routes::auth::handoff))
+        .route("/exports/{id}", get(routes::exports::download))
 }
 
 /// A subdomain that is paused or holds no company: its pages say so.

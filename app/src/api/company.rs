@@ -1,7 +1,7 @@
 //! Server functions of a company's dashboard and user management; admin ones answer 403 to members.
 use leptos::prelude::*;
 
-use crate::wire::{AppError, AuditPage, Dashboard, InvitationRow, UserRow};
+use crate::wire::{AppError, AuditPage, Dashboard, ExportRow, InvitationRow, UserRow};
 
 #[cfg(feature = "ssr")]
 fn user_error(e: crate::ssr::accounts::users::UserError) -> AppError {
@@ -325,4 +325,93 @@ pub async fn rename_company(name: String) -> Result<(), AppError> {
     .map_err(internal)?;
     leptos_axum::redirect("/settings?renamed=1");
     Ok(())
+}
+
+/// Starts an export of the company's data (admins): a ZIP without
+/// credentials, made in the background; the settings page follows it.
+#[server(endpoint = "start_export")]
+pub async fn start_export() -> Result<(), AppError> {
+    use crate::domain::Subdomain;
+    use crate::ssr::{
+        accounts::{auth::require_admin, users::audit},
+        context::services,
+        http::{internal, reject},
+        tenancy::portability::requests::RequestError,
+    };
+
+    let admin = require_admin().await?;
+    let sub = Subdomain::parse(admin.tenant.subdomain()).map_err(internal)?;
+    match services()?
+        .request_export(admin.tenant.id(), &sub, &admin.email)
+        .await
+    {
+        Ok(_) => {}
+        Err(e @ RequestError::Running) => return Err(reject(AppError::conflict("export", e))),
+        Err(RequestError::Db(e)) => return Err(internal(e)),
+    }
+    audit(
+        admin.db.conn(),
+        &admin.email,
+        "company.export_requested",
+        "Asked for an export of the company's data".into(),
+    )
+    .await
+    .map_err(internal)?;
+    leptos_axum::redirect("/settings?export=started#export");
+    Ok(())
+}
+
+/// The company's latest exports (admins).
+#[server(endpoint = "load_exports")]
+pub async fn load_exports() -> Result<Vec<ExportRow>, AppError> {
+    use crate::ssr::entities::tenant_exports::ExportStatus;
+    use crate::ssr::{accounts::auth::require_admin, context::services, http::internal};
+
+    let admin = require_admin().await?;
+    let rows = services()?
+        .exports_of(admin.tenant.id())
+        .await
+        .map_err(internal)?;
+    let shown = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (status, detail) = match r.status {
+                ExportStatus::Running => (
+                    "running",
+                    format!(
+                        "{} of {} tables, {} rows so far",
+                        r.tables_done, r.tables_total, r.rows
+                    ),
+                ),
+                ExportStatus::Ready => (
+                    "ready",
+                    format!(
+                        "{} rows, {} KiB",
+                        r.rows,
+                        (r.bytes.unwrap_or(0).max(0) as u64).div_ceil(1024)
+                    ),
+                ),
+                ExportStatus::Failed => (
+                    "failed",
+                    r.error
+                        .clone()
+                        .unwrap_or_else(|| "It could not be made.".into()),
+                ),
+                ExportStatus::Expired => ("expired", "Its day is over; the file is gone.".into()),
+            };
+            ExportRow {
+                id: r.id.to_string(),
+                status: status.into(),
+                detail,
+                started: shown(r.started_at),
+                download: (r.status == ExportStatus::Ready)
+                    .then(|| {
+                        r.expires_at
+                            .map(|e| (format!("/exports/{}", r.id), shown(e)))
+                    })
+                    .flatten(),
+            }
+        })
+        .collect())
 }

@@ -49,6 +49,8 @@ pub const TENANT_FNS: &[&str] = &[
     <company::RevokeInvitation as ServerFn>::PATH,
     <company::LoadAudit as ServerFn>::PATH,
     <company::RenameCompany as ServerFn>::PATH,
+    <company::StartExport as ServerFn>::PATH,
+    <company::LoadExports as ServerFn>::PATH,
 ];
 
 /// Served on every site: which site this is (pages ask for it).

@@ -50,6 +50,8 @@ pub struct Services {
     pub move_crash_after: Option<super::entities::tenant_moves::MoveStep>,
     /// Backups, snapshots and restores (see `tenancy::backups`).
     pub backups: std::sync::Arc<super::tenancy::backups::BackupSettings>,
+    /// Where admins' exports wait to be downloaded (`<data dir>/exports`).
+    pub exports_dir: std::path::PathBuf,
     /// Tests: restores "die" after this step.
     pub restore_crash_after: Option<super::entities::tenant_restores::RestoreStep>,
 }

@@ -19,6 +19,7 @@ mod m20261206_000016_signups_hold_nothing;
 mod m20261206_000017_company_sessions_leave;
 mod m20261206_000018_migration_runs;
 mod m20261206_000019_tenant_restores;
+mod m20261206_000020_tenant_exports;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261206_000017_company_sessions_leave::Migration),
             Box::new(m20261206_000018_migration_runs::Migration),
             Box::new(m20261206_000019_tenant_restores::Migration),
+            Box::new(m20261206_000020_tenant_exports::Migration),
         ]
     }
 }

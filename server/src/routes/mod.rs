@@ -1,5 +1,6 @@
 //! HTTP handlers: pages and server functions through Leptos, the rest plain axum.
 pub mod auth;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod leptos;

@@ -47,6 +47,18 @@ impl ApiError {
         e
     }
 
+    pub(super) fn not_found(sub: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No company has the subdomain '{sub}'."),
+        )
+    }
+
+    pub(super) fn conflict(code: &str, message: impl ToString) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     pub(super) fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

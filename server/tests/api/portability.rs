@@ -13,7 +13,10 @@ use migration::{MigratorTrait, TenantMigrator};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    call, get, location_path, post_plain_form, sign_in, spawn_app, Backend, Jar, TestApp,
+    ADMIN_PASSWORD,
+};
 
 /// Rows that CSV and JSON must carry through unchanged: separators,
 /// quotes, line breaks, an empty string, text beyond ASCII.
@@ -406,5 +409,230 @@ async fn a_tampered_archive_is_refused_with_its_reason_and_creates_nothing() {
     );
     assert!(!exists(&app, "acme-bad").await);
     assert_eq!(databases(&app), before);
+    app.teardown().await;
+}
+
+/// Company `sub`'s exports as its settings page has them, until none runs.
+async fn settled_exports(app: &TestApp, host: &str, jar: &mut Jar) -> serde_json::Value {
+    for _ in 0..150 {
+        let (status, rows) = call(app, host, jar, "load_exports", &[]).await;
+        assert_eq!(status, StatusCode::OK, "{rows}");
+        if rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "running")
+        {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the export did not finish within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_asks_for_an_export_follows_it_without_javascript_and_downloads_it_for_a_day() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_company("Acme", "acme").await;
+    app.create_company("Globex", "globex").await;
+    fill(&app, "acme").await;
+    let host = "acme.localhost";
+    let (_, _, mut admin) = sign_in(&app, host, "admin@acme.test", ADMIN_PASSWORD).await;
+    let (_, _, mut member) = sign_in(
+        &app,
+        host,
+        "member@example.test",
+        "a member's long password",
+    )
+    .await;
+
+    // Without JavaScript: the form posts, and the page says what runs.
+    let res = post_plain_form(&app, host, &mut admin, "start_export", &[], "/settings").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_path(&res), "/settings?export=started#export");
+    let rows = settled_exports(&app, host, &mut admin).await;
+    assert_eq!(rows[0]["status"], "ready", "{rows}");
+    let href = rows[0]["download"][0].as_str().unwrap().to_owned();
+    let page = get(&app, host, &mut admin, "/settings")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("href=\"{href}\"")) && page.contains("data-status=\"ready\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "nothing runs: no reload"
+    );
+
+    // While one runs, the page reloads itself, and another is refused.
+    let company = app::ssr::tenancy::request::directory::find_by_subdomain(
+        &app.services.registry,
+        &Subdomain::parse("acme").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let running = uuid::Uuid::new_v4();
+    {
+        use app::ssr::entities::tenant_exports::{self, ExportStatus};
+        use sea_orm::{ActiveModelTrait, Set};
+        let now = chrono::Utc::now();
+        tenant_exports::ActiveModel {
+            id: Set(running),
+            tenant_id: Set(company.id),
+            requested_by: Set("admin@acme.test".into()),
+            status: Set(ExportStatus::Running),
+            tables_done: Set(2),
+            tables_total: Set(6),
+            rows: Set(40),
+            bytes: Set(None),
+            error: Set(None),
+            started_at: Set(now),
+            updated_at: Set(now),
+            expires_at: Set(None),
+        }
+        .insert(&app.services.registry)
+        .await
+        .unwrap();
+    }
+    let page = get(&app, host, &mut admin, "/settings")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("http-equiv=\"refresh\"") && page.contains("2 of 6 tables, 40 rows so far"),
+        "{page}"
+    );
+    let (status, body) = call(&app, host, &mut admin, "start_export", &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("already being made"), "{body}");
+    {
+        use app::ssr::entities::tenant_exports;
+        use sea_orm::EntityTrait;
+        tenant_exports::Entity::delete_by_id(running)
+            .exec(&app.services.registry)
+            .await
+            .unwrap();
+    }
+
+    // The admin downloads it: the company's data, no credentials.
+    let res = get(&app, host, &mut admin, &href).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    assert_eq!(res.headers()["cache-control"], "private, no-store");
+    let bytes = res.bytes().await.unwrap();
+    let path = scratch("downloaded.zip");
+    std::fs::write(&path, &bytes).unwrap();
+    let m = manifest(&path);
+    assert!(!m.credentials && m.company.subdomain == "acme");
+    assert!(!files(&path).contains_key("sessions.jsonl"));
+
+    // Not to members, not signed in, not on another company's site.
+    let res = get(&app, host, &mut member, &href).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Only the company's admins"));
+    let res = get(&app, host, &mut Jar::default(), &href).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(location_path(&res).starts_with("/login?next="));
+    let (_, _, mut globex) = sign_in(
+        &app,
+        "globex.localhost",
+        "admin@globex.test",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    let res = get(&app, "globex.localhost", &mut globex, &href).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (status, _) = call(&app, host, &mut member, "start_export", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The admin was mailed; the audit log says who asked.
+    let outbox = app.services.mailer.outbox().unwrap().to_owned();
+    let mail = crate::mailbox::wait_for(&outbox, "admin@acme.test", 1).await;
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("export of your company's data")),
+        "{mail:?}"
+    );
+    let db = app.tenant_db("acme").await;
+    let actions: Vec<String> = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT action FROM audit_log WHERE action LIKE 'company.export%' ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    db.close().await.unwrap();
+    assert_eq!(actions, ["company.export_requested", "company.exported"]);
+
+    // After its day, the link is dead and housekeeping removes the file.
+    let id = uuid::Uuid::parse_str(href.trim_start_matches("/exports/")).unwrap();
+    {
+        use app::ssr::entities::tenant_exports;
+        use sea_orm::{ActiveModelTrait, Set};
+        tenant_exports::ActiveModel {
+            id: Set(id),
+            expires_at: Set(Some(chrono::Utc::now() - chrono::Duration::seconds(1))),
+            ..Default::default()
+        }
+        .update(&app.services.registry)
+        .await
+        .unwrap();
+    }
+    let res = get(&app, host, &mut admin, &href).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().contains("24 hours are over"));
+    assert!(app.services.export_path(id).exists());
+    app.services.expire_exports().await.unwrap();
+    assert!(!app.services.export_path(id).exists());
+    let rows = settled_exports(&app, host, &mut admin).await;
+    assert_eq!(rows[0]["status"], "expired");
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_api_exports_a_company_as_the_command_line_does() {
+    let app = spawn_app(Backend::Postgres).await;
+    app.create_company("Acme", "acme").await;
+    let token = app::ssr::accounts::platform::create_api_token(&app.services.registry, "t", None)
+        .await
+        .unwrap();
+    let get_export = |path: &str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let res = get_export("/api/admin/tenants/acme/export?credentials=true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let path = scratch("api.zip");
+    std::fs::write(&path, res.bytes().await.unwrap()).unwrap();
+    let m = manifest(&path);
+    assert!(m.credentials && m.backend == "postgres");
+    import(&app, &path, "acme-api").await.unwrap();
+    let res = get_export("/api/admin/tenants/nobody/export")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let leftovers = std::fs::read_dir(&app.services.exports_dir)
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "the API's archive is not kept");
     app.teardown().await;
 }

@@ -94,6 +94,15 @@ pub async fn require_user() -> Result<CurrentUser, AppError> {
 pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
     let tenant = tenant()?;
     let session = session().await?;
+    user_in(&session, tenant).await
+}
+
+/// The signed-in user of `tenant` in `session`, if any: [`current_user`]
+/// for routes outside Leptos (a download).
+pub async fn user_in(
+    session: &Session,
+    tenant: TenantContext,
+) -> Result<Option<CurrentUser>, AppError> {
     let auth = session
         .get::<TenantUser>(TENANT_KEY)
         .await

@@ -292,6 +292,9 @@ impl Services {
         if let Err(e) = self.recover_restores().await {
             tracing::error!(error = %crate::ssr::http::error_chain(&e), "restore recovery failed");
         }
+        if let Err(e) = self.expire_exports().await {
+            tracing::error!(error = %crate::ssr::http::error_chain(&e), "export housekeeping failed");
+        }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(self.provisioning_timeout).unwrap_or_default();
         let stalled = tenants::Entity::find()

@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -50,6 +51,14 @@ impl Exported {
     }
 }
 
+/// How far an export has come, for its page.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub tables_total: AtomicU64,
+    pub tables_done: AtomicU64,
+    pub rows: AtomicU64,
+}
+
 /// What the reader sends the writer.
 enum Part {
     Table(TableEntry),
@@ -69,6 +78,19 @@ impl Services {
         out: &Path,
         credentials: bool,
         by: &str,
+    ) -> Result<Exported, PortError> {
+        self.export_tenant_with(sub, out, credentials, by, &Progress::default())
+            .await
+    }
+
+    /// [`Services::export_tenant`], telling `progress` how far it has come.
+    pub async fn export_tenant_with(
+        &self,
+        sub: &Subdomain,
+        out: &Path,
+        credentials: bool,
+        by: &str,
+        progress: &Progress,
     ) -> Result<Exported, PortError> {
         let started = Instant::now();
         let t = find_by_subdomain(&self.registry, sub)
@@ -111,6 +133,9 @@ impl Services {
             let (tx, rx) = mpsc::channel::<Part>(4);
             let target = partial.clone();
             let writer = tokio::task::spawn_blocking(move || write_archive(&target, rx));
+            progress
+                .tables_total
+                .store(tables.len() as u64, Ordering::Relaxed);
             let read = async {
                 for table in &tables {
                     if !archive::plain_name(&table.name) {
@@ -124,6 +149,7 @@ impl Services {
                         .iter()
                         .any(|c| credential(&table.name, &c.name) == Some(Credential::Table));
                     if whole && !credentials {
+                        progress.tables_done.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     let (kept, omitted): (Vec<&ColumnEntry>, Vec<&ColumnEntry>) =
@@ -148,6 +174,7 @@ impl Services {
                     while let Some(row) = rows.next().await {
                         batch.push(archive::read_row(&row?, &kept)?);
                         if batch.len() == BATCH {
+                            progress.rows.fetch_add(BATCH as u64, Ordering::Relaxed);
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                             if tx.send(Part::Rows(full)).await.is_err() {
                                 return Ok(());
@@ -155,6 +182,10 @@ impl Services {
                         }
                     }
                     drop(rows);
+                    progress
+                        .rows
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    progress.tables_done.fetch_add(1, Ordering::Relaxed);
                     if tx.send(Part::Rows(batch)).await.is_err()
                         || tx.send(Part::End).await.is_err()
                     {

@@ -7,9 +7,11 @@
 //! (reserved, database, schema), loads each table in one transaction while
 //! the company is not yet served, migrates it up if the archive is older,
 //! and opens it; any failure, or recovery after a crash, undoes it.
+//! [`requests`] makes exports in the background for company admins.
 pub mod archive;
 pub mod export;
 pub mod import;
+pub mod requests;
 
 use sea_orm::DbErr;
 
