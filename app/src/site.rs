@@ -22,11 +22,13 @@ pub enum Site {
     },
     /// A well-formed subdomain that no company holds.
     UnknownTenant { subdomain: String, origin: Origin },
-    /// A company whose workspace is paused.
+    /// A company whose workspace is paused, or scheduled for deletion.
     Paused {
         name: String,
         subdomain: String,
         origin: Origin,
+        /// Scheduled for deletion: when it will be purged.
+        deleting_until: Option<String>,
     },
 }
 
@@ -87,7 +89,9 @@ where
                         Ok(Site::UnknownTenant { subdomain, origin }) => {
                             view! { <NoSuchWorkspace subdomain origin/> }.into_any()
                         }
-                        Ok(Site::Paused { name, .. }) => view! { <Paused name/> }.into_any(),
+                        Ok(Site::Paused { name, deleting_until, .. }) => {
+                            view! { <Paused name deleting_until/> }.into_any()
+                        }
                         Ok(site) => view(site).into_any(),
                         Err(_) => {
                             set_status(500);

@@ -8,6 +8,7 @@ use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
 use app::ssr::tenancy::{
     backups::restore::RestoreAs,
+    lifecycle::offboarding::{Deleted, Deletion},
     lifecycle::provisioning::NewTenant,
     request::directory::{self, TenantInfo},
     schema::waves::{self, Canary},
@@ -102,6 +103,16 @@ pub enum Command {
     /// Backups: pgBackRest for PostgreSQL servers, snapshots for SQLite.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Deletion receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check that a deletion receipt was signed by this installation (its
+    /// ENCLAVE_SECRET_KEY) and not changed since.
+    Verify { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -320,13 +331,24 @@ pub enum TenantCommand {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Delete a company: its database, its role, its subdomain.
+    /// Delete a company: it is closed at once and purged (database, role,
+    /// files, records) once ENCLAVE_DELETION_GRACE_DAYS are over; until
+    /// then `tenant undelete` brings it back.
     Delete {
         subdomain: String,
-        /// Required: deleting cannot be undone.
+        /// Required: once purged, nothing can bring it back.
         #[arg(long)]
         yes: bool,
+        /// Purge now, without the grace period.
+        #[arg(long)]
+        now: bool,
+        /// With --now: write the deletion receipt here too (it is always
+        /// kept in <data dir>/receipts/).
+        #[arg(long, requires = "now")]
+        receipt: Option<std::path::PathBuf>,
     },
+    /// Bring back a company scheduled for deletion, as it was.
+    Undelete { subdomain: String },
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -356,6 +378,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Secret(SecretCommand::Rotate) => rotate(cli.settings).await,
             Command::Dbserver(cmd) => dbserver(cli.settings, cmd).await,
             Command::Backup(cmd) => backup(cli.settings, cmd).await,
+            Command::Receipt(ReceiptCommand::Verify { file }) => {
+                verify_receipt(cli.settings, &file).await
+            }
         }
     });
     match result {
@@ -697,17 +722,41 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 done.took.as_secs_f64()
             );
         }
-        TenantCommand::Delete { subdomain, yes } => {
+        TenantCommand::Delete {
+            subdomain,
+            yes,
+            now,
+            receipt,
+        } => {
             if !yes {
                 return Err(format!(
-                    "deleting '{subdomain}' drops its database for good: add --yes"
+                    "deleting '{subdomain}' purges its data for good once it is done: add --yes"
                 )
                 .into());
             }
-            services
-                .delete_tenant(&Subdomain::parse(&subdomain)?)
-                .await?;
-            println!("deleted {subdomain}");
+            let when = if now { Deletion::Now } else { Deletion::Grace };
+            match services
+                .schedule_deletion(&Subdomain::parse(&subdomain)?, when)
+                .await?
+            {
+                Deleted::Scheduled { purge_after } => println!(
+                    "{subdomain} is closed and will be purged at {}; until then `tenant undelete {subdomain}` brings it back",
+                    purge_after.to_rfc3339()
+                ),
+                Deleted::Purged(signed) => {
+                    let text = serde_json::to_string_pretty(&*signed)?;
+                    if let Some(path) = receipt {
+                        std::fs::write(&path, &text)?;
+                        println!("purged {subdomain}; its receipt is in {}", path.display());
+                    } else {
+                        println!("{text}");
+                    }
+                }
+            }
+        }
+        TenantCommand::Undelete { subdomain } => {
+            let t = services.undelete(&Subdomain::parse(&subdomain)?).await?;
+            println!("{} is back, as it was", t.subdomain);
         }
         TenantCommand::Show { subdomain } => {
             let sub = Subdomain::parse(&subdomain)?;
@@ -1107,4 +1156,19 @@ fn read_password(from_stdin: bool, prompt: &str) -> Result<String, Box<dyn std::
         return Err("the passwords differ".into());
     }
     Ok(first)
+}
+
+/// `receipt verify <file>`.
+async fn verify_receipt(settings: Settings, file: &std::path::Path) -> CliResult {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let services = build_services(&settings).await?;
+    let r = app::ssr::tenancy::lifecycle::receipt::verify(&services.cipher, &text)?;
+    println!(
+        "valid: {} ({}) was purged at {}, signed by this installation",
+        r.company.subdomain,
+        r.company.id,
+        r.purged_at.to_rfc3339()
+    );
+    Ok(())
 }

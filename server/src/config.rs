@@ -249,6 +249,20 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_SNAPSHOT_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub snapshot_keep_days: u32,
 
+    /// Days a deleted company waits before it is purged (its site says
+    /// until when; `tenant undelete` brings it back meanwhile).
+    #[arg(long, global = true, env = "ENCLAVE_DELETION_GRACE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub deletion_grace_days: u32,
+
+    /// Days a purged company's subdomain stays out of anyone else's reach.
+    #[arg(long, global = true, env = "ENCLAVE_SUBDOMAIN_RESERVED_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub subdomain_reserved_days: u32,
+
+    /// Days between full backups in the operator's schedule: with the
+    /// retention, when a purged company leaves the backups (its receipt).
+    #[arg(long, global = true, env = "ENCLAVE_BACKUP_FULL_EVERY_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    pub backup_full_every_days: u32,
+
     /// SMTP server for outgoing mail, as a URL: `smtp://host:25` (plain),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://user:pass@host` [default: none: each message is written as
@@ -447,6 +461,18 @@ impl Settings {
             snapshot_every: self.snapshot_every.0,
             snapshot_keep: days(self.snapshot_keep_days),
             snapshot_dir: self.data_dir.join("snapshots"),
+        }
+    }
+
+    pub fn offboarding_settings(
+        &self,
+    ) -> app::ssr::tenancy::lifecycle::offboarding::OffboardingSettings {
+        let days = |d: u32| std::time::Duration::from_secs(u64::from(d) * 86_400);
+        app::ssr::tenancy::lifecycle::offboarding::OffboardingSettings {
+            grace: days(self.deletion_grace_days),
+            reserved: days(self.subdomain_reserved_days),
+            full_backup_every: days(self.backup_full_every_days),
+            receipts_dir: self.data_dir.join("receipts"),
         }
     }
 

@@ -156,6 +156,7 @@ async fn build_services_with(
         backups: std::sync::Arc::new(settings.backup_settings()),
         restore_crash_after: None,
         exports_dir: settings.data_dir.join("exports"),
+        offboarding: std::sync::Arc::new(settings.offboarding_settings()),
         cipher: cipher.clone(),
     })
 }
@@ -647,6 +648,10 @@ fn root_routes() -> Router<AppState> {
         .route(
             "/api/admin/tenants/{subdomain}/export",
             get(routes::exports::platform_export),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/undelete",
+            post(platform_api::undelete),
         )
 }
 

@@ -16,10 +16,9 @@ pub async fn check_subdomain(subdomain: String) -> Result<SubdomainCheck, AppErr
     let registry = &services()?.registry;
     // Only a company takes a subdomain: signups waiting for their email
     // hold nothing.
-    let taken = directory::find_by_subdomain(registry, &sub)
+    let taken = directory::subdomain_taken(registry, &sub)
         .await
-        .map_err(internal)?
-        .is_some();
+        .map_err(internal)?;
     Ok(if taken {
         SubdomainCheck::Taken
     } else {

@@ -52,6 +52,8 @@ pub struct Services {
     pub backups: std::sync::Arc<super::tenancy::backups::BackupSettings>,
     /// Where admins' exports wait to be downloaded (`<data dir>/exports`).
     pub exports_dir: std::path::PathBuf,
+    /// Deletion's grace period, reserved subdomains, receipts.
+    pub offboarding: std::sync::Arc<super::tenancy::lifecycle::offboarding::OffboardingSettings>,
     /// Tests: restores "die" after this step.
     pub restore_crash_after: Option<super::entities::tenant_restores::RestoreStep>,
 }

@@ -20,6 +20,7 @@ mod m20261206_000017_company_sessions_leave;
 mod m20261206_000018_migration_runs;
 mod m20261206_000019_tenant_restores;
 mod m20261206_000020_tenant_exports;
+mod m20261206_000021_offboarding;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261206_000018_migration_runs::Migration),
             Box::new(m20261206_000019_tenant_restores::Migration),
             Box::new(m20261206_000020_tenant_exports::Migration),
+            Box::new(m20261206_000021_offboarding::Migration),
         ]
     }
 }

@@ -79,6 +79,14 @@ pub async fn tenant_health(Tenant(tenant): Tenant) -> Response {
 /// `GET /api/health` on a paused company (503) or an unknown one (404).
 pub async fn unserved_health(Extension(site): Extension<RequestSite>) -> Response {
     match site {
+        RequestSite::Paused {
+            deleting_until: Some(_),
+            ..
+        } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "deleting"})),
+        )
+            .into_response(),
         RequestSite::Paused { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "paused"})),

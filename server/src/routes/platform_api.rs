@@ -152,6 +152,7 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
     match e {
         LifecycleError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e),
         LifecycleError::NotSettled(_) => ApiError::new(StatusCode::CONFLICT, "not_settled", e),
+        LifecycleError::NotScheduled(_) => ApiError::new(StatusCode::CONFLICT, "not_scheduled", e),
         other => ApiError::internal(other),
     }
 }
@@ -193,18 +194,56 @@ pub async fn resume(
     set_paused(state, sub, false).await
 }
 
-/// `DELETE /api/admin/tenants/{subdomain}` → 204.
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    /// Purge now, without the grace period.
+    #[serde(default)]
+    now: bool,
+}
+
+/// `DELETE /api/admin/tenants/{subdomain}` → 202 `{subdomain, status,
+/// purge_after}`: closed, purged when the grace period ends;
+/// `?now=true` → 200, purged, with the signed deletion receipt.
 pub async fn delete(
     State(state): State<AppState>,
     _: PlatformToken,
     Path(sub): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<DeleteQuery>,
 ) -> ApiResult {
-    state
+    use app::ssr::tenancy::lifecycle::offboarding::{Deleted, Deletion};
+    let when = if q.now {
+        Deletion::Now
+    } else {
+        Deletion::Grace
+    };
+    let done = state
         .services
-        .delete_tenant(&path_subdomain(&sub)?)
+        .schedule_deletion(&path_subdomain(&sub)?, when)
         .await
         .map_err(lifecycle_error)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(match done {
+        Deleted::Scheduled { purge_after } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"subdomain": sub, "status": "deleting", "purge_after": purge_after})),
+        )
+            .into_response(),
+        Deleted::Purged(signed) => Json(*signed).into_response(),
+    })
+}
+
+/// `POST /api/admin/tenants/{subdomain}/undelete` → 200 `{id, subdomain, …}`:
+/// a company scheduled for deletion, back as it was.
+pub async fn undelete(
+    State(state): State<AppState>,
+    _: PlatformToken,
+    Path(sub): Path<String>,
+) -> ApiResult {
+    let t = state
+        .services
+        .undelete(&path_subdomain(&sub)?)
+        .await
+        .map_err(lifecycle_error)?;
+    Ok(tenant_json(&t).into_response())
 }
 
 #[derive(Deserialize)]

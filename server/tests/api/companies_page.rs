@@ -50,6 +50,8 @@ async fn fill_registry(app: &TestApp) {
             last_migration_error: Set(
                 (i % 2000 == 7).then(|| "the company's database: duplicate key".into())
             ),
+            deleted_at: Set(None),
+            purge_after: Set(None),
         });
         tenants::Entity::insert_many(rows)
             .exec_without_returning(&app.services.registry)

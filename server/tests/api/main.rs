@@ -17,6 +17,7 @@ mod mailbox;
 mod metrics;
 mod migration_waves;
 mod moves;
+mod offboarding;
 mod operations;
 mod password_reset;
 mod pg_cluster;

@@ -113,7 +113,9 @@ async fn the_platform_api_creates_lists_pauses_resumes_and_deletes_companies(bac
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
 
-    let (status, _) = api(
+    // Deleting closes the company for the grace period; undelete brings
+    // it back; `?now=true` purges it, with the receipt.
+    let (status, body) = api(
         &app,
         Method::DELETE,
         "localhost",
@@ -122,7 +124,49 @@ async fn the_platform_api_creates_lists_pauses_resumes_and_deletes_companies(bac
         None,
     )
     .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "deleting");
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 503);
+    let (status, body) = api(
+        &app,
+        Method::POST,
+        "localhost",
+        "/api/admin/tenants/acme/undelete",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::OK, json!("active")),
+        "{body}"
+    );
+    assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 200);
+    let (status, body) = api(
+        &app,
+        Method::POST,
+        "localhost",
+        "/api/admin/tenants/acme/undelete",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("not_scheduled"))
+    );
+    let (status, receipt) = api(
+        &app,
+        Method::DELETE,
+        "localhost",
+        "/api/admin/tenants/acme?now=true",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["receipt"]["company"]["subdomain"], "acme");
+    assert_eq!(receipt["signature"]["algorithm"], "HMAC-SHA256");
     assert_eq!(app.get("acme.localhost", "/api/health").await.status(), 404);
     let (status, body) = api(
         &app,

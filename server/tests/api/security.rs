@@ -1181,8 +1181,23 @@ async fn a_deletion_killed_midway_is_finished_by_a_retry_or_by_recovery(backend:
                 .exists(t.id)
                 .await
                 .unwrap());
-            // The subdomain is free again.
-            app.create_company("Reborn", &name).await;
+            // The subdomain stays reserved, and only its tombstone is left.
+            let again = app
+                .services
+                .create_tenant(crate::helpers::new_tenant("Reborn", &name))
+                .await;
+            assert!(
+                matches!(
+                    again,
+                    Err(app::ssr::tenancy::lifecycle::provisioning::ProvisionError::Taken(_))
+                ),
+                "{again:?}"
+            );
+            let tomb = <app::ssr::entities::tenant_tombstones::Entity as sea_orm::EntityTrait>::find_by_id(t.id)
+                .one(&app.services.registry)
+                .await
+                .unwrap();
+            assert!(tomb.is_some(), "{step:?}");
         }
     }
     app.teardown().await;

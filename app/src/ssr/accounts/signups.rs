@@ -63,10 +63,7 @@ pub async fn request(
         .exec(registry)
         .await?;
     let sub = req.subdomain.as_str();
-    if directory::find_by_subdomain(registry, &req.subdomain)
-        .await?
-        .is_some()
-    {
+    if directory::subdomain_taken(registry, &req.subdomain).await? {
         return Err(SignupError::Taken(sub.to_owned()));
     }
     let token = random_hex(32);

@@ -3,7 +3,7 @@
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
 //! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`, `tenant_moves`,
-//! `tenant_restores`, `tenant_exports`, `migration_runs`, `migration_run_companies`. Tenant databases: `tenant_users`, `audit_log`,
+//! `tenant_restores`, `tenant_exports`, `tenant_tombstones`, `migration_runs`, `migration_run_companies`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
@@ -23,5 +23,6 @@ pub mod signup_holds;
 pub mod tenant_exports;
 pub mod tenant_moves;
 pub mod tenant_restores;
+pub mod tenant_tombstones;
 pub mod tenant_users;
 pub mod tenants;

@@ -20,6 +20,10 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The last error `migrate` met on this tenant; cleared on success.
     pub last_migration_error: Option<String>,
+    /// When its deletion was asked for (status `deleting`).
+    pub deleted_at: Option<DateTimeUtc>,
+    /// The end of its grace period: housekeeping purges it then.
+    pub purge_after: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

@@ -407,6 +407,15 @@ impl Services {
         new_sub: &Subdomain,
         server: &str,
     ) -> Result<Uuid, RestoreError> {
+        if crate::ssr::tenancy::lifecycle::offboarding::reserved_until(
+            &self.registry,
+            new_sub.as_str(),
+        )
+        .await?
+        .is_some()
+        {
+            return Err(RestoreError::Taken(new_sub.to_string()));
+        }
         let id = Uuid::new_v4();
         let now = Utc::now();
         let reserved = tenants::ActiveModel {
@@ -422,6 +431,8 @@ impl Services {
             created_at: Set(now),
             updated_at: Set(now),
             last_migration_error: Set(None),
+            deleted_at: Set(None),
+            purge_after: Set(None),
         }
         .insert(&self.registry)
         .await;
@@ -986,28 +997,40 @@ impl Services {
             .all(&self.registry)
             .await?;
         for r in expired {
-            let kept = r.kept.clone().unwrap_or_default();
-            match self.provisioner.fleet().named(&r.server).await? {
-                TenantServer::Postgres { admin, .. } => {
-                    admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                            quote_ident(&kept)
-                        ))
-                        .await?;
-                }
-                TenantServer::Sqlite { dir } => remove_db_files(&dir, &kept)?,
-            }
-            tenant_restores::ActiveModel {
-                id: Set(r.id),
-                kept: Set(None),
-                updated_at: Set(Utc::now()),
-                ..Default::default()
-            }
-            .update(&self.registry)
-            .await?;
+            self.drop_kept(&r).await?;
             tracing::info!(tenant = %r.subdomain, "dropped the database a restore kept");
         }
+        Ok(())
+    }
+
+    /// Drops the database (or file) restore `r` kept, and says so in its
+    /// record.
+    pub(in crate::ssr::tenancy) async fn drop_kept(
+        &self,
+        r: &tenant_restores::Model,
+    ) -> Result<(), RestoreError> {
+        let Some(kept) = r.kept.clone() else {
+            return Ok(());
+        };
+        match self.provisioner.fleet().named(&r.server).await? {
+            TenantServer::Postgres { admin, .. } => {
+                admin
+                    .execute_unprepared(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&kept)
+                    ))
+                    .await?;
+            }
+            TenantServer::Sqlite { dir } => remove_db_files(&dir, &kept)?,
+        }
+        tenant_restores::ActiveModel {
+            id: Set(r.id),
+            kept: Set(None),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&self.registry)
+        .await?;
         Ok(())
     }
 

@@ -3,18 +3,15 @@
 //! The admin pages, the platform API and the CLI all call these, so each
 //! operation behaves the same whoever asks.
 
+pub mod offboarding;
 pub mod provisioning;
+pub mod receipt;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, Set};
 use secrecy::SecretString;
 
 use crate::domain::Subdomain;
-use crate::ssr::entities::{
-    provisioning::{self as provisioning_records, Outcome},
-    tenants::{self, TenantStatus},
-};
+use crate::ssr::entities::tenants::{self, TenantStatus};
 use crate::ssr::secrets::CipherError;
 use crate::ssr::services::Services;
 use crate::ssr::tenancy::request::directory;
@@ -29,6 +26,10 @@ pub enum LifecycleError {
     /// 409: being created or deleted.
     #[error("the company '{0}' is not active or paused")]
     NotSettled(String),
+    /// 409: undelete of a company not scheduled for deletion (or whose
+    /// grace period is over).
+    #[error("the company '{0}' is not scheduled for deletion, or its grace period is over")]
+    NotScheduled(String),
     /// 500
     #[error("registry or company database")]
     Db(#[from] DbErr),
@@ -156,75 +157,14 @@ impl Services {
         Ok(t)
     }
 
-    /// Deletes a company: stops serving it, closes its connections, drops
-    /// its database (and role) and frees the subdomain. The provisioning
-    /// record stays, marked `deleted`.
-    ///
-    /// A recorded state machine like creation: the row is marked
-    /// `deleting` first, and every later step can be done again, so a
-    /// deletion whose process died is finished by the next `delete` of the
-    /// same company (instead of 409) or by recovery.
+    /// Deletes a company now: purges it ([`offboarding`]), leaving its
+    /// tombstone. The row is marked `deleting` first and every later step
+    /// can be done again, so a purge whose process died is finished by the
+    /// next `delete` of the same company or by recovery.
     pub async fn delete_tenant(&self, sub: &Subdomain) -> Result<(), LifecycleError> {
-        let t = directory::find_by_subdomain(&self.registry, sub)
-            .await?
-            .ok_or_else(|| LifecycleError::NotFound(sub.to_string()))?;
-        match t.status {
-            TenantStatus::Active | TenantStatus::Paused => {
-                tenants::ActiveModel {
-                    id: Set(t.id),
-                    status: Set(TenantStatus::Deleting),
-                    updated_at: Set(Utc::now()),
-                    ..Default::default()
-                }
-                .update(&self.registry)
-                .await?;
-            }
-            TenantStatus::Deleting => {
-                tracing::info!(tenant = %sub, "finishing a deletion left midway");
-            }
-            _ => return Err(LifecycleError::NotSettled(sub.to_string())),
-        }
-        self.finish_delete(&t).await
-    }
-
-    /// The steps after `deleting` is recorded, each harmless to repeat:
-    /// stop serving, close connections, drop database and role, remove the
-    /// row (freeing the subdomain), mark the provisioning record.
-    async fn finish_delete(&self, t: &tenants::Model) -> Result<(), LifecycleError> {
-        self.directory.invalidate(&t.subdomain);
-        self.pools.forget(t.id).await;
-        self.checkpoint(DeleteStep::Serving)?;
-        self.provisioner
-            .fleet()
-            .server(t.db_server.as_deref())
-            .await?
-            .drop(t.id)
-            .await?;
-        self.checkpoint(DeleteStep::Database)?;
-        crate::ssr::entities::member_emails::Entity::delete_many()
-            .filter(crate::ssr::entities::member_emails::Column::TenantId.eq(t.id))
-            .exec(&self.registry)
-            .await?;
-        tenants::Entity::delete_by_id(t.id)
-            .exec(&self.registry)
-            .await?;
-        if provisioning_records::Entity::find_by_id(t.id)
-            .one(&self.registry)
-            .await?
-            .is_some()
-        {
-            provisioning_records::ActiveModel {
-                tenant_id: Set(t.id),
-                outcome: Set(Outcome::Deleted),
-                updated_at: Set(Utc::now()),
-                ..Default::default()
-            }
-            .update(&self.registry)
-            .await?;
-        }
-        self.directory.invalidate(&t.subdomain);
-        tracing::info!(tenant = %t.subdomain, "company deleted");
-        Ok(())
+        self.schedule_deletion(sub, offboarding::Deletion::Now)
+            .await
+            .map(|_| ())
     }
 
     fn checkpoint(&self, step: DeleteStep) -> Result<(), LifecycleError> {
@@ -297,18 +237,9 @@ impl Services {
         }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(self.provisioning_timeout).unwrap_or_default();
-        let stalled = tenants::Entity::find()
-            .filter(tenants::Column::Status.eq(TenantStatus::Deleting))
-            .filter(tenants::Column::UpdatedAt.lte(cutoff))
-            .all(&self.registry)
-            .await;
-        for t in stalled.unwrap_or_default() {
-            match self.finish_delete(&t).await {
-                Ok(()) => tracing::warn!(tenant = %t.subdomain, "finished a deletion left midway"),
-                Err(e) => {
-                    tracing::error!(tenant = %t.subdomain, error = %crate::ssr::http::error_chain(&e), "cannot finish a deletion")
-                }
-            }
+        let purged = self.purge_due(cutoff).await;
+        if purged > 0 {
+            tracing::info!(purged, "purged companies whose deletion was due");
         }
     }
 }

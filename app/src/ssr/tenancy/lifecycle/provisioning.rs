@@ -200,6 +200,21 @@ impl Provisioner {
                 step: None,
                 source: e.into(),
             })?;
+        match crate::ssr::tenancy::lifecycle::offboarding::reserved_until(
+            &self.registry,
+            new.subdomain.as_str(),
+        )
+        .await
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(ProvisionError::Taken(new.subdomain.to_string())),
+            Err(e) => {
+                return Err(ProvisionError::Failed {
+                    step: None,
+                    source: e.into(),
+                })
+            }
+        }
         let reserved = tenants::ActiveModel {
             id: Set(id),
             name: Set(new.name.as_str().to_owned()),
@@ -213,6 +228,8 @@ impl Provisioner {
             created_at: Set(now),
             updated_at: Set(now),
             last_migration_error: Set(None),
+            deleted_at: Set(None),
+            purge_after: Set(None),
         }
         .insert(&self.registry)
         .await;

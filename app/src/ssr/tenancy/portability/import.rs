@@ -166,6 +166,12 @@ impl Services {
         sub: &Subdomain,
         server: &str,
     ) -> Result<(), PortError> {
+        if crate::ssr::tenancy::lifecycle::offboarding::reserved_until(&self.registry, sub.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(PortError::Taken(sub.to_string()));
+        }
         let now = Utc::now();
         let reserved = tenants::ActiveModel {
             id: Set(id),
@@ -180,6 +186,8 @@ impl Services {
             created_at: Set(now),
             updated_at: Set(now),
             last_migration_error: Set(None),
+            deleted_at: Set(None),
+            purge_after: Set(None),
         }
         .insert(&self.registry)
         .await;

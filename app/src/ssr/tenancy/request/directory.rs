@@ -41,6 +41,18 @@ use crate::domain::Subdomain;
 use crate::ssr::entities::tenants::{self, TenantStatus};
 use crate::ssr::secrets::{Cipher, CipherError};
 
+/// Whether `subdomain` cannot be had: a company holds it, or a purged
+/// one still reserves it.
+pub async fn subdomain_taken(
+    db: &impl ConnectionTrait,
+    subdomain: &Subdomain,
+) -> Result<bool, DbErr> {
+    Ok(find_by_subdomain(db, subdomain).await?.is_some()
+        || crate::ssr::tenancy::lifecycle::offboarding::reserved_until(db, subdomain.as_str())
+            .await?
+            .is_some())
+}
+
 pub async fn find_by_subdomain(
     db: &impl ConnectionTrait,
     subdomain: &Subdomain,
@@ -259,6 +271,8 @@ pub struct TenantEntry {
     pub name: String,
     pub subdomain: String,
     pub status: TenantStatus,
+    /// Scheduled for deletion: when it will be purged.
+    pub purge_after: Option<chrono::DateTime<chrono::Utc>>,
     /// The database server it is on (`tenants.db_server`): whose open
     /// budget its pool counts against.
     pub(in crate::ssr::tenancy) server: String,
@@ -623,6 +637,7 @@ impl Directory {
             name: t.name,
             subdomain: t.subdomain,
             status: t.status,
+            purge_after: t.purge_after,
             server: t
                 .db_server
                 .unwrap_or_else(|| crate::ssr::tenancy::servers::fleet::FIRST.to_owned()),

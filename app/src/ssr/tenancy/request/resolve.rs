@@ -24,11 +24,14 @@ pub enum RequestSite {
     Root { origin: Origin },
     /// An active company.
     Tenant(TenantContext),
-    /// A company whose workspace is paused (503 pages).
+    /// A company whose workspace is paused, or scheduled for deletion
+    /// (503 pages).
     Paused {
         name: String,
         subdomain: String,
         origin: Origin,
+        /// Scheduled for deletion: the day it will be purged.
+        deleting_until: Option<String>,
     },
     /// A well-formed label no active or paused company holds (404 pages).
     Unknown { subdomain: String, origin: Origin },
@@ -50,10 +53,12 @@ impl RequestSite {
                 name,
                 subdomain,
                 origin,
+                deleting_until,
             } => Site::Paused {
                 name: name.clone(),
                 subdomain: subdomain.clone(),
                 origin: origin.clone(),
+                deleting_until: deleting_until.clone(),
             },
             Self::Unknown { subdomain, origin } => Site::UnknownTenant {
                 subdomain: subdomain.clone(),
@@ -226,7 +231,19 @@ impl Resolver {
                 name: entry.name.clone(),
                 subdomain: entry.subdomain.clone(),
                 origin,
+                deleting_until: None,
             },
+            // Scheduled for deletion, its grace period running: it says so.
+            TenantStatus::Deleting if entry.purge_after.is_some_and(|p| p > chrono::Utc::now()) => {
+                RequestSite::Paused {
+                    name: entry.name.clone(),
+                    subdomain: entry.subdomain.clone(),
+                    origin,
+                    deleting_until: entry
+                        .purge_after
+                        .map(|p| p.format("%-d %B %Y, %H:%M UTC").to_string()),
+                }
+            }
             // Being created, failed or being deleted: not served.
             _ => unknown(sub.as_str(), origin),
         })
