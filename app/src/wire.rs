@@ -201,6 +201,8 @@ pub struct TenantRow {
     /// Its last restore from backup, as a short label and the detail shown
     /// on hover: in progress (and at which step), done, undone or failed.
     pub restore: Option<(String, String)>,
+    /// Scheduled for deletion: when it will be purged.
+    pub purge_after: Option<String>,
     pub created: String,
 }
 

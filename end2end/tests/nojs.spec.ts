@@ -105,7 +105,7 @@ test.describe('with JavaScript disabled', () => {
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sign in to Goto Inc');
   });
 
-  test('the platform admin signs in, then pauses, resumes and deletes a company', async ({ page }) => {
+  test('the platform admin signs in, then pauses, resumes, deletes and undeletes a company', async ({ page }) => {
     const sub = uniqueSubdomain('plainpause');
     const admin = `plain-${sub}@platform.test`;
     createCompany('Plain Pause', sub);
@@ -131,14 +131,19 @@ test.describe('with JavaScript disabled', () => {
     await row.getByRole('button', { name: 'Resume' }).click();
     await expectNoJson(page);
     await expect(row.getByTestId('status')).toHaveText('active');
-    // Delete: refused without the typed subdomain, done with it.
+    // Delete: refused without the typed subdomain, done with it: closed
+    // for the grace period, with the day it goes, and undone by Undelete.
     await row.getByRole('button', { name: 'Delete' }).click();
     await expectNoJson(page);
     await expect(page.getByTestId('admin-error')).toHaveText(`Type ${sub} to confirm.`);
     await row.getByLabel('Type the subdomain to delete').fill(sub);
     await row.getByRole('button', { name: 'Delete' }).click();
     await expectNoJson(page);
-    await expect(row).toHaveCount(0);
+    await expect(row.getByTestId('status')).toContainText('deleting');
+    await expect(row.getByTestId('purge-after')).toContainText('until ');
+    await row.getByRole('button', { name: 'Undelete' }).click();
+    await expectNoJson(page);
+    await expect(row.getByTestId('status')).toHaveText('active');
   });
 
   test('profile changes the password, then sign out', async ({ page }) => {

@@ -24,6 +24,7 @@ pub const ROOT_FNS: &[&str] = &[
     <platform::ListTenants as ServerFn>::PATH,
     <platform::SetTenantPaused as ServerFn>::PATH,
     <platform::DeleteTenant as ServerFn>::PATH,
+    <platform::UndeleteTenant as ServerFn>::PATH,
 ];
 
 /// Server functions of an active company's site.

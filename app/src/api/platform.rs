@@ -91,6 +91,10 @@ pub async fn list_tenants(
                     None => "unknown".into(),
                 },
                 migration_error: t.last_migration_error,
+                purge_after: t
+                    .purge_after
+                    .filter(|_| t.status == crate::ssr::entities::tenants::TenantStatus::Deleting)
+                    .map(|p| p.format("%Y-%m-%d %H:%M").to_string()),
                 name: t.name,
                 subdomain: t.subdomain,
                 status: t.status.to_value(),
@@ -116,7 +120,9 @@ fn lifecycle_error(e: crate::ssr::tenancy::lifecycle::LifecycleError) -> AppErro
     };
     match e {
         LifecycleError::NotFound(_) => reject(AppError::NotFound),
-        LifecycleError::NotSettled(_) => reject(AppError::conflict("subdomain", e)),
+        LifecycleError::NotSettled(_) | LifecycleError::NotScheduled(_) => {
+            reject(AppError::conflict("subdomain", e))
+        }
         other => internal(other),
     }
 }
@@ -135,7 +141,8 @@ pub async fn set_tenant_paused(subdomain: String, paused: bool) -> Result<(), Ap
     Ok(())
 }
 
-/// Deletes a company; `confirm` must repeat its subdomain.
+/// Deletes a company (closed now, purged once the grace period is over);
+/// `confirm` must repeat its subdomain.
 #[server(endpoint = "delete_tenant")]
 pub async fn delete_tenant(subdomain: String, confirm: String) -> Result<(), AppError> {
     use crate::domain::Subdomain;
@@ -150,8 +157,23 @@ pub async fn delete_tenant(subdomain: String, confirm: String) -> Result<(), App
         )));
     }
     services()?
-        .delete_tenant(&sub)
+        .schedule_deletion(
+            &sub,
+            crate::ssr::tenancy::lifecycle::offboarding::Deletion::Grace,
+        )
         .await
         .map_err(lifecycle_error)?;
+    Ok(())
+}
+
+/// Brings back a company scheduled for deletion, as it was.
+#[server(endpoint = "undelete_tenant")]
+pub async fn undelete_tenant(subdomain: String) -> Result<(), AppError> {
+    use crate::domain::Subdomain;
+    use crate::ssr::{accounts::auth::require_platform_admin, context::services, http::reject};
+
+    require_platform_admin().await?;
+    let sub = Subdomain::parse(&subdomain).map_err(|_| reject(AppError::NotFound))?;
+    services()?.undelete(&sub).await.map_err(lifecycle_error)?;
     Ok(())
 }

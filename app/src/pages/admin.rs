@@ -5,7 +5,9 @@ use leptos_meta::Title;
 use crate::components::kept::kept;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::platform::{list_tenants, AdminLogin, AdminLogout, DeleteTenant, SetTenantPaused};
+use crate::api::platform::{
+    list_tenants, AdminLogin, AdminLogout, DeleteTenant, SetTenantPaused, UndeleteTenant,
+};
 use crate::components::guard::guard;
 use crate::pages::not_found::NotFoundCard;
 use crate::site::{Site, WithSite};
@@ -30,6 +32,7 @@ pub fn AdminPage() -> impl IntoView {
     let logout = ServerAction::<AdminLogout>::new();
     let pause = ServerAction::<SetTenantPaused>::new();
     let delete = ServerAction::<DeleteTenant>::new();
+    let undelete = ServerAction::<UndeleteTenant>::new();
     // The list is what the query string asks: search, status, sort, page.
     let query = use_query_map();
     let param = move |k: &str| query.read().get(k).unwrap_or_default();
@@ -38,7 +41,7 @@ pub fn AdminPage() -> impl IntoView {
             (
                 login.version().get(),
                 pause.version().get(),
-                delete.version().get(),
+                delete.version().get() + undelete.version().get(),
                 (
                     param("q"),
                     param("status"),
@@ -60,11 +63,15 @@ pub fn AdminPage() -> impl IntoView {
             .map(|e| e.to_string())
     };
     let action_error = move || {
-        [pause.value().get(), delete.value().get()]
-            .into_iter()
-            .flatten()
-            .find_map(|r| r.err())
-            .map(|e| e.to_string())
+        [
+            pause.value().get(),
+            delete.value().get(),
+            undelete.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.err())
+        .map(|e| e.to_string())
     };
 
     view! {
@@ -161,6 +168,8 @@ pub fn AdminPage() -> impl IntoView {
                                 <tbody>
                                     {listing.rows.into_iter().map(|t| {
                                         let paused = t.status == "paused";
+                                        let scheduled = t.purge_after.is_some();
+                                        let sub_undelete = t.subdomain.clone();
                                         let (sub_pause, sub_delete) = (t.subdomain.clone(), t.subdomain.clone());
                                         let confirm_id = format!("confirm-{}", t.subdomain);
                                         let confirm_hint = format!("type {}", t.subdomain);
@@ -170,7 +179,9 @@ pub fn AdminPage() -> impl IntoView {
                                                 <td><code>{t.subdomain.clone()}</code>
                                                     {t.restore.clone().map(|(label, detail)| view! { " " <span class="badge" title=detail data-testid="restore">{label}</span> })}
                                                 </td>
-                                                <td data-testid="status">{t.status.clone()}</td>
+                                                <td data-testid="status">{t.status.clone()}
+                                                    {t.purge_after.clone().map(|p| view! { " " <span class="badge danger" data-testid="purge-after" title="Purged then; Undelete brings it back until then">{format!("until {p}")}</span> })}
+                                                </td>
                                                 <td data-testid="server">{t.server.clone()}</td>
                                                 <td>
                                                     <abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr>
@@ -178,6 +189,13 @@ pub fn AdminPage() -> impl IntoView {
                                                 </td>
                                                 <td class="nowrap">{t.created.clone()}</td>
                                                 <td class="actions">
+                                                    {scheduled.then(|| view! {
+                                                        <ActionForm action=undelete>
+                                                            <input type="hidden" name="subdomain" value=sub_undelete/>
+                                                            <button type="submit" class="small">"Undelete"</button>
+                                                        </ActionForm>
+                                                    })}
+                                                    {(!scheduled).then(|| view! {
                                                     <ActionForm action=pause>
                                                         <input type="hidden" name="subdomain" value=sub_pause/>
                                                         <input type="hidden" name="paused" value=(!paused).to_string()/>
@@ -189,6 +207,7 @@ pub fn AdminPage() -> impl IntoView {
                                                         <input id=confirm_id name="confirm" placeholder=confirm_hint autocomplete="off"/>
                                                         <button type="submit" class="small danger">"Delete"</button>
                                                     </ActionForm>
+                                                    })}
                                                 </td>
                                             </tr>
                                         }

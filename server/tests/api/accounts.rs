@@ -543,22 +543,40 @@ async fn the_platform_admin_deletes_a_company_only_with_typed_confirmation(backe
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(!app
+    // Closed for the grace period, its data kept; undelete brings it back.
+    assert!(app
         .services
         .provisioner
         .server()
         .exists(t.id)
         .await
         .unwrap());
+    app.services.directory.invalidate("acme");
     assert_eq!(
         get(&app, "acme.localhost", &mut Jar::default(), "/login")
             .await
             .status(),
-        StatusCode::NOT_FOUND
+        StatusCode::SERVICE_UNAVAILABLE
     );
     let (_, list) = call(&app, "localhost", &mut root, "list_tenants", &[]).await;
-    assert_eq!(list["rows"], serde_json::json!([]), "{list}");
-    assert_eq!(list["total"], 0);
+    assert_eq!(list["rows"][0]["status"], "deleting", "{list}");
+    assert!(list["rows"][0]["purge_after"].is_string(), "{list}");
+    let (status, body) = call(
+        &app,
+        "localhost",
+        &mut root,
+        "undelete_tenant",
+        &[("subdomain", "acme")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.services.directory.invalidate("acme");
+    assert_eq!(
+        get(&app, "acme.localhost", &mut Jar::default(), "/login")
+            .await
+            .status(),
+        StatusCode::OK
+    );
     app.teardown().await;
 }
 
