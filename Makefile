@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-outage bench-restore bench-smoke bench-sqlite-drivers bench-waves
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-outage bench-restore bench-export bench-smoke bench-sqlite-drivers bench-waves
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -185,6 +185,12 @@ bench-waves: setup-e2e postgres
 # that database alone plus one bare COPY of its rows (the same run).
 bench-restore: setup-system postgres
 	cargo test --profile server-release -p server --test api bench_restoring -- --ignored --nocapture
+
+# A 100 MB company exported (and its RSS growth sampled) and imported on
+# PostgreSQL while nine others take a steady load, against the same run's
+# COPY … TO STDOUT of its tables and COPY … FROM of the same rows.
+bench-export: setup-system postgres
+	cargo test --profile server-release -p server --test api bench_exporting -- --ignored --nocapture
 
 # The registry's own cluster stopped for 10 minutes under ten companies'
 # signed-in dashboards: every answer 200, and a pause made through it once

@@ -178,10 +178,9 @@ pub fn AdminPage() -> impl IntoView {
                                                 <td class="name">{t.name.clone()}</td>
                                                 <td><code>{t.subdomain.clone()}</code>
                                                     {t.restore.clone().map(|(label, detail)| view! { " " <span class="badge" title=detail data-testid="restore">{label}</span> })}
+                                                    {t.purge_after.clone().map(|p| view! { " " <span class="badge danger" data-testid="purge-after" title="Purged then; Undelete brings it back until then">{format!("deleted; purged {p}")}</span> })}
                                                 </td>
-                                                <td data-testid="status">{t.status.clone()}
-                                                    {t.purge_after.clone().map(|p| view! { " " <span class="badge danger" data-testid="purge-after" title="Purged then; Undelete brings it back until then">{format!("until {p}")}</span> })}
-                                                </td>
+                                                <td data-testid="status">{t.status.clone()}</td>
                                                 <td data-testid="server">{t.server.clone()}</td>
                                                 <td>
                                                     <abbr title=t.schema_version.clone() data-testid="schema">{t.schema.clone()}</abbr>

@@ -636,3 +636,147 @@ async fn the_platform_api_exports_a_company_as_the_command_line_does() {
     assert_eq!(leftovers, 0, "the API's archive is not kept");
     app.teardown().await;
 }
+
+/// The process's resident memory now, in bytes (Linux).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// `make bench-export`: a company of about 100 MB on PostgreSQL exported
+/// (this process's RSS sampled every 5 ms meanwhile) and imported while
+/// nine others take a steady load; against the same run's ceilings: a
+/// `COPY … TO STDOUT` of each of its tables, and a `COPY … FROM` of the
+/// same rows (the archive's CSV) into tables like its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: make bench-export"]
+async fn bench_exporting_and_importing_a_100_mb_company_under_load() {
+    use sea_orm::sqlx::{postgres::PgConnection, Connection, Executor};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let rows: u32 = std::env::var("EXPORT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400_000);
+    let app = spawn_app(Backend::Postgres).await;
+    let quiet: Vec<String> = (1..=9).map(|i| format!("quiet-{i}")).collect();
+    let mut all = quiet.clone();
+    all.push("heavy".to_owned());
+    app.create_companies(&all, 2).await;
+    crate::moves::bulk(&app, "heavy", rows).await;
+    let db = app.tenant_db("heavy").await;
+    db.execute_unprepared("VACUUM ANALYZE audit_log")
+        .await
+        .unwrap();
+    let mb: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_database_size(current_database())::int8 AS n",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    db.close().await.unwrap();
+    let url = app.tenant_db_url("heavy").await;
+    let url = secrecy::ExposeSecret::expose_secret(&url).to_owned();
+
+    let load = crate::restores::Load::start(&app, &quiet);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = load.take();
+
+    // Export, with the RSS sampled.
+    let out = scratch("heavy.zip");
+    let base = rss_bytes();
+    let peak = Arc::new(AtomicU64::new(base));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let done = app
+        .services
+        .export_tenant(&Subdomain::parse("heavy").unwrap(), &out, true, "bench")
+        .await
+        .unwrap();
+    let export = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let grew = peak.load(Ordering::Relaxed).saturating_sub(base) as f64 / (1 << 20) as f64;
+
+    // Import.
+    let started = Instant::now();
+    import(&app, &out, "heavy-copy").await.unwrap();
+    let import_took = started.elapsed();
+    let during = load.take();
+    load.stop().await;
+
+    // The ceilings: COPY out of every table; COPY in of the same rows.
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let started = Instant::now();
+    for t in &done.manifest.tables {
+        let mut stream = conn
+            .copy_out_raw(&format!("COPY \"{}\" TO STDOUT", t.name))
+            .await
+            .unwrap();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            std::hint::black_box(chunk.unwrap());
+        }
+    }
+    let copy_out = started.elapsed();
+    let archive = files(&out);
+    let mut copy_in = Duration::ZERO;
+    for t in &done.manifest.tables {
+        conn.execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "CREATE TEMP TABLE \"bench_{0}\" (LIKE \"{0}\" INCLUDING ALL)",
+            t.name
+        )))
+        .await
+        .unwrap();
+        let csv = archive[&format!("{}.csv", t.name)].clone();
+        let started = Instant::now();
+        let mut sink = conn
+            .copy_in_raw(&format!(
+                "COPY \"bench_{}\" FROM STDIN (FORMAT csv, HEADER true)",
+                t.name
+            ))
+            .await
+            .unwrap();
+        sink.send(csv).await.unwrap();
+        sink.finish().await.unwrap();
+        copy_in += started.elapsed();
+    }
+    conn.close().await.unwrap();
+
+    println!(
+        "\n| company | export | ceiling: COPY TO STDOUT | ratio | RSS growth | import | ceiling: COPY FROM | ratio | nine others: requests, errors, p99 before → during |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n| {:.0} MB, {} rows, archive {:.0} MB | {:.1} s | {:.2} s | {:.2}× | {grew:.0} MiB | {:.1} s | {:.2} s | {:.2}× | {} and {}, {} and {} errors, {:.1} → {:.1} ms |\n",
+        mb as f64 / 1e6,
+        done.rows(),
+        done.bytes as f64 / 1e6,
+        export.as_secs_f64(),
+        copy_out.as_secs_f64(),
+        export.as_secs_f64() / copy_out.as_secs_f64(),
+        import_took.as_secs_f64(),
+        copy_in.as_secs_f64(),
+        import_took.as_secs_f64() / copy_in.as_secs_f64(),
+        before.count,
+        during.count,
+        before.errors,
+        during.errors,
+        before.p99_ms(),
+        during.p99_ms(),
+    );
+    assert_eq!(before.errors + during.errors, 0);
+    app.teardown().await;
+}

@@ -696,21 +696,21 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
 
 /// Steady requests to each company's `/api/health` (one query on its
 /// database), one at a time per company.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     seen: Arc<std::sync::Mutex<Seen>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Default)]
-struct Seen {
-    count: u64,
-    errors: u64,
+pub(crate) struct Seen {
+    pub(crate) count: u64,
+    pub(crate) errors: u64,
     ms: Vec<f64>,
 }
 
 impl Seen {
-    fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         let mut v = self.ms.clone();
         v.sort_by(f64::total_cmp);
         v.get((v.len() * 99 / 100).min(v.len().saturating_sub(1)))
@@ -720,7 +720,7 @@ impl Seen {
 }
 
 impl Load {
-    fn start(app: &TestApp, subs: &[String]) -> Self {
+    pub(crate) fn start(app: &TestApp, subs: &[String]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
         let tasks = subs
@@ -757,11 +757,11 @@ impl Load {
     }
 
     /// What was seen since the last take.
-    fn take(&self) -> Seen {
+    pub(crate) fn take(&self) -> Seen {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.unwrap();

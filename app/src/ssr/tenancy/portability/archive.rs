@@ -350,6 +350,41 @@ pub fn json_value(value: &Value) -> serde_json::Value {
     }
 }
 
+/// Appends `row` as a line of PostgreSQL's `COPY … FROM STDIN` text format
+/// (tab-separated, `\N` for NULL, backslash escapes).
+pub fn copy_text_row(row: &[Value], out: &mut Vec<u8>) {
+    for (i, value) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match value {
+            Value::String(Some(s)) => {
+                for b in s.bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b => out.push(b),
+                    }
+                }
+            }
+            Value::Uuid(Some(u)) => out.extend_from_slice(u.hyphenated().to_string().as_bytes()),
+            Value::Bool(Some(b)) => out.push(if *b { b't' } else { b'f' }),
+            Value::ChronoDateTimeUtc(Some(t)) => out.extend_from_slice(time_text(t).as_bytes()),
+            Value::BigInt(Some(n)) => out.extend_from_slice(n.to_string().as_bytes()),
+            Value::Double(Some(f)) => out.extend_from_slice(f.to_string().as_bytes()),
+            // `\x…` with its backslash escaped.
+            Value::Bytes(Some(b)) => {
+                out.push(b'\\');
+                out.extend_from_slice(bytes_text(b).as_bytes());
+            }
+            _ => out.extend_from_slice(b"\\N"),
+        }
+    }
+    out.push(b'\n');
+}
+
 /// The value a JSON Lines field holds, checked against its column.
 pub fn from_json(column: &ColumnEntry, v: &serde_json::Value) -> Result<Value, String> {
     use serde_json::Value as J;
@@ -481,6 +516,21 @@ mod tests {
             csv_field(&mut line, v);
         }
         assert_eq!(line, ",\"\",\"a,\"\"b\"\"\nc\",plain");
+    }
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_field_or_a_line() {
+        let mut out = Vec::new();
+        copy_text_row(
+            &[
+                Value::String(Some("a\tb\\c\nd".into())),
+                Value::String(None),
+                Value::Bool(Some(true)),
+                Value::Bytes(Some(vec![1, 255])),
+            ],
+            &mut out,
+        );
+        assert_eq!(out, b"a\\tb\\\\c\\nd\t\\N\tt\t\\\\x01ff\n");
     }
 
     #[test]

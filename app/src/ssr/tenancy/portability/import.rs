@@ -7,9 +7,10 @@
 //!    row reserving the subdomain, its database, its schema at the
 //!    archive's migration), kept fresh by a heartbeat while it loads.
 //! 3. Each table is loaded in one transaction, from its JSON Lines file,
-//!    checked value by value against the new database's own catalog: the
+//!    checked value by value against the new database's own catalog (the
 //!    names of tables and columns in SQL are the catalog's, never the
-//!    archive's.
+//!    archive's): on PostgreSQL by `COPY … FROM STDIN`, on SQLite in
+//!    multi-row `INSERT`s.
 //! 4. An archive of an older schema is migrated up, the member index is
 //!    synced, and the company opens.
 //!
@@ -27,8 +28,8 @@ use sea_orm::{
     sea_query::{Alias, Expr, Query},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, SqlErr, Statement,
-    TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    Value,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -46,7 +47,7 @@ use crate::ssr::entities::{
 };
 use crate::ssr::services::Services;
 use crate::ssr::tenancy::schema::migrate::{latest_tenant_schema, tenant_schema_position};
-use crate::ssr::tenancy::servers::databases::{connect_once, TenantServer};
+use crate::ssr::tenancy::servers::databases::{connect_once, quote_ident, TenantServer};
 
 /// How often a running import says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -253,7 +254,10 @@ impl Services {
                 .await?;
             let tables = catalog(&db).await?;
             let plan = match_tables(manifest, &tables)?;
-            let rows = load_tables(&db, path, plan).await?;
+            let rows = match db.get_database_backend() {
+                DbBackend::Postgres => copy_tables(&created.url, path, plan).await?,
+                _ => load_tables(&db, path, plan).await?,
+            };
             if at < of {
                 TenantMigrator::up(&db, None).await?;
             }
@@ -483,44 +487,126 @@ enum Batch {
     Failed(PortError),
 }
 
-/// Loads every table, each in one transaction; returns the rows loaded.
+/// Starts the archive's reader for `load`: its rows, checked, in batches.
+fn read_table(path: &Path, load: &Load, per_batch: usize) -> mpsc::Receiver<Batch> {
+    let (tx, rx) = mpsc::channel::<Batch>(4);
+    let path: PathBuf = path.to_owned();
+    let file = load.file.clone();
+    let columns = load.table.columns.clone();
+    let from = load.from.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = read_rows(&path, &file, &columns, &from, per_batch, &tx) {
+            let _ = tx.blocking_send(Batch::Failed(e));
+        }
+    });
+    rx
+}
+
+/// PostgreSQL: loads every table with `COPY … FROM STDIN`, each in one
+/// transaction on a connection of the company's role; returns the rows.
+async fn copy_tables(
+    url: &secrecy::SecretString,
+    path: &Path,
+    plan: Vec<Load>,
+) -> Result<u64, PortError> {
+    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
+    use secrecy::ExposeSecret;
+    let options: PgConnectOptions = url
+        .expose_secret()
+        .parse()
+        .map_err(|e: sea_orm::sqlx::Error| PortError::Copy(e))?;
+    let mut conn = options.connect().await?;
+    let mut total = 0;
+    let mut buf = Vec::with_capacity(1 << 20);
+    for load in plan {
+        let mut rx = read_table(path, &load, 1000);
+        let mut tx = conn.begin().await?;
+        let columns: Vec<String> = load
+            .table
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        // The names are the catalog's.
+        let mut sink = tx
+            .copy_in_raw(&format!(
+                "COPY {} ({}) FROM STDIN",
+                quote_ident(&load.table.name),
+                columns.join(", ")
+            ))
+            .await?;
+        let mut max_int: HashMap<usize, i64> = HashMap::new();
+        let mut rows = 0u64;
+        while let Some(batch) = rx.recv().await {
+            let batch = match batch {
+                Batch::Rows(b) => b,
+                Batch::Failed(e) => {
+                    let _ = sink.abort("the archive failed").await;
+                    return Err(e);
+                }
+            };
+            buf.clear();
+            for row in &batch {
+                note_ints(row, &mut max_int);
+                archive::copy_text_row(row, &mut buf);
+            }
+            rows += batch.len() as u64;
+            sink.send(buf.as_slice()).await?;
+        }
+        sink.finish().await?;
+        if rows != load.rows {
+            return Err(PortError::refused(format!(
+                "{} gave {rows} rows; the manifest says {}",
+                load.file, load.rows
+            )));
+        }
+        for (i, max) in max_int {
+            sea_orm::sqlx::query(
+                "SELECT setval(s, $3) FROM (SELECT pg_get_serial_sequence($1, $2) AS s) q \
+                 WHERE s IS NOT NULL",
+            )
+            .bind(&load.table.name)
+            .bind(&load.table.columns[i].name)
+            .bind(max)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        total += rows;
+    }
+    let _ = conn.close().await;
+    Ok(total)
+}
+
+/// Keeps the largest value of each integer column (sequences continue
+/// after it).
+fn note_ints(row: &[Value], max_int: &mut HashMap<usize, i64>) {
+    for (i, v) in row.iter().enumerate() {
+        if let Value::BigInt(Some(n)) = v {
+            let m = max_int.entry(i).or_insert(*n);
+            *m = (*m).max(*n);
+        }
+    }
+}
+
+/// SQLite: loads every table, each in one transaction, in multi-row
+/// `INSERT`s; returns the rows loaded.
 async fn load_tables(
     db: &sea_orm::DatabaseConnection,
     path: &Path,
     plan: Vec<Load>,
 ) -> Result<u64, PortError> {
-    let backend = db.get_database_backend();
     let mut total = 0;
     for load in plan {
         let per_insert = (VALUES_PER_INSERT / load.table.columns.len().max(1)).clamp(1, 1000);
-        let (tx, mut rx) = mpsc::channel::<Batch>(4);
-        let reader = {
-            let path: PathBuf = path.to_owned();
-            let file = load.file.clone();
-            let columns = load.table.columns.clone();
-            let from = load.from.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = read_rows(&path, &file, &columns, &from, per_insert, &tx) {
-                    let _ = tx.blocking_send(Batch::Failed(e));
-                }
-            })
-        };
+        let mut rx = read_table(path, &load, per_insert);
         let txn = db.begin().await?;
         let mut rows = 0u64;
-        let mut max_int: HashMap<usize, i64> = HashMap::new();
         while let Some(batch) = rx.recv().await {
             let batch = match batch {
                 Batch::Rows(b) => b,
                 Batch::Failed(e) => return Err(e),
             };
-            for row in &batch {
-                for (i, v) in row.iter().enumerate() {
-                    if let Value::BigInt(Some(n)) = v {
-                        let m = max_int.entry(i).or_insert(*n);
-                        *m = (*m).max(*n);
-                    }
-                }
-            }
             rows += batch.len() as u64;
             let mut insert = Query::insert();
             insert
@@ -538,29 +624,11 @@ async fn load_tables(
             }
             txn.execute(&insert).await?;
         }
-        let _ = reader.await;
         if rows != load.rows {
             return Err(PortError::refused(format!(
                 "{} gave {rows} rows; the manifest says {}",
                 load.file, load.rows
             )));
-        }
-        if backend == DbBackend::Postgres {
-            // Counters (`bigserial`) continue after the ids loaded. The
-            // names are the catalog's, sent as values.
-            for (i, max) in max_int {
-                txn.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "SELECT setval(s, $3) FROM (SELECT pg_get_serial_sequence($1, $2) AS s) q \
-                     WHERE s IS NOT NULL",
-                    [
-                        load.table.name.clone().into(),
-                        load.table.columns[i].name.clone().into(),
-                        max.into(),
-                    ],
-                ))
-                .await?;
-            }
         }
         txn.commit().await?;
         total += rows;

@@ -38,6 +38,8 @@ pub enum PortError {
     Io(#[from] std::io::Error),
     #[error("reading or writing the archive")]
     Zip(#[from] zip::result::ZipError),
+    #[error("loading into PostgreSQL")]
+    Copy(#[from] sea_orm::sqlx::Error),
     #[error(transparent)]
     Cipher(#[from] crate::ssr::secrets::CipherError),
 }
