@@ -6,6 +6,7 @@ use secrecy::SecretString;
 
 use app::domain::{Email, Password, Role, Subdomain};
 use app::site::Origin;
+use app::ssr::entities::tenant_exports::ExportStatus;
 use app::ssr::tenancy::{
     backups::restore::RestoreAs,
     lifecycle::offboarding::{Deleted, Deletion},
@@ -739,10 +740,40 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
                 .schedule_deletion(&Subdomain::parse(&subdomain)?, when)
                 .await?
             {
-                Deleted::Scheduled { purge_after } => println!(
-                    "{subdomain} is closed and will be purged at {}; until then `tenant undelete {subdomain}` brings it back",
-                    purge_after.to_rfc3339()
-                ),
+                Deleted::Scheduled {
+                    purge_after,
+                    export,
+                } => {
+                    println!(
+                        "{subdomain} is closed and will be purged at {}; until then `tenant undelete {subdomain}` brings it back",
+                        purge_after.to_rfc3339()
+                    );
+                    // The export for its admins runs in this process: it
+                    // ends before the command does.
+                    if let Some(id) = export {
+                        loop {
+                            let row = services.export_row(id).await?;
+                            match row.map(|r| r.status) {
+                                Some(ExportStatus::Running) => {
+                                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                                }
+                                Some(ExportStatus::Ready) => {
+                                    println!("its admins were mailed a link to its data");
+                                    break;
+                                }
+                                _ => {
+                                    eprintln!("the export for its admins failed (see the log); `tenant export` can make one");
+                                    break;
+                                }
+                            }
+                        }
+                        // The mail queue delivers off the command's path.
+                        services
+                            .mailer
+                            .flush(std::time::Duration::from_secs(60))
+                            .await;
+                    }
+                }
                 Deleted::Purged(signed) => {
                     let text = serde_json::to_string_pretty(&*signed)?;
                     if let Some(path) = receipt {

@@ -1,5 +1,6 @@
 //! One-time links without their token in the address bar: the first view
-//! of `/password/reset/{token}`, `/invite/{token}` or `/verify/{token}`
+//! of `/password/reset/{token}`, `/invite/{token}`, `/verify/{token}` or
+//! `/exports/download/{token}`
 //! swaps the token for a cookie and redirects to the clean address.
 //!
 //! A token in a URL outlives the request: it stays in the browser's
@@ -29,7 +30,7 @@ use axum::{
 use crate::startup::AppState;
 
 /// The paths whose last segment is a one-time token.
-const LINKS: &[&str] = &["/password/reset", "/invite", "/verify"];
+const LINKS: &[&str] = &["/password/reset", "/invite", "/verify", "/exports/download"];
 const COOKIE_NAME: &str = "enclave_link";
 
 /// Which link `path` is: its clean path, and the token if it carries one.

@@ -653,6 +653,10 @@ fn root_routes() -> Router<AppState> {
             "/api/admin/tenants/{subdomain}/undelete",
             post(platform_api::undelete),
         )
+        .route(
+            "/exports/download/{token}",
+            get(routes::exports::deletion_download),
+        )
 }
 
 /// An active company's site.

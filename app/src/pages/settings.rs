@@ -41,6 +41,9 @@ pub fn SettingsPage() -> impl IntoView {
             view! {
         <Suspense>
             {move || Suspend::new(async move {
+                // Both read here, so the page waits for both.
+                let rows = exports.await.unwrap_or_default();
+                let running = rows.iter().any(|r| r.status == "running");
                 guard(data.await, "/settings", move |d| {
                     if d.me.role != crate::domain::Role::Admin {
                         return guard::<(), ()>(Err(crate::wire::AppError::Forbidden), "/settings", |_| ());
@@ -72,29 +75,23 @@ pub fn SettingsPage() -> impl IntoView {
                         <section class="card" id="export">
                             <h2>"Export our data"</h2>
                             <p class="muted">"Every table of the company's data as CSV and as JSON Lines, with a manifest, in one ZIP. Passwords and sign-in tokens are left out. It is made in the background; this page follows it, and you get an email when it is ready. Admins can download it for 24 hours."</p>
-                            {move || Suspend::new(async move {
-                                let rows = exports.await.unwrap_or_default();
-                                let running = rows.iter().any(|r| r.status == "running");
-                                view! {
-                                    // Followed without JavaScript: the page reloads itself.
-                                    <Show when=move || running>
-                                        <Meta http_equiv="refresh" content="2"/>
-                                    </Show>
-                                    <ul class="exports" data-testid="exports">
-                                        {rows.into_iter().map(|r| view! {
-                                            <li data-status=r.status.clone()>
-                                                <span>{format!("Asked {}: ", r.started)}</span>
-                                                <strong>{r.status.clone()}</strong>
-                                                <span>{format!(" — {}", r.detail)}</span>
-                                                {r.download.map(|(href, until)| view! {
-                                                    " "<a href=href data-testid="export-download" download>"Download"</a>
-                                                    <span class="muted">{format!(" (until {until})")}</span>
-                                                })}
-                                            </li>
-                                        }).collect_view()}
-                                    </ul>
-                                }
-                            })}
+                            // Followed without JavaScript: the page reloads itself.
+                            <Show when=move || running>
+                                <Meta http_equiv="refresh" content="2"/>
+                            </Show>
+                            <ul class="exports" data-testid="exports">
+                                {rows.into_iter().map(|r| view! {
+                                    <li data-status=r.status.clone()>
+                                        <span>{format!("Asked {}: ", r.started)}</span>
+                                        <strong>{r.status.clone()}</strong>
+                                        <span>{format!(" — {}", r.detail)}</span>
+                                        {r.download.map(|(href, until)| view! {
+                                            " "<a href=href data-testid="export-download" download>"Download"</a>
+                                            <span class="muted">{format!(" (until {until})")}</span>
+                                        })}
+                                    </li>
+                                }).collect_view()}
+                            </ul>
                             <ActionForm action=export>
                                 <p class="form-error" role="alert" data-testid="export-error">{export_error}</p>
                                 <button type="submit">"Export our data"</button>

@@ -215,6 +215,15 @@ impl Mailer {
         self.outbox.as_deref().map(|p| p.as_path())
     }
 
+    /// Waits, at most `within`, until every queued message is delivered or
+    /// given up: a command that sends mail, before it exits.
+    pub async fn flush(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.queued.0.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Queues `mail`; returns at once. A full queue drops the message
     /// (logged and counted): the caller's answer must not depend on it.
     pub fn send(&self, mail: Mail) {

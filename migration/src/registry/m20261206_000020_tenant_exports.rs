@@ -4,7 +4,9 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// settings page, made in the background. A row says how far one has come,
 /// and until when its file (`<data dir>/exports/<id>.zip`) may be
 /// downloaded. At most one export of a company runs at a time (a partial
-/// unique index).
+/// unique index). An export made for the admins of a company scheduled for
+/// deletion has a download link of its own (`link_digest`, a token's
+/// digest), valid until the purge.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -28,6 +30,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(TenantExports::StartedAt))
                     .col(timestamp_with_time_zone(TenantExports::UpdatedAt))
                     .col(timestamp_with_time_zone_null(TenantExports::ExpiresAt))
+                    .col(string_len_null(TenantExports::LinkDigest, 128))
                     .to_owned(),
             )
             .await?;
@@ -66,4 +69,5 @@ enum TenantExports {
     StartedAt,
     UpdatedAt,
     ExpiresAt,
+    LinkDigest,
 }

@@ -222,7 +222,7 @@ pub async fn delete(
         .await
         .map_err(lifecycle_error)?;
     Ok(match done {
-        Deleted::Scheduled { purge_after } => (
+        Deleted::Scheduled { purge_after, .. } => (
             StatusCode::ACCEPTED,
             Json(json!({"subdomain": sub, "status": "deleting", "purge_after": purge_after})),
         )

@@ -11,7 +11,7 @@ use app::ssr::tenancy::lifecycle::{offboarding::Deletion, DeleteStep};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::helpers::{sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{open_link, sign_in, spawn_app, Backend, TestApp, ADMIN_PASSWORD};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -179,6 +179,31 @@ async fn a_deleted_company_waits_out_its_grace_then_only_its_tombstone_is_left(b
     let run = |args: &[&str]| crate::cli::run_server(&env, args, "");
     let (ok, out, err) = run(&["tenant", "delete", &sub_name, "--yes"]);
     assert!(ok && out.contains("will be purged at"), "{out}{err}");
+    // Its admins were mailed its data: a link on the base domain that needs
+    // no sign-in (the site is closed), swapped for a cookie when opened.
+    assert!(
+        out.contains("its admins were mailed a link to its data"),
+        "{out}{err}"
+    );
+    let outbox = app.services.mailer.outbox().unwrap().to_owned();
+    let token = crate::mailbox::wait_for_link(
+        &outbox,
+        &format!("admin@{sub_name}.test"),
+        "/exports/download/",
+    )
+    .await;
+    let res = open_link(&app, "localhost", &format!("/exports/download/{token}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let zip = res.bytes().await.unwrap();
+    assert!(zip.starts_with(b"PK"), "a ZIP");
+    let res = app
+        .get(
+            "localhost",
+            &format!("/exports/download/{}", "0".repeat(64)),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "swapped, then refused");
     // Another process deleted it: this one sees it once its cache entry
     // goes (within the directory's TTL).
     app.services.directory.invalidate(&sub_name);
@@ -192,6 +217,9 @@ async fn a_deleted_company_waits_out_its_grace_then_only_its_tombstone_is_left(b
     let (ok, out, err) = run(&["tenant", "undelete", &sub_name]);
     assert!(ok && out.contains("is back"), "{out}{err}");
     app.services.directory.invalidate(&sub_name);
+    // Back: the deletion's export and its link go.
+    let res = open_link(&app, "localhost", &format!("/exports/download/{token}")).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let (status, _, _) = sign_in(
         &app,
         &host,

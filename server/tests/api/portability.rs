@@ -493,6 +493,7 @@ async fn an_admin_asks_for_an_export_follows_it_without_javascript_and_downloads
             started_at: Set(now),
             updated_at: Set(now),
             expires_at: Set(None),
+            link_digest: Set(None),
         }
         .insert(&app.services.registry)
         .await

@@ -20,6 +20,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Ready: the file may be downloaded until then.
     pub expires_at: Option<DateTimeUtc>,
+    /// Made for a deletion: the digest of its download link's token.
+    pub link_digest: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

@@ -407,42 +407,19 @@ impl Services {
         new_sub: &Subdomain,
         server: &str,
     ) -> Result<Uuid, RestoreError> {
-        if crate::ssr::tenancy::lifecycle::offboarding::reserved_until(
+        let id = Uuid::new_v4();
+        let reserved = crate::ssr::tenancy::lifecycle::provisioning::reserve(
             &self.registry,
+            id,
+            &t.name,
             new_sub.as_str(),
+            server,
         )
-        .await?
-        .is_some()
-        {
+        .await?;
+        if !reserved {
             return Err(RestoreError::Taken(new_sub.to_string()));
         }
-        let id = Uuid::new_v4();
-        let now = Utc::now();
-        let reserved = tenants::ActiveModel {
-            id: Set(id),
-            name: Set(t.name.clone()),
-            subdomain: Set(new_sub.to_string()),
-            db_name: Set(TenantServer::db_name(id)),
-            db_url: Set(None),
-            db_server: Set(Some(server.to_owned())),
-            status: Set(TenantStatus::Provisioning),
-            admin_user_id: Set(None),
-            schema_version: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            last_migration_error: Set(None),
-            deleted_at: Set(None),
-            purge_after: Set(None),
-        }
-        .insert(&self.registry)
-        .await;
-        match reserved {
-            Ok(_) => Ok(id),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(RestoreError::Taken(new_sub.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(id)
     }
 
     async fn run_pg_restore(

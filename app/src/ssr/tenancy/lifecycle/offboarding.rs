@@ -75,7 +75,12 @@ pub enum Deletion {
 /// What asking for a deletion did.
 #[derive(Debug)]
 pub enum Deleted {
-    Scheduled { purge_after: DateTime<Utc> },
+    /// Closed until `purge_after`; `export`: the one being made for its
+    /// admins (mailed once ready).
+    Scheduled {
+        purge_after: DateTime<Utc>,
+        export: Option<Uuid>,
+    },
     Purged(Box<Signed>),
 }
 
@@ -127,6 +132,7 @@ impl Services {
             TenantStatus::Deleting => {
                 return Ok(Deleted::Scheduled {
                     purge_after: t.purge_after.unwrap_or(now),
+                    export: None,
                 })
             }
             _ => return Err(LifecycleError::NotSettled(sub.to_string())),
@@ -146,7 +152,19 @@ impl Services {
         match when {
             Deletion::Grace => {
                 tracing::info!(tenant = %sub, until = %purge_after, "company scheduled for deletion");
-                Ok(Deleted::Scheduled { purge_after })
+                // Its admins get its data to keep, by mail; a failure here
+                // does not undo the deletion (an operator's export still can).
+                let export = match self.export_for_deletion(&t, purge_after).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::error!(tenant = %sub, error = %crate::ssr::http::error_chain(&e), "no export for the admins of a company being deleted");
+                        None
+                    }
+                };
+                Ok(Deleted::Scheduled {
+                    purge_after,
+                    export,
+                })
             }
             Deletion::Now => Ok(Deleted::Purged(Box::new(self.purge(&t).await?))),
         }
@@ -190,6 +208,9 @@ impl Services {
             return Err(LifecycleError::NotScheduled(sub.to_string()));
         }
         self.directory.invalidate(sub.as_str());
+        if let Err(e) = self.drop_deletion_exports(t.id).await {
+            tracing::warn!(tenant = %sub, error = %e, "the deletion's export stays until housekeeping");
+        }
         tracing::info!(tenant = %sub, "company undeleted");
         directory::find_by_subdomain(&self.registry, sub)
             .await?

@@ -189,7 +189,6 @@ impl Provisioner {
     pub async fn provision(&self, new: NewTenant) -> Result<tenants::Model, ProvisionError> {
         let started = Instant::now();
         let id = Uuid::new_v4();
-        let now = Utc::now();
         // The server is chosen, and recorded, before anything is made on it:
         // undo and recovery drop what exists there.
         let (placed, server) = self
@@ -200,46 +199,17 @@ impl Provisioner {
                 step: None,
                 source: e.into(),
             })?;
-        match crate::ssr::tenancy::lifecycle::offboarding::reserved_until(
+        match reserve(
             &self.registry,
+            id,
+            new.name.as_str(),
             new.subdomain.as_str(),
+            &placed,
         )
         .await
         {
-            Ok(None) => {}
-            Ok(Some(_)) => return Err(ProvisionError::Taken(new.subdomain.to_string())),
-            Err(e) => {
-                return Err(ProvisionError::Failed {
-                    step: None,
-                    source: e.into(),
-                })
-            }
-        }
-        let reserved = tenants::ActiveModel {
-            id: Set(id),
-            name: Set(new.name.as_str().to_owned()),
-            subdomain: Set(new.subdomain.as_str().to_owned()),
-            db_name: Set(TenantServer::db_name(id)),
-            db_url: Set(None),
-            db_server: Set(Some(placed)),
-            status: Set(TenantStatus::Provisioning),
-            admin_user_id: Set(None),
-            schema_version: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            last_migration_error: Set(None),
-            deleted_at: Set(None),
-            purge_after: Set(None),
-        }
-        .insert(&self.registry)
-        .await;
-        match reserved {
-            Ok(_) => {}
-            // The id is fresh, so the subdomain's unique index is the only one
-            // this insert can violate.
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(ProvisionError::Taken(new.subdomain.to_string()));
-            }
+            Ok(true) => {}
+            Ok(false) => return Err(ProvisionError::Taken(new.subdomain.to_string())),
             Err(e) => {
                 return Err(ProvisionError::Failed {
                     step: None,
@@ -536,5 +506,50 @@ impl Provisioner {
         .update(&self.registry)
         .await?;
         Ok(())
+    }
+}
+
+/// Reserves `sub` for company `id` on `server`: its row, `provisioning`
+/// (not served; recovery undoes it once it stops moving). `Ok(false)`: the
+/// subdomain is taken, by a company (the unique index decides races; the
+/// id is fresh, so it is the only index the insert can violate) or by a
+/// purged one's tombstone. Creation, import and a restore beside all
+/// start here.
+pub(in crate::ssr::tenancy) async fn reserve(
+    registry: &DatabaseConnection,
+    id: Uuid,
+    name: &str,
+    sub: &str,
+    server: &str,
+) -> Result<bool, DbErr> {
+    if super::offboarding::reserved_until(registry, sub)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let reserved = tenants::ActiveModel {
+        id: Set(id),
+        name: Set(name.to_owned()),
+        subdomain: Set(sub.to_owned()),
+        db_name: Set(TenantServer::db_name(id)),
+        db_url: Set(None),
+        db_server: Set(Some(server.to_owned())),
+        status: Set(TenantStatus::Provisioning),
+        admin_user_id: Set(None),
+        schema_version: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_migration_error: Set(None),
+        deleted_at: Set(None),
+        purge_after: Set(None),
+    }
+    .insert(registry)
+    .await;
+    match reserved {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) => Err(e),
     }
 }

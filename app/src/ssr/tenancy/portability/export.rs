@@ -96,7 +96,12 @@ impl Services {
         let t = find_by_subdomain(&self.registry, sub)
             .await?
             .ok_or_else(|| PortError::NotFound(sub.to_string()))?;
-        if !matches!(t.status, TenantStatus::Active | TenantStatus::Paused) {
+        // A company scheduled for deletion still has its data: its admins'
+        // export is made then.
+        if !matches!(
+            t.status,
+            TenantStatus::Active | TenantStatus::Paused | TenantStatus::Deleting
+        ) {
             return Err(PortError::NotSettled(sub.to_string()));
         }
         let url = self

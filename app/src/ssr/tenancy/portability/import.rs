@@ -28,8 +28,7 @@ use sea_orm::{
     sea_query::{Alias, Expr, Query},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
-    Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait, Value,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -167,37 +166,16 @@ impl Services {
         sub: &Subdomain,
         server: &str,
     ) -> Result<(), PortError> {
-        if crate::ssr::tenancy::lifecycle::offboarding::reserved_until(&self.registry, sub.as_str())
-            .await?
-            .is_some()
-        {
+        let reserved = crate::ssr::tenancy::lifecycle::provisioning::reserve(
+            &self.registry,
+            id,
+            name.as_str(),
+            sub.as_str(),
+            server,
+        )
+        .await?;
+        if !reserved {
             return Err(PortError::Taken(sub.to_string()));
-        }
-        let now = Utc::now();
-        let reserved = tenants::ActiveModel {
-            id: Set(id),
-            name: Set(name.as_str().to_owned()),
-            subdomain: Set(sub.to_string()),
-            db_name: Set(TenantServer::db_name(id)),
-            db_url: Set(None),
-            db_server: Set(Some(server.to_owned())),
-            status: Set(TenantStatus::Provisioning),
-            admin_user_id: Set(None),
-            schema_version: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            last_migration_error: Set(None),
-            deleted_at: Set(None),
-            purge_after: Set(None),
-        }
-        .insert(&self.registry)
-        .await;
-        match reserved {
-            Ok(_) => {}
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(PortError::Taken(sub.to_string()))
-            }
-            Err(e) => return Err(e.into()),
         }
         self.provisioner
             .record(

@@ -8,6 +8,12 @@
 //! once it is ready the admin who asked is mailed a link to the settings
 //! page. Housekeeping removes the file after [`KEEP`] and marks exports
 //! whose process died as failed.
+//!
+//! When a company is scheduled for deletion, its site closes; an export is
+//! made for its admins then ([`Services::export_for_deletion`]), mailed to
+//! each as a one-time link on the base domain (`/exports/download/{token}`,
+//! swapped for a cookie on its first view like every emailed link), and
+//! kept until the purge.
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,6 +55,20 @@ pub enum RequestError {
     Db(#[from] DbErr),
 }
 
+/// Who is told an export is ready.
+enum Notify {
+    /// The admin who asked: a link to the settings page.
+    Admin(String),
+    /// The admins of a company scheduled for deletion: a link that needs
+    /// no sign-in, valid until the purge.
+    Deletion {
+        admins: Vec<String>,
+        company: String,
+        token: String,
+        until: chrono::DateTime<Utc>,
+    },
+}
+
 impl Services {
     /// The file of export `id`.
     pub fn export_path(&self, id: Uuid) -> PathBuf {
@@ -63,8 +83,63 @@ impl Services {
         sub: &Subdomain,
         email: &str,
     ) -> Result<Uuid, RequestError> {
+        self.start_export(tenant, sub, email, None, Notify::Admin(email.to_owned()))
+            .await
+    }
+
+    /// Company `t` was scheduled for deletion (purged at `until`): an
+    /// export for its admins, each mailed a link to it. Returns its id;
+    /// `None` when the company has no active admin.
+    pub async fn export_for_deletion(
+        &self,
+        t: &crate::ssr::entities::tenants::Model,
+        until: chrono::DateTime<Utc>,
+    ) -> Result<Option<Uuid>, RequestError> {
+        use crate::ssr::entities::tenant_users;
+        let Ok(Some(url)) = self.directory.connection_url(t) else {
+            return Ok(None);
+        };
+        let db = crate::ssr::tenancy::servers::databases::connect_once(&url).await?;
+        let admins = tenant_users::Entity::find()
+            .filter(tenant_users::Column::Role.eq(crate::domain::Role::Admin))
+            .filter(tenant_users::Column::Disabled.eq(false))
+            .all(&db)
+            .await;
+        let _ = db.close().await;
+        let admins: Vec<String> = admins?.into_iter().map(|u| u.email).collect();
+        if admins.is_empty() {
+            return Ok(None);
+        }
+        let sub = Subdomain::parse(&t.subdomain).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let token = crate::ssr::secrets::random_hex(32);
+        let notify = Notify::Deletion {
+            admins,
+            company: t.name.clone(),
+            token: token.clone(),
+            until,
+        };
+        self.start_export(
+            t.id,
+            &sub,
+            "platform",
+            Some((crate::ssr::secrets::token_digest(&token), until)),
+            notify,
+        )
+        .await
+        .map(Some)
+    }
+
+    async fn start_export(
+        &self,
+        tenant: Uuid,
+        sub: &Subdomain,
+        email: &str,
+        link: Option<(String, chrono::DateTime<Utc>)>,
+        notify: Notify,
+    ) -> Result<Uuid, RequestError> {
         let id = Uuid::new_v4();
         let now = Utc::now();
+        let (link_digest, until) = link.unzip();
         let inserted = tenant_exports::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant),
@@ -77,7 +152,8 @@ impl Services {
             error: Set(None),
             started_at: Set(now),
             updated_at: Set(now),
-            expires_at: Set(None),
+            expires_at: Set(until),
+            link_digest: Set(link_digest),
         }
         .insert(&self.registry)
         .await;
@@ -91,11 +167,23 @@ impl Services {
         let services = self.clone();
         let sub = sub.clone();
         let email = email.to_owned();
-        tokio::spawn(async move { services.make_export(id, tenant, sub, email).await });
+        tokio::spawn(async move {
+            services
+                .make_export(id, tenant, sub, email, until, notify)
+                .await
+        });
         Ok(id)
     }
 
-    async fn make_export(&self, id: Uuid, tenant: Uuid, sub: Subdomain, email: String) {
+    async fn make_export(
+        &self,
+        id: Uuid,
+        tenant: Uuid,
+        sub: Subdomain,
+        email: String,
+        until: Option<chrono::DateTime<Utc>>,
+        notify: Notify,
+    ) {
         let progress = Arc::new(Progress::default());
         let ticker = {
             let registry = self.registry.clone();
@@ -147,7 +235,9 @@ impl Services {
             Ok(done) => {
                 row.status = Set(ExportStatus::Ready);
                 row.bytes = Set(Some(done.bytes as i64));
-                row.expires_at = Set(Some(now + chrono::Duration::from_std(KEEP).unwrap()));
+                row.expires_at = Set(Some(
+                    until.unwrap_or(now + chrono::Duration::from_std(KEEP).unwrap()),
+                ));
             }
             Err(e) => {
                 tracing::error!(tenant = %sub, export = %id, error = %crate::ssr::http::error_chain(e), "export failed");
@@ -161,20 +251,56 @@ impl Services {
             tracing::error!(export = %id, error = %e, "export's outcome not recorded");
             return;
         }
-        if made.is_ok() {
-            let url = format!("{}settings#export", self.public.tenant_url(sub.as_str()));
-            self.mailer.send(
-                Mail::with_link(
-                    "export_ready",
-                    &email,
-                    "Your company's data export is ready",
-                    "The export of your company's data you asked for is ready: a ZIP with each table as CSV and as JSON Lines, and a manifest.",
-                    ("Download it from the settings page", &url),
-                    "It can be downloaded by the company's admins, signed in, for 24 hours.",
-                )
-                .from_company(tenant),
-            );
+        if made.is_err() {
+            return;
         }
+        match notify {
+            Notify::Admin(email) => {
+                let url = format!("{}settings#export", self.public.tenant_url(sub.as_str()));
+                self.mailer.send(
+                    Mail::with_link(
+                        "export_ready",
+                        &email,
+                        "Your company's data export is ready",
+                        "The export of your company's data you asked for is ready: a ZIP with each table as CSV and as JSON Lines, and a manifest.",
+                        ("Download it from the settings page", &url),
+                        "It can be downloaded by the company's admins, signed in, for 24 hours.",
+                    )
+                    .from_company(tenant),
+                );
+            }
+            Notify::Deletion {
+                admins,
+                company,
+                token,
+                until,
+            } => {
+                let url = format!("{}exports/download/{token}", self.public.root_url());
+                let day = until.format("%-d %B %Y, %H:%M UTC");
+                for admin in admins {
+                    self.mailer.send(
+                        Mail::with_link(
+                            "deletion_export",
+                            &admin,
+                            &format!("{company} is scheduled for deletion"),
+                            &format!(
+                                "{company} is closed and will be deleted for good on {day}. Until then it can be brought back: ask us. Its data, each table as CSV and as JSON Lines with a manifest, is ready for you to keep."
+                            ),
+                            ("Download the company's data", &url),
+                            &format!("The link works until {day}, for the company's admins. Do not forward it."),
+                        )
+                        .from_company(tenant),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Export `id`, as its row says now.
+    pub async fn export_row(&self, id: Uuid) -> Result<Option<tenant_exports::Model>, DbErr> {
+        tenant_exports::Entity::find_by_id(id)
+            .one(&self.registry)
+            .await
     }
 
     /// Company `tenant`'s exports, newest first (its settings page).
@@ -197,6 +323,35 @@ impl Services {
             .one(&self.registry)
             .await?;
         Ok(row.map(|r| self.export_path(r.id)))
+    }
+
+    /// The file behind a deletion's download link `token`, if it is still
+    /// valid.
+    pub async fn export_by_link(&self, token: &str) -> Result<Option<(PathBuf, String)>, DbErr> {
+        let row = tenant_exports::Entity::find()
+            .filter(tenant_exports::Column::LinkDigest.eq(crate::ssr::secrets::token_digest(token)))
+            .filter(tenant_exports::Column::Status.eq(ExportStatus::Ready))
+            .filter(tenant_exports::Column::ExpiresAt.gt(Utc::now()))
+            .one(&self.registry)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sub = crate::ssr::entities::tenants::Entity::find_by_id(row.tenant_id)
+            .one(&self.registry)
+            .await?
+            .map(|t| t.subdomain)
+            .unwrap_or_default();
+        Ok(Some((self.export_path(row.id), sub)))
+    }
+
+    /// A company back from deletion: the export made for it goes now.
+    pub async fn drop_deletion_exports(&self, tenant: Uuid) -> Result<(), DbErr> {
+        tenant_exports::Entity::update_many()
+            .col_expr(tenant_exports::Column::ExpiresAt, Expr::value(Utc::now()))
+            .filter(tenant_exports::Column::TenantId.eq(tenant))
+            .filter(tenant_exports::Column::LinkDigest.is_not_null())
+            .exec(&self.registry)
+            .await?;
+        self.expire_exports().await
     }
 
     /// Housekeeping: removes exports past their day, and marks as failed
