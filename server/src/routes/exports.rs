@@ -76,40 +76,20 @@ pub async fn download(
             )
         }
     }
-    let path = match state.services.export_download(company, id).await {
-        Ok(Some(path)) => path,
-        Ok(None) => return say(StatusCode::NOT_FOUND, gone),
-        Err(e) => {
-            tracing::error!(error = %e, "export lookup failed");
-            return say(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is busy; please try again in a moment.",
-            );
-        }
-    };
-    let name = format!("{sub}-export-{}.zip", chrono::Utc::now().format("%Y%m%d"));
-    match send_file(&path, &name).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(export = %id, error = %e, "export file unreadable");
-            say(StatusCode::NOT_FOUND, gone)
-        }
-    }
+    let found = state
+        .services
+        .export_download(company, id)
+        .await
+        .map(|p| p.map(|p| (p, sub)));
+    answer(found, gone).await
 }
 
-/// `GET /exports/download/{token}` on the base domain: the export made
-/// for the admins of a company scheduled for deletion, until its purge.
-/// Mailed with the token in the path, which `link_tokens.rs` swaps for a
-/// cookie on the first view, as for every emailed link.
-pub async fn deletion_download(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
+/// The export a lookup found (its file and company), or why not.
+async fn answer(
+    found: Result<Option<(std::path::PathBuf, String)>, sea_orm::DbErr>,
+    gone: &str,
 ) -> Response {
-    let gone = "This link no longer works: the company was purged, brought back, or the link is not one of ours.";
-    if !app::ssr::secrets::is_token(&token) {
-        return say(StatusCode::NOT_FOUND, gone);
-    }
-    let (path, sub) = match state.services.export_by_link(&token).await {
+    let (path, sub) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return say(StatusCode::NOT_FOUND, gone),
         Err(e) => {
@@ -128,6 +108,21 @@ pub async fn deletion_download(
             say(StatusCode::NOT_FOUND, gone)
         }
     }
+}
+
+/// `GET /exports/download/{token}` on the base domain: the export made
+/// for the admins of a company scheduled for deletion, until its purge.
+/// Mailed with the token in the path, which `link_tokens.rs` swaps for a
+/// cookie on the first view, as for every emailed link.
+pub async fn deletion_download(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
+    let gone = "This link no longer works: the company was purged, brought back, or the link is not one of ours.";
+    if !app::ssr::secrets::is_token(&token) {
+        return say(StatusCode::NOT_FOUND, gone);
+    }
+    answer(state.services.export_by_link(&token).await, gone).await
 }
 
 #[derive(Deserialize)]

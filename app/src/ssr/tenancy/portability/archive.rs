@@ -335,6 +335,15 @@ pub fn csv_field(out: &mut String, value: &Value) {
     out.push_str(&text);
 }
 
+/// Appends `value` as JSON (what [`json_value`] gives, without copying a
+/// string first).
+pub fn write_json(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+    match value {
+        Value::String(Some(s)) => serde_json::to_writer(out, s),
+        other => serde_json::to_writer(out, &json_value(other)),
+    }
+}
+
 /// `value` as JSON.
 pub fn json_value(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
@@ -546,6 +555,9 @@ mod tests {
         let json = json_value(&Value::ChronoDateTimeUtc(Some(at)));
         assert_eq!(json, "2026-12-06T14:01:00.123456Z");
         let back = from_json(&time, &json).unwrap();
+        let mut written = Vec::new();
+        write_json(&mut written, &Value::String(Some("a \"q\"\n".into()))).unwrap();
+        assert_eq!(written, br#""a \"q\"\n""#);
         assert_eq!(
             json_value(&back),
             json,

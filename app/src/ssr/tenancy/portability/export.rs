@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 
 use super::archive::{
-    self, catalog, credential, csv_field, json_value, ColumnEntry, Company, Credential, FileEntry,
-    Hashing, Manifest, TableEntry, FORMAT, MANIFEST,
+    self, catalog, credential, csv_field, ColumnEntry, Company, Credential, FileEntry, Hashing,
+    Manifest, TableEntry, FORMAT, MANIFEST,
 };
 use super::PortError;
 use crate::domain::Subdomain;
@@ -322,8 +322,7 @@ fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest,
                         serde_json::to_writer(&mut json, &column.name)
                             .map_err(std::io::Error::other)?;
                         json.push(b':');
-                        serde_json::to_writer(&mut json, &json_value(value))
-                            .map_err(std::io::Error::other)?;
+                        archive::write_json(&mut json, value).map_err(std::io::Error::other)?;
                     }
                     line.push('\n');
                     json.extend_from_slice(b"}\n");
