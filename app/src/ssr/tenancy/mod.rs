@@ -15,9 +15,10 @@
 //!   first, and those added with `dbserver add`); [`servers::moves`] moves a
 //!   company to another server, as a recorded state machine.
 //! - [`lifecycle`]: a company's life. [`lifecycle::provisioning`] creates one
-//!   as a recorded state machine; [`lifecycle`] itself pauses, resumes,
-//!   deletes and recovers companies for the pages, the platform API and the
-//!   CLI.
+//!   as a recorded state machine; [`lifecycle::offboarding`] deletes one in
+//!   two steps (closed for a grace period, then purged to a tombstone, with
+//!   a signed [`lifecycle::receipt`]); [`lifecycle`] itself pauses, resumes
+//!   and recovers companies for the pages, the platform API and the CLI.
 //! - [`schema`]: company schemas over time (`migrate`, in waves).
 //! - [`backups`]: pgBackRest backups of every PostgreSQL server, SQLite
 //!   snapshots, and one company restored to a moment
