@@ -11,11 +11,13 @@
 //! * [`services`]: what one process shares between requests and commands.
 //! * [`purge`]: what grows with traffic, removed on a schedule.
 //! * [`shares`]: fair shares of what the companies of one process share.
+//! * [`heartbeat`]: a long job's "still alive" in the registry, until dropped.
 //! * [`secrets`], [`metrics`], [`http`], [`limits`]: credential encryption,
 //!   Prometheus metrics, how errors become responses, per-client quotas.
 pub mod accounts;
 pub mod context;
 pub mod entities;
+pub mod heartbeat;
 pub mod http;
 pub mod limits;
 pub mod mail;

@@ -113,10 +113,7 @@ impl Cipher {
     /// compute (keyed BLAKE2b), 64 hex characters: lets the registry look
     /// something up (an email) without storing it.
     pub fn keyed_digest(&self, purpose: &str, data: &str) -> String {
-        blake2b(&[&self.digest_key, purpose.as_bytes(), data.as_bytes()])[..32]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&blake2b(&[&self.digest_key, purpose.as_bytes(), data.as_bytes()])[..32])
     }
 
     /// Names the current key without revealing it (16 hex characters):
@@ -240,10 +237,7 @@ pub async fn refuse_legacy(registry: &impl sea_orm::ConnectionTrait) -> Result<(
 /// BLAKE2b-512 of a bearer token, hex: what is stored instead of it.
 pub fn token_digest(token: &str) -> String {
     use blake2::{Blake2b512, Digest};
-    Blake2b512::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Blake2b512::digest(token.as_bytes()))
 }
 
 /// Whether `token` has the shape of one [`random_hex`]`(32)` makes (64 hex
@@ -261,7 +255,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 
 /// `n` random bytes from the OS, hex-encoded.
 pub fn random_hex(n: usize) -> String {
-    random_bytes(n).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(random_bytes(n))
 }
 
 #[cfg(test)]

@@ -393,10 +393,13 @@ async fn a_tampered_archive_is_refused_with_its_reason_and_creates_nothing() {
     let users = users.replacen("\"disabled\":false", "\"disabled\":\"no\"", 1);
     let mut fixed = m.clone();
     let entry = fixed.tables.iter_mut().find(|t| t.name == "users").unwrap();
-    entry.files[1].sha256 = app::ssr::tenancy::portability::archive::hex(&{
+    entry.files[1].sha256 = {
         use sha2::Digest;
         sha2::Sha256::digest(users.as_bytes())
-    });
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     wrong.insert("users.jsonl".into(), users.into_bytes());
     wrong.insert("manifest.json".into(), serde_json::to_vec(&fixed).unwrap());
     let bad = scratch("wrong.zip");

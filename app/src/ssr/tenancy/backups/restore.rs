@@ -39,7 +39,9 @@ use crate::ssr::entities::{
     tenant_restores::{self, RestoreOutcome, RestoreStep},
     tenants::{self, TenantStatus},
 };
+use crate::ssr::heartbeat::Heartbeat;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::lifecycle::provisioning::keep_reserved;
 use crate::ssr::tenancy::schema::migrate::latest_tenant_schema;
 use crate::ssr::tenancy::servers::databases::{
     close_to_public, connect_once, quote_ident, TenantServer, TenantServerError,
@@ -146,15 +148,6 @@ pub enum RestoreError {
     /// Tests: the process "died" after this step.
     #[error("injected crash after {0:?}")]
     Injected(RestoreStep),
-}
-
-/// Says every [`HEARTBEAT`] that a restore is alive, until dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn shown(t: DateTime<Utc>) -> String {
@@ -1139,10 +1132,9 @@ impl Services {
     /// fresh, so that recovery leaves a live restore alone.
     fn restore_heartbeat(&self, id: Uuid, reserved: Option<Uuid>) -> Heartbeat {
         let registry = self.registry.clone();
-        Heartbeat(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT);
-            loop {
-                tick.tick().await;
+        Heartbeat::every(HEARTBEAT, move || {
+            let registry = registry.clone();
+            async move {
                 let _ = tenant_restores::Entity::update_many()
                     .col_expr(tenant_restores::Column::UpdatedAt, Expr::value(Utc::now()))
                     .filter(tenant_restores::Column::Id.eq(id))
@@ -1150,15 +1142,10 @@ impl Services {
                     .exec(&registry)
                     .await;
                 if let Some(reserved) = reserved {
-                    let _ = tenants::Entity::update_many()
-                        .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
-                        .filter(tenants::Column::Id.eq(reserved))
-                        .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
-                        .exec(&registry)
-                        .await;
+                    keep_reserved(&registry, reserved).await;
                 }
             }
-        }))
+        })
     }
 
     fn restore_checkpoint(

@@ -86,7 +86,7 @@ pub enum Deleted {
 
 /// SHA-256 (hex) of a subdomain, as tombstones keep it.
 pub fn subdomain_digest(sub: &str) -> String {
-    crate::ssr::tenancy::portability::archive::hex(&Sha256::digest(
+    hex::encode(Sha256::digest(
         format!("enclave subdomain:{sub}").as_bytes(),
     ))
 }
@@ -220,17 +220,20 @@ impl Services {
     /// Housekeeping: purges the companies whose grace period is over, and
     /// finishes purges left midway (not touched since `stale_before`).
     pub async fn purge_due(&self, stale_before: DateTime<Utc>) -> usize {
+        // Only those due: companies in their grace period stay unread.
         let due = tenants::Entity::find()
             .filter(tenants::Column::Status.eq(TenantStatus::Deleting))
             .filter(tenants::Column::UpdatedAt.lte(stale_before))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(tenants::Column::PurgeAfter.is_null())
+                    .add(tenants::Column::PurgeAfter.lte(Utc::now())),
+            )
             .all(&self.registry)
             .await
             .unwrap_or_default();
         let mut purged = 0;
         for t in due {
-            if t.purge_after.is_some_and(|p| p > Utc::now()) {
-                continue;
-            }
             match self.purge(&t).await {
                 Ok(_) => purged += 1,
                 Err(e) => {

@@ -553,3 +553,17 @@ pub(in crate::ssr::tenancy) async fn reserve(
         Err(e) => Err(e),
     }
 }
+
+/// Keeps the reserved row of company `id` fresh while a long job fills it
+/// (an import, a restore beside), so that recovery leaves it alone.
+pub(in crate::ssr::tenancy) async fn keep_reserved(registry: &DatabaseConnection, id: Uuid) {
+    let _ = tenants::Entity::update_many()
+        .col_expr(
+            tenants::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(tenants::Column::Id.eq(id))
+        .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
+        .exec(registry)
+        .await;
+}

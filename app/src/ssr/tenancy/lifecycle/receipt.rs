@@ -90,9 +90,7 @@ fn mac(cipher: &Cipher, receipt: &Receipt) -> Hmac<Sha256> {
 
 /// Signs `receipt`.
 pub fn sign(cipher: &Cipher, receipt: Receipt) -> Signed {
-    let value = crate::ssr::tenancy::portability::archive::hex(
-        &mac(cipher, &receipt).finalize().into_bytes(),
-    );
+    let value = hex::encode(mac(cipher, &receipt).finalize().into_bytes());
     Signed {
         receipt,
         signature: Signature {
@@ -116,17 +114,7 @@ pub fn verify(cipher: &Cipher, text: &str) -> Result<Receipt, VerifyError> {
     if signed.signature.key_id != cipher.key_id() {
         return Err(VerifyError::OtherKey(signed.signature.key_id));
     }
-    let given = (0..signed.signature.value.len())
-        .step_by(2)
-        .map(|i| {
-            signed
-                .signature
-                .value
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or(VerifyError::Mismatch)?;
+    let given = hex::decode(&signed.signature.value).map_err(|_| VerifyError::Mismatch)?;
     mac(cipher, &signed.receipt)
         .verify_slice(&given)
         .map_err(|_| VerifyError::Mismatch)?;

@@ -295,17 +295,7 @@ fn time_text(t: &DateTime<Utc>) -> String {
 }
 
 fn bytes_text(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + b.len() * 2);
-    s.push_str("\\x");
-    for byte in b {
-        s.push_str(&format!("{byte:02x}"));
-    }
-    s
-}
-
-/// Hex of a SHA-256 digest.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    format!("\\x{}", hex::encode(b))
 }
 
 /// Appends `value` as a CSV field.
@@ -441,14 +431,7 @@ fn article(kind: Kind) -> &'static str {
 }
 
 fn parse_bytes(s: &str) -> Option<Vec<u8>> {
-    let hex = s.strip_prefix("\\x")?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s.strip_prefix("\\x")?).ok()
 }
 
 /// A writer that counts and hashes what passes through it.
@@ -469,7 +452,7 @@ impl<W: Write> Hashing<W> {
 
     /// The inner writer and the hex digest.
     pub fn finish(self) -> (W, String) {
-        (self.inner, hex(&self.hash.finalize()))
+        (self.inner, hex::encode(self.hash.finalize()))
     }
 }
 

@@ -336,7 +336,7 @@ fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest,
                 let Some((mut entry, csv, jsonl)) = current.take() else {
                     continue;
                 };
-                let csv_sha = archive::hex(&csv.finalize());
+                let csv_sha = hex::encode(csv.finalize());
                 let (scratch, jsonl_sha) = jsonl.finish();
                 let mut scratch = scratch.into_inner().map_err(|e| e.into_error())?;
                 scratch.rewind()?;

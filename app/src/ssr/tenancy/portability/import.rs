@@ -28,7 +28,7 @@ use sea_orm::{
     sea_query::{Alias, Expr, Query},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait, Value,
+    ConnectionTrait, DbBackend, TransactionTrait, Value,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -44,7 +44,9 @@ use crate::ssr::entities::{
     provisioning::{Outcome, Step},
     tenants::{self, TenantStatus},
 };
+use crate::ssr::heartbeat::Heartbeat;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::lifecycle::provisioning::keep_reserved;
 use crate::ssr::tenancy::schema::migrate::{latest_tenant_schema, tenant_schema_position};
 use crate::ssr::tenancy::servers::databases::{connect_once, quote_ident, TenantServer};
 
@@ -107,7 +109,11 @@ impl Services {
 
         let id = Uuid::new_v4();
         self.reserve_import(id, &name, sub, &placed).await?;
-        let alive = heartbeat(self.registry.clone(), id);
+        let registry = self.registry.clone();
+        let alive = Heartbeat::every(HEARTBEAT, move || {
+            let registry = registry.clone();
+            async move { keep_reserved(&registry, id).await }
+        });
         let result = self.load(id, sub, path, &manifest, &target, (at, of)).await;
         drop(alive);
         match result {
@@ -249,30 +255,6 @@ impl Services {
     }
 }
 
-/// Keeps the reserved company row fresh while the import runs.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn heartbeat(registry: sea_orm::DatabaseConnection, id: Uuid) -> Heartbeat {
-    Heartbeat(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        loop {
-            tick.tick().await;
-            let _ = tenants::Entity::update_many()
-                .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
-                .filter(tenants::Column::Id.eq(id))
-                .filter(tenants::Column::Status.eq(TenantStatus::Provisioning))
-                .exec(&registry)
-                .await;
-        }
-    }))
-}
-
 /// Reads and checks the archive at `path`: its manifest, and each file it
 /// lists against its SHA-256 (and a JSON Lines file's lines against the
 /// table's rows). Files it does not list are refused too.
@@ -370,7 +352,7 @@ fn digest(mut r: impl Read) -> std::io::Result<(String, u64)> {
         hash.update(&buf[..n]);
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
-    Ok((archive::hex(&hash.finalize()), lines))
+    Ok((hex::encode(hash.finalize()), lines))
 }
 
 /// One table to load: the catalog's table, and where each of its columns

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use super::export::Progress;
 use crate::domain::Subdomain;
 use crate::ssr::entities::tenant_exports::{self, ExportStatus};
+use crate::ssr::heartbeat::Heartbeat;
 use crate::ssr::mail::Mail;
 use crate::ssr::services::Services;
 
@@ -188,10 +189,9 @@ impl Services {
         let ticker = {
             let registry = self.registry.clone();
             let progress = progress.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(TICK);
-                loop {
-                    tick.tick().await;
+            Heartbeat::every(TICK, move || {
+                let (registry, progress) = (registry.clone(), progress.clone());
+                async move {
                     let _ = tenant_exports::Entity::update_many()
                         .col_expr(
                             tenant_exports::Column::TablesTotal,
@@ -221,7 +221,7 @@ impl Services {
                 .await
         }
         .await;
-        ticker.abort();
+        drop(ticker);
         let now = Utc::now();
         let mut row = tenant_exports::ActiveModel {
             id: Set(id),

@@ -43,6 +43,7 @@ use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome, MoveStep},
     tenants::{self, TenantStatus},
 };
+use crate::ssr::heartbeat::Heartbeat;
 use crate::ssr::services::Services;
 use crate::ssr::tenancy::schema::migrate::latest_tenant_schema;
 use crate::ssr::tenancy::servers::databases::{
@@ -115,15 +116,6 @@ pub enum MoveError {
     /// Tests: the process "died" after this step.
     #[error("injected crash after {0:?}")]
     Injected(MoveStep),
-}
-
-/// Says every [`HEARTBEAT`] that a move is alive, until dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A table or sequence of a company's database (schema `public`).
@@ -491,12 +483,12 @@ impl Services {
         .await;
     }
 
+    /// Says every [`HEARTBEAT`] that a move is alive, until dropped.
     fn heartbeat(&self, id: Uuid) -> Heartbeat {
         let registry = self.registry.clone();
-        Heartbeat(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT);
-            loop {
-                tick.tick().await;
+        Heartbeat::every(HEARTBEAT, move || {
+            let registry = registry.clone();
+            async move {
                 let _ = tenant_moves::Entity::update_many()
                     .col_expr(tenant_moves::Column::UpdatedAt, Expr::value(Utc::now()))
                     .filter(tenant_moves::Column::TenantId.eq(id))
@@ -504,7 +496,7 @@ impl Services {
                     .exec(&registry)
                     .await;
             }
-        }))
+        })
     }
 
     fn move_checkpoint(&self, step: MoveStep, done: &mut MoveStep) -> Result<(), MoveError> {

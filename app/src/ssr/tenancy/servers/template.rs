@@ -39,11 +39,7 @@ pub fn template_name() -> String {
         digest.update(m.name().as_bytes());
         digest.update(b"\n");
     }
-    let hex: String = digest.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{PREFIX}{hex}")
+    format!("{PREFIX}{}", hex::encode(&digest.finalize()[..8]))
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
