@@ -21,6 +21,7 @@ mod m20261206_000018_migration_runs;
 mod m20261206_000019_tenant_restores;
 mod m20261206_000020_tenant_exports;
 mod m20261206_000021_offboarding;
+mod m20261207_000022_custom_domains;
 
 /// Migrates the central registry database.
 pub struct RegistryMigrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(m20261206_000019_tenant_restores::Migration),
             Box::new(m20261206_000020_tenant_exports::Migration),
             Box::new(m20261206_000021_offboarding::Migration),
+            Box::new(m20261207_000022_custom_domains::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Registry: `tenants`, `provisioning`, `platform_users`, `sessions`,
 //! `handoff_tokens`, `api_tokens`, `signup_holds`, `member_emails`, `member_index`, `db_servers`, `tenant_moves`,
-//! `tenant_restores`, `tenant_exports`, `tenant_tombstones`, `migration_runs`, `migration_run_companies`. Tenant databases: `tenant_users`, `audit_log`,
+//! `tenant_restores`, `tenant_exports`, `tenant_tombstones`, `tenant_domains`, `subdomain_aliases`, `migration_runs`, `migration_run_companies`. Tenant databases: `tenant_users`, `audit_log`,
 //! `login_failures`, `password_resets`, `invitations`.
 pub mod api_tokens;
 pub mod audit_log;
@@ -20,6 +20,8 @@ pub mod platform_users;
 pub mod provisioning;
 pub mod sessions;
 pub mod signup_holds;
+pub mod subdomain_aliases;
+pub mod tenant_domains;
 pub mod tenant_exports;
 pub mod tenant_moves;
 pub mod tenant_restores;
