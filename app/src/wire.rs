@@ -147,6 +147,35 @@ pub struct ExportRow {
     pub download: Option<(String, String)>,
 }
 
+/// One of a company's own domains, as its settings page, the CLI and the
+/// platform API show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRow {
+    pub domain: String,
+    /// `verified`, `missing` (verified, its record gone, still served for
+    /// the grace period) or `pending` (not served).
+    pub state: String,
+    /// The record pointing it at the platform: `CNAME` (or `A` at a
+    /// zone's apex) and what it points at.
+    pub route: (String, String),
+    /// The TXT record that proves it: its name and value.
+    pub txt: (String, String),
+    pub primary: bool,
+    pub redirect: bool,
+    /// When it was first verified (RFC 3339).
+    pub verified_at: Option<String>,
+}
+
+/// A company's address settings: its subdomain and its domains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addresses {
+    pub subdomain: String,
+    /// The company's address now, `https://acme.example.com/` or its
+    /// primary domain's.
+    pub primary_url: String,
+    pub domains: Vec<DomainRow>,
+}
+
 /// One page of a company's audit log, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {

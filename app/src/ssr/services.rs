@@ -56,4 +56,8 @@ pub struct Services {
     pub offboarding: std::sync::Arc<super::tenancy::lifecycle::offboarding::OffboardingSettings>,
     /// Tests: restores "die" after this step.
     pub restore_crash_after: Option<super::entities::tenant_restores::RestoreStep>,
+    /// Verified custom domains and old subdomains, in memory.
+    pub addresses: super::tenancy::domains::Addresses,
+    /// How custom domains are checked and renames kept.
+    pub domains: std::sync::Arc<super::tenancy::domains::DomainSettings>,
 }

@@ -146,6 +146,18 @@ pub async fn start_tenant_session(
         .map_err(internal)
 }
 
+/// The user `session` is signed in as at company `tenant_id`, if any (for
+/// handing a signed-in person over to another of its addresses).
+pub async fn signed_in_at(session: &Session, tenant_id: Uuid) -> Option<Uuid> {
+    session
+        .get::<TenantUser>(TENANT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .filter(|t| t.tenant_id == tenant_id)
+        .map(|t| t.user_id)
+}
+
 pub async fn end_session(session: &Session) -> Result<(), AppError> {
     session.flush().await.map_err(internal)
 }

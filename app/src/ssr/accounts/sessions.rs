@@ -69,7 +69,10 @@ impl DbSessionStore {
     /// registry for the base domain, none for a site that serves no one.
     pub fn for_site(site: Option<&RequestSite>, registry: &DatabaseConnection) -> Self {
         let home = match site {
-            Some(RequestSite::Tenant(t)) => Home::Company(t.clone()),
+            Some(RequestSite::Tenant(t))
+            | Some(RequestSite::Moved {
+                company: Some(t), ..
+            }) => Home::Company(t.clone()),
             Some(RequestSite::Root { .. }) => Home::Registry(registry.clone()),
             _ => Home::Nowhere,
         };

@@ -27,8 +27,13 @@
 //!   table as CSV and JSON Lines with a manifest ([`portability::export`]),
 //!   and a company created from one ([`portability::import`]), on either
 //!   backend.
+//! - [`domains`]: a company's own addresses: custom domains proven by a
+//!   TXT record ([`domains::names`], [`domains::dns`]), held in memory for
+//!   requests and Caddy ([`domains::addresses`]), and renaming its
+//!   subdomain with the old one redirecting ([`domains::rename`]).
 pub mod backups;
 pub mod connections;
+pub mod domains;
 pub mod lifecycle;
 pub mod portability;
 pub mod request;

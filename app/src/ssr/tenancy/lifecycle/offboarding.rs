@@ -30,7 +30,8 @@ use super::{DeleteStep, LifecycleError};
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     handoff_tokens, member_emails, migration_run_companies, provisioning, sessions, signup_holds,
-    tenant_exports, tenant_moves, tenant_restores, tenant_tombstones,
+    subdomain_aliases, tenant_domains, tenant_exports, tenant_moves, tenant_restores,
+    tenant_tombstones,
     tenants::{self, TenantStatus},
 };
 use crate::ssr::services::Services;
@@ -91,8 +92,20 @@ pub fn subdomain_digest(sub: &str) -> String {
     ))
 }
 
-/// Until when `sub` is reserved by a purged company, if it is.
+/// Until when `sub` is reserved, if it is: by a purged company's
+/// tombstone, or as a renamed company's old name.
 pub async fn reserved_until(
+    db: &impl ConnectionTrait,
+    sub: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let alias = crate::ssr::tenancy::domains::rename::alias_of(db, sub)
+        .await?
+        .map(|a| a.reserved_until);
+    Ok(tombstone_until(db, sub).await?.max(alias))
+}
+
+/// Until when `sub` is reserved by a purged company, if it is.
+pub async fn tombstone_until(
     db: &impl ConnectionTrait,
     sub: &str,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
@@ -388,6 +401,15 @@ impl Services {
             provisioning::Entity::delete_many().filter(provisioning::Column::TenantId.eq(t.id))
         );
         gone!(
+            "custom domains",
+            tenant_domains::Entity::delete_many().filter(tenant_domains::Column::TenantId.eq(t.id))
+        );
+        gone!(
+            "old subdomains",
+            subdomain_aliases::Entity::delete_many()
+                .filter(subdomain_aliases::Column::TenantId.eq(t.id))
+        );
+        gone!(
             "company rows",
             tenants::Entity::delete_many().filter(tenants::Column::Id.eq(t.id))
         );
@@ -410,6 +432,7 @@ impl Services {
             "registry".into(),
         );
         self.directory.invalidate(&t.subdomain);
+        let _ = self.addresses.refresh().await;
 
         let (horizon, rule) = if server.is_postgres() {
             let full = self.backups.retention_full.max(1);

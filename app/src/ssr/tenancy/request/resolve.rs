@@ -13,6 +13,7 @@ use crate::site::{Origin, Site};
 use crate::ssr::entities::tenants::TenantStatus;
 use crate::ssr::tenancy::connections::conn::WaitBudget;
 use crate::ssr::tenancy::connections::pools::{PoolError, TenantDb, TenantPools};
+use crate::ssr::tenancy::domains::{addresses::domain_url, Addresses, Lead};
 use crate::ssr::tenancy::request::directory::{Directory, DirectoryError, TenantEntry};
 use crate::ssr::tenancy::request::host::{Host, HostError, HostKind};
 
@@ -35,6 +36,18 @@ pub enum RequestSite {
     },
     /// A well-formed label no active or paused company holds (404 pages).
     Unknown { subdomain: String, origin: Origin },
+    /// An old address of a company: a renamed company's old subdomain, or
+    /// a subdomain that redirects to the company's primary domain. Every
+    /// path is answered 308 to the same path under `to`, which browsers
+    /// may keep for `max_age` seconds; a person signed in here at the
+    /// active `company` is handed over (never rendered as a page).
+    Moved {
+        to: String,
+        max_age: u32,
+        label: String,
+        company: Option<TenantContext>,
+        origin: Origin,
+    },
 }
 
 impl RequestSite {
@@ -64,6 +77,9 @@ impl RequestSite {
                 subdomain: subdomain.clone(),
                 origin: origin.clone(),
             },
+            Self::Moved { origin, .. } => Site::Root {
+                origin: origin.clone(),
+            },
         }
     }
 
@@ -74,6 +90,7 @@ impl RequestSite {
             Self::Root { .. } => "-",
             Self::Tenant(t) => &t.entry.subdomain,
             Self::Paused { subdomain, .. } | Self::Unknown { subdomain, .. } => subdomain,
+            Self::Moved { label, .. } => label,
         }
     }
 }
@@ -168,15 +185,29 @@ pub struct Resolver {
     base_domain: String,
     directory: Directory,
     pools: TenantPools,
+    addresses: Addresses,
 }
+
+/// How long a browser may keep a renamed subdomain's redirect: a day, so
+/// a name given back after its redirect ends is not shadowed for long.
+const RENAMED_MAX_AGE: u32 = 86_400;
+/// … and a subdomain's redirect to its primary domain, a setting that
+/// can be switched off.
+const PRIMARY_MAX_AGE: u32 = 300;
 
 impl Resolver {
     /// `base_domain` normalised (lower case, no trailing dot).
-    pub fn new(base_domain: String, directory: Directory, pools: TenantPools) -> Self {
+    pub fn new(
+        base_domain: String,
+        directory: Directory,
+        pools: TenantPools,
+        addresses: Addresses,
+    ) -> Self {
         Self {
             base_domain,
             directory,
             pools,
+            addresses,
         }
     }
 
@@ -191,9 +222,21 @@ impl Resolver {
                 None => base.clone(),
             },
         };
-        let label = match host.kind(base)? {
-            HostKind::Root => return Ok(RequestSite::Root { origin }),
-            HostKind::Sub(label) => label,
+        let label = match host.kind(base) {
+            Ok(HostKind::Root) => return Ok(RequestSite::Root { origin }),
+            Ok(HostKind::Sub(label)) => label,
+            // A company's own verified domain, or no one's.
+            Err(HostError::Foreign) => {
+                let Some(Lead::Domain(sub)) = self.addresses.lead(&host.name, None) else {
+                    return Err(HostError::Foreign.into());
+                };
+                let sub = Subdomain::parse(&sub).map_err(|_| HostError::Foreign)?;
+                return match self.directory.lookup(&sub).await? {
+                    Some(entry) => self.site_of(entry, origin),
+                    None => Err(HostError::Foreign.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
         };
         let unknown = |subdomain: &str, origin| RequestSite::Unknown {
             subdomain: subdomain.to_owned(),
@@ -204,8 +247,51 @@ impl Resolver {
             return Ok(unknown(label, origin));
         };
         let Some(entry) = self.directory.lookup(&sub).await? else {
-            return Ok(unknown(sub.as_str(), origin));
+            // A renamed company's old name, still redirecting?
+            let Some(Lead::Renamed(new)) = self.addresses.lead(&host.name, Some(label)) else {
+                return Ok(unknown(sub.as_str(), origin));
+            };
+            let company = match Subdomain::parse(&new) {
+                Ok(new) => match self.directory.lookup(&new).await? {
+                    Some(entry) => self.site_of(entry, origin.clone()).ok(),
+                    None => None,
+                },
+                Err(_) => None,
+            }
+            .and_then(|site| match site {
+                RequestSite::Tenant(t) => Some(t),
+                _ => None,
+            });
+            return Ok(RequestSite::Moved {
+                to: origin.tenant_url(&new),
+                max_age: RENAMED_MAX_AGE,
+                label: sub.to_string(),
+                company,
+                origin,
+            });
         };
+        let site = self.site_of(entry, origin)?;
+        // An active company whose subdomain redirects to its own domain.
+        if let RequestSite::Tenant(t) = &site {
+            if let Some(domain) = self.addresses.redirect_of(sub.as_str()) {
+                return Ok(RequestSite::Moved {
+                    to: domain_url(&t.origin, &domain),
+                    max_age: PRIMARY_MAX_AGE,
+                    label: sub.to_string(),
+                    origin: t.origin.clone(),
+                    company: Some(t.clone()),
+                });
+            }
+        }
+        Ok(site)
+    }
+
+    /// The site of company `entry`, reached at `origin`.
+    fn site_of(
+        &self,
+        entry: Arc<TenantEntry>,
+        origin: Origin,
+    ) -> Result<RequestSite, ResolveError> {
         if let (TenantStatus::Active, Some(version)) = (entry.status, &entry.newer_schema) {
             if !entry
                 .newer_logged
@@ -245,7 +331,10 @@ impl Resolver {
                 }
             }
             // Being created, failed or being deleted: not served.
-            _ => unknown(sub.as_str(), origin),
+            _ => RequestSite::Unknown {
+                subdomain: entry.subdomain.clone(),
+                origin,
+            },
         })
     }
 }
