@@ -155,6 +155,7 @@ fn pool_checkout(bencher: Bencher) {
         "localhost".into(),
         f.services.directory.clone(),
         f.services.pools.clone(),
+        f.services.addresses.clone(),
     );
     let Ok(RequestSite::Tenant(tenant)) = f.rt.block_on(resolver.resolve("acme.localhost", "http"))
     else {

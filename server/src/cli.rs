@@ -350,6 +350,46 @@ pub enum TenantCommand {
     },
     /// Bring back a company scheduled for deletion, as it was.
     Undelete { subdomain: String },
+    /// Give a company a new subdomain: the old one redirects for
+    /// ENCLAVE_RENAME_REDIRECT_DAYS and is no one else's for
+    /// ENCLAVE_RENAME_RESERVED_DAYS.
+    Rename {
+        subdomain: String,
+        /// The new subdomain.
+        #[arg(long)]
+        to: String,
+    },
+    /// A company's own domains (served once a TXT record proves them).
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Add a domain; prints the DNS records to create.
+    Add { subdomain: String, domain: String },
+    /// A company's domains and their state.
+    List {
+        subdomain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look the domain's TXT record up now.
+    Verify { subdomain: String, domain: String },
+    /// Stop serving a domain and forget it.
+    Remove { subdomain: String, domain: String },
+    /// Make a verified domain the company's primary address (links in
+    /// mail), or with --none the subdomain again.
+    Primary {
+        subdomain: String,
+        #[arg(required_unless_present = "none")]
+        domain: Option<String>,
+        /// The subdomain answers 308 to the domain.
+        #[arg(long, conflicts_with = "none")]
+        redirect: bool,
+        #[arg(long)]
+        none: bool,
+    },
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -789,12 +829,128 @@ async fn tenant(settings: Settings, cmd: TenantCommand) -> CliResult {
             let t = services.undelete(&Subdomain::parse(&subdomain)?).await?;
             println!("{} is back, as it was", t.subdomain);
         }
+        TenantCommand::Rename { subdomain, to } => {
+            let r = services
+                .rename_company(
+                    &Subdomain::parse(&subdomain)?,
+                    &Subdomain::parse(&to)?,
+                    "platform (command line)",
+                )
+                .await?;
+            println!(
+                "{} is now {}: {} redirects there until {}, and is reserved until {}",
+                r.old,
+                r.new,
+                tenant_url(&settings, &r.old),
+                r.redirect_until.to_rfc3339(),
+                r.reserved_until.to_rfc3339()
+            );
+        }
+        TenantCommand::Domain(cmd) => domain(&services, cmd).await?,
         TenantCommand::Show { subdomain } => {
             let sub = Subdomain::parse(&subdomain)?;
             let t = directory::find_by_subdomain(&services.registry, &sub)
                 .await?
                 .ok_or_else(|| format!("no company has the subdomain '{sub}'"))?;
             println!("{}", serde_json::to_string_pretty(&TenantInfo::from(&t))?);
+        }
+    }
+    Ok(())
+}
+
+async fn domain(services: &app::ssr::services::Services, cmd: DomainCommand) -> CliResult {
+    use app::ssr::tenancy::domains::{names, Check};
+    let (DomainCommand::Add { subdomain, .. }
+    | DomainCommand::List { subdomain, .. }
+    | DomainCommand::Verify { subdomain, .. }
+    | DomainCommand::Remove { subdomain, .. }
+    | DomainCommand::Primary { subdomain, .. }) = &cmd;
+    let sub = Subdomain::parse(subdomain)?;
+    let t = directory::find_by_subdomain(&services.registry, &sub)
+        .await?
+        .ok_or_else(|| format!("no company has the subdomain '{sub}'"))?;
+    match cmd {
+        DomainCommand::Add { domain, .. } => {
+            let d = services.add_domain(t.id, &domain).await?;
+            let target = &services.domains.target;
+            println!(
+                "added {} (not served until verified); create these DNS records:",
+                d.domain
+            );
+            if names::is_apex(&d.domain) {
+                println!("  {:<40} A/AAAA  the addresses of {target}", d.domain);
+            } else {
+                println!("  {:<40} CNAME   {target}.", d.domain);
+            }
+            println!(
+                "  {:<40} TXT     \"{}\"",
+                names::challenge_name(&d.domain),
+                d.token
+            );
+            println!(
+                "then: server tenant domain verify {} {}",
+                t.subdomain, d.domain
+            );
+        }
+        DomainCommand::List { json, .. } => {
+            let domains = services.domains_of(t.id).await?;
+            let rows: Vec<_> = domains.iter().map(|d| services.domain_row(d)).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:<40} {:<10} {}{}",
+                        r.domain,
+                        r.state,
+                        if r.primary { "primary" } else { "" },
+                        if r.redirect {
+                            ", subdomain redirects"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        DomainCommand::Verify { domain, .. } => {
+            match services.verify_domain(t.id, &domain).await? {
+                Check::Verified => println!("{domain} is verified and served"),
+                Check::Pending { found } => {
+                    return Err(format!(
+                        "{domain} is not verified: {} holds {}",
+                        names::challenge_name(&domain),
+                        if found.is_empty() {
+                            "no TXT record".to_owned()
+                        } else {
+                            format!("{found:?}, not the token")
+                        }
+                    )
+                    .into())
+                }
+                Check::Missing { until } => println!(
+                    "{domain}'s TXT record is missing: still served until {}",
+                    until.to_rfc3339()
+                ),
+                Check::Lapsed => {
+                    return Err(format!("{domain}'s TXT record is gone: no longer served").into())
+                }
+            }
+        }
+        DomainCommand::Remove { domain, .. } => {
+            services.remove_domain(t.id, &domain).await?;
+            println!("{domain} removed");
+        }
+        DomainCommand::Primary {
+            domain, redirect, ..
+        } => {
+            services
+                .set_primary_domain(t.id, domain.as_deref(), redirect)
+                .await?;
+            match domain {
+                Some(d) => println!("{d} is {}'s primary address", t.subdomain),
+                None => println!("{}'s subdomain is its primary address", t.subdomain),
+            }
         }
     }
     Ok(())

@@ -263,6 +263,38 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_BACKUP_FULL_EVERY_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub backup_full_every_days: u32,
 
+    /// The DNS server custom domains' TXT records are looked up at,
+    /// `address:port` [default: the system's resolvers, /etc/resolv.conf].
+    #[arg(long, global = true, env = "ENCLAVE_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
+
+    /// What a company's custom domain's CNAME must point at (shown on its
+    /// settings page) [default: the base domain].
+    #[arg(long, global = true, env = "ENCLAVE_DOMAIN_TARGET")]
+    pub domain_target: Option<String>,
+
+    /// Seconds between looks at a verified domain's TXT record.
+    #[arg(long, global = true, env = "ENCLAVE_DOMAIN_RECHECK_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub domain_recheck_secs: u64,
+
+    /// Seconds a verified domain's TXT record may be missing before the
+    /// domain stops being served (72 hours).
+    #[arg(long, global = true, env = "ENCLAVE_DOMAIN_GRACE_SECS", default_value_t = 259_200, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub domain_grace_secs: u64,
+
+    /// Where Caddy's on-demand TLS asks whether a name may have a
+    /// certificate (`address:port`, loopback) [default: not served].
+    #[arg(long, global = true, env = "ENCLAVE_CADDY_ASK_LISTEN")]
+    pub caddy_ask_listen: Option<std::net::SocketAddr>,
+
+    /// Days a renamed company's old subdomain redirects to the new one.
+    #[arg(long, global = true, env = "ENCLAVE_RENAME_REDIRECT_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub rename_redirect_days: u32,
+
+    /// Days no other company may take a renamed company's old subdomain.
+    #[arg(long, global = true, env = "ENCLAVE_RENAME_RESERVED_DAYS", default_value_t = 180, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub rename_reserved_days: u32,
+
     /// SMTP server for outgoing mail, as a URL: `smtp://host:25` (plain),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://user:pass@host` [default: none: each message is written as
@@ -474,6 +506,25 @@ impl Settings {
             full_backup_every: days(self.backup_full_every_days),
             receipts_dir: self.data_dir.join("receipts"),
         }
+    }
+
+    pub fn domain_settings(
+        &self,
+    ) -> Result<app::ssr::tenancy::domains::DomainSettings, app::ssr::tenancy::domains::dns::DnsError>
+    {
+        let days = |d: u32| std::time::Duration::from_secs(u64::from(d) * 86_400);
+        Ok(app::ssr::tenancy::domains::DomainSettings {
+            dns: app::ssr::tenancy::domains::dns::TxtLookup::new(self.dns_server)?,
+            target: self
+                .domain_target
+                .clone()
+                .unwrap_or_else(|| self.base_domain.clone()),
+            base_domain: self.base_domain.clone(),
+            recheck: std::time::Duration::from_secs(self.domain_recheck_secs),
+            grace: std::time::Duration::from_secs(self.domain_grace_secs),
+            rename_redirect: days(self.rename_redirect_days),
+            rename_reserved: days(self.rename_reserved_days),
+        })
     }
 
     pub fn tenant_dir(&self) -> PathBuf {

@@ -70,6 +70,8 @@ pub enum StartupError {
     Mail(#[from] MailError),
     #[error("{0}")]
     PublicUrl(String),
+    #[error("cannot set up DNS lookups for custom domains: {0}")]
+    Dns(#[from] app::ssr::tenancy::domains::dns::DnsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -134,7 +136,7 @@ async fn build_services_with(
     )
     .map_err(StartupError::Mail)?;
     Ok(Services {
-        registry,
+        registry: registry.clone(),
         directory,
         pools,
         provisioner,
@@ -157,9 +159,17 @@ async fn build_services_with(
         restore_crash_after: None,
         exports_dir: settings.data_dir.join("exports"),
         offboarding: std::sync::Arc::new(settings.offboarding_settings()),
+        addresses: app::ssr::tenancy::domains::Addresses::new(registry.clone()),
+        domains: std::sync::Arc::new(settings.domain_settings()?),
         cipher: cipher.clone(),
     })
 }
+
+/// How often the verified domains and old subdomains in memory are read
+/// again from the registry (one read of each table).
+const ADDRESSES_REFRESH: Duration = Duration::from_secs(5);
+/// How often custom domains whose check is due are looked at.
+const DOMAINS_RECHECK_TICK: Duration = Duration::from_secs(5);
 
 /// Connections of this process's own pools on the database server: the
 /// registry's (16) and the administrator's (4).
@@ -316,6 +326,8 @@ impl FromRef<AppState> for LeptosOptions {
 
 pub struct Application {
     listener: TcpListener,
+    /// Caddy's `ask` (`ENCLAVE_CADDY_ASK_LISTEN`), with its routes.
+    ask: Option<(TcpListener, Router)>,
     router: Router,
     services: Services,
     header_timeout: Duration,
@@ -405,7 +417,26 @@ impl Application {
             settings.base_domain.clone(),
             services.directory.clone(),
             services.pools.clone(),
+            services.addresses.clone(),
         );
+        let ask_listener = match settings.caddy_ask_listen {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| StartupError::Listen {
+                            addr: addr.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        // Requests to custom domains and old subdomains are answered from
+        // memory: filled before the first request.
+        if let Err(e) = services.addresses.refresh().await {
+            tracing::warn!(error = %e, "custom domains not read at startup");
+        }
         let state = AppState(Arc::new(Shared {
             leptos_options,
             services: services.clone(),
@@ -413,6 +444,7 @@ impl Application {
             settings,
         }));
         Ok(Self {
+            ask: ask_listener.map(|l| (l, routes::addresses::ask_routes(state.clone()))),
             listener,
             sizing: BudgetSizing::of(&state.settings),
             header_timeout: Duration::from_secs(state.settings.header_timeout_secs),
@@ -458,6 +490,24 @@ impl Application {
                 tracing::warn!(error = %e, "member index not rebuilt; next start tries again");
             }
         });
+        // Custom domains: the set in memory refreshed, the records
+        // rechecked, and Caddy's `ask` answered.
+        let refreshing = self.services.addresses.keep_fresh(ADDRESSES_REFRESH);
+        let for_domains = self.services.clone();
+        let rechecking = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(DOMAINS_RECHECK_TICK).await;
+                if let Err(e) = for_domains.recheck_domains().await {
+                    tracing::debug!(error = %e, "custom domains not rechecked");
+                }
+            }
+        });
+        let asking = self.ask.map(|(listener, routes)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "answering Caddy's on-demand TLS ask");
+            }
+            tokio::spawn(async move { axum::serve(listener, routes).await })
+        });
         let sizing = self.sizing;
         let housekeeping = tokio::spawn(async move {
             size_server_budgets(&services, sizing).await;
@@ -495,6 +545,11 @@ impl Application {
         )
         .await;
         housekeeping.abort();
+        refreshing.abort();
+        rechecking.abort();
+        if let Some(asking) = asking {
+            asking.abort();
+        }
         served
     }
 }
@@ -529,6 +584,9 @@ pub fn router(state: AppState) -> Router {
         root: root_routes().with_state(state.clone()),
         tenant: tenant_routes().with_state(state.clone()),
         unserved: unserved_routes().with_state(state.clone()),
+        moved: Router::new()
+            .fallback(routes::addresses::moved)
+            .with_state(state.clone()),
     };
     // Innermost last: the site is resolved, then the request is logged and
     // counted, checked for its origin, and given its session.
@@ -588,6 +646,8 @@ struct Sites {
     root: Router,
     tenant: Router,
     unserved: Router,
+    /// An old address: every path answers 308 to the new one.
+    moved: Router,
 }
 
 impl Sites {
@@ -595,6 +655,7 @@ impl Sites {
         let router = match req.extensions().get::<RequestSite>() {
             Some(RequestSite::Root { .. }) => self.root,
             Some(RequestSite::Tenant(_)) => self.tenant,
+            Some(RequestSite::Moved { .. }) => self.moved,
             _ => self.unserved,
         };
         match router.oneshot(req).await {
@@ -652,6 +713,22 @@ fn root_routes() -> Router<AppState> {
         .route(
             "/api/admin/tenants/{subdomain}/undelete",
             post(platform_api::undelete),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/rename",
+            post(platform_api::addresses::rename),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/domains",
+            get(platform_api::addresses::list).post(platform_api::addresses::add),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/domains/{domain}",
+            delete(platform_api::addresses::remove),
+        )
+        .route(
+            "/api/admin/tenants/{subdomain}/domains/{domain}/verify",
+            post(platform_api::addresses::verify),
         )
         .route(
             "/exports/download/{token}",

@@ -6,6 +6,7 @@
 //! and [`TENANT_FNS`] on active companies only; a function in neither list
 //! is served nowhere, so a new one must be added to one of them.
 pub mod account;
+pub mod addresses;
 pub mod company;
 pub mod platform;
 pub mod signup;
@@ -52,6 +53,12 @@ pub const TENANT_FNS: &[&str] = &[
     <company::RenameCompany as ServerFn>::PATH,
     <company::StartExport as ServerFn>::PATH,
     <company::LoadExports as ServerFn>::PATH,
+    <addresses::LoadAddresses as ServerFn>::PATH,
+    <addresses::AddDomain as ServerFn>::PATH,
+    <addresses::VerifyDomain as ServerFn>::PATH,
+    <addresses::RemoveDomain as ServerFn>::PATH,
+    <addresses::SetPrimaryDomain as ServerFn>::PATH,
+    <addresses::ChangeSubdomain as ServerFn>::PATH,
 ];
 
 /// Served on every site: which site this is (pages ask for it).

@@ -20,10 +20,28 @@ use crate::startup::AppState;
 pub struct HandoffQuery {
     #[serde(default)]
     token: String,
+    /// Where to go once signed in: a path on this site (a handover from
+    /// another of the company's addresses keeps the page asked for).
+    #[serde(default)]
+    next: String,
 }
 
-/// `GET /auth/handoff?token=…` on a company's subdomain: redeems the
-/// single-use token signup issued and signs its admin in here.
+/// `next` if it is a path on this site, else `/`.
+fn local_path(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.bytes().any(|b| b.is_ascii_control());
+    if local {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// `GET /auth/handoff?token=…[&next=/path]` on a company's site: redeems
+/// the single-use token signup (or a handover from another of the
+/// company's addresses) issued and signs its user in here.
 pub async fn handoff(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -32,7 +50,7 @@ pub async fn handoff(
 ) -> Response {
     match handoff::redeem(&state.services.registry, &q.token, tenant.id()).await {
         Ok(Some(user_id)) => match start_tenant_session(&session, tenant.id(), user_id).await {
-            Ok(()) => Redirect::to("/").into_response(),
+            Ok(()) => Redirect::to(local_path(&q.next)).into_response(),
             Err(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.\n").into_response()
             }
@@ -73,5 +91,20 @@ pub async fn go(Extension(site): Extension<RequestSite>, Query(q): Query<GoQuery
                 url::form_urlencoded::byte_serialize(e.to_string().as_bytes()).collect();
             Redirect::to(&format!("/?company_error={message}#go")).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed() {
+        assert_eq!(local_path("/users?page=2"), "/users?page=2");
+        assert_eq!(local_path(""), "/");
+        assert_eq!(local_path("//evil.example/"), "/");
+        assert_eq!(local_path("https://evil.example/"), "/");
+        assert_eq!(local_path("/\\evil.example"), "/");
+        assert_eq!(local_path("/a\nb"), "/");
     }
 }

@@ -1,4 +1,5 @@
 //! HTTP handlers: pages and server functions through Leptos, the rest plain axum.
+pub mod addresses;
 pub mod auth;
 pub mod exports;
 pub mod extract;

@@ -300,3 +300,163 @@ pub async fn add_user(
         Err(AddUserError::User(e)) => Err(ApiError::internal(e)),
     }
 }
+
+/// A company's own domains and its renames over the API.
+pub mod addresses {
+    use app::ssr::tenancy::domains::{rename::RenameError, Check, DomainError};
+
+    use super::*;
+
+    fn domain_error(e: DomainError) -> ApiError {
+        match e {
+            DomainError::Name(e) => ApiError::invalid("domain", e),
+            e @ DomainError::Taken(_) => ApiError::conflict("domain_taken", e),
+            e @ DomainError::TooMany => ApiError::conflict("too_many_domains", e),
+            e @ DomainError::NotVerified(_) => ApiError::conflict("not_verified", e),
+            e @ DomainError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e),
+            e @ DomainError::Dns(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
+            }
+            DomainError::Registry(e) => ApiError::internal(e),
+        }
+    }
+
+    async fn company(state: &AppState, raw: &str) -> Result<tenants::Model, ApiError> {
+        let sub = path_subdomain(raw)?;
+        directory::find_by_subdomain(&state.services.registry, &sub)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found(raw))
+    }
+
+    #[derive(Deserialize)]
+    struct NewDomain {
+        domain: String,
+    }
+
+    /// `GET /api/admin/tenants/{subdomain}/domains` → `[{domain, state, route, txt, …}]`
+    pub async fn list(
+        State(state): State<AppState>,
+        _: PlatformToken,
+        Path(sub): Path<String>,
+    ) -> ApiResult {
+        let t = company(&state, &sub).await?;
+        let rows = state
+            .services
+            .domains_of(t.id)
+            .await
+            .map_err(domain_error)?;
+        let rows: Vec<_> = rows.iter().map(|d| state.services.domain_row(d)).collect();
+        Ok(Json(rows).into_response())
+    }
+
+    /// `POST /api/admin/tenants/{subdomain}/domains` `{domain}` → 201 the
+    /// domain, with the records to create.
+    pub async fn add(
+        State(state): State<AppState>,
+        _: PlatformToken,
+        Path(sub): Path<String>,
+        body: Bytes,
+    ) -> ApiResult {
+        let t = company(&state, &sub).await?;
+        let req: NewDomain = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("Expected JSON {{domain}}: {e}"),
+            )
+        })?;
+        let d = state
+            .services
+            .add_domain(t.id, &req.domain)
+            .await
+            .map_err(domain_error)?;
+        Ok((StatusCode::CREATED, Json(state.services.domain_row(&d))).into_response())
+    }
+
+    /// `POST /api/admin/tenants/{subdomain}/domains/{domain}/verify` → 200
+    /// `{domain, state}`: the TXT record looked up now.
+    pub async fn verify(
+        State(state): State<AppState>,
+        _: PlatformToken,
+        Path((sub, domain)): Path<(String, String)>,
+    ) -> ApiResult {
+        let t = company(&state, &sub).await?;
+        let check = state
+            .services
+            .verify_domain(t.id, &domain)
+            .await
+            .map_err(domain_error)?;
+        let body = match check {
+            Check::Verified => json!({"domain": domain, "state": "verified"}),
+            Check::Pending { found } => {
+                json!({"domain": domain, "state": "pending", "found": found})
+            }
+            Check::Missing { until } => {
+                json!({"domain": domain, "state": "missing", "served_until": until})
+            }
+            Check::Lapsed => json!({"domain": domain, "state": "lapsed"}),
+        };
+        Ok(Json(body).into_response())
+    }
+
+    /// `DELETE /api/admin/tenants/{subdomain}/domains/{domain}` → 204
+    pub async fn remove(
+        State(state): State<AppState>,
+        _: PlatformToken,
+        Path((sub, domain)): Path<(String, String)>,
+    ) -> ApiResult {
+        let t = company(&state, &sub).await?;
+        state
+            .services
+            .remove_domain(t.id, &domain)
+            .await
+            .map_err(domain_error)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    #[derive(Deserialize)]
+    struct Rename {
+        to: String,
+    }
+
+    /// `POST /api/admin/tenants/{subdomain}/rename` `{to}` → 200 `{old,
+    /// new, redirect_until, reserved_until}`.
+    pub async fn rename(
+        State(state): State<AppState>,
+        _: PlatformToken,
+        Path(sub): Path<String>,
+        body: Bytes,
+    ) -> ApiResult {
+        let old = path_subdomain(&sub)?;
+        let req: Rename = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("Expected JSON {{to}}: {e}"),
+            )
+        })?;
+        let new = Subdomain::parse(&req.to).map_err(|e| ApiError::invalid("to", e))?;
+        match state
+            .services
+            .rename_company(&old, &new, "platform API")
+            .await
+        {
+            Ok(r) => Ok(Json(json!({
+                "old": r.old,
+                "new": r.new,
+                "redirect_until": r.redirect_until,
+                "reserved_until": r.reserved_until,
+            }))
+            .into_response()),
+            Err(e @ RenameError::NotFound(_)) => {
+                Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e))
+            }
+            Err(e @ (RenameError::Taken(_) | RenameError::Same(_))) => {
+                Err(ApiError::conflict("subdomain_taken", e))
+            }
+            Err(e @ RenameError::NotActive) => Err(ApiError::conflict("not_settled", e)),
+            Err(RenameError::Registry(e)) => Err(ApiError::internal(e)),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! A company's other addresses: the 308 from an old one (a renamed subdomain, or a subdomain that sends people to its own domain), with a signed-in person handed over; and Caddy's `ask`, on its own loopback listener.
+use app::ssr::{
+    accounts::{auth::signed_in_at, handoff},
+    tenancy::RequestSite,
+};
+use axum::{
+    extract::{Query, Request, State},
+    http::{
+        header::{CACHE_CONTROL, LOCATION},
+        Method, StatusCode,
+    },
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::startup::AppState;
+
+/// Every path of a [`RequestSite::Moved`] host: 308 to the same path and
+/// query at its new address. A person signed in here, following a link
+/// (`GET`), goes by way of the new address's `/auth/handoff` with a
+/// one-time token, so they arrive signed in; that answer is not kept.
+pub async fn moved(State(state): State<AppState>, req: Request) -> Response {
+    let Some(RequestSite::Moved {
+        to,
+        max_age,
+        company,
+        ..
+    }) = req.extensions().get::<RequestSite>()
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let here = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let plain = format!("{}{}", to.trim_end_matches('/'), here);
+    let follows_link = matches!(*req.method(), Method::GET | Method::HEAD);
+    if let (true, Some(company), Some(session)) =
+        (follows_link, company, req.extensions().get::<Session>())
+    {
+        if let Some(user) = signed_in_at(session, company.id()).await {
+            match handoff::issue(&state.services.registry, company.id(), user).await {
+                Ok(token) => {
+                    let next: String =
+                        url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+                    let location = format!("{to}auth/handoff?token={token}&next={next}");
+                    return (
+                        StatusCode::PERMANENT_REDIRECT,
+                        [(LOCATION, location), (CACHE_CONTROL, "no-store".to_owned())],
+                    )
+                        .into_response();
+                }
+                // The registry down: they sign in again there.
+                Err(e) => tracing::warn!(error = %e, "handover to the new address not issued"),
+            }
+        }
+    }
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [
+            (LOCATION, plain),
+            (CACHE_CONTROL, format!("max-age={max_age}")),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AskQuery {
+    #[serde(default)]
+    domain: String,
+}
+
+/// Caddy's on-demand TLS `ask`: 200 for a verified custom domain, 404 for
+/// anything else. Answered from memory (`Addresses`), so it keeps the
+/// last known set while the registry is down.
+async fn ask(State(state): State<AppState>, Query(q): Query<AskQuery>) -> StatusCode {
+    let name = q.domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.len() <= 253 && state.services.addresses.is_served(&name) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+/// The `ask` listener's routes: `GET /ask?domain=…` and nothing else.
+pub fn ask_routes(state: AppState) -> Router {
+    Router::new().route("/ask", get(ask)).with_state(state)
+}
