@@ -118,6 +118,13 @@ pub async fn test_settings(backend: Backend) -> Settings {
         deletion_grace_days: 30,
         subdomain_reserved_days: 90,
         backup_full_every_days: 7,
+        dns_server: None,
+        domain_target: None,
+        domain_recheck_secs: 3_600,
+        domain_grace_secs: 259_200,
+        caddy_ask_listen: None,
+        rename_redirect_days: 90,
+        rename_reserved_days: 180,
         header_timeout_secs: 10,
         request_timeout_ms: 30_000,
         max_concurrent_requests: 512,
@@ -212,6 +219,7 @@ impl TestApp {
             self.settings.base_domain.clone(),
             self.services.directory.clone(),
             self.services.pools.clone(),
+            self.services.addresses.clone(),
         )
         .resolve(host, "http")
         .await

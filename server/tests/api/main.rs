@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. Each test builds its
 //! own app (fresh registry, port 0) on SQLite and on PostgreSQL.
 mod accounts;
+mod addresses;
 mod assets;
 mod cli;
 mod companies_page;
