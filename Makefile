@@ -51,7 +51,9 @@ setup-rust:
 # openssl (proxy tests, https included), wrk and pgbench (load benchmark
 # and its smoke test), aiosmtpd (a real SMTP server that mail tests read),
 # pgBackRest and PostgreSQL 15's server binaries (the backup tests' own
-# cluster: Debian's pgBackRest 2.45 predates PostgreSQL 16).
+# cluster: Debian's pgBackRest 2.45 predates PostgreSQL 16), Caddy and
+# dnsmasq (custom domains: on-demand TLS, and TXT records on a real DNS
+# server). Debian starts neither; the tests run their own.
 setup-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -62,6 +64,8 @@ setup-system:
 	command -v brotli >/dev/null || missing="$$missing brotli"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
+	command -v caddy >/dev/null || missing="$$missing caddy"; \
+	command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq"; \
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql-15"; \
 	/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing="$$missing python3-aiosmtpd"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
