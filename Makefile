@@ -18,7 +18,7 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 PG_ADMIN_URL := postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-outage bench-restore bench-export bench-smoke bench-sqlite-drivers bench-waves
+.PHONY: help run build build-release compress-assets bench-pages test test-rust test-e2e setup setup-rust setup-system setup-e2e postgres clean-test-dbs fmt bench bench-fleet bench-isolation bench-micro bench-move bench-outage bench-restore bench-export bench-domains bench-smoke bench-sqlite-drivers bench-waves
 
 help:
 	@echo "make run    build and serve Enclave on http://localhost:3000 (SQLite in ./data)"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-move  a 100 MB company moved between two servers under writes"
 	@echo "make bench-isolation  nine companies beside a stuck, flooded one"
 	@echo "make bench-outage  the registry stopped 10 minutes under ten signed-in companies"
+	@echo "make bench-domains  Caddy's ask and a company through its own domain"
 	@echo "make bench-fleet  the fleet rows alone: 1, 2 and 4 servers, 2,000 companies"
 	@echo "make bench-sqlite-drivers  SeaORM's sqlx and rusqlite drivers, 10,000 SQLite files open"
 
@@ -195,6 +196,13 @@ bench-restore: setup-system postgres
 # COPY … TO STDOUT of its tables and COPY … FROM of the same rows.
 bench-export: setup-system postgres
 	cargo test --profile server-release -p server --test api bench_exporting -- --ignored --nocapture
+
+# Caddy's ask over 10,000 asks (1,000 verified and 1,000 unknown names),
+# with the registry up and then stopped, beside a bare 404 of the same
+# listener; and one company's sign-in page through its own domain against
+# the same through its subdomain (wrk, alternated).
+bench-domains: setup-system postgres
+	cargo test --profile server-release -p server --test api bench_custom_domains -- --ignored --nocapture
 
 # The registry's own cluster stopped for 10 minutes under ten companies'
 # signed-in dashboards: every answer 200, and a pause made through it once

@@ -123,7 +123,7 @@ pub async fn forgot_password(email: String) -> Result<(), AppError> {
     let tenant = tenant()?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let db = tenant.db().await.map_err(db_error)?;
-    let site = LinkSite::of(&tenant, &services()?.public);
+    let site = LinkSite::of(&tenant, &services()?);
     match reset::reserve_request(db.conn(), &email, &client()).await {
         Ok(()) => {
             // Whether there is anyone to mail is found out after the

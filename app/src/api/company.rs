@@ -194,7 +194,7 @@ pub async fn invite_user(email: String, role: String) -> Result<InvitationRow, A
     let admin = require_admin().await?;
     let email = Email::parse(&email).map_err(|e| reject(AppError::invalid("email", e)))?;
     let role = Role::parse(&role).map_err(|e| reject(AppError::invalid("role", e)))?;
-    let site = LinkSite::of(&admin.tenant, &services()?.public);
+    let site = LinkSite::of(&admin.tenant, &services()?);
     let invited = invitations::invite(
         admin.db.conn(),
         &admin.email,
@@ -233,7 +233,7 @@ pub async fn resend_invitation(id: String) -> Result<InvitationRow, AppError> {
     };
 
     let admin = require_admin().await?;
-    let site = LinkSite::of(&admin.tenant, &services()?.public);
+    let site = LinkSite::of(&admin.tenant, &services()?);
     let resent = invitations::resend(
         admin.db.conn(),
         &admin.email,

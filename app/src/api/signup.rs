@@ -172,6 +172,7 @@ pub async fn find_workspaces(email: String) -> Result<(), AppError> {
             &services.cipher,
             &email,
             &origin,
+            &services.addresses,
             &services.mailer,
         )
         .await;

@@ -675,3 +675,146 @@ impl Drop for Caddy {
         let _ = self.child.wait();
     }
 }
+
+/// `make bench-domains`: Caddy's ask over 10,000 asks for 1,000 verified
+/// and 1,000 unknown names, with the registry up and then stopped (its own
+/// cluster), beside the same listener's bare 404 (the ceiling: an HTTP
+/// round trip that does nothing); and a company's pages through one of
+/// its domains against the same through its subdomain (wrk, same run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-domains"]
+async fn bench_custom_domains_ask_and_throughput() {
+    use crate::pg_cluster::{with_cluster, PgCluster};
+    use crate::registry_outage::on_cluster;
+    use app::ssr::entities::tenant_domains;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+
+    with_cluster(50, |cluster| async move {
+        let ask_port = free_port();
+        let mut settings = app_settings_for_bench(&cluster).await;
+        settings.caddy_ask_listen = Some(format!("127.0.0.1:{ask_port}").parse().unwrap());
+        let app = crate::helpers::start(settings).await;
+        let acme = app.create_company("Acme Corp", "acme").await;
+        let now = chrono::Utc::now();
+        let rows: Vec<_> = (0..1000)
+            .map(|i| tenant_domains::ActiveModel {
+                domain: Set(format!("d{i}.bench.example")),
+                tenant_id: Set(acme.id),
+                token: Set(format!("{i:032x}")),
+                created_at: Set(now),
+                verified_at: Set(Some(now)),
+                seen_at: Set(Some(now)),
+                missing_since: Set(None),
+                next_check_at: Set(now + chrono::Duration::days(1)),
+                failures: Set(0),
+                is_primary: Set(false),
+                redirect: Set(false),
+            })
+            .collect();
+        for chunk in rows.chunks(200) {
+            tenant_domains::Entity::insert_many(chunk.to_vec())
+                .exec(&app.services.registry)
+                .await
+                .unwrap();
+        }
+        app.services.addresses.refresh().await.unwrap();
+        assert_eq!(app.services.addresses.served_count(), 1000);
+        let client = reqwest::Client::new();
+        let asks = |label: &'static str| {
+            let client = client.clone();
+            async move {
+                let base = format!("http://127.0.0.1:{ask_port}");
+                let (mut ask, mut bare, mut wrong) = (Vec::new(), Vec::new(), 0);
+                for i in 0..10_500usize {
+                    let (name, served) = if i % 2 == 0 {
+                        (format!("d{}.bench.example", (i / 2) % 1000), true)
+                    } else {
+                        (format!("u{}.nowhere.example", (i / 2) % 1000), false)
+                    };
+                    let t = Instant::now();
+                    let status = client.get(format!("{base}/ask?domain={name}")).send().await.unwrap().status();
+                    let took = t.elapsed();
+                    let t = Instant::now();
+                    client.get(format!("{base}/nothing")).send().await.unwrap();
+                    let bare_took = t.elapsed();
+                    if i >= 500 {
+                        ask.push(took);
+                        bare.push(bare_took);
+                        wrong += usize::from((status == StatusCode::OK) != served);
+                    }
+                }
+                let p = |v: &mut Vec<Duration>, q: f64| {
+                    v.sort();
+                    v[((v.len() as f64) * q) as usize - 1].as_secs_f64() * 1e3
+                };
+                let (p50, p99) = (p(&mut ask, 0.50), p(&mut ask, 0.99));
+                let (b50, b99) = (p(&mut bare, 0.50), p(&mut bare, 0.99));
+                println!(
+                    "ask, registry {label}: 10,000 asks, p50 {p50:.3} ms, p99 {p99:.3} ms (ceiling, a bare 404 of the same listener: p50 {b50:.3} ms, p99 {b99:.3} ms; p99 ratio {:.2}), wrong answers {wrong}",
+                    p99 / b99
+                );
+                assert_eq!(wrong, 0);
+                p99
+            }
+        };
+        let up = asks("up").await;
+        on_cluster(&cluster, PgCluster::stop).await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let down = asks("stopped").await;
+        on_cluster(&cluster, PgCluster::start_again).await;
+        println!("ask p99: {up:.3} ms with the registry up, {down:.3} ms stopped (target ≤ 5 ms)");
+
+        // Throughput: the sign-in page through the subdomain and the domain.
+        let app_port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+        let wrk = move |host: &'static str| {
+            let out = Command::new("wrk")
+                .args(["-t2", "-c16", "-d8s", "-H"])
+                .arg(format!("Host: {host}"))
+                .arg(format!("http://127.0.0.1:{app_port}/login"))
+                .output()
+                .expect("wrk is installed (make setup installs it)");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(!text.contains("Non-2xx"), "{text}");
+            text.lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("wrk: {text}"))
+        };
+        let mut sub = Vec::new();
+        let mut dom = Vec::new();
+        for _ in 0..2 {
+            sub.push(tokio::task::spawn_blocking(move || wrk("acme.enclave.test")).await.unwrap());
+            dom.push(tokio::task::spawn_blocking(move || wrk("d7.bench.example")).await.unwrap());
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "GET /login: subdomain {:.0} req/s ({sub:?}), custom domain {:.0} req/s ({dom:?}): ratio {:.3} (target ≥ 0.9)",
+            mean(&sub),
+            mean(&dom),
+            mean(&dom) / mean(&sub)
+        );
+        app.teardown().await;
+    })
+    .await;
+}
+
+/// Settings for an app whose registry is on `cluster`, served as
+/// `enclave.test`.
+async fn app_settings_for_bench(
+    cluster: &crate::pg_cluster::PgCluster,
+) -> server::config::Settings {
+    use sea_orm::{ConnectionTrait, Database};
+    let name = format!("enclave_test_{}", uuid::Uuid::new_v4().simple());
+    let su = Database::connect(cluster.admin_url("postgres"))
+        .await
+        .unwrap();
+    // A name made from a UUID, never from input.
+    su.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    su.close().await.unwrap();
+    let mut s = crate::helpers::test_settings(Backend::Sqlite).await;
+    s.registry_url = Some(secrecy::SecretString::from(cluster.admin_url(&name)));
+    s.base_domain = "enclave.test".into();
+    s
+}

@@ -12,7 +12,7 @@ use crate::pg_cluster::{with_cluster, PgCluster};
 on_both_backends!(a_known_company_keeps_working_while_the_registry_is_stopped);
 
 /// Runs `f` on the cluster off the async runtime (pg_ctl blocks).
-async fn on_cluster(cluster: &std::sync::Arc<PgCluster>, f: fn(&PgCluster)) {
+pub(crate) async fn on_cluster(cluster: &std::sync::Arc<PgCluster>, f: fn(&PgCluster)) {
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || f(&c)).await.unwrap();
 }

@@ -63,11 +63,15 @@ pub struct LinkSite {
 }
 
 impl LinkSite {
-    /// The links of the company a request is for, at the public address
-    /// (`Services::public`), whatever host and scheme the request used.
-    pub fn of(tenant: &crate::ssr::tenancy::TenantContext, public: &crate::site::Origin) -> Self {
+    /// The links of the company a request is for, at its address
+    /// (`Services::company_url`: its primary domain, or its subdomain at
+    /// the public address), whatever host and scheme the request used.
+    pub fn of(
+        tenant: &crate::ssr::tenancy::TenantContext,
+        services: &crate::ssr::services::Services,
+    ) -> Self {
         LinkSite {
-            base_url: public.tenant_url(tenant.subdomain()),
+            base_url: services.company_url(tenant.id(), tenant.subdomain()),
             company: tenant.name().to_owned(),
             company_id: tenant.id(),
         }

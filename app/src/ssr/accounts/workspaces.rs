@@ -178,6 +178,7 @@ pub async fn send_list(
     cipher: &Cipher,
     email: &Email,
     origin: &Origin,
+    addresses: &crate::ssr::tenancy::domains::Addresses,
     mailer: &Mailer,
 ) -> Result<usize, DbErr> {
     let found = find(registry, cipher, email).await?;
@@ -186,7 +187,12 @@ pub async fn send_list(
     }
     let links: Vec<(String, String)> = found
         .iter()
-        .map(|(name, sub)| (name.clone(), format!("{}login", origin.tenant_url(sub))))
+        .map(|(name, sub)| {
+            (
+                name.clone(),
+                format!("{}login", addresses.url_of(origin, sub)),
+            )
+        })
         .collect();
     let mut text = format!("You asked which companies {email} can sign in to on Enclave:\n\n");
     let mut html = format!(

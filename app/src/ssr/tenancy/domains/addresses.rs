@@ -165,6 +165,16 @@ impl Addresses {
             .map(|(d, _)| d.clone())
     }
 
+    /// [`Self::company_url`] by subdomain, for links made where only that
+    /// is known.
+    pub fn url_of(&self, origin: &Origin, sub: &str) -> String {
+        let s = self.snapshot();
+        match s.by_subdomain.get(sub).and_then(|id| s.primary.get(id)) {
+            Some((domain, _)) => domain_url(origin, domain),
+            None => origin.tenant_url(sub),
+        }
+    }
+
     /// The company's address for links: `https://app.acme.com/` when it
     /// has a verified primary domain, else its subdomain. Scheme and port
     /// are `public`'s.

@@ -256,7 +256,7 @@ impl Services {
         }
         match notify {
             Notify::Admin(email) => {
-                let url = format!("{}settings#export", self.public.tenant_url(sub.as_str()));
+                let url = format!("{}settings#export", self.company_url(tenant, sub.as_str()));
                 self.mailer.send(
                     Mail::with_link(
                         "export_ready",
