@@ -47,6 +47,11 @@ fn link(path: &str) -> Option<(&'static str, Option<&str>)> {
     })
 }
 
+/// Whether `path` is a one-time link with its token.
+pub fn carries_token(path: &str) -> bool {
+    matches!(link(path), Some((_, Some(_))))
+}
+
 /// The token the cookie holds for this request, if any: only what a token
 /// is, so nothing else is put into the path.
 fn cookie_token(req: &Request) -> Option<String> {
@@ -58,7 +63,13 @@ pub async fn swap_for_cookie(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some((clean, token)) = link(req.uri().path()) else {
+    // An old address passes its links on as they came (`routes::addresses`
+    // `moved`): the new host makes the swap, where the cookie will be read.
+    let moved = matches!(
+        req.extensions().get::<app::ssr::tenancy::RequestSite>(),
+        Some(app::ssr::tenancy::RequestSite::Moved { .. })
+    );
+    let Some((clean, token)) = link(req.uri().path()).filter(|_| !moved) else {
         return next.run(req).await;
     };
     if req.method() == Method::GET {

@@ -741,6 +741,7 @@ fn tenant_routes() -> Router<AppState> {
     every_site_routes(TENANT_FNS)
         .route("/api/health", get(routes::health::tenant_health))
         .route("/auth/handoff", get(routes::auth::handoff))
+        .route("/auth/over", get(routes::addresses::over))
         .route("/exports/{id}", get(routes::exports::download))
 }
 

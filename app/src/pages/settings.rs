@@ -212,6 +212,9 @@ where
                     view! {
                         <li data-domain=d.domain.clone() data-state=d.state.clone()>
                             <strong>{d.domain.clone()}</strong>
+                            {(d.state != "pending").then(|| view! {
+                                " "<a href=format!("/auth/over?to={}", d.domain) data-testid="open-domain">"Open"</a>
+                            })}
                             <span class="muted">{match d.state.as_str() {
                                 "verified" => " — verified, served".to_owned(),
                                 "missing" => " — served, but its TXT record is gone: publish it again".to_owned(),

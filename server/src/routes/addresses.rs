@@ -1,12 +1,15 @@
 //! A company's other addresses: the 308 from an old one (a renamed subdomain, or a subdomain that sends people to its own domain), with a signed-in person handed over; and Caddy's `ask`, on its own loopback listener.
 use app::ssr::{
     accounts::{auth::signed_in_at, handoff},
-    tenancy::RequestSite,
+    tenancy::{
+        domains::{addresses::domain_url, Lead},
+        RequestSite,
+    },
 };
 use axum::{
     extract::{Query, Request, State},
     http::{
-        header::{CACHE_CONTROL, LOCATION},
+        header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY},
         Method, StatusCode,
     },
     response::{IntoResponse, Response},
@@ -16,6 +19,7 @@ use axum::{
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::extract::Tenant;
 use crate::startup::AppState;
 
 /// Every path of a [`RequestSite::Moved`] host: 308 to the same path and
@@ -59,12 +63,74 @@ pub async fn moved(State(state): State<AppState>, req: Request) -> Response {
             }
         }
     }
+    // A one-time link mailed before the move goes on whole, in an answer
+    // no browser keeps and whose address is not passed on.
+    if crate::link_tokens::carries_token(req.uri().path()) {
+        return (
+            StatusCode::PERMANENT_REDIRECT,
+            [
+                (LOCATION, plain),
+                (CACHE_CONTROL, "no-store".to_owned()),
+                (REFERRER_POLICY, "no-referrer".to_owned()),
+            ],
+        )
+            .into_response();
+    }
     (
         StatusCode::PERMANENT_REDIRECT,
         [
             (LOCATION, plain),
             (CACHE_CONTROL, format!("max-age={max_age}")),
         ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct OverQuery {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /auth/over?to=<subdomain or domain>[&next=/path]` on a company's
+/// site: on to another of its own addresses (its subdomain, or one of its
+/// verified domains), a person signed in here signed in there too, with a
+/// one-time token. Any other `to` is 404: this leads nowhere else.
+pub async fn over(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    session: Session,
+    Query(q): Query<OverQuery>,
+) -> Response {
+    let to = q.to.trim().trim_end_matches('.').to_ascii_lowercase();
+    let target = if to == tenant.subdomain() {
+        tenant.origin().tenant_url(tenant.subdomain())
+    } else if state.services.addresses.lead(&to, None)
+        == Some(Lead::Domain(tenant.subdomain().to_owned()))
+    {
+        domain_url(tenant.origin(), &to)
+    } else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let next = super::auth::local_path(&q.next);
+    let location = match signed_in_at(&session, tenant.id()).await {
+        Some(user) => match handoff::issue(&state.services.registry, tenant.id(), user).await {
+            Ok(token) => {
+                let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                format!("{target}auth/handoff?token={token}&next={next}")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "handover to another address not issued");
+                format!("{}{}", target.trim_end_matches('/'), next)
+            }
+        },
+        None => format!("{}{}", target.trim_end_matches('/'), next),
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, location), (CACHE_CONTROL, "no-store".to_owned())],
     )
         .into_response()
 }

@@ -27,7 +27,7 @@ pub struct HandoffQuery {
 }
 
 /// `next` if it is a path on this site, else `/`.
-fn local_path(next: &str) -> &str {
+pub(super) fn local_path(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.contains('\\')

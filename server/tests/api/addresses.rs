@@ -13,6 +13,7 @@ use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::helpers::{get, post_plain_form, sign_in, spawn_app_with, Backend, Jar, ADMIN_PASSWORD};
 use crate::on_both_backends;
+use crate::pg_cluster::free_port;
 
 on_both_backends!(a_renamed_company_redirects_its_old_address_and_hands_people_over,);
 
@@ -128,6 +129,28 @@ async fn a_renamed_company_redirects_its_old_address_and_hands_people_over(backe
         );
         assert_eq!(res.headers()[header::CACHE_CONTROL], "max-age=86400");
     }
+
+    // A one-time link made before the rename goes on to the new host whole.
+    let res = app
+        .get(
+            "acme.localhost",
+            &format!("/password/reset/{}", "ab".repeat(32)),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        format!(
+            "http://acme-corp.localhost/password/reset/{}",
+            "ab".repeat(32)
+        )
+        .as_str()
+    );
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(
+        res.headers().get(header::SET_COOKIE).is_none(),
+        "no cookie for the old host"
+    );
 
     // The old name is no one else's: not at signup, not by renaming.
     let acme = Subdomain::parse("acme").unwrap();
@@ -337,6 +360,39 @@ async fn custom_domains_are_served_over_https_only_once_their_txt_record_proves_
     assert_eq!(status, StatusCode::OK);
     let home = get(&app, "app.acme.test", &mut jar, "/").await;
     assert_eq!(home.status(), StatusCode::OK);
+    // A link from the domain to the subdomain hands the person over.
+    let res = get(
+        &app,
+        "app.acme.test",
+        &mut jar,
+        "/auth/over?to=acme&next=/users",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let path = to
+        .strip_prefix("http://acme.enclave.test")
+        .unwrap_or_else(|| panic!("to the subdomain: {to}"));
+    assert!(
+        path.starts_with("/auth/handoff?token=") && path.ends_with("&next=%2Fusers"),
+        "{to}"
+    );
+    let mut at_subdomain = Jar::default();
+    let res = get(&app, "acme.enclave.test", &mut at_subdomain, path).await;
+    assert_eq!(crate::helpers::location_path(&res), "/users");
+    let users = get(&app, "acme.enclave.test", &mut at_subdomain, "/users").await;
+    assert_eq!(users.status(), StatusCode::OK);
+    // It leads to the company's own addresses only.
+    for elsewhere in ["rival", "evil.test", "rival.enclave.test"] {
+        let res = get(
+            &app,
+            "app.acme.test",
+            &mut jar,
+            &format!("/auth/over?to={elsewhere}"),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{elsewhere}");
+    }
 
     // The primary address: mail links use it, and the subdomain can send
     // people there (a signed-in one handed over).
@@ -455,44 +511,8 @@ fn caddyfile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/Caddyfile")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wildcard_certificate(dir: &Path) {
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=enclave.test",
-            "-addext",
-            "subjectAltName=DNS:enclave.test,DNS:*.enclave.test",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    crate::helpers::self_signed_certificate(dir, "key.pem", "cert.pem", "enclave.test");
 }
 
 /// A real DNS server (Debian's dnsmasq) on a loopback port, answering
@@ -803,18 +823,8 @@ async fn bench_custom_domains_ask_and_throughput() {
 async fn app_settings_for_bench(
     cluster: &crate::pg_cluster::PgCluster,
 ) -> server::config::Settings {
-    use sea_orm::{ConnectionTrait, Database};
-    let name = format!("enclave_test_{}", uuid::Uuid::new_v4().simple());
-    let su = Database::connect(cluster.admin_url("postgres"))
-        .await
-        .unwrap();
-    // A name made from a UUID, never from input.
-    su.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    su.close().await.unwrap();
     let mut s = crate::helpers::test_settings(Backend::Sqlite).await;
-    s.registry_url = Some(secrecy::SecretString::from(cluster.admin_url(&name)));
+    s.registry_url = Some(crate::registry_outage::registry_on(cluster).await);
     s.base_domain = "enclave.test".into();
     s
 }

@@ -605,3 +605,33 @@ impl migration::MigrationTrait for SqlMigration {
             .map(|_| ())
     }
 }
+
+/// A self-signed certificate for `domain` and `*.domain` in `dir` (key and
+/// certificate files named as given), made with openssl.
+pub fn self_signed_certificate(dir: &std::path::Path, key: &str, cert: &str, domain: &str) {
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={domain}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName=DNS:{domain},DNS:*.{domain}"),
+        ])
+        .arg("-keyout")
+        .arg(dir.join(key))
+        .arg("-out")
+        .arg(dir.join(cert))
+        .output()
+        .expect("openssl is installed (make setup installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}

@@ -11,6 +11,7 @@ use reqwest::header;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
 use crate::on_both_backends;
+use crate::pg_cluster::free_port;
 
 on_both_backends!(two_companies_and_the_base_domain_work_through_nginx,);
 
@@ -33,27 +34,12 @@ async fn the_https_example_redirects_and_sends_hsts() {
             &format!("    listen 127.0.0.1:{https} ssl;"),
         );
     let nginx = run_nginx(site, https, app_port, |dir| {
-        let made = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args([
-                "-subj",
-                "/CN=example.com",
-                "-addext",
-                "subjectAltName=DNS:example.com,DNS:*.example.com",
-            ])
-            .arg("-keyout")
-            .arg(dir.join("example.com.key"))
-            .arg("-out")
-            .arg(dir.join("example.com.pem"))
-            .output()
-            .expect("openssl is installed (make setup installs it)");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        crate::helpers::self_signed_certificate(
+            dir,
+            "example.com.key",
+            "example.com.pem",
+            "example.com",
+        )
     });
     // curl blocks: run it off the runtime the app is served on.
     let curl = |args: &[&str]| {
@@ -114,14 +100,6 @@ impl Drop for Nginx {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_nginx(app_port: u16) -> Nginx {

@@ -19,9 +19,10 @@ pub(crate) async fn on_cluster(cluster: &std::sync::Arc<PgCluster>, f: fn(&PgClu
 
 /// An app whose registry is a database of `cluster`, named as the one the
 /// test settings made on the machine's server (so teardown drops that).
-async fn app_with_registry_on(cluster: &PgCluster, backend: Backend) -> TestApp {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("enclave_test_{id}");
+/// A new database on `cluster` for a registry, named as the test settings
+/// name the one they make on the machine's server (so teardown drops that).
+pub(crate) async fn registry_on(cluster: &PgCluster) -> SecretString {
+    let name = format!("enclave_test_{}", uuid::Uuid::new_v4().simple());
     let su = Database::connect(cluster.admin_url("postgres"))
         .await
         .unwrap();
@@ -30,9 +31,14 @@ async fn app_with_registry_on(cluster: &PgCluster, backend: Backend) -> TestApp 
         .await
         .unwrap();
     su.close().await.unwrap();
-    let url = cluster.admin_url(&name);
+    SecretString::from(cluster.admin_url(&name))
+}
+
+/// An app whose registry is a database of `cluster`.
+async fn app_with_registry_on(cluster: &PgCluster, backend: Backend) -> TestApp {
+    let url = registry_on(cluster).await;
     spawn_app_with(backend, move |s| {
-        s.registry_url = Some(SecretString::from(url));
+        s.registry_url = Some(url);
         s.tenant_cache_secs = 1;
     })
     .await
