@@ -324,6 +324,8 @@ pub const MAX_LOOKUPS: usize = 4;
 const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 /// How often the registry is probed while it is unreachable.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Reads one probe makes when they fail at once (dead pooled connections).
+const PROBE_TRIES: u32 = 4;
 /// How long a company is served from its last answer while the registry
 /// is unreachable, by default.
 const STALE_LIMIT: Duration = Duration::from_secs(3600);
@@ -533,7 +535,20 @@ impl Directory {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let read = tokio::time::timeout(LOOKUP_WAIT, directory_version(&this.registry)).await;
+            // After the registry restarts, the pool still holds connections
+            // to the process that died; each fails at once and is dropped.
+            // So a read that fails fast is tried again at once (a few
+            // times, within the same wait), not a probe period later.
+            let deadline = tokio::time::Instant::now() + LOOKUP_WAIT;
+            let mut tries = 1;
+            let read = loop {
+                let read =
+                    tokio::time::timeout_at(deadline, directory_version(&this.registry)).await;
+                match read {
+                    Ok(Err(_)) if tries < PROBE_TRIES => tries += 1,
+                    read => break read,
+                }
+            };
             let answered = matches!(read, Ok(Ok(_)));
             {
                 let mut cache = this.cache.lock().unwrap();
