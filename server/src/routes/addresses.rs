@@ -1,10 +1,7 @@
 //! A company's other addresses: the 308 from an old one (a renamed subdomain, or a subdomain that sends people to its own domain), with a signed-in person handed over; and Caddy's `ask`, on its own loopback listener.
 use app::ssr::{
     accounts::{auth::signed_in_at, handoff},
-    tenancy::{
-        domains::{addresses::domain_url, Lead},
-        RequestSite,
-    },
+    tenancy::{domains::addresses::domain_url, RequestSite},
 };
 use axum::{
     extract::{Query, Request, State},
@@ -46,21 +43,12 @@ pub async fn moved(State(state): State<AppState>, req: Request) -> Response {
     if let (true, Some(company), Some(session)) =
         (follows_link, company, req.extensions().get::<Session>())
     {
-        if let Some(user) = signed_in_at(session, company.id()).await {
-            match handoff::issue(&state.services.registry, company.id(), user).await {
-                Ok(token) => {
-                    let next: String =
-                        url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
-                    let location = format!("{to}auth/handoff?token={token}&next={next}");
-                    return (
-                        StatusCode::PERMANENT_REDIRECT,
-                        [(LOCATION, location), (CACHE_CONTROL, "no-store".to_owned())],
-                    )
-                        .into_response();
-                }
-                // The registry down: they sign in again there.
-                Err(e) => tracing::warn!(error = %e, "handover to the new address not issued"),
-            }
+        if let Some(location) = handover(&state, session, company.id(), to, &here).await {
+            return (
+                StatusCode::PERMANENT_REDIRECT,
+                [(LOCATION, location), (CACHE_CONTROL, "no-store".to_owned())],
+            )
+                .into_response();
         }
     }
     // A one-time link mailed before the move goes on whole, in an answer
@@ -86,6 +74,31 @@ pub async fn moved(State(state): State<AppState>, req: Request) -> Response {
         .into_response()
 }
 
+/// Where a person signed in at company `company` in `session` goes to be
+/// signed in at its address `to` (`https://host/`) and land on `next`:
+/// that address's `/auth/handoff` with a one-time token. `None` when no
+/// one is signed in here, or the registry could not issue the token
+/// (they sign in again there).
+async fn handover(
+    state: &AppState,
+    session: &Session,
+    company: uuid::Uuid,
+    to: &str,
+    next: &str,
+) -> Option<String> {
+    let user = signed_in_at(session, company).await?;
+    match handoff::issue(&state.services.registry, company, user).await {
+        Ok(token) => {
+            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            Some(format!("{to}auth/handoff?token={token}&next={next}"))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "handover to another address not issued");
+            None
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct OverQuery {
     #[serde(default)]
@@ -107,25 +120,14 @@ pub async fn over(
     let to = q.to.trim().trim_end_matches('.').to_ascii_lowercase();
     let target = if to == tenant.subdomain() {
         tenant.origin().tenant_url(tenant.subdomain())
-    } else if state.services.addresses.lead(&to, None)
-        == Some(Lead::Domain(tenant.subdomain().to_owned()))
-    {
+    } else if state.services.addresses.domain(&to).as_deref() == Some(tenant.subdomain()) {
         domain_url(tenant.origin(), &to)
     } else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let next = super::auth::local_path(&q.next);
-    let location = match signed_in_at(&session, tenant.id()).await {
-        Some(user) => match handoff::issue(&state.services.registry, tenant.id(), user).await {
-            Ok(token) => {
-                let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-                format!("{target}auth/handoff?token={token}&next={next}")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "handover to another address not issued");
-                format!("{}{}", target.trim_end_matches('/'), next)
-            }
-        },
+    let location = match handover(&state, &session, tenant.id(), &target, next).await {
+        Some(location) => location,
         None => format!("{}{}", target.trim_end_matches('/'), next),
     };
     (

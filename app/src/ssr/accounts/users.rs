@@ -107,6 +107,19 @@ pub async fn audit_count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     audit_log::Entity::find().count(db).await
 }
 
+/// The emails of the company's active admins (whom mail about the company
+/// itself goes to).
+pub async fn admin_emails(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+    Ok(tenant_users::Entity::find()
+        .filter(tenant_users::Column::Role.eq(Role::Admin))
+        .filter(tenant_users::Column::Disabled.eq(false))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.email)
+        .collect())
+}
+
 /// (users, active admins, disabled users)
 pub async fn counts(db: &impl ConnectionTrait) -> Result<(u64, u64, u64), DbErr> {
     let users = tenant_users::Entity::find().count(db).await?;

@@ -41,3 +41,9 @@ pub mod schema;
 pub mod servers;
 
 pub use request::resolve::{RequestSite, Resolver, TenantContext};
+
+/// A setting's length of time (bounded by its parser, so it always fits)
+/// as a span to add to a moment.
+pub(crate) fn span(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_default()
+}

@@ -37,15 +37,6 @@ pub struct Addresses {
     now: Arc<RwLock<Arc<Snapshot>>>,
 }
 
-/// Where a host that is not a current subdomain leads.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Lead {
-    /// A verified custom domain of the company with this subdomain.
-    Domain(String),
-    /// A renamed company's old subdomain: now this one.
-    Renamed(String),
-}
-
 impl Addresses {
     /// Empty until [`Self::refresh`] first reads the registry.
     pub fn new(registry: DatabaseConnection) -> Self {
@@ -128,19 +119,20 @@ impl Addresses {
         })
     }
 
-    /// Where `host` (normalised, not the base domain nor a current
-    /// subdomain) leads, if anywhere. `label` is its first label when it
-    /// is one label under the base domain.
-    pub fn lead(&self, host: &str, label: Option<&str>) -> Option<Lead> {
-        let s = self.snapshot();
-        if let Some(label) = label {
-            return s
-                .aliases
-                .get(label)
-                .filter(|(_, until)| *until > Utc::now())
-                .map(|(sub, _)| Lead::Renamed(sub.clone()));
-        }
-        s.domains.get(host).map(|sub| Lead::Domain(sub.clone()))
+    /// The current subdomain of the company whose verified domain `host`
+    /// (normalised) is.
+    pub fn domain(&self, host: &str) -> Option<String> {
+        self.snapshot().domains.get(host).cloned()
+    }
+
+    /// The current subdomain of the renamed company whose old subdomain
+    /// `label` is, while it still redirects.
+    pub fn renamed(&self, label: &str) -> Option<String> {
+        self.snapshot()
+            .aliases
+            .get(label)
+            .filter(|(_, until)| *until > Utc::now())
+            .map(|(sub, _)| sub.clone())
     }
 
     /// Whether Caddy may get a certificate for `domain`: it is a verified

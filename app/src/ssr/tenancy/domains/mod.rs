@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use crate::ssr::entities::tenant_domains;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::span;
 
-pub use addresses::{Addresses, Lead};
+pub use addresses::Addresses;
 pub use names::NameError;
 
 /// How custom domains and renames behave (settings).
@@ -92,10 +93,6 @@ fn backoff(created: DateTime<Utc>, failures: i32, now: DateTime<Utc>) -> chrono:
         return chrono::Duration::hours(1);
     }
     chrono::Duration::seconds(15 << failures.clamp(0, 2))
-}
-
-fn td(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Services {
@@ -261,12 +258,12 @@ impl Services {
                 row.seen_at = Set(Some(now));
                 row.missing_since = Set(None);
                 row.failures = Set(0);
-                row.next_check_at = Set(now + td(self.domains.recheck));
+                row.next_check_at = Set(now + span(self.domains.recheck));
                 Check::Verified
             }
             (false, Some(_)) => {
                 let since = d.missing_since.unwrap_or(now);
-                let until = since + td(self.domains.grace);
+                let until = since + span(self.domains.grace);
                 row.missing_since = Set(Some(since));
                 row.failures = Set(d.failures.saturating_add(1));
                 if now >= until {
@@ -277,7 +274,7 @@ impl Services {
                     tracing::warn!(domain = %d.domain, "a custom domain's TXT record has been missing past the grace period: no longer served");
                     Check::Lapsed
                 } else {
-                    row.next_check_at = Set((now + td(self.domains.recheck)).min(until));
+                    row.next_check_at = Set((now + span(self.domains.recheck)).min(until));
                     Check::Missing { until }
                 }
             }

@@ -5,11 +5,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::domain::{Role, Subdomain};
-use crate::ssr::entities::{subdomain_aliases, tenant_users, tenants};
+use crate::domain::Subdomain;
+use crate::ssr::entities::{subdomain_aliases, tenants};
 use crate::ssr::mail::Mail;
 use crate::ssr::services::Services;
 use crate::ssr::tenancy::request::directory;
+use crate::ssr::tenancy::span;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenameError {
@@ -43,10 +44,6 @@ pub async fn alias_of(
         .filter(subdomain_aliases::Column::ReservedUntil.gt(Utc::now()))
         .one(db)
         .await?)
-}
-
-fn days(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Services {
@@ -83,8 +80,8 @@ impl Services {
             return Err(taken());
         }
         let now = Utc::now();
-        let redirect_until = now + days(self.domains.rename_redirect);
-        let reserved_until = now + days(self.domains.rename_reserved);
+        let redirect_until = now + span(self.domains.rename_redirect);
+        let reserved_until = now + span(self.domains.rename_reserved);
         let txn = self.registry.begin().await?;
         let renamed = tenants::Entity::update_many()
             .col_expr(tenants::Column::Subdomain, Expr::value(new.as_str()))
@@ -139,19 +136,16 @@ impl Services {
                     {
                         tracing::warn!(error = %e, "rename not written to the company's audit log");
                     }
-                    let admins = tenant_users::Entity::find()
-                        .filter(tenant_users::Column::Role.eq(Role::Admin))
-                        .filter(tenant_users::Column::Disabled.eq(false))
-                        .all(&db)
+                    let admins = crate::ssr::accounts::users::admin_emails(&db)
                         .await
                         .unwrap_or_default();
                     let _ = db.close().await;
                     let url = self.company_url(t.id, new.as_str());
-                    for admin in admins {
+                    for admin in &admins {
                         self.mailer.send(
                             Mail::with_link(
                                 "company_renamed",
-                                &admin.email,
+                                admin,
                                 &format!("{} has a new address", t.name),
                                 &format!(
                                     "{} is now at {url} (it was {}). Links to the old address keep working until {}; after that, use the new one.",

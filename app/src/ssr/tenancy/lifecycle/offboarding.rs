@@ -37,6 +37,7 @@ use crate::ssr::entities::{
 use crate::ssr::services::Services;
 use crate::ssr::tenancy::request::directory;
 use crate::ssr::tenancy::servers::databases::TenantServer;
+use crate::ssr::tenancy::span;
 
 /// How deletion is paced (settings).
 #[derive(Clone, Debug)]
@@ -119,10 +120,6 @@ pub async fn tombstone_until(
         .max())
 }
 
-fn days(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or_default()
-}
-
 impl Services {
     /// Deletes company `sub`: after the grace period, or now.
     pub async fn schedule_deletion(
@@ -135,7 +132,7 @@ impl Services {
             .ok_or_else(|| LifecycleError::NotFound(sub.to_string()))?;
         let now = Utc::now();
         let purge_after = match when {
-            Deletion::Grace => now + days(self.offboarding.grace),
+            Deletion::Grace => now + span(self.offboarding.grace),
             Deletion::Now => now,
         };
         match t.status {
@@ -352,7 +349,7 @@ impl Services {
 
         // The registry: everything of it, and the tombstone, at once.
         let purged_at = Utc::now();
-        let reserved_until = purged_at + days(self.offboarding.reserved);
+        let reserved_until = purged_at + span(self.offboarding.reserved);
         let subject = format!("t:{}:%", t.id.simple());
         let txn = self.registry.begin().await?;
         let mut rows = Vec::new();
@@ -436,7 +433,7 @@ impl Services {
 
         let (horizon, rule) = if server.is_postgres() {
             let full = self.backups.retention_full.max(1);
-            let every = days(self.offboarding.full_backup_every);
+            let every = span(self.offboarding.full_backup_every);
             (
                 purged_at + every * full as i32,
                 format!(

@@ -96,18 +96,13 @@ impl Services {
         t: &crate::ssr::entities::tenants::Model,
         until: chrono::DateTime<Utc>,
     ) -> Result<Option<Uuid>, RequestError> {
-        use crate::ssr::entities::tenant_users;
         let Ok(Some(url)) = self.directory.connection_url(t) else {
             return Ok(None);
         };
         let db = crate::ssr::tenancy::servers::databases::connect_once(&url).await?;
-        let admins = tenant_users::Entity::find()
-            .filter(tenant_users::Column::Role.eq(crate::domain::Role::Admin))
-            .filter(tenant_users::Column::Disabled.eq(false))
-            .all(&db)
-            .await;
+        let admins = crate::ssr::accounts::users::admin_emails(&db).await;
         let _ = db.close().await;
-        let admins: Vec<String> = admins?.into_iter().map(|u| u.email).collect();
+        let admins = admins?;
         if admins.is_empty() {
             return Ok(None);
         }

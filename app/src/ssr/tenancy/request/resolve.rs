@@ -13,7 +13,7 @@ use crate::site::{Origin, Site};
 use crate::ssr::entities::tenants::TenantStatus;
 use crate::ssr::tenancy::connections::conn::WaitBudget;
 use crate::ssr::tenancy::connections::pools::{PoolError, TenantDb, TenantPools};
-use crate::ssr::tenancy::domains::{addresses::domain_url, Addresses, Lead};
+use crate::ssr::tenancy::domains::{addresses::domain_url, Addresses};
 use crate::ssr::tenancy::request::directory::{Directory, DirectoryError, TenantEntry};
 use crate::ssr::tenancy::request::host::{Host, HostError, HostKind};
 
@@ -227,7 +227,7 @@ impl Resolver {
             Ok(HostKind::Sub(label)) => label,
             // A company's own verified domain, or no one's.
             Err(HostError::Foreign) => {
-                let Some(Lead::Domain(sub)) = self.addresses.lead(&host.name, None) else {
+                let Some(sub) = self.addresses.domain(&host.name) else {
                     return Err(HostError::Foreign.into());
                 };
                 let sub = Subdomain::parse(&sub).map_err(|_| HostError::Foreign)?;
@@ -248,18 +248,16 @@ impl Resolver {
         };
         let Some(entry) = self.directory.lookup(&sub).await? else {
             // A renamed company's old name, still redirecting?
-            let Some(Lead::Renamed(new)) = self.addresses.lead(&host.name, Some(label)) else {
+            let Some(new) = self.addresses.renamed(label) else {
                 return Ok(unknown(sub.as_str(), origin));
             };
-            let company = match Subdomain::parse(&new) {
-                Ok(new) => match self.directory.lookup(&new).await? {
-                    Some(entry) => self.site_of(entry, origin.clone()).ok(),
-                    None => None,
-                },
+            // Its people are handed over when it is active.
+            let entry = match Subdomain::parse(&new) {
+                Ok(new) => self.directory.lookup(&new).await?,
                 Err(_) => None,
-            }
-            .and_then(|site| match site {
-                RequestSite::Tenant(t) => Some(t),
+            };
+            let company = entry.and_then(|entry| match self.site_of(entry, origin.clone()) {
+                Ok(RequestSite::Tenant(t)) => Some(t),
                 _ => None,
             });
             return Ok(RequestSite::Moved {
