@@ -691,6 +691,10 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
         before.p99_ms(),
         during.p99_ms(),
     );
+    println!(
+        "during, per second from the command (p99/slowest ms): {}",
+        during.by_second(started)
+    );
     assert_eq!(before.errors + during.errors, 0);
 }
 
@@ -707,6 +711,8 @@ pub(crate) struct Seen {
     pub(crate) count: u64,
     pub(crate) errors: u64,
     ms: Vec<f64>,
+    /// When each request started.
+    at: Vec<std::time::Instant>,
 }
 
 impl Seen {
@@ -716,6 +722,33 @@ impl Seen {
         v.get((v.len() * 99 / 100).min(v.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0.0)
+    }
+
+    /// Each second from `from`: its requests' p99 and slowest, in ms
+    /// (where in a window the slow requests fall).
+    pub(crate) fn by_second(&self, from: std::time::Instant) -> String {
+        let mut seconds: Vec<Vec<f64>> = Vec::new();
+        for (at, ms) in self.at.iter().zip(&self.ms) {
+            let s = at.saturating_duration_since(from).as_secs() as usize;
+            if seconds.len() <= s {
+                seconds.resize(s + 1, Vec::new());
+            }
+            seconds[s].push(*ms);
+        }
+        seconds
+            .iter_mut()
+            .enumerate()
+            .map(|(s, v)| {
+                v.sort_by(f64::total_cmp);
+                let p99 = v
+                    .get(v.len() * 99 / 100)
+                    .or(v.last())
+                    .copied()
+                    .unwrap_or(0.0);
+                format!("{s}s: {p99:.1}/{:.1}", v.last().copied().unwrap_or(0.0))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -747,6 +780,7 @@ impl Load {
                             s.count += 1;
                             s.errors += u64::from(!ok);
                             s.ms.push(ms);
+                            s.at.push(t);
                         }
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }

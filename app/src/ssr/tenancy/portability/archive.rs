@@ -291,7 +291,35 @@ pub fn read_row(row: &QueryResult, columns: &[&ColumnEntry]) -> Result<Vec<Value
 
 /// A time as archives write it: UTC, to the microsecond.
 fn time_text(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    match time_digits(t) {
+        Some(b) => String::from_utf8_lossy(&b).into_owned(),
+        None => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+    }
+}
+
+/// [`time_text`] without an allocation, for years 0 to 9999 outside a
+/// leap second (chrono writes the others).
+fn time_digits(t: &DateTime<Utc>) -> Option<[u8; 27]> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, nanos / 1000);
+    Some(b)
 }
 
 fn bytes_text(b: &[u8]) -> String {
@@ -299,39 +327,71 @@ fn bytes_text(b: &[u8]) -> String {
 }
 
 /// Appends `value` as a CSV field.
-pub fn csv_field(out: &mut String, value: &Value) {
-    let text = match value {
-        Value::Uuid(Some(u)) => u.hyphenated().to_string(),
-        Value::Bool(Some(b)) => b.to_string(),
-        Value::ChronoDateTimeUtc(Some(t)) => time_text(t),
-        Value::BigInt(Some(n)) => n.to_string(),
-        Value::Double(Some(f)) => serde_json::Number::from_f64(*f)
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-        Value::Bytes(Some(b)) => bytes_text(b),
+pub fn csv_field(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Uuid(Some(u)) => out.extend_from_slice(
+            u.hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        ),
+        Value::Bool(Some(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::ChronoDateTimeUtc(Some(t)) => match time_digits(t) {
+            Some(b) => out.extend_from_slice(&b),
+            None => out.extend_from_slice(time_text(t).as_bytes()),
+        },
+        Value::BigInt(Some(n)) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Value::Double(Some(f)) => {
+            if let Some(n) = serde_json::Number::from_f64(*f) {
+                out.extend_from_slice(n.to_string().as_bytes())
+            }
+        }
+        Value::Bytes(Some(b)) => out.extend_from_slice(bytes_text(b).as_bytes()),
         Value::String(Some(s)) => {
             if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
-                out.push('"');
-                out.push_str(&s.replace('"', "\"\""));
-                out.push('"');
+                out.push(b'"');
+                for b in s.bytes() {
+                    if b == b'"' {
+                        out.push(b'"');
+                    }
+                    out.push(b);
+                }
+                out.push(b'"');
             } else {
-                out.push_str(s);
+                out.extend_from_slice(s.as_bytes());
             }
-            return;
         }
         // NULL: an empty field.
-        _ => return,
-    };
-    out.push_str(&text);
+        _ => {}
+    }
 }
 
-/// Appends `value` as JSON (what [`json_value`] gives, without copying a
-/// string first).
+/// Appends `value` as JSON (what [`json_value`] gives, without building
+/// it first).
 pub fn write_json(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
     match value {
-        Value::String(Some(s)) => serde_json::to_writer(out, s),
-        other => serde_json::to_writer(out, &json_value(other)),
+        Value::String(Some(s)) => return serde_json::to_writer(out, s),
+        Value::Uuid(Some(u)) => {
+            out.push(b'"');
+            out.extend_from_slice(
+                u.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+        Value::Bool(Some(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::ChronoDateTimeUtc(Some(t)) => match time_digits(t) {
+            Some(b) => {
+                out.push(b'"');
+                out.extend_from_slice(&b);
+                out.push(b'"');
+            }
+            None => return serde_json::to_writer(out, &time_text(t)),
+        },
+        Value::BigInt(Some(n)) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        other => return serde_json::to_writer(out, &json_value(other)),
     }
+    Ok(())
 }
 
 /// `value` as JSON.
@@ -492,7 +552,7 @@ mod tests {
 
     #[test]
     fn csv_tells_null_from_empty_and_quotes_what_it_must() {
-        let mut line = String::new();
+        let mut line = Vec::new();
         for (i, v) in [
             Value::String(None),
             Value::String(Some(String::new())),
@@ -503,11 +563,54 @@ mod tests {
         .enumerate()
         {
             if i > 0 {
-                line.push(',');
+                line.push(b',');
             }
             csv_field(&mut line, v);
         }
-        assert_eq!(line, ",\"\",\"a,\"\"b\"\"\nc\",plain");
+        assert_eq!(line, b",\"\",\"a,\"\"b\"\"\nc\",plain");
+    }
+
+    #[test]
+    fn values_written_directly_are_what_chrono_and_serde_json_write() {
+        let times = [
+            "2026-12-06T14:01:00.123456789Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "1970-01-01T00:00:00.000001+02:00",
+        ];
+        let mut values: Vec<Value> = times
+            .iter()
+            .map(|t| {
+                Value::ChronoDateTimeUtc(Some(
+                    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc),
+                ))
+            })
+            .collect();
+        values.extend([
+            Value::Uuid(Some(Uuid::new_v4())),
+            Value::Bool(Some(false)),
+            Value::BigInt(Some(i64::MIN)),
+            Value::BigInt(Some(42)),
+            Value::Double(Some(0.1)),
+            Value::Bytes(Some(vec![0, 255])),
+            Value::String(Some("é \\ \u{1}".into())),
+            Value::Uuid(None),
+        ]);
+        for v in &values {
+            let mut json = Vec::new();
+            write_json(&mut json, v).unwrap();
+            let expected = serde_json::to_vec(&json_value(v)).unwrap();
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+            if let Value::ChronoDateTimeUtc(Some(t)) = v {
+                let mut csv = Vec::new();
+                csv_field(&mut csv, v);
+                let chrono = t.to_rfc3339_opts(SecondsFormat::Micros, true);
+                assert_eq!(String::from_utf8(csv).unwrap(), chrono);
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Exporting one company: its database read in one snapshot, streamed into a ZIP on disk.
 //!
-//! The reading is async (the company's connection); the writing (CSV and
-//! JSON Lines, SHA-256, deflate) runs on one blocking thread, fed batches of
-//! rows through a bounded channel, so memory stays at a few batches
-//! whatever the company's size. Each table's CSV goes straight into the
-//! ZIP; its JSON Lines, made in the same pass, wait in a file beside the
-//! archive until the CSV entry is closed. The archive is written as
-//! `<out>.partial` and renamed when whole.
+//! The reading is async (the company's connection); the writing runs on
+//! two blocking threads, one per form, each fed the same batches of rows
+//! through its own bounded channel, so memory stays at a few batches
+//! whatever the company's size, and both cores write. The CSV thread writes
+//! the archive: each table's CSV straight into it (formatted, hashed,
+//! deflated). The JSON Lines thread writes each table's JSON Lines, hashed
+//! and deflated, into a ZIP of its own in an unlinked scratch file, whose
+//! entry the CSV thread then copies into the archive as it is (no second
+//! deflate). The archive is written as `<out>.partial` and renamed when
+//! whole.
 use std::fs::File;
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -59,13 +63,28 @@ pub struct Progress {
     pub rows: AtomicU64,
 }
 
-/// What the reader sends the writer.
+/// What the reader sends the writers (both get every part).
+#[derive(Clone)]
 enum Part {
     Table(TableEntry),
-    Rows(Vec<Vec<Value>>),
+    Rows(Arc<Vec<Vec<Value>>>),
     End,
     /// Every table read: the manifest (its tables filled in by the writer).
     Done(Manifest),
+}
+
+/// The reader's two channels, one per writer.
+struct Writers {
+    csv: mpsc::Sender<Part>,
+    jsonl: mpsc::Sender<Part>,
+}
+
+impl Writers {
+    /// Sends `part` to both; false once either has stopped (its error is
+    /// what the export reports).
+    async fn send(&self, part: Part) -> bool {
+        self.jsonl.send(part.clone()).await.is_ok() && self.csv.send(part).await.is_ok()
+    }
 }
 
 impl Services {
@@ -135,9 +154,16 @@ impl Services {
             })?;
             let tables = catalog(&txn).await?;
 
-            let (tx, rx) = mpsc::channel::<Part>(4);
+            let (csv, csv_rx) = mpsc::channel::<Part>(4);
+            let (jsonl, jsonl_rx) = mpsc::channel::<Part>(4);
+            let tx = Writers { csv, jsonl };
+            let (jsonl_done, jsonl_files) = std::sync::mpsc::sync_channel(1);
             let target = partial.clone();
-            let writer = tokio::task::spawn_blocking(move || write_archive(&target, rx));
+            let writer =
+                tokio::task::spawn_blocking(move || write_archive(&target, csv_rx, jsonl_files));
+            let scratch = jsonl_scratch(&partial);
+            let jsonl_writer =
+                tokio::task::spawn_blocking(move || write_jsonl(&scratch, jsonl_rx, jsonl_done));
             progress
                 .tables_total
                 .store(tables.len() as u64, Ordering::Relaxed);
@@ -169,7 +195,7 @@ impl Services {
                         rows: 0,
                         files: Vec::new(),
                     };
-                    if tx.send(Part::Table(entry)).await.is_err() {
+                    if !tx.send(Part::Table(entry)).await {
                         return Ok(());
                     }
                     let mut rows = txn
@@ -181,7 +207,7 @@ impl Services {
                         if batch.len() == BATCH {
                             progress.rows.fetch_add(BATCH as u64, Ordering::Relaxed);
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                            if tx.send(Part::Rows(full)).await.is_err() {
+                            if !tx.send(Part::Rows(Arc::new(full))).await {
                                 return Ok(());
                             }
                         }
@@ -191,9 +217,7 @@ impl Services {
                         .rows
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     progress.tables_done.fetch_add(1, Ordering::Relaxed);
-                    if tx.send(Part::Rows(batch)).await.is_err()
-                        || tx.send(Part::End).await.is_err()
-                    {
+                    if !tx.send(Part::Rows(Arc::new(batch))).await || !tx.send(Part::End).await {
                         return Ok(());
                     }
                 }
@@ -224,6 +248,9 @@ impl Services {
             let written = writer
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
+            jsonl_writer
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             read?;
             let (manifest, bytes) = written?;
             txn.rollback().await?;
@@ -249,7 +276,6 @@ impl Services {
         let _ = db.close().await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&partial).await;
-            let _ = tokio::fs::remove_file(jsonl_scratch(&partial)).await;
         }
         result
     }
@@ -273,17 +299,24 @@ fn options() -> SimpleFileOptions {
         .unix_permissions(0o600)
 }
 
-/// The writer's side: every table's two files into the ZIP at `path`,
-/// then `manifest.json`; returns the manifest and the archive's size.
-fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest, u64), PortError> {
+/// A table's JSON Lines, written by [`write_jsonl`]: its digest, and the
+/// one-entry ZIP holding it deflated.
+type JsonlFile = Result<(String, zip::ZipArchive<File>), PortError>;
+
+/// The CSV thread: every table's CSV into the ZIP at `path`, each
+/// followed by its JSON Lines from `jsonl_files`, then `manifest.json`;
+/// returns the manifest and the archive's size.
+fn write_archive(
+    path: &Path,
+    mut rx: mpsc::Receiver<Part>,
+    jsonl_files: std::sync::mpsc::Receiver<JsonlFile>,
+) -> Result<(Manifest, u64), PortError> {
     create_private_file(path, false)?;
     let file = File::options().write(true).truncate(true).open(path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
-    let scratch_path = jsonl_scratch(path);
     let mut done = Vec::new();
-    let mut current: Option<(TableEntry, Sha256, Hashing<BufWriter<File>>)> = None;
-    let mut line = String::new();
-    let mut json = Vec::new();
+    let mut current: Option<(TableEntry, Sha256)> = None;
+    let mut text = Vec::with_capacity(1 << 18);
     while let Some(part) = rx.blocking_recv() {
         match part {
             Part::Table(entry) => {
@@ -293,55 +326,35 @@ fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest,
                 let header = format!("{}\n", header.join(","));
                 zip.write_all(header.as_bytes())?;
                 csv.update(header.as_bytes());
-                create_private_file(&scratch_path, false)?;
-                let scratch = File::options()
-                    .write(true)
-                    .read(true)
-                    .truncate(true)
-                    .open(&scratch_path)?;
-                current = Some((
-                    entry,
-                    csv,
-                    Hashing::new(BufWriter::with_capacity(1 << 16, scratch)),
-                ));
+                current = Some((entry, csv));
             }
             Part::Rows(rows) => {
-                let Some((entry, csv, jsonl)) = current.as_mut() else {
+                let Some((entry, csv)) = current.as_mut() else {
                     continue;
                 };
-                for row in rows {
-                    line.clear();
-                    json.clear();
-                    json.push(b'{');
-                    for (i, (value, column)) in row.iter().zip(&entry.columns).enumerate() {
+                text.clear();
+                for row in rows.iter() {
+                    for (i, value) in row.iter().enumerate() {
                         if i > 0 {
-                            line.push(',');
-                            json.push(b',');
+                            text.push(b',');
                         }
-                        csv_field(&mut line, value);
-                        serde_json::to_writer(&mut json, &column.name)
-                            .map_err(std::io::Error::other)?;
-                        json.push(b':');
-                        archive::write_json(&mut json, value).map_err(std::io::Error::other)?;
+                        csv_field(&mut text, value);
                     }
-                    line.push('\n');
-                    json.extend_from_slice(b"}\n");
-                    zip.write_all(line.as_bytes())?;
-                    csv.update(line.as_bytes());
-                    jsonl.write_all(&json)?;
-                    entry.rows += 1;
+                    text.push(b'\n');
                 }
+                zip.write_all(&text)?;
+                csv.update(&text);
+                entry.rows += rows.len() as u64;
             }
             Part::End => {
-                let Some((mut entry, csv, jsonl)) = current.take() else {
+                let Some((mut entry, csv)) = current.take() else {
                     continue;
                 };
                 let csv_sha = hex::encode(csv.finalize());
-                let (scratch, jsonl_sha) = jsonl.finish();
-                let mut scratch = scratch.into_inner().map_err(|e| e.into_error())?;
-                scratch.rewind()?;
-                zip.start_file(format!("{}.jsonl", entry.name), options())?;
-                std::io::copy(&mut scratch, &mut zip)?;
+                let (jsonl_sha, mut jsonl) = jsonl_files
+                    .recv()
+                    .map_err(|_| PortError::refused("the export stopped before its end"))??;
+                zip.raw_copy_file(jsonl.by_index_raw(0)?)?;
                 entry.files = vec![
                     FileEntry {
                         path: format!("{}.csv", entry.name),
@@ -360,11 +373,93 @@ fn write_archive(path: &Path, mut rx: mpsc::Receiver<Part>) -> Result<(Manifest,
                 serde_json::to_writer_pretty(&mut zip, &manifest).map_err(std::io::Error::other)?;
                 let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
                 file.sync_all()?;
-                let _ = std::fs::remove_file(&scratch_path);
                 return Ok((manifest, file.metadata()?.len()));
             }
         }
     }
-    let _ = std::fs::remove_file(&scratch_path);
-    Err(PortError::refused("the export stopped before its end"))
+    // The reader stopped: for the JSON Lines thread's error, if it had one.
+    match jsonl_files.try_recv() {
+        Ok(Err(e)) => Err(e),
+        _ => Err(PortError::refused("the export stopped before its end")),
+    }
+}
+
+/// The JSON Lines thread: each table's JSON Lines, hashed, into a ZIP of
+/// its own in a scratch file (unlinked at once, so nothing is left behind
+/// whatever happens), handed to the CSV thread through `files` when the
+/// table ends.
+fn write_jsonl(
+    scratch: &Path,
+    mut rx: mpsc::Receiver<Part>,
+    files: std::sync::mpsc::SyncSender<JsonlFile>,
+) {
+    let mut current: Option<(Vec<Vec<u8>>, Hashing<zip::ZipWriter<File>>)> = None;
+    let mut text = Vec::with_capacity(1 << 18);
+    while let Some(part) = rx.blocking_recv() {
+        let step = (|| -> Result<Option<(String, zip::ZipArchive<File>)>, PortError> {
+            match part {
+                Part::Table(entry) => {
+                    create_private_file(scratch, false)?;
+                    let file = File::options()
+                        .read(true)
+                        .write(true)
+                        .truncate(true)
+                        .open(scratch)?;
+                    std::fs::remove_file(scratch)?;
+                    let mut zip = zip::ZipWriter::new(file);
+                    zip.start_file(format!("{}.jsonl", entry.name), options())?;
+                    // Each column's `"name":`, written once.
+                    let keys = entry
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            let mut key = serde_json::to_vec(&c.name)?;
+                            key.push(b':');
+                            Ok(key)
+                        })
+                        .collect::<serde_json::Result<Vec<_>>>()
+                        .map_err(std::io::Error::other)?;
+                    current = Some((keys, Hashing::new(zip)));
+                }
+                Part::Rows(rows) => {
+                    let Some((keys, jsonl)) = current.as_mut() else {
+                        return Ok(None);
+                    };
+                    text.clear();
+                    for row in rows.iter() {
+                        text.push(b'{');
+                        for (i, (value, key)) in row.iter().zip(keys.iter()).enumerate() {
+                            if i > 0 {
+                                text.push(b',');
+                            }
+                            text.extend_from_slice(key);
+                            archive::write_json(&mut text, value).map_err(std::io::Error::other)?;
+                        }
+                        text.extend_from_slice(b"}\n");
+                    }
+                    jsonl.write_all(&text)?;
+                }
+                Part::End => {
+                    if let Some((_, jsonl)) = current.take() {
+                        let (zip, sha) = jsonl.finish();
+                        return Ok(Some((sha, zip.finish_into_readable()?)));
+                    }
+                }
+                Part::Done(_) => {}
+            }
+            Ok(None)
+        })();
+        match step {
+            Ok(None) => {}
+            Ok(Some(file)) => {
+                if files.send(Ok(file)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = files.send(Err(e));
+                return;
+            }
+        }
+    }
 }
