@@ -289,6 +289,109 @@ pub fn read_row(row: &QueryResult, columns: &[&ColumnEntry]) -> Result<Vec<Value
         .collect()
 }
 
+/// One value of a row as the writers see it, borrowed from the row where
+/// it can be (a PostgreSQL row's text and bytes are never copied).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Field<'a> {
+    Null,
+    Uuid(Uuid),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> From<&'a Value> for Field<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::Uuid(Some(u)) => Field::Uuid(*u),
+            Value::Bool(Some(b)) => Field::Bool(*b),
+            Value::ChronoDateTimeUtc(Some(t)) => Field::Time(*t),
+            Value::BigInt(Some(n)) => Field::Int(*n),
+            Value::Double(Some(f)) => Field::Real(*f),
+            Value::String(Some(s)) => Field::Text(s),
+            Value::Bytes(Some(b)) => Field::Bytes(b),
+            _ => Field::Null,
+        }
+    }
+}
+
+/// A batch of a table's rows, as read.
+pub enum Rows {
+    /// Read into values ([`read_row`]).
+    Values(Vec<Vec<Value>>),
+    /// PostgreSQL's rows as they came, read by each writer
+    /// ([`pg_fields`]) without copying their text.
+    Pg(Vec<QueryResult>),
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Values(v) => v.len(),
+            Rows::Pg(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `each` with every row's fields, in order; `kinds` are the
+    /// columns' (as [`select`] read them).
+    pub fn each(
+        &self,
+        kinds: &[Kind],
+        mut each: impl FnMut(&[Field<'_>]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut fields = Vec::with_capacity(kinds.len());
+        match self {
+            Rows::Values(rows) => {
+                for row in rows {
+                    fields.clear();
+                    fields.extend(row.iter().map(Field::from));
+                    each(&fields)?;
+                }
+            }
+            Rows::Pg(rows) => {
+                for row in rows {
+                    let row = row.try_as_pg_row().ok_or_else(|| {
+                        std::io::Error::other("a PostgreSQL batch holds another backend's row")
+                    })?;
+                    fields.clear();
+                    pg_fields(row, kinds, &mut fields).map_err(std::io::Error::other)?;
+                    each(&fields)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A PostgreSQL row's fields, by kind, borrowing its text and bytes.
+fn pg_fields<'r>(
+    row: &'r sea_orm::sqlx::postgres::PgRow,
+    kinds: &[Kind],
+    out: &mut Vec<Field<'r>>,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Row;
+    for (i, kind) in kinds.iter().enumerate() {
+        let field = match kind {
+            Kind::Uuid => row.try_get::<Option<Uuid>, _>(i)?.map(Field::Uuid),
+            Kind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Field::Bool),
+            Kind::Time => row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(Field::Time),
+            Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Field::Int),
+            Kind::Real => row.try_get::<Option<f64>, _>(i)?.map(Field::Real),
+            Kind::Text => row.try_get::<Option<&str>, _>(i)?.map(Field::Text),
+            Kind::Bytes => row.try_get::<Option<&[u8]>, _>(i)?.map(Field::Bytes),
+        };
+        out.push(field.unwrap_or(Field::Null));
+    }
+    Ok(())
+}
+
 /// A time as archives write it: UTC, to the microsecond.
 fn time_text(t: &DateTime<Utc>) -> String {
     match time_digits(t) {
@@ -326,28 +429,34 @@ fn bytes_text(b: &[u8]) -> String {
     format!("\\x{}", hex::encode(b))
 }
 
-/// Appends `value` as a CSV field.
-pub fn csv_field(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Uuid(Some(u)) => out.extend_from_slice(
+/// Whether a CSV field must be quoted: empty (an empty string, not NULL),
+/// or holding a comma, a quote or a line break.
+fn csv_quoted(s: &str) -> bool {
+    s.is_empty() || s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+}
+
+/// Appends `field` as a CSV field.
+pub fn csv_field(out: &mut Vec<u8>, field: &Field<'_>) {
+    match field {
+        Field::Uuid(u) => out.extend_from_slice(
             u.hyphenated()
                 .encode_lower(&mut Uuid::encode_buffer())
                 .as_bytes(),
         ),
-        Value::Bool(Some(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::ChronoDateTimeUtc(Some(t)) => match time_digits(t) {
+        Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Field::Time(t) => match time_digits(t) {
             Some(b) => out.extend_from_slice(&b),
             None => out.extend_from_slice(time_text(t).as_bytes()),
         },
-        Value::BigInt(Some(n)) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-        Value::Double(Some(f)) => {
+        Field::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Field::Real(f) => {
             if let Some(n) = serde_json::Number::from_f64(*f) {
                 out.extend_from_slice(n.to_string().as_bytes())
             }
         }
-        Value::Bytes(Some(b)) => out.extend_from_slice(bytes_text(b).as_bytes()),
-        Value::String(Some(s)) => {
-            if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
+        Field::Bytes(b) => out.extend_from_slice(bytes_text(b).as_bytes()),
+        Field::Text(s) => {
+            if csv_quoted(s) {
                 out.push(b'"');
                 for b in s.bytes() {
                     if b == b'"' {
@@ -361,16 +470,16 @@ pub fn csv_field(out: &mut Vec<u8>, value: &Value) {
             }
         }
         // NULL: an empty field.
-        _ => {}
+        Field::Null => {}
     }
 }
 
-/// Appends `value` as JSON (what [`json_value`] gives, without building
-/// it first).
-pub fn write_json(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
-    match value {
-        Value::String(Some(s)) => return serde_json::to_writer(out, s),
-        Value::Uuid(Some(u)) => {
+/// Appends `field` as JSON (what [`json_value`] gives for its value,
+/// without building it first).
+pub fn write_json(out: &mut Vec<u8>, field: &Field<'_>) -> serde_json::Result<()> {
+    match field {
+        Field::Text(s) => return serde_json::to_writer(out, s),
+        Field::Uuid(u) => {
             out.push(b'"');
             out.extend_from_slice(
                 u.hyphenated()
@@ -379,8 +488,8 @@ pub fn write_json(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
             );
             out.push(b'"');
         }
-        Value::Bool(Some(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::ChronoDateTimeUtc(Some(t)) => match time_digits(t) {
+        Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Field::Time(t) => match time_digits(t) {
             Some(b) => {
                 out.push(b'"');
                 out.extend_from_slice(&b);
@@ -388,8 +497,18 @@ pub fn write_json(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
             }
             None => return serde_json::to_writer(out, &time_text(t)),
         },
-        Value::BigInt(Some(n)) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-        other => return serde_json::to_writer(out, &json_value(other)),
+        Field::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Field::Real(f) => match serde_json::Number::from_f64(*f) {
+            Some(n) => return serde_json::to_writer(out, &n),
+            None => out.extend_from_slice(b"null"),
+        },
+        // `\x` and hex, its backslash escaped.
+        Field::Bytes(b) => {
+            out.extend_from_slice(b"\"\\\\x");
+            out.extend_from_slice(hex::encode(b).as_bytes());
+            out.push(b'"');
+        }
+        Field::Null => out.extend_from_slice(b"null"),
     }
     Ok(())
 }
@@ -565,7 +684,7 @@ mod tests {
             if i > 0 {
                 line.push(b',');
             }
-            csv_field(&mut line, v);
+            csv_field(&mut line, &Field::from(v));
         }
         assert_eq!(line, b",\"\",\"a,\"\"b\"\"\nc\",plain");
     }
@@ -593,12 +712,13 @@ mod tests {
             Value::BigInt(Some(42)),
             Value::Double(Some(0.1)),
             Value::Bytes(Some(vec![0, 255])),
+            Value::Double(Some(f64::NAN)),
             Value::String(Some("é \\ \u{1}".into())),
             Value::Uuid(None),
         ]);
         for v in &values {
             let mut json = Vec::new();
-            write_json(&mut json, v).unwrap();
+            write_json(&mut json, &Field::from(v)).unwrap();
             let expected = serde_json::to_vec(&json_value(v)).unwrap();
             assert_eq!(
                 String::from_utf8(json).unwrap(),
@@ -606,7 +726,7 @@ mod tests {
             );
             if let Value::ChronoDateTimeUtc(Some(t)) = v {
                 let mut csv = Vec::new();
-                csv_field(&mut csv, v);
+                csv_field(&mut csv, &Field::from(v));
                 let chrono = t.to_rfc3339_opts(SecondsFormat::Micros, true);
                 assert_eq!(String::from_utf8(csv).unwrap(), chrono);
             }
@@ -642,7 +762,7 @@ mod tests {
         assert_eq!(json, "2026-12-06T14:01:00.123456Z");
         let back = from_json(&time, &json).unwrap();
         let mut written = Vec::new();
-        write_json(&mut written, &Value::String(Some("a \"q\"\n".into()))).unwrap();
+        write_json(&mut written, &Field::Text("a \"q\"\n")).unwrap();
         assert_eq!(written, br#""a \"q\"\n""#);
         assert_eq!(
             json_value(&back),

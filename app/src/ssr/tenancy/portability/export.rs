@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use sea_orm::{
     AccessMode, ConnectionTrait, DbBackend, IsolationLevel, Statement, StreamTrait,
-    TransactionTrait, Value,
+    TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -29,7 +29,7 @@ use zip::write::SimpleFileOptions;
 
 use super::archive::{
     self, catalog, credential, csv_field, ColumnEntry, Company, Credential, FileEntry, Hashing,
-    Manifest, TableEntry, FORMAT, MANIFEST,
+    Kind, Manifest, Rows, TableEntry, FORMAT, MANIFEST,
 };
 use super::PortError;
 use crate::domain::Subdomain;
@@ -67,7 +67,7 @@ pub struct Progress {
 #[derive(Clone)]
 enum Part {
     Table(TableEntry),
-    Rows(Arc<Vec<Vec<Value>>>),
+    Rows(Arc<Rows>),
     End,
     /// Every table read: the manifest (its tables filled in by the writer).
     Done(Manifest),
@@ -201,12 +201,22 @@ impl Services {
                     let mut rows = txn
                         .stream_raw(archive::select(backend, table, &kept))
                         .await?;
-                    let mut batch = Vec::with_capacity(BATCH);
+                    // PostgreSQL's rows go to the writers as they came (each
+                    // reads its fields from them); SQLite's as values.
+                    let fresh = || match backend {
+                        DbBackend::Postgres => Rows::Pg(Vec::with_capacity(BATCH)),
+                        _ => Rows::Values(Vec::with_capacity(BATCH)),
+                    };
+                    let mut batch = fresh();
                     while let Some(row) = rows.next().await {
-                        batch.push(archive::read_row(&row?, &kept)?);
+                        let row = row?;
+                        match &mut batch {
+                            Rows::Pg(b) => b.push(row),
+                            Rows::Values(b) => b.push(archive::read_row(&row, &kept)?),
+                        }
                         if batch.len() == BATCH {
                             progress.rows.fetch_add(BATCH as u64, Ordering::Relaxed);
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            let full = std::mem::replace(&mut batch, fresh());
                             if !tx.send(Part::Rows(Arc::new(full))).await {
                                 return Ok(());
                             }
@@ -281,6 +291,11 @@ impl Services {
     }
 }
 
+/// The kinds of `entry`'s columns, as the reader read them.
+fn kinds(entry: &TableEntry) -> Vec<Kind> {
+    entry.columns.iter().map(|c| c.kind).collect()
+}
+
 fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_owned();
     name.push(".partial");
@@ -333,15 +348,16 @@ fn write_archive(
                     continue;
                 };
                 text.clear();
-                for row in rows.iter() {
-                    for (i, value) in row.iter().enumerate() {
+                rows.each(&kinds(entry), |row| {
+                    for (i, field) in row.iter().enumerate() {
                         if i > 0 {
                             text.push(b',');
                         }
-                        csv_field(&mut text, value);
+                        csv_field(&mut text, field);
                     }
                     text.push(b'\n');
-                }
+                    Ok(())
+                })?;
                 zip.write_all(&text)?;
                 csv.update(&text);
                 entry.rows += rows.len() as u64;
@@ -393,7 +409,7 @@ fn write_jsonl(
     mut rx: mpsc::Receiver<Part>,
     files: std::sync::mpsc::SyncSender<JsonlFile>,
 ) {
-    let mut current: Option<(Vec<Vec<u8>>, Hashing<zip::ZipWriter<File>>)> = None;
+    let mut current: Option<(Vec<Kind>, Vec<Vec<u8>>, Hashing<zip::ZipWriter<File>>)> = None;
     let mut text = Vec::with_capacity(1 << 18);
     while let Some(part) = rx.blocking_recv() {
         let step = (|| -> Result<Option<(String, zip::ZipArchive<File>)>, PortError> {
@@ -419,28 +435,29 @@ fn write_jsonl(
                         })
                         .collect::<serde_json::Result<Vec<_>>>()
                         .map_err(std::io::Error::other)?;
-                    current = Some((keys, Hashing::new(zip)));
+                    current = Some((kinds(&entry), keys, Hashing::new(zip)));
                 }
                 Part::Rows(rows) => {
-                    let Some((keys, jsonl)) = current.as_mut() else {
+                    let Some((kinds, keys, jsonl)) = current.as_mut() else {
                         return Ok(None);
                     };
                     text.clear();
-                    for row in rows.iter() {
+                    rows.each(kinds, |row| {
                         text.push(b'{');
-                        for (i, (value, key)) in row.iter().zip(keys.iter()).enumerate() {
+                        for (i, (field, key)) in row.iter().zip(keys.iter()).enumerate() {
                             if i > 0 {
                                 text.push(b',');
                             }
                             text.extend_from_slice(key);
-                            archive::write_json(&mut text, value).map_err(std::io::Error::other)?;
+                            archive::write_json(&mut text, field).map_err(std::io::Error::other)?;
                         }
                         text.extend_from_slice(b"}\n");
-                    }
+                        Ok(())
+                    })?;
                     jsonl.write_all(&text)?;
                 }
                 Part::End => {
-                    if let Some((_, jsonl)) = current.take() {
+                    if let Some((_, _, jsonl)) = current.take() {
                         let (zip, sha) = jsonl.finish();
                         return Ok(Some((sha, zip.finish_into_readable()?)));
                     }
