@@ -112,6 +112,31 @@ impl BackupSettings {
         cmd
     }
 
+    /// Runs `work` to its end on a thread of its own, with a runtime of its
+    /// own, under `SCHED_IDLE`: a restore's copy and checksums (the restore
+    /// process's own share of the work) run only on cores the companies
+    /// being served leave idle, whichever process runs the restore (in the
+    /// serving one, every other thread keeps its priority). Where `chrt`
+    /// cannot run, the thread keeps its priority and the work runs as it is.
+    pub(in crate::ssr::tenancy) async fn on_idle_cores<T: Send + 'static>(
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("enclave-idle".into())
+            .spawn(move || {
+                idle_this_thread();
+                let ran = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(work));
+                let _ = done.send(ran);
+            })?;
+        result
+            .await
+            .map_err(|_| std::io::Error::other("the idle thread stopped"))?
+    }
+
     /// Runs a command made by [`BackupSettings::command`]; its standard
     /// output, or an error naming `what` with the end of what it said.
     pub(in crate::ssr::tenancy) async fn run(
@@ -169,4 +194,24 @@ pub(in crate::ssr::tenancy) fn own_user() -> &'static str {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| "root".to_owned())
     })
+}
+
+/// Puts the calling thread (and only it) under `SCHED_IDLE`.
+fn idle_this_thread() {
+    // `/proc/thread-self` links to `<pid>/task/<tid>`.
+    let Some(tid) = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    else {
+        return;
+    };
+    let done = std::process::Command::new("chrt")
+        .args(["--idle", "-p", "0", &tid])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !done.as_ref().is_ok_and(|s| s.success()) {
+        tracing::debug!(?done, "the idle thread keeps its priority");
+    }
 }

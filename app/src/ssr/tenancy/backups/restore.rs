@@ -33,6 +33,7 @@ use uuid::Uuid;
 use super::pgbackrest::{facts, BackupError};
 use super::scratch::Scratch;
 use super::snapshots;
+use super::BackupSettings;
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome},
@@ -488,16 +489,20 @@ impl Services {
         {
             return Err(RestoreError::SchemaDiffers);
         }
-        let rels = relations(&mut src).await?;
-        let rows = copy(&mut src, &mut dst, &rels).await?;
-        // One side after the other: a core stays free for the companies served.
-        let here = checksums(&mut src, &rels).await?;
-        let there = checksums(&mut dst, &rels).await?;
+        let (rows, here, there) = BackupSettings::on_idle_cores(async move {
+            let rels = relations(&mut src).await?;
+            let rows = copy(&mut src, &mut dst, &rels).await?;
+            // One side after the other: a core stays free for the companies served.
+            let here = checksums(&mut src, &rels).await?;
+            let there = checksums(&mut dst, &rels).await?;
+            let _ = sea_orm::sqlx::Connection::close(src).await;
+            let _ = sea_orm::sqlx::Connection::close(dst).await;
+            Ok::<_, sea_orm::sqlx::Error>((rows, here, there))
+        })
+        .await??;
         if let Some((r, _)) = here.iter().zip(&there).find(|(a, b)| a != b) {
             return Err(RestoreError::Differs(r.0.clone()));
         }
-        let _ = sea_orm::sqlx::Connection::close(src).await;
-        let _ = sea_orm::sqlx::Connection::close(dst).await;
         scratch_server.close().await;
         self.verified(row, rows, done).await?;
 
