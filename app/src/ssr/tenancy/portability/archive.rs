@@ -370,24 +370,60 @@ impl Rows {
     }
 }
 
-/// A PostgreSQL row's fields, by kind, borrowing its text and bytes.
+/// PostgreSQL's epoch (2000-01-01) in Unix microseconds.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A PostgreSQL row's fields, by kind, borrowing its text and bytes. The
+/// values come in binary as [`select`] cast them (`int8`, `float8`,
+/// `text`, and `uuid`, `bool`, `timestamptz`, `bytea` as stored) and are
+/// read from their bytes here; a value in text format (not what sqlx asks
+/// for) is decoded by sqlx.
 fn pg_fields<'r>(
     row: &'r sea_orm::sqlx::postgres::PgRow,
     kinds: &[Kind],
     out: &mut Vec<Field<'r>>,
 ) -> Result<(), sea_orm::sqlx::Error> {
-    use sea_orm::sqlx::Row;
+    use sea_orm::sqlx::postgres::PgValueFormat;
+    use sea_orm::sqlx::{Error, Row, ValueRef};
     for (i, kind) in kinds.iter().enumerate() {
-        let field = match kind {
-            Kind::Uuid => row.try_get::<Option<Uuid>, _>(i)?.map(Field::Uuid),
-            Kind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Field::Bool),
-            Kind::Time => row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(Field::Time),
-            Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Field::Int),
-            Kind::Real => row.try_get::<Option<f64>, _>(i)?.map(Field::Real),
-            Kind::Text => row.try_get::<Option<&str>, _>(i)?.map(Field::Text),
-            Kind::Bytes => row.try_get::<Option<&[u8]>, _>(i)?.map(Field::Bytes),
-        };
-        out.push(field.unwrap_or(Field::Null));
+        let value = row.try_get_raw(i)?;
+        if value.is_null() {
+            out.push(Field::Null);
+            continue;
+        }
+        if value.format() != PgValueFormat::Binary {
+            out.push(match kind {
+                Kind::Uuid => Field::Uuid(row.try_get(i)?),
+                Kind::Bool => Field::Bool(row.try_get(i)?),
+                Kind::Time => Field::Time(row.try_get(i)?),
+                Kind::Int => Field::Int(row.try_get(i)?),
+                Kind::Real => Field::Real(row.try_get(i)?),
+                Kind::Text => Field::Text(row.try_get(i)?),
+                Kind::Bytes => Field::Bytes(row.try_get(i)?),
+            });
+            continue;
+        }
+        let bytes = value.as_bytes().map_err(Error::Decode)?;
+        let bad =
+            || Error::Decode(format!("column {i} is not {} in binary", article(*kind)).into());
+        let word = || bytes.try_into().map_err(|_| bad());
+        out.push(match kind {
+            Kind::Uuid => Field::Uuid(Uuid::from_slice(bytes).map_err(|_| bad())?),
+            Kind::Bool => match bytes {
+                [b] => Field::Bool(*b != 0),
+                _ => return Err(bad()),
+            },
+            Kind::Time => Field::Time(
+                i64::from_be_bytes(word()?)
+                    .checked_add(PG_EPOCH_MICROS)
+                    .and_then(DateTime::from_timestamp_micros)
+                    .ok_or_else(bad)?,
+            ),
+            Kind::Int => Field::Int(i64::from_be_bytes(word()?)),
+            Kind::Real => Field::Real(f64::from_be_bytes(word()?)),
+            Kind::Text => Field::Text(std::str::from_utf8(bytes).map_err(|_| bad())?),
+            Kind::Bytes => Field::Bytes(bytes),
+        });
     }
     Ok(())
 }
@@ -432,7 +468,9 @@ fn bytes_text(b: &[u8]) -> String {
 /// Whether a CSV field must be quoted: empty (an empty string, not NULL),
 /// or holding a comma, a quote or a line break.
 fn csv_quoted(s: &str) -> bool {
-    s.is_empty() || s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    s.is_empty()
+        || memchr::memchr3(b',', b'"', b'\n', s.as_bytes()).is_some()
+        || memchr::memchr(b'\r', s.as_bytes()).is_some()
 }
 
 /// Appends `field` as a CSV field.
