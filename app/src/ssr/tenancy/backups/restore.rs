@@ -596,7 +596,8 @@ impl Services {
     }
 
     /// Puts the server process behind `session` (the copy into a database
-    /// no request uses yet, and its checksums) under `SCHED_IDLE`, as
+    /// no request uses yet, and its checksums, with no parallel workers)
+    /// under `SCHED_IDLE`, as
     /// pgBackRest and the temporary cluster are, so the companies served
     /// from that server keep the cores. Only where the server runs on this
     /// machine (as pgBackRest's restore needs); elsewhere `chrt` finds no
@@ -612,6 +613,14 @@ impl Services {
         idle.args(["--idle", "-p", "0", &pid.to_string()]);
         if let Err(e) = self.backups.run("chrt", idle).await {
             tracing::debug!(error = %e, "the copy's server process keeps its priority");
+        }
+        // A parallel query's workers would be the postmaster's children, at
+        // its priority: the checksums' scan stays in this one process.
+        if let Err(e) = sea_orm::sqlx::query("SET max_parallel_workers_per_gather = 0")
+            .execute(&mut *session)
+            .await
+        {
+            tracing::debug!(error = %e, "the copy's checksums may run in parallel workers");
         }
     }
 
