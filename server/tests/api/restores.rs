@@ -140,7 +140,8 @@ async fn rig() -> Rig {
     std::fs::write(
         &config,
         format!(
-            "[global]\nrepo1-path={}\nlock-path={}\nspool-path={}\nlog-level-file=off\nstart-fast=y\n",
+            "[global]\nrepo1-path={}\nlock-path={}\nspool-path={}\nlog-level-file=off\nstart-fast=y\n\
+             [global:archive-push]\ncompress-type=lz4\n",
             repo.display(),
             dir.join("lock").display(),
             dir.join("spool").display()
