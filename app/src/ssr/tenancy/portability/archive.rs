@@ -430,14 +430,28 @@ fn pg_fields<'r>(
 
 /// A time as archives write it: UTC, to the microsecond.
 fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Appends [`time_text`], without an allocation where it can.
+fn push_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     match time_digits(t) {
-        Some(b) => String::from_utf8_lossy(&b).into_owned(),
-        None => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        Some(b) => out.extend_from_slice(&b),
+        None => out.extend_from_slice(time_text(t).as_bytes()),
     }
 }
 
-/// [`time_text`] without an allocation, for years 0 to 9999 outside a
-/// leap second (chrono writes the others).
+/// Appends a UUID hyphenated, without an allocation.
+fn push_uuid(out: &mut Vec<u8>, u: &Uuid) {
+    out.extend_from_slice(
+        u.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+}
+
+/// [`time_text`] as bytes, for years 0 to 9999 outside a leap second
+/// (chrono writes the others).
 fn time_digits(t: &DateTime<Utc>) -> Option<[u8; 27]> {
     use chrono::{Datelike, Timelike};
     let (year, nanos) = (t.year(), t.nanosecond());
@@ -476,16 +490,9 @@ fn csv_quoted(s: &str) -> bool {
 /// Appends `field` as a CSV field.
 pub fn csv_field(out: &mut Vec<u8>, field: &Field<'_>) {
     match field {
-        Field::Uuid(u) => out.extend_from_slice(
-            u.hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        ),
+        Field::Uuid(u) => push_uuid(out, u),
         Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Field::Time(t) => match time_digits(t) {
-            Some(b) => out.extend_from_slice(&b),
-            None => out.extend_from_slice(time_text(t).as_bytes()),
-        },
+        Field::Time(t) => push_time(out, t),
         Field::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Field::Real(f) => {
             if let Some(n) = serde_json::Number::from_f64(*f) {
@@ -512,29 +519,23 @@ pub fn csv_field(out: &mut Vec<u8>, field: &Field<'_>) {
     }
 }
 
-/// Appends `field` as JSON (what [`json_value`] gives for its value,
-/// without building it first).
+/// Appends `field` as JSON, as serde_json would write its value, without
+/// building a `serde_json::Value` first.
 pub fn write_json(out: &mut Vec<u8>, field: &Field<'_>) -> serde_json::Result<()> {
     match field {
         Field::Text(s) => return serde_json::to_writer(out, s),
+        // Neither needs escaping.
         Field::Uuid(u) => {
             out.push(b'"');
-            out.extend_from_slice(
-                u.hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer())
-                    .as_bytes(),
-            );
+            push_uuid(out, u);
+            out.push(b'"');
+        }
+        Field::Time(t) => {
+            out.push(b'"');
+            push_time(out, t);
             out.push(b'"');
         }
         Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Field::Time(t) => match time_digits(t) {
-            Some(b) => {
-                out.push(b'"');
-                out.extend_from_slice(&b);
-                out.push(b'"');
-            }
-            None => return serde_json::to_writer(out, &time_text(t)),
-        },
         Field::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Field::Real(f) => match serde_json::Number::from_f64(*f) {
             Some(n) => return serde_json::to_writer(out, &n),
@@ -549,21 +550,6 @@ pub fn write_json(out: &mut Vec<u8>, field: &Field<'_>) -> serde_json::Result<()
         Field::Null => out.extend_from_slice(b"null"),
     }
     Ok(())
-}
-
-/// `value` as JSON.
-pub fn json_value(value: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        Value::Uuid(Some(u)) => J::String(u.hyphenated().to_string()),
-        Value::Bool(Some(b)) => J::Bool(*b),
-        Value::ChronoDateTimeUtc(Some(t)) => J::String(time_text(t)),
-        Value::BigInt(Some(n)) => J::from(*n),
-        Value::Double(Some(f)) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        Value::Bytes(Some(b)) => J::String(bytes_text(b)),
-        Value::String(Some(s)) => J::String(s.clone()),
-        _ => J::Null,
-    }
 }
 
 /// Appends `row` as a line of PostgreSQL's `COPY … FROM STDIN` text format
@@ -698,6 +684,21 @@ pub fn plain_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `value` as JSON through serde_json: what [`write_json`] must write.
+    fn json_value(value: &Value) -> serde_json::Value {
+        use serde_json::Value as J;
+        match value {
+            Value::Uuid(Some(u)) => J::String(u.hyphenated().to_string()),
+            Value::Bool(Some(b)) => J::Bool(*b),
+            Value::ChronoDateTimeUtc(Some(t)) => J::String(time_text(t)),
+            Value::BigInt(Some(n)) => J::from(*n),
+            Value::Double(Some(f)) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Bytes(Some(b)) => J::String(bytes_text(b)),
+            Value::String(Some(s)) => J::String(s.clone()),
+            _ => J::Null,
+        }
+    }
 
     fn text_column(nullable: bool) -> ColumnEntry {
         ColumnEntry {

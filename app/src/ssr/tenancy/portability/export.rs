@@ -330,7 +330,7 @@ fn write_archive(
     let file = File::options().write(true).truncate(true).open(path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
     let mut done = Vec::new();
-    let mut current: Option<(TableEntry, Sha256)> = None;
+    let mut current: Option<(Vec<Kind>, TableEntry, Sha256)> = None;
     let mut text = Vec::with_capacity(1 << 18);
     while let Some(part) = rx.blocking_recv() {
         match part {
@@ -341,14 +341,14 @@ fn write_archive(
                 let header = format!("{}\n", header.join(","));
                 zip.write_all(header.as_bytes())?;
                 csv.update(header.as_bytes());
-                current = Some((entry, csv));
+                current = Some((kinds(&entry), entry, csv));
             }
             Part::Rows(rows) => {
-                let Some((entry, csv)) = current.as_mut() else {
+                let Some((kinds, entry, csv)) = current.as_mut() else {
                     continue;
                 };
                 text.clear();
-                rows.each(&kinds(entry), |row| {
+                rows.each(kinds, |row| {
                     for (i, field) in row.iter().enumerate() {
                         if i > 0 {
                             text.push(b',');
@@ -363,7 +363,7 @@ fn write_archive(
                 entry.rows += rows.len() as u64;
             }
             Part::End => {
-                let Some((mut entry, csv)) = current.take() else {
+                let Some((_, mut entry, csv)) = current.take() else {
                     continue;
                 };
                 let csv_sha = hex::encode(csv.finalize());
