@@ -428,7 +428,7 @@ impl Services {
         let f = facts(&row.server, server).await?;
         let scratch = Scratch::new(row.scratch.clone().unwrap_or_default().into());
         // The company's database at the moment, outside every serving server.
-        scratch
+        let _idle = scratch
             .restore_and_start(&b, &row.server, &f, &role, row.target_time, &[&role])
             .await?;
         migrate_up(&scratch.role_url(&role, &role)).await?;
@@ -483,6 +483,7 @@ impl Services {
         let scratch_server = TenantServer::postgres(&scratch.admin_url(), false).await?;
         let mut src = open_copy_session(&scratch_server, &role, &role).await?;
         let mut dst = open_copy_session(server, &new_db, &new_role).await?;
+        self.yield_cores(&mut src).await;
         self.yield_cores(&mut dst).await;
         if relations(&mut src).await? != relations(&mut dst).await?
             || migrations(&mut src).await? != migrations(&mut dst).await?
@@ -596,12 +597,13 @@ impl Services {
     }
 
     /// Puts the server process behind `session` (the copy into a database
-    /// no request uses yet, and its checksums, with no parallel workers)
-    /// under `SCHED_IDLE`, as
-    /// pgBackRest and the temporary cluster are, so the companies served
-    /// from that server keep the cores. Only where the server runs on this
-    /// machine (as pgBackRest's restore needs); elsewhere `chrt` finds no
-    /// such process, and the copy runs as it is.
+    /// no request uses yet, or out of the temporary cluster, and their
+    /// checksums, with no parallel workers) on idle cores, as pgBackRest
+    /// and the temporary cluster are (see
+    /// [`BackupSettings::yield_processes`]), so the companies served from
+    /// that server keep the cores. Only where the server runs on this
+    /// machine (as pgBackRest's restore needs); elsewhere no such process
+    /// is found, and the copy runs as it is.
     async fn yield_cores(&self, session: &mut sea_orm::sqlx::postgres::PgConnection) {
         let Ok(pid) = sea_orm::sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
             .fetch_one(&mut *session)
@@ -609,10 +611,8 @@ impl Services {
         else {
             return;
         };
-        let mut idle = self.backups.command("chrt");
-        idle.args(["--idle", "-p", "0", &pid.to_string()]);
-        if let Err(e) = self.backups.run("chrt", idle).await {
-            tracing::debug!(error = %e, "the copy's server process keeps its priority");
+        if let Ok(pid) = u32::try_from(pid) {
+            self.backups.yield_processes(&[pid]).await;
         }
         // A parallel query's workers would be the postmaster's children, at
         // its priority: the checksums' scan stays in this one process.

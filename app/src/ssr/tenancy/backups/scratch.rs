@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::pgbackrest::{BackupError, ServerFacts};
+use super::priority::IdleCluster;
 use super::{own_user, BackupSettings, ToolError};
 
 /// How long the cluster may take to replay the WAL up to the moment.
@@ -68,7 +69,8 @@ impl Scratch {
     /// Restores database `db` of stanza `stanza` as it was at `at` into
     /// this directory, and starts it; returns once it has replayed up to
     /// the moment and been promoted. `roles` may connect besides the
-    /// superuser.
+    /// superuser. The cluster's processes stay on idle cores (see
+    /// [`BackupSettings::keep_cluster_idle`]) while the returned guard lives.
     pub async fn restore_and_start(
         &self,
         b: &BackupSettings,
@@ -77,7 +79,7 @@ impl Scratch {
         db: &str,
         at: DateTime<Utc>,
         roles: &[&str],
-    ) -> Result<(), BackupError> {
+    ) -> Result<IdleCluster, BackupError> {
         self.prepare(b).await?;
         // pgBackRest reads `YYYY-MM-DD HH:MM:SS.fff+00` (milliseconds at
         // most when it picks the backup itself): rounded up, so that what
@@ -124,7 +126,9 @@ impl Scratch {
             }
         }
         let pg_ctl = pg_bin(b, facts).join("pg_ctl");
-        // The cluster's processes inherit pg_ctl's policy: idle cores only.
+        // Each of the cluster's processes leads a session of its own: kept
+        // on idle cores one by one as they start, replay's included.
+        let idle = b.keep_cluster_idle(&self.data());
         let mut start = b.command_idle(&pg_ctl);
         start
             .arg("-D")
@@ -135,7 +139,8 @@ impl Scratch {
         if let Err(e) = b.run("pg_ctl start", start).await {
             return Err(self.failed(b, e).await);
         }
-        self.promoted(b).await
+        self.promoted(b).await?;
+        Ok(idle)
     }
 
     /// Waits until recovery has reached the moment and the cluster takes
