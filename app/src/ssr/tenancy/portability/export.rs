@@ -41,6 +41,11 @@ use crate::ssr::tenancy::servers::databases::{connect_once, create_private_file}
 /// Rows sent to the writer at a time.
 const BATCH: usize = 1000;
 
+/// Batches each writer may have waiting: enough that neither the reader
+/// nor a writer waits on the other's pace from batch to batch, few enough
+/// that memory stays at a few megabytes.
+const QUEUED: usize = 16;
+
 /// What an export did.
 #[derive(Debug)]
 pub struct Exported {
@@ -154,8 +159,8 @@ impl Services {
             })?;
             let tables = catalog(&txn).await?;
 
-            let (csv, csv_rx) = mpsc::channel::<Part>(4);
-            let (jsonl, jsonl_rx) = mpsc::channel::<Part>(4);
+            let (csv, csv_rx) = mpsc::channel::<Part>(QUEUED);
+            let (jsonl, jsonl_rx) = mpsc::channel::<Part>(QUEUED);
             let tx = Writers { csv, jsonl };
             let (jsonl_done, jsonl_files) = std::sync::mpsc::sync_channel(1);
             let target = partial.clone();
