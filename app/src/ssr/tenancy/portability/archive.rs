@@ -129,41 +129,69 @@ pub fn no_credential() -> String {
     format!("!none-{}", Uuid::new_v4().simple())
 }
 
+/// PostgreSQL's catalog of the company's tables: table, column, declared
+/// type, nullable, and place in the primary key (0: none).
+const PG_CATALOG: &str = "SELECT cl.relname::text AS tbl, a.attname::text AS col, \
+        format_type(a.atttypid, a.atttypmod) AS ty, NOT a.attnotnull AS nullable, \
+        coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int8 AS pk \
+ FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace \
+ JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped \
+ LEFT JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary \
+ WHERE n.nspname = 'public' AND cl.relkind IN ('r', 'p') \
+ ORDER BY cl.relname COLLATE \"C\", a.attnum";
+
+/// SQLite's, with the same columns.
+const SQLITE_CATALOG: &str =
+    "SELECT m.name AS tbl, p.name AS col, p.type AS ty, p.\"notnull\" = 0 AS nullable, \
+            p.pk AS pk \
+     FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+     WHERE m.type = 'table' ORDER BY m.name, p.cid";
+
+/// One row of a catalog: table, column, declared type, nullable, place in
+/// the primary key.
+type CatalogRow = (String, String, String, bool, i64);
+
 /// The company's tables (bookkeeping left out), with their columns.
 pub async fn catalog(db: &impl ConnectionTrait) -> Result<Vec<Table>, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT cl.relname::text AS tbl, a.attname::text AS col, \
-                    format_type(a.atttypid, a.atttypmod) AS ty, NOT a.attnotnull AS nullable, \
-                    coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int8 AS pk \
-             FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace \
-             JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             LEFT JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary \
-             WHERE n.nspname = 'public' AND cl.relkind IN ('r', 'p') \
-             ORDER BY cl.relname COLLATE \"C\", a.attnum"
-        }
-        _ => {
-            "SELECT m.name AS tbl, p.name AS col, p.type AS ty, p.\"notnull\" = 0 AS nullable, \
-                    p.pk AS pk \
-             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' ORDER BY m.name, p.cid"
-        }
+        DbBackend::Postgres => PG_CATALOG,
+        _ => SQLITE_CATALOG,
     };
     let rows = db
         .query_all_raw(Statement::from_string(backend, sql))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "tbl")?,
+                row.try_get("", "col")?,
+                row.try_get("", "ty")?,
+                row.try_get("", "nullable")?,
+                row.try_get("", "pk")?,
+            ))
+        })
+        .collect::<Result<Vec<CatalogRow>, DbErr>>()?;
+    tables_of(rows)
+}
+
+/// [`catalog`], read on a PostgreSQL connection of sqlx's.
+pub async fn catalog_pg(
+    conn: &mut sea_orm::sqlx::PgConnection,
+) -> Result<Vec<Table>, sea_orm::sqlx::Error> {
+    let rows: Vec<CatalogRow> = sea_orm::sqlx::query_as(PG_CATALOG)
+        .fetch_all(&mut *conn)
         .await?;
+    tables_of(rows).map_err(|e| sea_orm::sqlx::Error::Protocol(e.to_string()))
+}
+
+fn tables_of(rows: Vec<CatalogRow>) -> Result<Vec<Table>, DbErr> {
     let mut tables: Vec<Table> = Vec::new();
     let mut keys: Vec<Vec<(i64, String)>> = Vec::new();
-    for row in rows {
-        let table: String = row.try_get("", "tbl")?;
+    for (table, column, declared, nullable, pk) in rows {
         if bookkeeping(&table) {
             continue;
         }
-        let column: String = row.try_get("", "col")?;
-        let declared: String = row.try_get("", "ty")?;
-        let nullable: bool = row.try_get("", "nullable")?;
-        let pk: i64 = row.try_get("", "pk")?;
         let kind = kind_of(&declared).ok_or_else(|| {
             DbErr::Custom(format!(
                 "{table}.{column} is of type '{declared}', which exports do not know"
@@ -322,16 +350,17 @@ impl<'a> From<&'a Value> for Field<'a> {
 pub enum Rows {
     /// Read into values ([`read_row`]).
     Values(Vec<Vec<Value>>),
-    /// PostgreSQL's rows as they came, read by each writer
-    /// ([`pg_fields`]) without copying their text.
-    Pg(Vec<QueryResult>),
+    /// PostgreSQL's rows as `COPY … (FORMAT binary)` sent them, one tuple
+    /// after another (header and trailer left out), read by each writer
+    /// without copying their text.
+    Copy { tuples: Vec<u8>, rows: usize },
 }
 
 impl Rows {
     pub fn len(&self) -> usize {
         match self {
             Rows::Values(v) => v.len(),
-            Rows::Pg(v) => v.len(),
+            Rows::Copy { rows, .. } => *rows,
         }
     }
 
@@ -355,13 +384,11 @@ impl Rows {
                     each(&fields)?;
                 }
             }
-            Rows::Pg(rows) => {
-                for row in rows {
-                    let row = row.try_as_pg_row().ok_or_else(|| {
-                        std::io::Error::other("a PostgreSQL batch holds another backend's row")
-                    })?;
+            Rows::Copy { tuples, .. } => {
+                let mut rest = tuples.as_slice();
+                while !rest.is_empty() {
                     fields.clear();
-                    pg_fields(row, kinds, &mut fields).map_err(std::io::Error::other)?;
+                    rest = copy_tuple(rest, kinds, &mut fields)?;
                     each(&fields)?;
                 }
             }
@@ -370,62 +397,90 @@ impl Rows {
     }
 }
 
+/// What starts a `COPY … (FORMAT binary)` stream: its signature, then
+/// flags and the length of a header extension (32-bit each).
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// The first message of a binary `COPY` without its header: the rest is
+/// the first tuple (or the trailer, when there are no rows).
+pub fn copy_after_header(message: &[u8]) -> std::io::Result<&[u8]> {
+    let bad = || std::io::Error::other("PostgreSQL's binary COPY began with no header");
+    let rest = message.strip_prefix(COPY_SIGNATURE).ok_or_else(bad)?;
+    let extension = rest
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(bad)? as usize;
+    rest.get(8 + extension..).ok_or_else(bad)
+}
+
+/// Whether a message of a binary `COPY` is its trailer.
+pub fn copy_trailer(message: &[u8]) -> bool {
+    message == [0xff, 0xff]
+}
+
 /// PostgreSQL's epoch (2000-01-01) in Unix microseconds.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// A PostgreSQL row's fields, by kind, borrowing its text and bytes. The
-/// values come in binary as [`select`] cast them (`int8`, `float8`,
-/// `text`, and `uuid`, `bool`, `timestamptz`, `bytea` as stored) and are
-/// read from their bytes here; a value in text format (not what sqlx asks
-/// for) is decoded by sqlx.
-fn pg_fields<'r>(
-    row: &'r sea_orm::sqlx::postgres::PgRow,
+/// Reads one tuple of a binary `COPY` from the start of `bytes` into
+/// `out`, by kind, borrowing its text and bytes; returns what follows it.
+/// The values come as [`select`] cast them (`int8`, `float8`, `text`, and
+/// `uuid`, `bool`, `timestamptz`, `bytea` as stored).
+fn copy_tuple<'r>(
+    bytes: &'r [u8],
     kinds: &[Kind],
     out: &mut Vec<Field<'r>>,
-) -> Result<(), sea_orm::sqlx::Error> {
-    use sea_orm::sqlx::postgres::PgValueFormat;
-    use sea_orm::sqlx::{Error, Row, ValueRef};
-    for (i, kind) in kinds.iter().enumerate() {
-        let value = row.try_get_raw(i)?;
-        if value.is_null() {
-            out.push(Field::Null);
-            continue;
-        }
-        if value.format() != PgValueFormat::Binary {
-            out.push(match kind {
-                Kind::Uuid => Field::Uuid(row.try_get(i)?),
-                Kind::Bool => Field::Bool(row.try_get(i)?),
-                Kind::Time => Field::Time(row.try_get(i)?),
-                Kind::Int => Field::Int(row.try_get(i)?),
-                Kind::Real => Field::Real(row.try_get(i)?),
-                Kind::Text => Field::Text(row.try_get(i)?),
-                Kind::Bytes => Field::Bytes(row.try_get(i)?),
-            });
-            continue;
-        }
-        let bytes = value.as_bytes().map_err(Error::Decode)?;
-        let bad =
-            || Error::Decode(format!("column {i} is not {} in binary", article(*kind)).into());
-        let word = || bytes.try_into().map_err(|_| bad());
-        out.push(match kind {
-            Kind::Uuid => Field::Uuid(Uuid::from_slice(bytes).map_err(|_| bad())?),
-            Kind::Bool => match bytes {
-                [b] => Field::Bool(*b != 0),
-                _ => return Err(bad()),
-            },
-            Kind::Time => Field::Time(
-                i64::from_be_bytes(word()?)
-                    .checked_add(PG_EPOCH_MICROS)
-                    .and_then(DateTime::from_timestamp_micros)
-                    .ok_or_else(bad)?,
-            ),
-            Kind::Int => Field::Int(i64::from_be_bytes(word()?)),
-            Kind::Real => Field::Real(f64::from_be_bytes(word()?)),
-            Kind::Text => Field::Text(std::str::from_utf8(bytes).map_err(|_| bad())?),
-            Kind::Bytes => Field::Bytes(bytes),
-        });
+) -> std::io::Result<&'r [u8]> {
+    let short = || std::io::Error::other("a row of PostgreSQL's binary COPY ends early");
+    let (count, mut rest) = bytes.split_first_chunk::<2>().ok_or_else(short)?;
+    if i16::from_be_bytes(*count) as usize != kinds.len() {
+        return Err(std::io::Error::other(format!(
+            "a row of PostgreSQL's binary COPY has {} fields, not {}",
+            i16::from_be_bytes(*count),
+            kinds.len()
+        )));
     }
-    Ok(())
+    for (i, kind) in kinds.iter().enumerate() {
+        let (len, after) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+        let len = i32::from_be_bytes(*len);
+        if len < 0 {
+            out.push(Field::Null);
+            rest = after;
+            continue;
+        }
+        let (value, after) = after.split_at_checked(len as usize).ok_or_else(short)?;
+        out.push(binary_field(*kind, value, i)?);
+        rest = after;
+    }
+    Ok(rest)
+}
+
+/// A value in PostgreSQL's binary format, by kind.
+fn binary_field(kind: Kind, bytes: &[u8], column: usize) -> std::io::Result<Field<'_>> {
+    let bad = || {
+        std::io::Error::other(format!(
+            "column {column} is not {} in binary",
+            article(kind)
+        ))
+    };
+    let word = || bytes.try_into().map_err(|_| bad());
+    Ok(match kind {
+        Kind::Uuid => Field::Uuid(Uuid::from_slice(bytes).map_err(|_| bad())?),
+        Kind::Bool => match bytes {
+            [b] => Field::Bool(*b != 0),
+            _ => return Err(bad()),
+        },
+        Kind::Time => Field::Time(
+            i64::from_be_bytes(word()?)
+                .checked_add(PG_EPOCH_MICROS)
+                .and_then(DateTime::from_timestamp_micros)
+                .ok_or_else(bad)?,
+        ),
+        Kind::Int => Field::Int(i64::from_be_bytes(word()?)),
+        Kind::Real => Field::Real(f64::from_be_bytes(word()?)),
+        Kind::Text => Field::Text(std::str::from_utf8(bytes).map_err(|_| bad())?),
+        Kind::Bytes => Field::Bytes(bytes),
+    })
 }
 
 /// A time as archives write it: UTC, to the microsecond.
@@ -684,6 +739,83 @@ pub fn plain_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_copy_tuples_are_read_by_kind() {
+        let kinds = [
+            Kind::Uuid,
+            Kind::Bool,
+            Kind::Time,
+            Kind::Int,
+            Kind::Real,
+            Kind::Text,
+            Kind::Bytes,
+            Kind::Text,
+        ];
+        let u = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let t = DateTime::parse_from_rfc3339("2026-12-06T14:01:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut tuple = (kinds.len() as i16).to_be_bytes().to_vec();
+        let mut field = |b: &[u8]| {
+            tuple.extend_from_slice(&(b.len() as i32).to_be_bytes());
+            tuple.extend_from_slice(b);
+        };
+        field(u.as_bytes());
+        field(&[1]);
+        field(&(t.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
+        field(&(-42i64).to_be_bytes());
+        field(&1.5f64.to_be_bytes());
+        field("h\u{e9}llo, \"you\"".as_bytes());
+        field(&[0, 255]);
+        tuple.extend_from_slice(&(-1i32).to_be_bytes());
+        let expected = [
+            Field::Uuid(u),
+            Field::Bool(true),
+            Field::Time(t),
+            Field::Int(-42),
+            Field::Real(1.5),
+            Field::Text("h\u{e9}llo, \"you\""),
+            Field::Bytes(&[0, 255]),
+            Field::Null,
+        ];
+
+        // The first message: the header (with an extension), then a row.
+        let mut first = COPY_SIGNATURE.to_vec();
+        first.extend_from_slice(&0u32.to_be_bytes());
+        first.extend_from_slice(&3u32.to_be_bytes());
+        first.extend_from_slice(b"ext");
+        first.extend_from_slice(&tuple);
+        let mut tuples = copy_after_header(&first).unwrap().to_vec();
+        tuples.extend_from_slice(&tuple);
+        let rows = Rows::Copy { tuples, rows: 2 };
+        let mut seen = 0;
+        rows.each(&kinds, |fields| {
+            assert_eq!(fields, expected);
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((seen, rows.len()), (2, 2));
+        assert!(copy_trailer(&[0xff, 0xff]) && !copy_trailer(&tuple));
+
+        // A cut row, a row of another width, a stream without its header.
+        let cut = Rows::Copy {
+            tuples: tuple[..tuple.len() - 3].to_vec(),
+            rows: 1,
+        };
+        assert!(cut.each(&kinds, |_| Ok(())).is_err());
+        assert!(rows.each(&kinds[..7], |_| Ok(())).is_err());
+        assert!(copy_after_header(&tuple).is_err());
+        let mut not_text = (1i16).to_be_bytes().to_vec();
+        not_text.extend_from_slice(&2i32.to_be_bytes());
+        not_text.extend_from_slice(&[0xc3, 0x28]);
+        let not_text = Rows::Copy {
+            tuples: not_text,
+            rows: 1,
+        };
+        assert!(not_text.each(&[Kind::Text], |_| Ok(())).is_err());
+    }
 
     /// `value` as JSON through serde_json: what [`write_json`] must write.
     fn json_value(value: &Value) -> serde_json::Value {

@@ -1,6 +1,8 @@
 //! Exporting one company: its database read in one snapshot, streamed into a ZIP on disk.
 //!
-//! The reading is async (the company's connection); the writing runs on
+//! The reading is async (the company's connection; on PostgreSQL each
+//! table's rows come as `COPY … (FORMAT binary)` tuples, which the writers
+//! read their fields from); the writing runs on
 //! two blocking threads, one per form, each fed the same batches of rows
 //! through its own bounded channel, so memory stays at a few batches
 //! whatever the company's size, and both cores write. The CSV thread writes
@@ -19,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use sea_orm::sqlx::{pool::PoolConnection, Postgres};
 use sea_orm::{
-    AccessMode, ConnectionTrait, DbBackend, IsolationLevel, Statement, StreamTrait,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    StreamTrait, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -40,6 +43,10 @@ use crate::ssr::tenancy::servers::databases::{connect_once, create_private_file}
 
 /// Rows sent to the writer at a time.
 const BATCH: usize = 1000;
+
+/// Bytes of PostgreSQL's tuples after which a batch is sent, even short of
+/// [`BATCH`] rows (rows with long text).
+const COPY_BATCH_BYTES: usize = 1 << 18;
 
 /// Batches each writer may have waiting: enough that neither the reader
 /// nor a writer waits on the other's pace from batch to batch, few enough
@@ -92,6 +99,151 @@ impl Writers {
     }
 }
 
+/// Where an export reads its rows, in one snapshot: SQLite through
+/// SeaORM, PostgreSQL through `COPY (SELECT …) TO STDOUT (FORMAT binary)`
+/// on the export's own connection (no per-row decoding in the reader: the
+/// writers read the fields from the tuples' bytes).
+enum Source {
+    Sea(DatabaseTransaction),
+    Pg(PoolConnection<Postgres>),
+}
+
+fn sqlx_err(e: sea_orm::sqlx::Error) -> PortError {
+    PortError::Db(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+}
+
+impl Source {
+    async fn open(db: &DatabaseConnection) -> Result<Self, PortError> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Source::Sea(db.begin().await?));
+        }
+        let mut conn = db
+            .get_postgres_connection_pool()
+            .acquire()
+            .await
+            .map_err(sqlx_err)?;
+        sea_orm::sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
+            .await
+            .map_err(sqlx_err)?;
+        Ok(Source::Pg(conn))
+    }
+
+    fn backend(&self) -> DbBackend {
+        match self {
+            Source::Sea(txn) => ConnectionTrait::get_database_backend(txn),
+            Source::Pg(_) => DbBackend::Postgres,
+        }
+    }
+
+    /// The latest migration applied.
+    async fn schema(&mut self) -> Result<Option<String>, PortError> {
+        const SQL: &str = "SELECT max(version) AS v FROM seaql_migrations";
+        Ok(match self {
+            Source::Sea(txn) => txn
+                .query_one_raw(Statement::from_string(
+                    ConnectionTrait::get_database_backend(txn),
+                    SQL,
+                ))
+                .await?
+                .and_then(|r| r.try_get("", "v").ok()),
+            Source::Pg(conn) => sea_orm::sqlx::query_scalar(SQL)
+                .fetch_one(&mut **conn)
+                .await
+                .map_err(sqlx_err)?,
+        })
+    }
+
+    async fn catalog(&mut self) -> Result<Vec<archive::Table>, PortError> {
+        Ok(match self {
+            Source::Sea(txn) => catalog(&*txn).await?,
+            Source::Pg(conn) => archive::catalog_pg(conn).await.map_err(sqlx_err)?,
+        })
+    }
+
+    /// Sends `kept` columns of every row of `table` to the writers, in
+    /// batches; false once a writer has stopped.
+    async fn send_rows(
+        &mut self,
+        table: &archive::Table,
+        kept: &[&ColumnEntry],
+        tx: &Writers,
+        progress: &Progress,
+    ) -> Result<bool, PortError> {
+        let select = archive::select(self.backend(), table, kept);
+        match self {
+            Source::Sea(txn) => {
+                let mut rows = txn.stream_raw(select).await?;
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(row) = rows.next().await {
+                    batch.push(archive::read_row(&row?, kept)?);
+                    if batch.len() == BATCH {
+                        progress.rows.fetch_add(BATCH as u64, Ordering::Relaxed);
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if !tx.send(Part::Rows(Arc::new(Rows::Values(full)))).await {
+                            return Ok(false);
+                        }
+                    }
+                }
+                progress
+                    .rows
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                Ok(tx.send(Part::Rows(Arc::new(Rows::Values(batch)))).await)
+            }
+            Source::Pg(conn) => {
+                let copy = format!("COPY ({}) TO STDOUT (FORMAT binary)", select.sql);
+                let mut messages = conn.copy_out_raw(&copy).await.map_err(sqlx_err)?;
+                let mut first = true;
+                let (mut tuples, mut rows) = (Vec::with_capacity(COPY_BATCH_BYTES), 0);
+                while let Some(message) = messages.next().await {
+                    let message = message.map_err(sqlx_err)?;
+                    let mut tuple = message.as_ref();
+                    if std::mem::take(&mut first) {
+                        tuple = archive::copy_after_header(tuple)?;
+                    }
+                    // Each message is one row (the protocol's rule), or the
+                    // trailer.
+                    if archive::copy_trailer(tuple) {
+                        continue;
+                    }
+                    tuples.extend_from_slice(tuple);
+                    rows += 1;
+                    if rows == BATCH || tuples.len() >= COPY_BATCH_BYTES {
+                        progress.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                        let full =
+                            std::mem::replace(&mut tuples, Vec::with_capacity(COPY_BATCH_BYTES));
+                        let part = Part::Rows(Arc::new(Rows::Copy {
+                            tuples: full,
+                            rows: std::mem::take(&mut rows),
+                        }));
+                        if !tx.send(part).await {
+                            return Ok(false);
+                        }
+                    }
+                }
+                progress.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                Ok(tx
+                    .send(Part::Rows(Arc::new(Rows::Copy { tuples, rows })))
+                    .await)
+            }
+        }
+    }
+
+    /// Ends the snapshot.
+    async fn close(self) -> Result<(), PortError> {
+        match self {
+            Source::Sea(txn) => txn.rollback().await?,
+            Source::Pg(mut conn) => {
+                sea_orm::sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sqlx_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Services {
     /// Writes company `sub`'s archive to `out`. `credentials`: an
     /// operator's export for moving the company (password hashes, token
@@ -137,27 +289,11 @@ impl Services {
         let result = async {
             let backend = db.get_database_backend();
             // One snapshot for every table.
-            let txn = match backend {
-                DbBackend::Postgres => {
-                    db.begin_with_config(
-                        Some(IsolationLevel::RepeatableRead),
-                        Some(AccessMode::ReadOnly),
-                    )
-                    .await?
-                }
-                _ => db.begin().await?,
-            };
-            let schema: Option<String> = txn
-                .query_one_raw(Statement::from_string(
-                    backend,
-                    "SELECT max(version) AS v FROM seaql_migrations",
-                ))
-                .await?
-                .and_then(|r| r.try_get("", "v").ok());
-            let schema = schema.ok_or_else(|| {
+            let mut source = Source::open(&db).await?;
+            let schema = source.schema().await?.ok_or_else(|| {
                 PortError::refused("the company's database has no migrations recorded")
             })?;
-            let tables = catalog(&txn).await?;
+            let tables = source.catalog().await?;
 
             let (csv, csv_rx) = mpsc::channel::<Part>(QUEUED);
             let (jsonl, jsonl_rx) = mpsc::channel::<Part>(QUEUED);
@@ -203,36 +339,11 @@ impl Services {
                     if !tx.send(Part::Table(entry)).await {
                         return Ok(());
                     }
-                    let mut rows = txn
-                        .stream_raw(archive::select(backend, table, &kept))
-                        .await?;
-                    // PostgreSQL's rows go to the writers as they came (each
-                    // reads its fields from them); SQLite's as values.
-                    let fresh = || match backend {
-                        DbBackend::Postgres => Rows::Pg(Vec::with_capacity(BATCH)),
-                        _ => Rows::Values(Vec::with_capacity(BATCH)),
-                    };
-                    let mut batch = fresh();
-                    while let Some(row) = rows.next().await {
-                        let row = row?;
-                        match &mut batch {
-                            Rows::Pg(b) => b.push(row),
-                            Rows::Values(b) => b.push(archive::read_row(&row, &kept)?),
-                        }
-                        if batch.len() == BATCH {
-                            progress.rows.fetch_add(BATCH as u64, Ordering::Relaxed);
-                            let full = std::mem::replace(&mut batch, fresh());
-                            if !tx.send(Part::Rows(Arc::new(full))).await {
-                                return Ok(());
-                            }
-                        }
+                    if !source.send_rows(table, &kept, &tx, progress).await? {
+                        return Ok(());
                     }
-                    drop(rows);
-                    progress
-                        .rows
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     progress.tables_done.fetch_add(1, Ordering::Relaxed);
-                    if !tx.send(Part::Rows(Arc::new(batch))).await || !tx.send(Part::End).await {
+                    if !tx.send(Part::End).await {
                         return Ok(());
                     }
                 }
@@ -268,7 +379,7 @@ impl Services {
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             read?;
             let (manifest, bytes) = written?;
-            txn.rollback().await?;
+            source.close().await?;
             tokio::fs::rename(&partial, out).await?;
             crate::ssr::accounts::users::audit(
                 &db,
