@@ -25,9 +25,10 @@ use std::process::Stdio;
 use super::BackupSettings;
 
 /// A shell function: `yield_pid <pid>` puts the process at nice 19 and,
-/// where it leads a session of its own, that session's group too. A process that is gone, or a kernel without autogroups, leaves
-/// nothing to do. An unprivileged user may change a group's nice value
-/// once in 100 ms (`EAGAIN` otherwise), hence the retries.
+/// where it leads a session of its own, that session's group too. A
+/// process that is gone, or a kernel without autogroups, leaves nothing to
+/// do. An unprivileged user may change a group's nice value once in 100 ms
+/// (`EAGAIN` otherwise), hence the retries.
 const YIELD_PID: &str = r#"
 yield_pid() {
   renice -n 19 -p "$1" >/dev/null 2>&1
@@ -78,8 +79,9 @@ impl Drop for IdleCluster {
 
 impl BackupSettings {
     /// [`BackupSettings::command`] at nice 19 (which the processes it
-    /// starts inherit), in a session of its own whose group runs at nice 19: a restore's own work (pgBackRest, the temporary cluster)
-    /// runs on the cores the companies being served leave idle.
+    /// starts inherit), in a session of its own whose group runs at nice
+    /// 19: a restore's own work (pgBackRest, the temporary cluster) runs on
+    /// the cores the companies being served leave idle.
     pub(in crate::ssr::tenancy) fn command_idle(
         &self,
         program: impl AsRef<OsStr>,
@@ -93,8 +95,8 @@ impl BackupSettings {
     }
 
     /// Puts processes `pids` (server processes of a PostgreSQL on this
-    /// machine) at nice 19, each one's session group too.
-    /// Where that cannot be done they keep their priority.
+    /// machine) at nice 19, each one's session group too. Where that cannot
+    /// be done they keep their priority.
     pub(in crate::ssr::tenancy) async fn yield_processes(&self, pids: &[u32]) {
         let mut cmd = self.command("sh");
         cmd.arg("-c")
