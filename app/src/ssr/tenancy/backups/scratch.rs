@@ -99,6 +99,11 @@ impl Scratch {
                     &include,
                     "--archive-mode=off",
                     "--log-level-file=off",
+                    // Writes of 64 KiB, not 1 MiB: each one holds a core
+                    // for less (the served companies' p99 beside two
+                    // writers of 1 MiB at nice 19: 4.2 ms; of 64 KiB:
+                    // 1.6-2.5 ms; alone 0.6-1.8 ms).
+                    "--buffer-size=64KiB",
                     "restore",
                 ],
             ),
