@@ -358,7 +358,7 @@ fn busy() -> DbErr {
     DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
 }
 
-fn acquire_err(e: sqlx::Error) -> DbErr {
+pub(in crate::ssr::tenancy) fn acquire_err(e: sqlx::Error) -> DbErr {
     match e {
         sqlx::Error::PoolTimedOut => busy(),
         sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
@@ -370,7 +370,7 @@ fn exec_err(e: sqlx::Error) -> DbErr {
     DbErr::Exec(RuntimeErr::SqlxError(e.into()))
 }
 
-fn query_err(e: sqlx::Error) -> DbErr {
+pub(in crate::ssr::tenancy) fn query_err(e: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(e.into()))
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::ssr::tenancy::connections::conn::query_err;
 use crate::ssr::tenancy::servers::databases::quote_ident;
 
 /// What `manifest.json` says it is.
@@ -176,13 +177,12 @@ pub async fn catalog(db: &impl ConnectionTrait) -> Result<Vec<Table>, DbErr> {
 }
 
 /// [`catalog`], read on a PostgreSQL connection of sqlx's.
-pub async fn catalog_pg(
-    conn: &mut sea_orm::sqlx::PgConnection,
-) -> Result<Vec<Table>, sea_orm::sqlx::Error> {
+pub async fn catalog_pg(conn: &mut sea_orm::sqlx::PgConnection) -> Result<Vec<Table>, DbErr> {
     let rows: Vec<CatalogRow> = sea_orm::sqlx::query_as(PG_CATALOG)
         .fetch_all(&mut *conn)
-        .await?;
-    tables_of(rows).map_err(|e| sea_orm::sqlx::Error::Protocol(e.to_string()))
+        .await
+        .map_err(query_err)?;
+    tables_of(rows)
 }
 
 fn tables_of(rows: Vec<CatalogRow>) -> Result<Vec<Table>, DbErr> {

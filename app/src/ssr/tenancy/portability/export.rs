@@ -23,8 +23,8 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use sea_orm::sqlx::{pool::PoolConnection, Postgres};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    StreamTrait, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, StreamTrait,
+    TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -38,6 +38,7 @@ use super::PortError;
 use crate::domain::Subdomain;
 use crate::ssr::entities::tenants::TenantStatus;
 use crate::ssr::services::Services;
+use crate::ssr::tenancy::connections::conn::{acquire_err, query_err};
 use crate::ssr::tenancy::request::directory::find_by_subdomain;
 use crate::ssr::tenancy::servers::databases::{connect_once, create_private_file};
 
@@ -108,10 +109,6 @@ enum Source {
     Pg(PoolConnection<Postgres>),
 }
 
-fn sqlx_err(e: sea_orm::sqlx::Error) -> PortError {
-    PortError::Db(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
-}
-
 impl Source {
     async fn open(db: &DatabaseConnection) -> Result<Self, PortError> {
         if db.get_database_backend() != DbBackend::Postgres {
@@ -121,11 +118,11 @@ impl Source {
             .get_postgres_connection_pool()
             .acquire()
             .await
-            .map_err(sqlx_err)?;
+            .map_err(acquire_err)?;
         sea_orm::sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *conn)
             .await
-            .map_err(sqlx_err)?;
+            .map_err(query_err)?;
         Ok(Source::Pg(conn))
     }
 
@@ -150,14 +147,14 @@ impl Source {
             Source::Pg(conn) => sea_orm::sqlx::query_scalar(SQL)
                 .fetch_one(&mut **conn)
                 .await
-                .map_err(sqlx_err)?,
+                .map_err(query_err)?,
         })
     }
 
     async fn catalog(&mut self) -> Result<Vec<archive::Table>, PortError> {
         Ok(match self {
             Source::Sea(txn) => catalog(&*txn).await?,
-            Source::Pg(conn) => archive::catalog_pg(conn).await.map_err(sqlx_err)?,
+            Source::Pg(conn) => archive::catalog_pg(conn).await?,
         })
     }
 
@@ -192,11 +189,11 @@ impl Source {
             }
             Source::Pg(conn) => {
                 let copy = format!("COPY ({}) TO STDOUT (FORMAT binary)", select.sql);
-                let mut messages = conn.copy_out_raw(&copy).await.map_err(sqlx_err)?;
+                let mut messages = conn.copy_out_raw(&copy).await.map_err(query_err)?;
                 let mut first = true;
                 let (mut tuples, mut rows) = (Vec::with_capacity(COPY_BATCH_BYTES), 0);
                 while let Some(message) = messages.next().await {
-                    let message = message.map_err(sqlx_err)?;
+                    let message = message.map_err(query_err)?;
                     let mut tuple = message.as_ref();
                     if std::mem::take(&mut first) {
                         tuple = archive::copy_after_header(tuple)?;
@@ -237,7 +234,7 @@ impl Source {
                 sea_orm::sqlx::raw_sql("ROLLBACK")
                     .execute(&mut *conn)
                     .await
-                    .map_err(sqlx_err)?;
+                    .map_err(query_err)?;
             }
         }
         Ok(())
