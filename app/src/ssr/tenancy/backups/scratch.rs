@@ -244,8 +244,10 @@ impl Scratch {
         std::fs::write(conf.join("pg_ident.conf"), ident)
     }
 
-    /// Stops the cluster (if it runs) and removes the directory. Harmless
-    /// to repeat, so recovery can always call it.
+    /// Stops the cluster (if it runs) and removes the directory, at nice 19
+    /// as the rest of a restore's own work (see
+    /// [`BackupSettings::command_idle`]). Harmless to repeat, so recovery
+    /// can always call it.
     pub async fn remove(&self, b: &BackupSettings, facts_major: Option<u32>) {
         if self.data().join("postmaster.pid").exists() || !self.data().exists() {
             let pg_ctl = match (&b.pg_bin, facts_major) {
@@ -253,14 +255,14 @@ impl Scratch {
                 (None, Some(major)) => debian_bin(major).join("pg_ctl"),
                 (None, None) => PathBuf::from("pg_ctl"),
             };
-            let mut stop = b.command(pg_ctl);
+            let mut stop = b.command_idle(pg_ctl);
             stop.arg("-D")
                 .arg(self.data())
                 .args(["-m", "immediate", "-w", "stop"]);
             let _ = b.run("pg_ctl stop", stop).await;
         }
         if self.data().exists() {
-            let mut rm = b.command("rm");
+            let mut rm = b.command_idle("rm");
             rm.arg("-rf").arg(self.data());
             if let Err(e) = b.run("rm", rm).await {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove a restore's data");
