@@ -49,8 +49,8 @@ use crate::ssr::tenancy::servers::databases::{
 };
 use crate::ssr::tenancy::servers::fleet::{FleetError, FIRST};
 use crate::ssr::tenancy::servers::moves::{
-    checksums, copy, end_sessions, migrations, open_copy_session, relations, server_clock,
-    MoveError,
+    checksums, copy, end_sessions, migrations, open_copy_session, relations, run, server_clock,
+    tables, MoveError,
 };
 
 /// How often a running restore says it is alive.
@@ -493,6 +493,13 @@ impl Services {
         let (rows, here, there) = BackupSettings::on_idle_cores(async move {
             let rels = relations(&mut src).await?;
             let rows = copy(&mut src, &mut dst, &rels).await?;
+            // Here, yielded, rather than by an autovacuum worker of the
+            // server's, at its priority, once the rows are in.
+            run(
+                &mut dst,
+                format!("VACUUM (ANALYZE) {}", tables(&rels).join(", ")),
+            )
+            .await?;
             // One side after the other: a core stays free for the companies served.
             let here = checksums(&mut src, &rels).await?;
             let there = checksums(&mut dst, &rels).await?;

@@ -664,6 +664,11 @@ pub(in crate::ssr::tenancy) async fn migrations(
 /// Replaces everything in `dst` with what `src` holds: every table by
 /// binary `COPY`, every sequence's position, in one transaction on `dst`.
 /// Returns the rows copied.
+///
+/// The rows arrive frozen (`FREEZE`, allowed as each table is truncated in
+/// the same transaction): `dst` is a database no request uses until the
+/// switch, and so nothing is left for a later vacuum or first reader to
+/// rewrite (hint bits, freezing) at the company's expense or the server's.
 pub(in crate::ssr::tenancy) async fn copy(
     src: &mut PgConnection,
     dst: &mut PgConnection,
@@ -678,7 +683,7 @@ pub(in crate::ssr::tenancy) async fn copy(
             .copy_out_raw(&format!("COPY {table} TO STDOUT (FORMAT binary)"))
             .await?;
         let mut into = tx
-            .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)"))
+            .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary, FREEZE)"))
             .await?;
         while let Some(chunk) = out.next().await {
             match chunk {
