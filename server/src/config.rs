@@ -235,6 +235,13 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_RESTORE_DIR")]
     pub restore_dir: Option<PathBuf>,
 
+    /// A restore whose temporary server needs at most this many MB (the
+    /// company's database and the WAL it replays) makes it in memory
+    /// (`/dev/shm`), off the disk the served companies use, when the
+    /// machine has twice that free; 0: always in `ENCLAVE_RESTORE_DIR`.
+    #[arg(long, global = true, env = "ENCLAVE_RESTORE_MEMORY_MB", default_value_t = app::ssr::tenancy::backups::DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
+    pub restore_memory_mb: u64,
+
     /// Days a restore in place keeps the database it replaced, for
     /// `tenant restore --undo`.
     #[arg(long, global = true, env = "ENCLAVE_RESTORE_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=3_650))]
@@ -489,6 +496,7 @@ impl Settings {
                 .restore_dir
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("restores")),
+            memory_limit: self.restore_memory_mb << 20,
             keep: days(self.restore_keep_days),
             snapshot_every: self.snapshot_every.0,
             snapshot_keep: days(self.snapshot_keep_days),

@@ -30,6 +30,9 @@ use std::{
     time::Duration,
 };
 
+/// `ENCLAVE_RESTORE_MEMORY_MB`'s default.
+pub const DEFAULT_MEMORY_MB: u64 = 2048;
+
 /// What backups and restores are configured with (see the settings' help).
 #[derive(Clone, Debug)]
 pub struct BackupSettings {
@@ -48,6 +51,10 @@ pub struct BackupSettings {
     pub retention_full: u32,
     /// Where temporary clusters are made, one directory per restore.
     pub scratch_dir: PathBuf,
+    /// A restore whose temporary cluster needs at most this many bytes is
+    /// made in memory instead, when the machine has twice that free (see
+    /// [`BackupSettings::scratch_for`]); 0: never.
+    pub memory_limit: u64,
     /// How long an in-place restore keeps the database it replaced.
     pub keep: Duration,
     /// SQLite: how often each company is snapshotted (`None`: never).
@@ -67,6 +74,7 @@ impl BackupSettings {
             pg_bin: None,
             retention_full: 2,
             scratch_dir: data_dir.join("restores"),
+            memory_limit: DEFAULT_MEMORY_MB << 20,
             keep: Duration::from_secs(7 * 86_400),
             snapshot_every: Some(Duration::from_secs(3600)),
             snapshot_keep: Duration::from_secs(7 * 86_400),
@@ -129,6 +137,26 @@ impl BackupSettings {
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             ),
         })
+    }
+}
+
+/// How long each part of a restore took, logged at debug level as it
+/// goes (`RUST_LOG=app::ssr::tenancy::backups=debug`).
+pub(super) struct Laps(std::time::Instant);
+
+impl Laps {
+    pub(super) fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Logs `what` with the time since the last lap.
+    pub(super) fn lap(&mut self, what: &'static str) {
+        tracing::debug!(
+            what,
+            ms = self.0.elapsed().as_millis() as u64,
+            "restore: done"
+        );
+        self.0 = std::time::Instant::now();
     }
 }
 

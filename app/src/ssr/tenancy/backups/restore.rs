@@ -30,10 +30,10 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::pgbackrest::{facts, BackupError};
+use super::pgbackrest::{archived_now, facts, BackupError};
 use super::scratch::Scratch;
 use super::snapshots;
-use super::BackupSettings;
+use super::{BackupSettings, Laps};
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome},
@@ -165,6 +165,50 @@ fn kept_name(db: &str, restore: Uuid) -> String {
     format!("{db}_k{}", &restore.simple().to_string()[..8])
 }
 
+/// About how much a temporary cluster holding database `db` of `server`,
+/// restored from a backup that began at WAL position `from`, can grow to:
+/// the database as it is now, the server's own three, and all the WAL
+/// written since `from` (replay writes no more than that into the other
+/// companies' databases, which pgBackRest leaves empty), plus room for
+/// the WAL segments replay and promotion keep. `None` where the server
+/// cannot say.
+async fn scratch_room(server: &TenantServer, db: &str, from: &str) -> Option<u64> {
+    const SEGMENTS: i64 = 4 * 16 << 20;
+    let (admin, _) = server.postgres_admin()?;
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT (pg_database_size($1::text) \
+               + (SELECT sum(pg_database_size(oid)) FROM pg_database \
+                  WHERE datname IN ('postgres', 'template0', 'template1')) \
+               + pg_wal_lsn_diff(pg_current_wal_lsn(), $2::text::pg_lsn))::int8 AS n",
+            [db.into(), from.into()],
+        ))
+        .await;
+    match row {
+        Ok(Some(row)) => row
+            .try_get::<i64>("", "n")
+            .ok()
+            .and_then(|n| u64::try_from(n + SEGMENTS).ok()),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "the room a restore needs is unknown");
+            None
+        }
+    }
+}
+
+/// A parallel query's workers would be the postmaster's children, at its
+/// priority: the checksums' scan stays in `session`'s one process.
+async fn no_parallel_workers(session: &mut sea_orm::sqlx::postgres::PgConnection) {
+    if let Err(e) = sea_orm::sqlx::query("SET max_parallel_workers_per_gather = 0")
+        .execute(&mut *session)
+        .await
+    {
+        tracing::debug!(error = %e, "the copy's checksums may run in parallel workers");
+    }
+}
+
 /// SQLite: a file name beside the company's, in its directory.
 fn sqlite_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.db"))
@@ -208,20 +252,31 @@ impl Services {
         let server_name = t.db_server.clone().unwrap_or_else(|| FIRST.to_owned());
         let server = self.provisioner.fleet().named(&server_name).await?;
         // What the backups cover, before anything is recorded or made.
-        let snapshot = if server.is_postgres() {
-            self.check_window(&t, &server_name, to).await?;
-            None
+        let (snapshot, from_lsn) = if server.is_postgres() {
+            (
+                None,
+                self.check_window(&t, &server_name, &server, to).await?,
+            )
         } else {
-            Some(self.pick_snapshot(&t, to)?)
+            (Some(self.pick_snapshot(&t, to)?), None)
         };
         let id = Uuid::new_v4();
         let new_id = match &how {
             RestoreAs::Beside(new_sub) => Some(self.reserve(&t, new_sub, &server_name).await?),
             RestoreAs::InPlace => None,
         };
-        let scratch = server
-            .is_postgres()
-            .then(|| self.backups.scratch_dir.join(id.simple().to_string()));
+        let scratch = match server.is_postgres() {
+            true => {
+                let needed = match &from_lsn {
+                    Some(lsn) => scratch_room(&server, &TenantServer::db_name(t.id), lsn).await,
+                    None => None,
+                };
+                let place = self.backups.scratch_for(needed);
+                tracing::info!(tenant = %sub, needed_mb = needed.map(|n| n >> 20), place = %place.display(), "the restore's temporary server");
+                Some(place.join(id.simple().to_string()))
+            }
+            false => None,
+        };
         let now = Utc::now();
         let inserted = tenant_restores::ActiveModel {
             id: Set(id),
@@ -307,15 +362,22 @@ impl Services {
 
     /// The moments company `t` can be restored to on PostgreSQL: from the
     /// end of the first backup that holds its database to now (the newest
-    /// WAL archived first). Refuses `to` outside.
+    /// WAL archived first). Refuses `to` outside; returns where in the WAL
+    /// the backup a restore to `to` starts from began, if pgBackRest says.
     async fn check_window(
         &self,
         t: &tenants::Model,
-        server: &str,
+        server_name: &str,
+        server: &TenantServer,
         to: DateTime<Utc>,
-    ) -> Result<(), RestoreError> {
+    ) -> Result<Option<String>, RestoreError> {
         let b = &self.backups;
-        let backups = b.backups(server).await?;
+        let mut laps = Laps::start();
+        // Both at once; the listing's errors first.
+        let (backups, checked) =
+            tokio::join!(b.backups(server_name), archived_now(b, server_name, server));
+        let backups = backups?;
+        laps.lap("backups listed, the newest WAL archived");
         let changes = self.data_changes(t).await?;
         let arrived = changes.iter().copied().min().unwrap_or(t.created_at);
         let earliest = super::pgbackrest::earliest(&backups, arrived).ok_or_else(|| {
@@ -324,7 +386,7 @@ impl Services {
                 what: "backup",
             }
         })?;
-        b.check(server).await?;
+        checked?;
         let latest = Utc::now();
         if to < earliest {
             return Err(RestoreError::Outside {
@@ -351,7 +413,7 @@ impl Services {
                 });
             }
         }
-        Ok(())
+        Ok(start.and_then(|b| b.lsn_start.clone()))
     }
 
     /// When company `t`'s database on its server became the one it has:
@@ -425,6 +487,7 @@ impl Services {
     ) -> Result<(u64, Duration, Option<DateTime<Utc>>), RestoreError> {
         let b = self.backups.clone();
         let role = TenantServer::db_name(t.id);
+        let mut laps = Laps::start();
         let f = facts(&row.server, server).await?;
         let scratch = Scratch::new(row.scratch.clone().unwrap_or_default().into());
         // The company's database at the moment, outside every serving server.
@@ -432,6 +495,7 @@ impl Services {
             .restore_and_start(&b, &row.server, &f, &role, row.target_time, &[&role])
             .await?;
         migrate_up(&scratch.role_url(&role, &role)).await?;
+        laps.lap("temporary server at the latest schema");
         self.restore_step(row.id, RestoreStep::Recovered, |_| {})
             .await?;
         self.restore_checkpoint(RestoreStep::Recovered, done)?;
@@ -477,22 +541,28 @@ impl Services {
         };
         self.restore_step(row.id, RestoreStep::Created, |_| {})
             .await?;
+        laps.lap("new database created");
         self.restore_checkpoint(RestoreStep::Created, done)?;
 
         // Copy and verify.
         let scratch_server = TenantServer::postgres(&scratch.admin_url(), false).await?;
         let mut src = open_copy_session(&scratch_server, &role, &role).await?;
         let mut dst = open_copy_session(server, &new_db, &new_role).await?;
-        self.yield_cores(&mut src).await;
+        // The source's server process is the temporary cluster's, yielded
+        // as it starts (`keep_cluster_idle`); the target's, here.
+        no_parallel_workers(&mut src).await;
         self.yield_cores(&mut dst).await;
         if relations(&mut src).await? != relations(&mut dst).await?
             || migrations(&mut src).await? != migrations(&mut dst).await?
         {
             return Err(RestoreError::SchemaDiffers);
         }
+        laps.lap("copy sessions open");
         let (rows, here, there) = BackupSettings::on_idle_cores(async move {
+            let mut laps = Laps::start();
             let rels = relations(&mut src).await?;
             let rows = copy(&mut src, &mut dst, &rels).await?;
+            laps.lap("copy");
             // Here, yielded, rather than by an autovacuum worker of the
             // server's, at its priority, once the rows are in.
             run(
@@ -500,9 +570,12 @@ impl Services {
                 format!("VACUUM (ANALYZE) {}", tables(&rels).join(", ")),
             )
             .await?;
-            // One side after the other: a core stays free for the companies served.
-            let here = checksums(&mut src, &rels).await?;
-            let there = checksums(&mut dst, &rels).await?;
+            laps.lap("vacuum");
+            // Both sides at once, each a yielded server process.
+            let (here, there) =
+                tokio::join!(checksums(&mut src, &rels), checksums(&mut dst, &rels));
+            let (here, there) = (here?, there?);
+            laps.lap("checksums");
             let _ = sea_orm::sqlx::Connection::close(src).await;
             let _ = sea_orm::sqlx::Connection::close(dst).await;
             Ok::<_, sea_orm::sqlx::Error>((rows, here, there))
@@ -621,14 +694,7 @@ impl Services {
         if let Ok(pid) = u32::try_from(pid) {
             self.backups.yield_processes(&[pid]).await;
         }
-        // A parallel query's workers would be the postmaster's children, at
-        // its priority: the checksums' scan stays in this one process.
-        if let Err(e) = sea_orm::sqlx::query("SET max_parallel_workers_per_gather = 0")
-            .execute(&mut *session)
-            .await
-        {
-            tracing::debug!(error = %e, "the copy's checksums may run in parallel workers");
-        }
+        no_parallel_workers(session).await;
     }
 
     /// Records the copy verified, with its rows.

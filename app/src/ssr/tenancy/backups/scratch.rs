@@ -1,8 +1,9 @@
 //! A temporary PostgreSQL cluster holding one company's database as it was at a moment, restored by pgBackRest outside every serving server.
 //!
-//! `<ENCLAVE_RESTORE_DIR>/<restore id>/` holds `data/` (what pgBackRest
-//! restores, owned by the server's operating-system user) and `conf/` (its
-//! `pg_hba.conf` and `pg_ident.conf`); its socket is in
+//! `<ENCLAVE_RESTORE_DIR>/<restore id>/`, or `/dev/shm/enclave-restores/<restore id>/`
+//! in memory where it fits (see [`BackupSettings::scratch_for`]), holds
+//! `data/` (what pgBackRest restores, owned by the server's operating-system
+//! user) and `conf/` (its `pg_hba.conf` and `pg_ident.conf`); its socket is in
 //! `$TMPDIR/enclave-restore-<id>/` (a socket's path is short). The cluster listens on
 //! no TCP port: only on a Unix socket there, with `peer` authentication
 //! mapped so that only this process's user (and the server's own) may
@@ -16,12 +17,73 @@ use secrecy::SecretString;
 
 use super::pgbackrest::{BackupError, ServerFacts};
 use super::priority::IdleCluster;
-use super::{own_user, BackupSettings, ToolError};
+use super::{own_user, BackupSettings, Laps, ToolError};
 
 /// How long the cluster may take to replay the WAL up to the moment.
 const RECOVERY_WAIT: Duration = Duration::from_secs(30 * 60);
 /// The socket's port number (there is no TCP listener).
 const PORT: u16 = 5432;
+
+/// A tmpfs every Linux mounts: a restore made there writes nothing to the
+/// disks the served companies use.
+const IN_MEMORY: &str = "/dev/shm";
+
+impl BackupSettings {
+    /// Where a restore whose temporary cluster needs about `needed` bytes
+    /// (`None`: unknown) makes it: in memory, under [`IN_MEMORY`], when that
+    /// is at most [`BackupSettings::memory_limit`] and both the tmpfs and
+    /// the machine have twice that free; under `scratch_dir` otherwise.
+    /// Buffered writes to a disk cost the companies served beside them
+    /// however low the writer's priority (their p99 beside two writers at
+    /// nice 19: 3.8-16 ms to files, 1.1-2.1 ms to tmpfs, 0.5-1.0 ms alone).
+    pub fn scratch_for(&self, needed: Option<u64>) -> PathBuf {
+        let memory = Path::new(IN_MEMORY);
+        let in_memory = needed.is_some_and(|n| {
+            fits_in_memory(n, self.memory_limit, tmpfs_free(memory), mem_available())
+        });
+        if in_memory {
+            memory.join("enclave-restores")
+        } else {
+            self.scratch_dir.clone()
+        }
+    }
+}
+
+fn fits_in_memory(
+    needed: u64,
+    limit: u64,
+    tmpfs_free: Option<u64>,
+    available: Option<u64>,
+) -> bool {
+    let twice = needed.saturating_mul(2);
+    limit > 0
+        && needed <= limit
+        && tmpfs_free.is_some_and(|f| f >= twice)
+        && available.is_some_and(|a| a >= twice)
+}
+
+/// The bytes free on `dir` if it is a tmpfs.
+fn tmpfs_free(dir: &Path) -> Option<u64> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let fs = rustix::fs::statfs(dir).ok()?;
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ by platform
+    (fs.f_type as i64 == TMPFS_MAGIC)
+        .then(|| (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64))
+}
+
+/// The machine's memory available without swapping (`MemAvailable`).
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
+}
 
 /// One restore's temporary cluster (see the module's doc).
 #[derive(Clone, Debug)]
@@ -80,6 +142,7 @@ impl Scratch {
         at: DateTime<Utc>,
         roles: &[&str],
     ) -> Result<IdleCluster, BackupError> {
+        let mut laps = Laps::start();
         self.prepare(b).await?;
         // pgBackRest reads `YYYY-MM-DD HH:MM:SS.fff+00` (milliseconds at
         // most when it picks the backup itself): rounded up, so that what
@@ -109,6 +172,7 @@ impl Scratch {
             ),
         )
         .await?;
+        laps.lap("pgbackrest restore");
         self.write_access(roles)?;
         // A server configured outside its data directory (Debian's
         // /etc/postgresql) leaves none: the defaults and the options below do.
@@ -144,33 +208,53 @@ impl Scratch {
         if let Err(e) = b.run("pg_ctl start", start).await {
             return Err(self.failed(b, e).await);
         }
+        laps.lap("pg_ctl start");
         self.promoted(b).await?;
+        laps.lap("replayed and promoted");
         Ok(idle)
     }
 
     /// Waits until recovery has reached the moment and the cluster takes
-    /// writes (the company's migrations may need to run on it).
+    /// writes (the company's migrations may need to run on it): asks every
+    /// 20 ms on one session, and whether the server still runs every 0.2 s.
     async fn promoted(&self, b: &BackupSettings) -> Result<(), BackupError> {
         let deadline = Instant::now() + RECOVERY_WAIT;
         let url = self.admin_url();
+        let mut session = None;
+        let mut asked = 0u64;
         loop {
+            asked += 1;
             let state = async {
-                let db = crate::ssr::tenancy::servers::databases::connect_once(&url).await?;
+                if session.is_none() {
+                    session =
+                        Some(crate::ssr::tenancy::servers::databases::connect_once(&url).await?);
+                }
+                let db = session.as_ref().expect("connected above");
                 let row = sea_orm::ConnectionTrait::query_one_raw(
-                    &db,
+                    db,
                     sea_orm::Statement::from_string(
                         sea_orm::DbBackend::Postgres,
                         "SELECT pg_is_in_recovery() AS r",
                     ),
                 )
                 .await?;
-                let _ = db.close().await;
                 let r: bool = row.map(|r| r.try_get("", "r")).transpose()?.unwrap_or(true);
                 Ok::<bool, sea_orm::DbErr>(r)
             }
             .await;
-            if let Ok(false) = state {
-                return Ok(());
+            match state {
+                Ok(false) => {
+                    if let Some(db) = session.take() {
+                        let _ = db.close().await;
+                    }
+                    return Ok(());
+                }
+                Ok(true) => {}
+                Err(_) => session = None,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if asked % 10 != 0 {
+                continue;
             }
             let alive = b.run("pg_ctl status", self.pg_ctl_status(b)).await.is_ok();
             if !alive || Instant::now() > deadline {
@@ -184,7 +268,6 @@ impl Scratch {
                 };
                 return Err(self.failed(b, e).await);
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -297,6 +380,41 @@ fn debian_bin(major: u32) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_restore_goes_to_memory_only_within_the_limit_with_twice_its_need_free() {
+        let fits = super::fits_in_memory;
+        let gb = 1u64 << 30;
+        assert!(fits(gb, 2 * gb, Some(2 * gb), Some(2 * gb)));
+        assert!(!fits(gb, 0, Some(9 * gb), Some(9 * gb)), "0: never");
+        assert!(
+            !fits(3 * gb, 2 * gb, Some(9 * gb), Some(9 * gb)),
+            "over the limit"
+        );
+        assert!(
+            !fits(gb, 2 * gb, Some(2 * gb - 1), Some(9 * gb)),
+            "the tmpfs is short"
+        );
+        assert!(
+            !fits(gb, 2 * gb, Some(9 * gb), Some(2 * gb - 1)),
+            "the machine is short"
+        );
+        assert!(!fits(gb, 2 * gb, None, Some(9 * gb)), "no tmpfs");
+        assert!(!fits(
+            u64::MAX,
+            u64::MAX,
+            Some(u64::MAX),
+            Some(u64::MAX - 1)
+        ));
+    }
+
+    #[test]
+    fn memory_available_is_read_from_the_kernel() {
+        assert!(super::mem_available().is_some_and(|b| b > 0));
+        // /dev/shm is a tmpfs on Linux; /proc is not one.
+        assert!(super::tmpfs_free(std::path::Path::new(super::IN_MEMORY)).is_some_and(|b| b > 0));
+        assert_eq!(super::tmpfs_free(std::path::Path::new("/proc")), None);
+    }
+
     #[test]
     fn the_target_is_rounded_up_to_the_millisecond() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T14:01:00.356001Z")

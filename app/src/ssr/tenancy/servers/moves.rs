@@ -661,6 +661,9 @@ pub(in crate::ssr::tenancy) async fn migrations(
     .await
 }
 
+/// Bytes sent to the target at a time by [`copy`].
+const COPY_BATCH: usize = 64 << 10;
+
 /// Replaces everything in `dst` with what `src` holds: every table by
 /// binary `COPY`, every sequence's position, in one transaction on `dst`.
 /// Returns the rows copied.
@@ -685,16 +688,26 @@ pub(in crate::ssr::tenancy) async fn copy(
         let mut into = tx
             .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary, FREEZE)"))
             .await?;
+        // The source sends a message per row; the target gets them in
+        // batches (a binary COPY's stream may be cut anywhere).
+        let mut batch = Vec::with_capacity(COPY_BATCH + (COPY_BATCH >> 2));
         while let Some(chunk) = out.next().await {
             match chunk {
                 Ok(chunk) => {
-                    into.send(chunk).await?;
+                    batch.extend_from_slice(&chunk);
+                    if batch.len() >= COPY_BATCH {
+                        into.send(batch.as_slice()).await?;
+                        batch.clear();
+                    }
                 }
                 Err(e) => {
                     let _ = into.abort("the source failed").await;
                     return Err(e);
                 }
             }
+        }
+        if !batch.is_empty() {
+            into.send(batch.as_slice()).await?;
         }
         rows += into.finish().await?;
     }
