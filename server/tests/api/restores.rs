@@ -852,12 +852,7 @@ impl Seen {
             .map(|(_, ms)| *ms)
             .collect();
         v.sort_by(f64::total_cmp);
-        let p99 = v
-            .get(v.len() * 99 / 100)
-            .or(v.last())
-            .copied()
-            .unwrap_or(0.0);
-        (v.len(), p99)
+        (v.len(), p99_of_sorted(&v))
     }
 
     /// Each second from `from`: its requests' p99 and slowest, in ms
@@ -876,16 +871,21 @@ impl Seen {
             .enumerate()
             .map(|(s, v)| {
                 v.sort_by(f64::total_cmp);
-                let p99 = v
-                    .get(v.len() * 99 / 100)
-                    .or(v.last())
-                    .copied()
-                    .unwrap_or(0.0);
+                let p99 = p99_of_sorted(v);
                 format!("{s}s: {p99:.1}/{:.1}", v.last().copied().unwrap_or(0.0))
             })
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// The p99 of `sorted` (its largest when it holds fewer than 100), 0 when empty.
+fn p99_of_sorted(sorted: &[f64]) -> f64 {
+    sorted
+        .get(sorted.len() * 99 / 100)
+        .or(sorted.last())
+        .copied()
+        .unwrap_or(0.0)
 }
 
 impl Load {
