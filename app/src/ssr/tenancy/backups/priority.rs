@@ -108,17 +108,7 @@ impl BackupSettings {
     /// machine) at nice 19, each one's session group too. Where that cannot
     /// be done they keep their priority.
     pub(in crate::ssr::tenancy) async fn yield_processes(&self, pids: &[u32]) {
-        // Root may yield any process itself, at once: no `runuser` (its
-        // session setup), and none of the kernel's limit of one group
-        // change in 100 ms for everyone else (the watcher's included),
-        // which made this take 0.2-0.8 s.
-        let mut cmd = if super::running_as_root() {
-            let mut c = tokio::process::Command::new("sh");
-            c.kill_on_drop(true).stdin(Stdio::null());
-            c
-        } else {
-            self.command("sh")
-        };
+        let mut cmd = self.command_over("sh");
         cmd.arg("-c")
             .arg(format!("{YIELD_PID}for pid; do yield_pid \"$pid\"; done"))
             .arg("sh")
