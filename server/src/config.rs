@@ -242,6 +242,13 @@ pub struct Settings {
     #[arg(long, global = true, env = "ENCLAVE_RESTORE_MEMORY_MB", default_value_t = app::ssr::tenancy::backups::DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
     pub restore_memory_mb: u64,
 
+    /// How many cores a restore's own work (pgBackRest, the temporary
+    /// cluster, the copy and its checksums) may run on: the last ones this
+    /// process may use, so the first ones always serve. Default: half of
+    /// them (at least one); 0: all.
+    #[arg(long, global = true, env = "ENCLAVE_RESTORE_CORES", value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub restore_cores: Option<u32>,
+
     /// Days a restore in place keeps the database it replaced, for
     /// `tenant restore --undo`.
     #[arg(long, global = true, env = "ENCLAVE_RESTORE_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=3_650))]
@@ -497,6 +504,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("restores")),
             memory_limit: self.restore_memory_mb << 20,
+            cores: app::ssr::tenancy::backups::priority::restore_cores(self.restore_cores),
             keep: days(self.restore_keep_days),
             snapshot_every: self.snapshot_every.0,
             snapshot_keep: days(self.snapshot_keep_days),

@@ -113,6 +113,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         backup_retention_full: 2,
         restore_dir: None,
         restore_memory_mb: app::ssr::tenancy::backups::DEFAULT_MEMORY_MB,
+        restore_cores: None,
         restore_keep_days: 7,
         snapshot_every: server::config::Every(None),
         snapshot_keep_days: 7,

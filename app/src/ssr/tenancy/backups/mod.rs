@@ -55,6 +55,9 @@ pub struct BackupSettings {
     /// made in memory instead, when the machine has twice that free (see
     /// [`BackupSettings::scratch_for`]); 0: never.
     pub memory_limit: u64,
+    /// The cores a restore's own work runs on (a list `taskset` takes, see
+    /// [`priority::restore_cores`]); `None`: every core.
+    pub cores: Option<String>,
     /// How long an in-place restore keeps the database it replaced.
     pub keep: Duration,
     /// SQLite: how often each company is snapshotted (`None`: never).
@@ -75,6 +78,7 @@ impl BackupSettings {
             retention_full: 2,
             scratch_dir: data_dir.join("restores"),
             memory_limit: DEFAULT_MEMORY_MB << 20,
+            cores: priority::restore_cores(None),
             keep: Duration::from_secs(7 * 86_400),
             snapshot_every: Some(Duration::from_secs(3600)),
             snapshot_keep: Duration::from_secs(7 * 86_400),

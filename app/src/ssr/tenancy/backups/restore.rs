@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::pgbackrest::{archived_now, facts, BackupError};
 use super::scratch::Scratch;
 use super::snapshots;
-use super::{BackupSettings, Laps};
+use super::Laps;
 use crate::domain::Subdomain;
 use crate::ssr::entities::{
     tenant_moves::{self, MoveOutcome},
@@ -194,6 +194,52 @@ async fn scratch_room(server: &TenantServer, db: &str, from: &str) -> Option<u64
         Err(e) => {
             tracing::debug!(error = %e, "the room a restore needs is unknown");
             None
+        }
+    }
+}
+
+/// How long a restore waits, once switched, for the server's archiver to
+/// archive the WAL its copy wrote before putting it back at its priority.
+const ARCHIVER_CATCH_UP: Duration = Duration::from_secs(30);
+
+/// The server's WAL archiver process, where it runs (archiving is on).
+async fn archiver_pid(admin: &sea_orm::DatabaseConnection) -> Option<u32> {
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'",
+        ))
+        .await
+        .ok()??;
+    u32::try_from(row.try_get::<i32>("", "pid").ok()?).ok()
+}
+
+/// Waits (at most [`ARCHIVER_CATCH_UP`]) until no WAL file of the server
+/// is waiting to be archived. Where the administrator may not see the
+/// archive's status (`pg_ls_archive_statusdir`: superuser or
+/// `pg_monitor`), it does not wait.
+async fn archiver_caught_up(admin: &sea_orm::DatabaseConnection) {
+    let deadline = Instant::now() + ARCHIVER_CATCH_UP;
+    loop {
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_ls_archive_statusdir() \
+                   WHERE name LIKE '%.ready') AS done",
+            ))
+            .await;
+        match row.map(|r| r.and_then(|r| r.try_get::<bool>("", "done").ok())) {
+            Ok(Some(true)) => return,
+            Ok(Some(false)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(
+                    "the server's archiver is still behind {ARCHIVER_CATCH_UP:?} after a restore's copy; it is put back at its priority"
+                );
+                return;
+            }
+            Ok(None) | Err(_) => return,
         }
     }
 }
@@ -558,73 +604,91 @@ impl Services {
             return Err(RestoreError::SchemaDiffers);
         }
         laps.lap("copy sessions open");
-        let (rows, here, there) = BackupSettings::on_idle_cores(async move {
-            let mut laps = Laps::start();
-            let rels = relations(&mut src).await?;
-            let rows = copy(&mut src, &mut dst, &rels).await?;
-            laps.lap("copy");
-            // Here, yielded, rather than by an autovacuum worker of the
-            // server's, at its priority, once the rows are in.
-            run(
-                &mut dst,
-                format!("VACUUM (ANALYZE) {}", tables(&rels).join(", ")),
-            )
-            .await?;
-            laps.lap("vacuum");
-            // Both sides at once, each a yielded server process.
-            let (here, there) =
-                tokio::join!(checksums(&mut src, &rels), checksums(&mut dst, &rels));
-            let (here, there) = (here?, there?);
-            laps.lap("checksums");
-            let _ = sea_orm::sqlx::Connection::close(src).await;
-            let _ = sea_orm::sqlx::Connection::close(dst).await;
-            Ok::<_, sea_orm::sqlx::Error>((rows, here, there))
-        })
-        .await??;
-        if let Some((r, _)) = here.iter().zip(&there).find(|(a, b)| a != b) {
-            return Err(RestoreError::Differs(r.0.clone()));
-        }
-        scratch_server.close().await;
-        self.verified(row, rows, done).await?;
-
-        // Switch.
-        let (paused, kept_until) = match row.new_tenant_id {
-            None => {
-                let (kept, until) = self.record_kept(row, &role).await?;
-                let paused = self
-                    .swap_databases(t, server, &role, &new_db, &kept)
-                    .await?;
-                self.restore_step(row.id, RestoreStep::Switched, |r| {
-                    r.pause_ms = Set(Some(paused.as_millis() as i64));
-                    r.switched_at = Set(Some(Utc::now()));
-                })
-                .await?;
-                self.after_switch(
-                    t,
-                    Some(format!(
-                        "restored to {} in place; the data before is kept until {}",
-                        shown(row.target_time),
-                        shown(until)
-                    )),
-                )
-                .await?;
-                (paused, Some(until))
-            }
-            Some(new_id) => {
-                self.open_beside(t, row, new_id, &new_url).await?;
-                (Duration::ZERO, None)
-            }
+        // The WAL the copy writes there is archived with the archiver's
+        // group yielded too, until the archiver has caught up.
+        let archiver = match archiver_pid(admin).await {
+            Some(pid) => b.yield_archiver(pid).await,
+            None => None,
         };
-        *done = RestoreStep::Switched;
-        self.restore_checkpoint(RestoreStep::Switched, done)?;
+        let copied = async {
+            let (rows, here, there) = b
+                .on_idle_cores(async move {
+                    let mut laps = Laps::start();
+                    let rels = relations(&mut src).await?;
+                    let rows = copy(&mut src, &mut dst, &rels).await?;
+                    laps.lap("copy");
+                    // Here, yielded, rather than by an autovacuum worker of the
+                    // server's, at its priority, once the rows are in.
+                    run(
+                        &mut dst,
+                        format!("VACUUM (ANALYZE) {}", tables(&rels).join(", ")),
+                    )
+                    .await?;
+                    laps.lap("vacuum");
+                    // Both sides at once, each a yielded server process.
+                    let (here, there) =
+                        tokio::join!(checksums(&mut src, &rels), checksums(&mut dst, &rels));
+                    let (here, there) = (here?, there?);
+                    laps.lap("checksums");
+                    let _ = sea_orm::sqlx::Connection::close(src).await;
+                    let _ = sea_orm::sqlx::Connection::close(dst).await;
+                    Ok::<_, sea_orm::sqlx::Error>((rows, here, there))
+                })
+                .await??;
+            if let Some((r, _)) = here.iter().zip(&there).find(|(a, b)| a != b) {
+                return Err(RestoreError::Differs(r.0.clone()));
+            }
+            scratch_server.close().await;
+            self.verified(row, rows, done).await?;
 
-        scratch.remove(&b, Some(f.major)).await;
-        self.restore_step(row.id, RestoreStep::Cleaned, |r| {
-            r.outcome = Set(RestoreOutcome::Restored)
-        })
-        .await?;
-        *done = RestoreStep::Cleaned;
-        Ok((rows, paused, kept_until))
+            // Switch.
+            let (paused, kept_until) = match row.new_tenant_id {
+                None => {
+                    let (kept, until) = self.record_kept(row, &role).await?;
+                    let paused = self
+                        .swap_databases(t, server, &role, &new_db, &kept)
+                        .await?;
+                    self.restore_step(row.id, RestoreStep::Switched, |r| {
+                        r.pause_ms = Set(Some(paused.as_millis() as i64));
+                        r.switched_at = Set(Some(Utc::now()));
+                    })
+                    .await?;
+                    self.after_switch(
+                        t,
+                        Some(format!(
+                            "restored to {} in place; the data before is kept until {}",
+                            shown(row.target_time),
+                            shown(until)
+                        )),
+                    )
+                    .await?;
+                    (paused, Some(until))
+                }
+                Some(new_id) => {
+                    self.open_beside(t, row, new_id, &new_url).await?;
+                    (Duration::ZERO, None)
+                }
+            };
+            *done = RestoreStep::Switched;
+            self.restore_checkpoint(RestoreStep::Switched, done)?;
+
+            scratch.remove(&b, Some(f.major)).await;
+            self.restore_step(row.id, RestoreStep::Cleaned, |r| {
+                r.outcome = Set(RestoreOutcome::Restored)
+            })
+            .await?;
+            *done = RestoreStep::Cleaned;
+            Ok::<_, RestoreError>((rows, paused, kept_until))
+        }
+        .await;
+        if let Some(a) = archiver {
+            if copied.is_ok() {
+                archiver_caught_up(admin).await;
+                laps.lap("the restore's WAL archived");
+            }
+            b.restore_archiver(a).await;
+        }
+        copied
     }
 
     /// In place on PostgreSQL: the company's database `live` becomes `kept`
