@@ -688,6 +688,7 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
     ));
     let at_s = at.to_rfc3339();
     let started = std::time::Instant::now();
+    let started_utc = Utc::now();
     // Where each step began (polled from the registry), to split the
     // requests during the restore by what the restore was doing.
     let steps = {
@@ -724,11 +725,20 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
     let during = load.take();
     let parts: Vec<String> = out
         .lines()
-        .filter(|l| l.contains("restore: done") || l.contains("temporary server"))
+        .filter(|l| {
+            l.contains("restore: done") || l.contains("temporary server") || l.contains("archiver")
+        })
         .map(|l| {
-            l.split_once(" app::")
-                .map_or(l, |(_, rest)| rest)
-                .to_owned()
+            // Each as seconds from the command, to set beside the slowest
+            // requests.
+            let (when, rest) = l.split_once(' ').unwrap_or(("", l));
+            match chrono::DateTime::parse_from_rfc3339(when) {
+                Ok(w) => {
+                    let ms = (w.with_timezone(&Utc) - started_utc).num_milliseconds();
+                    format!("{:.3}s {}", ms as f64 / 1e3, rest.trim_start())
+                }
+                Err(_) => l.to_owned(),
+            }
         })
         .collect();
     println!(
@@ -762,16 +772,28 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
         }
     );
     let ceiling = restore_alone + copy_alone;
+    // Command to switched (the target), from the restore's record; the
+    // command itself ends later: it cleans up and waits for the server's
+    // archiver to archive the WAL the copy wrote (the served companies'
+    // requests are measured until then).
+    let switched = (r.switched_at.unwrap() - started_utc)
+        .to_std()
+        .unwrap_or_default();
+    println!(
+        "command to switched {:.2} s; the command ended at {:.2} s",
+        switched.as_secs_f64(),
+        took.as_secs_f64()
+    );
     println!(
         "\n| company | restore in place, command to switched | writes paused | ceiling: pgBackRest restore {:.1} s + COPY {:.1} s | ratio | nine others: requests, errors, p99 before → during |\n|---|---:|---:|---:|---:|---|\n| {mb:.0} MB, {} rows, {} s back | {:.1} s | {:.2} s | {:.1} s | {:.2}× | {} and {}, {} and {} errors, {:.1} → {:.1} ms |\n",
         restore_alone.as_secs_f64(),
         copy_alone.as_secs_f64(),
         restored_rows,
         ago.as_secs(),
-        took.as_secs_f64(),
+        switched.as_secs_f64(),
         paused.as_secs_f64(),
         ceiling.as_secs_f64(),
-        took.as_secs_f64() / ceiling.as_secs_f64(),
+        switched.as_secs_f64() / ceiling.as_secs_f64(),
         before.count,
         during.count,
         before.errors,
@@ -790,6 +812,10 @@ async fn bench_restoring_a_100_mb_company_in_place_under_load() {
     println!(
         "during, per second from the command (p99/slowest ms): {}",
         during.by_second(started)
+    );
+    println!(
+        "during, the 20 slowest (started, ms): {}",
+        during.slowest(started, 20)
     );
     let mut phases = Vec::new();
     let mut from = ("command".to_owned(), started);
@@ -853,6 +879,25 @@ impl Seen {
             .collect();
         v.sort_by(f64::total_cmp);
         (v.len(), p99_of_sorted(&v))
+    }
+
+    /// The `n` slowest requests, each as when it started (seconds from
+    /// `from`) and how long it took (ms), in the order they started: slow
+    /// requests that start together point at one stall of all of them.
+    pub(crate) fn slowest(&self, from: std::time::Instant, n: usize) -> String {
+        let mut v: Vec<(f64, f64)> = self
+            .at
+            .iter()
+            .zip(&self.ms)
+            .map(|(at, ms)| (at.saturating_duration_since(from).as_secs_f64(), *ms))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.truncate(n);
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v.iter()
+            .map(|(s, ms)| format!("{s:.3}s {ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Each second from `from`: its requests' p99 and slowest, in ms
