@@ -273,20 +273,7 @@ impl BackupSettings {
 /// What cannot be set is left as it was.
 fn start_yielded(cmd: &mut tokio::process::Command, cores: Option<&str>, own_session: bool) {
     // Made before the fork: the child only copies it.
-    let mask = cores.map(|list| {
-        // SAFETY: a `cpu_set_t` is plain bits; zeroed is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        for cpu in list
-            .split(',')
-            .filter_map(|c| c.trim().parse::<usize>().ok())
-        {
-            if cpu < libc::CPU_SETSIZE as usize {
-                // SAFETY: `cpu` is within the set, checked above.
-                unsafe { libc::CPU_SET(cpu, &mut set) };
-            }
-        }
-        set
-    });
+    let mask = cores.map(cpu_set);
     let group = c"/proc/self/autogroup";
     // SAFETY: the closure runs in the child between fork and exec; it only
     // makes system calls that are async-signal-safe (setsid, setpriority,
@@ -323,34 +310,42 @@ fn start_yielded(cmd: &mut tokio::process::Command, cores: Option<&str>, own_ses
     }
 }
 
-/// Puts the calling thread (and only it) at nice 19 (its process's group
-/// is the serving one's, and keeps its value), on `cores` where given.
-fn idle_this_thread(cores: Option<&str>) {
-    // `/proc/thread-self` links to `<pid>/task/<tid>`.
-    let Some(tid) = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-    else {
-        return;
-    };
-    let done = std::process::Command::new("renice")
-        .args(["-n", "19", "-p", &tid])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !done.as_ref().is_ok_and(|s| s.success()) {
-        tracing::debug!(?done, "the idle thread keeps its priority");
+/// The kernel's set of the cores in `list` (`1,2,3`).
+fn cpu_set(list: &str) -> libc::cpu_set_t {
+    // SAFETY: a `cpu_set_t` is plain bits; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in list
+        .split(',')
+        .filter_map(|c| c.trim().parse::<usize>().ok())
+    {
+        if cpu < libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is within the set, checked above.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
     }
-    if let Some(cores) = cores {
-        let pinned = std::process::Command::new("taskset")
-            .args(["-p", "-c", cores, &tid])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if !pinned.as_ref().is_ok_and(|s| s.success()) {
-            tracing::debug!(?pinned, "the idle thread may run on every core");
+    set
+}
+
+/// Puts the calling thread (and only it) at nice 19 (its process's group
+/// is the serving one's, and keeps its value), on `cores` where given. On
+/// Linux a thread has a nice value and cores of its own.
+fn idle_this_thread(cores: Option<&str>) {
+    // SAFETY: system calls on the calling thread, with a set made here.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS as _, tid as _, 19) != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the idle thread keeps its priority"
+            );
+        }
+        if let Some(set) = cores.map(cpu_set) {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                tracing::debug!(
+                    error = %std::io::Error::last_os_error(),
+                    "the idle thread may run on every core"
+                );
+            }
         }
     }
 }
