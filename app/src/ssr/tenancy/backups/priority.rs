@@ -8,8 +8,9 @@
 //! restore work to reach a point where the kernel switches away from it
 //! (about a millisecond in a system call or a process start, on a kernel
 //! that does not preempt itself). The server's WAL archiver gets the same
-//! while the copy writes WAL for it ([`BackupSettings::yield_archiver`]). The group matters where the kernel groups
-//! processes by session (`kernel.sched_autogroup_enabled`, on wherever
+//! while the copy writes WAL for it ([`BackupSettings::yield_archiver`]).
+//!
+//! The group matters where the kernel groups processes by session (`kernel.sched_autogroup_enabled`, on wherever
 //! processes are not put in CPU cgroups of their own, as systemd does):
 //! each session then competes with the others at its group's nice value,
 //! whatever its processes' own, and every PostgreSQL server process leads
@@ -176,7 +177,7 @@ impl BackupSettings {
         if !(title.starts_with("postgres:") && title.contains("archiver")) {
             return None;
         }
-        let cores = cores_allowed(pid);
+        let cores = cores_allowed(&pid.to_string());
         let mut cmd = self.command_over("sh");
         start_yielded(&mut cmd, self.cores.as_deref(), false);
         cmd.arg("-c")
@@ -235,11 +236,12 @@ impl BackupSettings {
     }
 
     /// Runs `work` to its end on a thread of its own, with a runtime of its
-    /// own, at nice 19: a restore's copy and checksums (the restore
-    /// process's own share of the work) run only on cores the companies
-    /// being served leave idle, whichever process runs the restore (in the
-    /// serving one, every other thread keeps its priority). Where `renice`
-    /// cannot run, the thread keeps its priority and the work runs as it is.
+    /// own, at nice 19 and on the restore's cores: a restore's copy and
+    /// checksums (the restore process's own share of the work) run only on
+    /// cores the companies being served leave idle, whichever process runs
+    /// the restore (in the serving one, every other thread keeps its
+    /// priority). Where the kernel refuses, the thread keeps its priority
+    /// and the work runs as it is.
     pub(in crate::ssr::tenancy) async fn on_idle_cores<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = T> + Send + 'static,
@@ -355,15 +357,12 @@ fn idle_this_thread(cores: Option<&str>) {
 /// least one), so the first ones never run it; `None` where that is all of
 /// them (one core, or `wanted` 0 or at least their number).
 pub fn restore_cores(wanted: Option<u32>) -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-    cores_of(list, wanted)
+    cores_of(&cores_allowed("self")?, wanted)
 }
 
-/// The cores process `pid` may run on, as the kernel lists them.
-fn cores_allowed(pid: u32) -> Option<String> {
+/// The cores process `pid` (a number, or `self`) may run on, as the kernel
+/// lists them (`0-3,8`).
+fn cores_allowed(pid: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
