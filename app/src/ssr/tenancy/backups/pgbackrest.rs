@@ -247,6 +247,54 @@ pub(in crate::ssr::tenancy) async fn archived_now(
     }
 }
 
+/// How long a restore waits, once switched, for the server's archiver to
+/// archive the WAL its copy wrote before putting it back at its priority.
+const ARCHIVER_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The server's WAL archiver process, where it runs (archiving is on).
+pub(in crate::ssr::tenancy) async fn archiver_pid(
+    admin: &sea_orm::DatabaseConnection,
+) -> Option<u32> {
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'",
+        ))
+        .await
+        .ok()??;
+    u32::try_from(row.try_get::<i32>("", "pid").ok()?).ok()
+}
+
+/// Waits (at most [`ARCHIVER_CATCH_UP`]) until no WAL file of the server
+/// is waiting to be archived. Where the administrator may not see the
+/// archive's status (`pg_ls_archive_statusdir`: superuser or
+/// `pg_monitor`), it does not wait.
+pub(in crate::ssr::tenancy) async fn archiver_caught_up(admin: &sea_orm::DatabaseConnection) {
+    let deadline = std::time::Instant::now() + ARCHIVER_CATCH_UP;
+    loop {
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_ls_archive_statusdir() \
+                   WHERE name LIKE '%.ready') AS done",
+            ))
+            .await;
+        match row.map(|r| r.and_then(|r| r.try_get::<bool>("", "done").ok())) {
+            Ok(Some(true)) => return,
+            Ok(Some(false)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(
+                    "the server's archiver is still behind {ARCHIVER_CATCH_UP:?} after a restore's copy; it is put back at its priority"
+                );
+                return;
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
 /// The backups in `pgbackrest info --output=json`'s answer, oldest first.
 fn parse_info(json: &str) -> Result<Vec<Backup>, BackupError> {
     let stanzas: serde_json::Value = serde_json::from_str(json)?;

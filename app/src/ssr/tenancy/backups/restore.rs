@@ -30,7 +30,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::pgbackrest::{archived_now, facts, BackupError};
+use super::pgbackrest::{archived_now, archiver_caught_up, archiver_pid, facts, BackupError};
 use super::scratch::Scratch;
 use super::snapshots;
 use super::Laps;
@@ -194,52 +194,6 @@ async fn scratch_room(server: &TenantServer, db: &str, from: &str) -> Option<u64
         Err(e) => {
             tracing::debug!(error = %e, "the room a restore needs is unknown");
             None
-        }
-    }
-}
-
-/// How long a restore waits, once switched, for the server's archiver to
-/// archive the WAL its copy wrote before putting it back at its priority.
-const ARCHIVER_CATCH_UP: Duration = Duration::from_secs(30);
-
-/// The server's WAL archiver process, where it runs (archiving is on).
-async fn archiver_pid(admin: &sea_orm::DatabaseConnection) -> Option<u32> {
-    let row = admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'",
-        ))
-        .await
-        .ok()??;
-    u32::try_from(row.try_get::<i32>("", "pid").ok()?).ok()
-}
-
-/// Waits (at most [`ARCHIVER_CATCH_UP`]) until no WAL file of the server
-/// is waiting to be archived. Where the administrator may not see the
-/// archive's status (`pg_ls_archive_statusdir`: superuser or
-/// `pg_monitor`), it does not wait.
-async fn archiver_caught_up(admin: &sea_orm::DatabaseConnection) {
-    let deadline = Instant::now() + ARCHIVER_CATCH_UP;
-    loop {
-        let row = admin
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_ls_archive_statusdir() \
-                   WHERE name LIKE '%.ready') AS done",
-            ))
-            .await;
-        match row.map(|r| r.and_then(|r| r.try_get::<bool>("", "done").ok())) {
-            Ok(Some(true)) => return,
-            Ok(Some(false)) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok(Some(false)) => {
-                tracing::warn!(
-                    "the server's archiver is still behind {ARCHIVER_CATCH_UP:?} after a restore's copy; it is put back at its priority"
-                );
-                return;
-            }
-            Ok(None) | Err(_) => return,
         }
     }
 }
